@@ -1,0 +1,51 @@
+/** The service's settings, read from the environment and validated once at start. */
+export interface Config {
+  port: number;
+  host: string;
+  /** Undefined: use 127.0.0.1:6379 if it answers, else start a local redis-server. */
+  redisUrl: string | undefined;
+  /** Undefined in development: main makes a random one and prints it once. */
+  adminToken: string | undefined;
+  capacity: number;
+  keyPrefix: string;
+  redisCommandTimeoutMs: number;
+  production: boolean;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const production = env["NODE_ENV"] === "production";
+  const adminToken = nonEmpty(env["ADMIN_TOKEN"]);
+  if (production && adminToken === undefined) {
+    throw new ConfigError("ADMIN_TOKEN must be set when NODE_ENV=production");
+  }
+  return {
+    port: integer(env, "PORT", 8000, 0, 65535),
+    host: nonEmpty(env["HOST"]) ?? "0.0.0.0",
+    redisUrl: nonEmpty(env["REDIS_URL"]),
+    adminToken,
+    capacity: integer(env, "CAPACITY", 500, 0, 1_000_000_000),
+    keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
+    redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
+    production,
+    logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}

@@ -1,0 +1,192 @@
+import { getOption, ScalarType, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
+import type { HttpRule } from "../../gen/google/api/http_pb.js";
+import { toConnectError } from "../server/errors.js";
+import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
+
+type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
+type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
+
+interface Route {
+  verb: string;
+  template: PathTemplate;
+  /** "*" (the whole request is the body), a field name, or "" (no body). */
+  body: string;
+  handler: UniversalHandler;
+}
+
+export interface RestGatewayOptions {
+  /** Largest request body; a larger one is answered 413. */
+  maxBodyBytes: number;
+}
+
+/**
+ * REST transcoding driven by the proto's google.api.http rules.
+ *
+ * `router` must be a Connect router holding the same services and interceptors
+ * as the RPC transports, configured for REST JSON (proto field names, defaults
+ * emitted, unknown fields refused). A REST request becomes a Connect unary JSON
+ * request to that router, so validation, auth, handlers and error mapping are
+ * exactly the RPCs'; errors come back as Connect's JSON error with its HTTP
+ * status (400, 401, 403, 404, 429, 503, ...).
+ */
+export function createRestGateway(router: ConnectRouter, options: RestGatewayOptions) {
+  const routes = router.handlers.flatMap(routesOf);
+
+  return async function restGateway(req: NodeRequest, res: NodeResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const verb = (req.method ?? "GET").toLowerCase();
+      const matching = routes.flatMap((route) => {
+        const vars = matchPath(route.template, url.pathname);
+        return vars ? [{ route, vars }] : [];
+      });
+      const match = matching.find((m) => m.route.verb === verb);
+      if (!match) {
+        if (matching.length > 0) {
+          const allow = matching.map((m) => m.route.verb.toUpperCase()).join(", ");
+          return sendError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), 405, { allow });
+        }
+        return sendError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound));
+      }
+      const { route, vars } = match;
+      const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
+      const response = await route.handler({
+        httpVersion: req.httpVersion,
+        method: "POST",
+        url: `http://localhost${route.handler.requestPath}`,
+        header: forwardedHeaders(req),
+        body: message,
+        signal: abortOnClose(res),
+      });
+      await universalResponseToNodeResponse(response, res);
+    } catch (err: unknown) {
+      if (err instanceof PayloadTooLarge) {
+        sendError(res, new ConnectError(err.message, Code.ResourceExhausted), 413);
+      } else {
+        sendError(res, toConnectError(err));
+      }
+    }
+  };
+}
+
+function routesOf(handler: UniversalHandler): Route[] {
+  if (handler.method.methodKind !== "unary") return [];
+  const rule = getOption(handler.method, httpRule);
+  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding));
+}
+
+function routeOf(handler: UniversalHandler, rule: HttpRule): Route[] {
+  const { pattern } = rule;
+  if (pattern.case === undefined) return [];
+  const [verb, path] = pattern.case === "custom" ? [pattern.value.kind.toLowerCase(), pattern.value.path] : [pattern.case, pattern.value];
+  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler }];
+}
+
+/** The body passed the size limit: ResourceExhausted, answered 413 rather than 429. */
+class PayloadTooLarge extends Error {
+  override readonly name = "PayloadTooLarge";
+  constructor(readonly limit: number) {
+    super(`request body is larger than ${limit} bytes`);
+  }
+}
+
+/** The request message as proto JSON: body, then path variables, then query parameters. */
+async function requestMessage(req: NodeRequest, route: Route, vars: Map<string, string>, query: URLSearchParams, limit: number): Promise<JsonObject> {
+  const text = await readBody(req, limit);
+  let message: JsonObject = {};
+  if (route.body !== "" && text.trim() !== "") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err: unknown) {
+      throw new ConnectError(`request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
+    }
+    if (route.body === "*") {
+      if (!isJsonObject(parsed)) throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
+      message = parsed;
+    } else {
+      message = { [route.body]: parsed as JsonValue };
+    }
+  } else if (route.body === "" && text.trim() !== "") {
+    throw new ConnectError(`${route.verb.toUpperCase()} ${route.template.source} takes no request body`, Code.InvalidArgument);
+  }
+  for (const [field, value] of vars) message[field] = typedValue(route.handler.method, field, value);
+  if (route.body !== "*") {
+    for (const key of new Set(query.keys())) {
+      const values = query.getAll(key).map((v) => typedValue(route.handler.method, key, v));
+      message[key] = isRepeated(route.handler.method, key) ? values : (values[values.length - 1] ?? "");
+    }
+  }
+  return message;
+}
+
+async function readBody(req: NodeRequest, limit: number): Promise<string> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > limit) throw new PayloadTooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new PayloadTooLarge(limit);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function fieldOf(method: DescMethod, name: string) {
+  return method.input.fields.find((f) => f.name === name || f.jsonName === name);
+}
+
+function isRepeated(method: DescMethod, name: string): boolean {
+  return fieldOf(method, name)?.fieldKind === "list";
+}
+
+/** Path and query values are text; booleans must become JSON booleans (numbers may stay quoted). */
+function typedValue(method: DescMethod, name: string, value: string): JsonValue {
+  const field = fieldOf(method, name);
+  const scalar = field?.fieldKind === "scalar" || field?.fieldKind === "list" ? field.scalar : undefined;
+  if (scalar === ScalarType.BOOL) {
+    if (value === "true" || value === "false") return value === "true";
+    throw new ConnectError(`${name} must be true or false`, Code.InvalidArgument);
+  }
+  return value;
+}
+
+const DROPPED_HEADERS = new Set(["content-type", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "host"]);
+
+function forwardedHeaders(req: NodeRequest): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":") || DROPPED_HEADERS.has(name) || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  headers.set("content-type", "application/json");
+  return headers;
+}
+
+function abortOnClose(res: NodeResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) controller.abort(new ConnectError("client closed the request", Code.Canceled));
+  });
+  return controller.signal;
+}
+
+function sendError(res: NodeResponse, err: ConnectError, status = codeToHttpStatus(err.code), extra: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const body = errorToJsonBytes(err, {});
+  res.writeHead(status, { "content-type": "application/json", "content-length": body.length, ...extra });
+  res.end(body);
+}

@@ -1,0 +1,77 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import type { Socket } from "node:net";
+
+/** Every cleartext HTTP/2 connection starts with this preface (RFC 9113, 3.4). */
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+export interface OnePortOptions {
+  /** A connection that sends nothing for this long before its first request is closed. */
+  firstByteTimeoutMs: number;
+}
+
+/**
+ * One TCP listener for cleartext HTTP/2 (gRPC, gRPC-web, Connect) and HTTP/1.1
+ * (gRPC-web, Connect, REST). Node cannot offer both on one plaintext port
+ * (`allowHTTP1` needs TLS), so each new connection is read until it either
+ * matches the HTTP/2 preface or does not, and is then handed to the right server.
+ *
+ * The returned HTTP/1 server is the listener: `listen`, `close` and its timeouts
+ * work as usual; the HTTP/2 server only ever receives handed-over sockets.
+ */
+export function createOnePortServer(handler: Handler, options: OnePortOptions): { http1: http.Server; http2: http2.Http2Server } {
+  const h2 = http2.createServer({}, handler);
+  const h1 = http.createServer({}, handler);
+
+  // Keep HTTP/1's own connection handling and put the sniffer in front of it.
+  const http1Connection = h1.listeners("connection")[0] as ((socket: Socket) => void) | undefined;
+  if (!http1Connection) throw new Error("http.Server has no connection listener");
+  h1.removeAllListeners("connection");
+  h1.on("connection", (socket: Socket) => {
+    sniff(socket, options.firstByteTimeoutMs, (isHttp2) => {
+      if (isHttp2) {
+        h2.emit("connection", socket);
+      } else {
+        http1Connection.call(h1, socket);
+      }
+    });
+  });
+  return { http1: h1, http2: h2 };
+}
+
+function sniff(socket: Socket, timeoutMs: number, route: (isHttp2: boolean) => void): void {
+  let seen = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  const done = (isHttp2: boolean): void => {
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.off("close", onClose);
+    if (isHttp2) {
+      // The HTTP/2 session reads bytes already buffered on the socket first.
+      socket.pause();
+      socket.unshift(seen);
+      route(true);
+    } else {
+      // Node's HTTP/1 parser reads the socket's handle directly and would miss
+      // unshifted bytes, so they are fed to its data listener instead.
+      route(false);
+      socket.emit("data", seen);
+    }
+  };
+  const onData = (chunk: Buffer): void => {
+    seen = Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, HTTP2_PREFACE.length);
+    if (!seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n))) done(false);
+    else if (seen.length >= HTTP2_PREFACE.length) done(true);
+  };
+  const onError = (): void => {
+    socket.destroy();
+  };
+  const onClose = (): void => clearTimeout(timer);
+  socket.on("data", onData);
+  socket.on("error", onError);
+  socket.on("close", onClose);
+}

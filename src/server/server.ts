@@ -1,0 +1,109 @@
+import type { AddressInfo, Socket } from "node:net";
+import type * as http2 from "node:http2";
+import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { createRestGateway } from "../gateway/rest-gateway.js";
+import type { QueueStore } from "../queue/queue-store.js";
+import { adminAuthInterceptor } from "./admin-auth.js";
+import { errorInterceptor } from "./errors.js";
+import { createOnePortServer } from "./one-port.js";
+import { ticketQueueService } from "./ticket-queue-service.js";
+
+/** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+export interface ServerDeps {
+  store: QueueStore;
+  adminToken: string;
+  log: Logger;
+}
+
+export interface TicketQueueServer {
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Builds the server without starting it (tests and main share it): gRPC,
+ * gRPC-web and Connect from connect-node, the REST gateway as its fallback, all
+ * on one port.
+ */
+export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
+  const services = [TicketQueueService];
+  const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
+  const routes = (router: ConnectRouter): void => {
+    router.service(TicketQueueService, ticketQueueService(deps.store));
+  };
+
+  // REST shares handlers and interceptors; only its JSON differs: proto field
+  // names, defaults always present, unknown fields refused.
+  const restRouter = createConnectRouter({
+    grpc: false,
+    grpcWeb: false,
+    interceptors,
+    readMaxBytes: MAX_REQUEST_BYTES,
+    jsonOptions: { ignoreUnknownFields: false, useProtoFieldName: true, alwaysEmitImplicit: true },
+  });
+  routes(restRouter);
+  const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES });
+
+  let closing = false;
+  const rpcHandler = connectNodeAdapter({
+    routes,
+    interceptors,
+    readMaxBytes: MAX_REQUEST_BYTES,
+    fallback: (req, res) => void restGateway(req, res),
+  });
+  const { http1, http2: h2 } = createOnePortServer(
+    (req, res) => {
+      // While draining, HTTP/1.1 connections close after their current response.
+      if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      rpcHandler(req, res);
+    },
+    { firstByteTimeoutMs: 10_000 },
+  );
+  http1.headersTimeout = 10_000;
+  http1.requestTimeout = 30_000;
+  http1.keepAliveTimeout = 5_000;
+
+  const sockets = new Set<Socket>();
+  http1.prependListener("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        http1.once("error", reject);
+        http1.listen(port, host, () => {
+          http1.off("error", reject);
+          resolve(http1.address() as AddressInfo);
+        });
+      });
+    },
+
+    async close(graceMs = 10_000) {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => http1.close(() => resolve()));
+      // GOAWAY: clients finish their open streams and open a new connection elsewhere.
+      for (const session of sessions) session.close();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        http1.closeIdleConnections();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { pino } from "pino";
+import { QueueStore } from "../../src/queue/queue-store.js";
+import { createRedisClient } from "../../src/redis/redis-client.js";
+import { createTicketQueueServer, type TicketQueueServer } from "../../src/server/server.js";
+
+export const TEST_ADMIN_TOKEN = "test-admin-token";
+
+export interface TestService {
+  port: number;
+  baseUrl: string;
+  /** host:port for gRPC clients. */
+  address: string;
+  redis: Redis;
+  store: QueueStore;
+  prefix: string;
+  server: TicketQueueServer;
+  close(): Promise<void>;
+}
+
+/**
+ * The real server on a free port, against the given real Redis, with its own key
+ * prefix so tests never see each other's queues.
+ */
+export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number } = {}): Promise<TestService> {
+  const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: options.commandTimeoutMs ?? 1000 });
+  await redis.connect();
+  const prefix = `test-${randomUUID()}`;
+  const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500 });
+  const server = createTicketQueueServer({ store, adminToken: TEST_ADMIN_TOKEN, log: pino({ level: "silent" }) });
+  const { port } = await server.listen(0, "127.0.0.1");
+  return {
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    address: `127.0.0.1:${port}`,
+    redis,
+    store,
+    prefix,
+    server,
+    async close() {
+      await server.close(1000);
+      redis.disconnect();
+    },
+  };
+}
