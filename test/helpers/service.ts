@@ -25,6 +25,7 @@ export interface TestService {
  */
 export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number } = {}): Promise<TestService> {
   const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: options.commandTimeoutMs ?? 1000 });
+  redis.on("error", () => undefined); // outages are expected in some tests; calls report them
   await redis.connect();
   const prefix = `test-${randomUUID()}`;
   const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500 });

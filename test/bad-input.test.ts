@@ -1,0 +1,102 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, type TestService } from "./helpers/service.js";
+
+let redis: TestRedis;
+let svc: TestService;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url);
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+const big = "x".repeat(70 * 1024);
+
+// [what, method, path, body, expected HTTP status, expected Connect error code]
+const restCases: [string, string, string, string | undefined, number, string][] = [
+  ["malformed JSON", "POST", "/reserve", '{"user_id": ', 400, "invalid_argument"],
+  ["JSON that is not an object", "POST", "/reserve", "[1,2]", 400, "invalid_argument"],
+  ["unknown field", "POST", "/reserve", '{"user_id": "a", "seat": 3}', 400, "invalid_argument"],
+  ["wrong field type", "POST", "/reserve", '{"user_id": 42}', 400, "invalid_argument"],
+  ["user_id over 128 bytes", "POST", "/reserve", JSON.stringify({ user_id: "é".repeat(65) }), 400, "invalid_argument"],
+  ["user_id with a control character", "POST", "/reserve", JSON.stringify({ user_id: "a\u0007b" }), 400, "invalid_argument"],
+  ["body over 64 KiB", "POST", "/reserve", JSON.stringify({ user_id: big }), 413, "resource_exhausted"],
+  ["status of an over-long id", "GET", `/status/${"y".repeat(129)}`, undefined, 400, "invalid_argument"],
+  ["status of an id with a newline", "GET", "/status/a%0Ab", undefined, 400, "invalid_argument"],
+  ["broken percent-encoding", "GET", "/status/%E0%A4%A", undefined, 400, "invalid_argument"],
+  ["unknown query parameter", "GET", "/status/a?foo=1", undefined, 400, "invalid_argument"],
+  ["POST on a GET path", "POST", "/health", "{}", 405, "unimplemented"],
+  ["wrong method", "GET", "/reserve", undefined, 405, "unimplemented"],
+  ["unknown path", "GET", "/nowhere", undefined, 404, "not_found"],
+  ["missing admin token", "POST", "/process_queue", undefined, 401, "unauthenticated"],
+  ["wrong admin token", "POST", "/admin/reset", "{}", 401, "unauthenticated"],
+];
+
+describe("REST gateway: bad input gets a clear error, never a 500", () => {
+  it.each(restCases)("%s → %i", async (_what, method, path, body, status, code) => {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (path === "/admin/reset") headers["x-token"] = "wrong";
+    const res = await fetch(svc.baseUrl + path, { method, headers, body });
+    expect(res.status).toBe(status);
+    const json = (await res.json()) as { code?: string; message?: string };
+    if (code !== "") {
+      expect(json.code).toBe(code);
+      expect(json.message).toBeTruthy();
+    }
+  });
+
+  it("still serves the connection after a 413", async () => {
+    const res = await fetch(`${svc.baseUrl}/health`);
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("RPC transports", () => {
+  it("a message over 64 KiB is ResourceExhausted over gRPC and Connect", async () => {
+    for (const transport of [createGrpcTransport({ baseUrl: svc.baseUrl }), createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" })]) {
+      const client = createClient(TicketQueueService, transport);
+      await expect(client.reserve({ userId: big })).rejects.toSatisfy((err) => ConnectError.from(err).code === Code.ResourceExhausted);
+    }
+  });
+
+  it("Connect JSON keeps Connect's default of ignoring unknown fields", async () => {
+    const res = await fetch(`${svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ userId: "connect-json", seat: 3 }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ userId: "connect-json" });
+  });
+
+  it("malformed Connect JSON is InvalidArgument (400)", async () => {
+    const res = await fetch(`${svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{nope",
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "invalid_argument" });
+  });
+});
+
+describe("error codes map to the documented HTTP statuses", () => {
+  it.each([
+    [Code.InvalidArgument, 400],
+    [Code.Unauthenticated, 401],
+    [Code.PermissionDenied, 403],
+    [Code.NotFound, 404],
+    [Code.FailedPrecondition, 400],
+    [Code.ResourceExhausted, 429],
+    [Code.Unavailable, 503],
+  ])("code %i → %i", (code, status) => {
+    expect(codeToHttpStatus(code)).toBe(status);
+  });
+});
