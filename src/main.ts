@@ -8,8 +8,6 @@ import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createTicketQueueServer } from "./server/server.js";
 
-const DEV_REDIS_PORT = 6379;
-
 export interface RunningService {
   port: number;
   stop(): Promise<void>;
@@ -20,10 +18,10 @@ export async function startService(config: Config, adminToken: string, log: Logg
   let localRedis: LocalRedis | undefined;
   let redisUrl = config.redisUrl;
   if (redisUrl === undefined) {
-    if (await isListening("127.0.0.1", DEV_REDIS_PORT)) {
-      redisUrl = `redis://127.0.0.1:${DEV_REDIS_PORT}`;
+    if (await isListening("127.0.0.1", config.devRedisPort)) {
+      redisUrl = `redis://127.0.0.1:${config.devRedisPort}`;
     } else {
-      localRedis = await startLocalRedis(DEV_REDIS_PORT, "data");
+      localRedis = await startLocalRedis(config.devRedisPort, "data");
       redisUrl = localRedis.url;
       log.info({ redis: redisUrl, dir: "data" }, "started a local redis-server (AOF on); it stops with the service");
     }

@@ -35,13 +35,13 @@ async function timed<T>(call: () => Promise<T>): Promise<{ ms: number; error?: C
 }
 
 async function expectAllUnavailableFast(): Promise<void> {
-  const calls = [
+  const calls: (() => Promise<unknown>)[] = [
     () => client.reserve({ userId: "during-outage" }),
     () => client.getStatus({ userId: "before" }),
     () => client.processQueue({}, { headers: { "x-token": "test-admin-token" } }),
     () => client.health({}),
   ];
-  const results = await Promise.all(calls.map(timed));
+  const results = await Promise.all(calls.map((call) => timed(call)));
   for (const r of results) {
     expect(r.error?.code).toBe(Code.Unavailable);
     expect(r.ms).toBeLessThan(FAST_MS);

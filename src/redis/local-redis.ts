@@ -5,10 +5,10 @@ import { resolve } from "node:path";
 
 export class RedisNotInstalledError extends Error {
   override readonly name = "RedisNotInstalledError";
-  constructor() {
+  constructor(port: number) {
     super(
       [
-        "REDIS_URL is not set, nothing answers on 127.0.0.1:6379, and redis-server is not installed.",
+        `REDIS_URL is not set, nothing answers on 127.0.0.1:${port}, and redis-server is not installed.`,
         "Get Redis one of these ways, then run npm start again:",
         "  Debian/Ubuntu: sudo apt-get install redis-server",
         "  macOS:         brew install redis",
@@ -49,7 +49,7 @@ export async function startLocalRedis(port: number, dataDir: string): Promise<Lo
     stdio: ["ignore", "ignore", "inherit"],
   });
   await new Promise<void>((ok, fail) => {
-    child.once("error", (err: NodeJS.ErrnoException) => fail(err.code === "ENOENT" ? new RedisNotInstalledError() : err));
+    child.once("error", (err: NodeJS.ErrnoException) => fail(err.code === "ENOENT" ? new RedisNotInstalledError(port) : err));
     child.once("exit", (code) => fail(new Error(`redis-server exited with code ${String(code)} while starting`)));
     const poll = async (): Promise<void> => {
       for (let i = 0; i < 100; i++) {

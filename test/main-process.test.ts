@@ -1,0 +1,138 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isListening } from "../src/redis/local-redis.js";
+import { freePort, startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+
+// `npm test` builds first (pretest); these tests run the real entry point, as `npm start` does.
+const MAIN = resolve("dist/src/main.js");
+
+interface Proc {
+  child: ChildProcessWithoutNullStreams;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(env: Record<string, string>, cwd = process.cwd()): Proc {
+  const child = spawn(process.execPath, [MAIN], { cwd, env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", ...env } });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+async function waitForHealth(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("service did not become healthy");
+}
+
+let redis: TestRedis;
+beforeAll(async () => {
+  expect(existsSync(MAIN), "run npm run build first").toBe(true);
+  redis = await startTestRedis(["--enable-debug-command", "local"]);
+});
+afterAll(async () => {
+  await redis.dispose();
+});
+
+describe("npm start (dist/src/main.js)", () => {
+  it("refuses to start in production without ADMIN_TOKEN", async () => {
+    const proc = run({ NODE_ENV: "production", REDIS_URL: redis.url, PORT: "0" });
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toContain("ADMIN_TOKEN must be set");
+  });
+
+  it("refuses a bad setting with a clear message", async () => {
+    const proc = run({ REDIS_URL: redis.url, CAPACITY: "lots" });
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toMatch(/CAPACITY must be an integer/);
+  });
+
+  it("makes a random admin token in development, prints it once to stderr and never logs it", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), KEY_PREFIX: `main-${port}` });
+    await waitForHealth(port);
+    const token = /admin token is: (\S+)/.exec(proc.stderr())?.[1];
+    expect(token).toBeTruthy();
+    const ok = await fetch(`http://127.0.0.1:${port}/process_queue`, { method: "POST", headers: { "x-token": token ?? "" } });
+    expect(ok.status).toBe(200);
+    const refused = await fetch(`http://127.0.0.1:${port}/process_queue`, { method: "POST", headers: { "x-token": "my-secret-token" } });
+    expect(refused.status).toBe(401);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(proc.stdout()).not.toContain(token);
+    // stdout is the JSON log: every line parses.
+    for (const line of proc.stdout().trim().split("\n")) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    expect(proc.stderr().split(token ?? "").length - 1).toBe(1);
+  });
+
+  it("drains an in-flight call on SIGTERM, then exits 0", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", KEY_PREFIX: `drain-${port}`, REDIS_COMMAND_TIMEOUT_MS: "3000" });
+    await waitForHealth(port);
+    const admin = new Redis(redis.url);
+    try {
+      // Redis is busy for 600 ms: the reserve below is in flight when SIGTERM lands.
+      const sleeping = admin.call("DEBUG", "SLEEP", "0.6");
+      await new Promise((r) => setTimeout(r, 50));
+      const inFlight = fetch(`http://127.0.0.1:${port}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "in-flight" }) });
+      await new Promise((r) => setTimeout(r, 100));
+      proc.child.kill("SIGTERM");
+      const res = await inFlight;
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ user_id: "in-flight", status: "RESERVATION_STATUS_RESERVED" });
+      await sleeping;
+      expect(await proc.exited).toBe(0);
+      expect(await isListening("127.0.0.1", port)).toBe(false);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it("with no REDIS_URL and nothing on the dev port, starts its own redis-server (AOF on) and stops it on exit", async () => {
+    const port = await freePort();
+    const devRedisPort = await freePort();
+    const cwd = mkdtempSync(join(tmpdir(), "tq-start-"));
+    try {
+      const proc = run({ PORT: String(port), DEV_REDIS_PORT: String(devRedisPort), ADMIN_TOKEN: "t" }, cwd);
+      await waitForHealth(port);
+      expect(await isListening("127.0.0.1", devRedisPort)).toBe(true);
+      const res = await fetch(`http://127.0.0.1:${port}/reserve`, { method: "POST", body: "{}" });
+      expect(res.status).toBe(200);
+      const local = new Redis(devRedisPort, "127.0.0.1");
+      expect(await local.config("GET", "appendonly")).toEqual(["appendonly", "yes"]);
+      local.disconnect();
+      proc.child.kill("SIGINT");
+      expect(await proc.exited).toBe(0);
+      expect(await isListening("127.0.0.1", devRedisPort)).toBe(false);
+      expect(existsSync(join(cwd, "data"))).toBe(true);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it("without redis-server installed, says how to get one", async () => {
+    const devRedisPort = await freePort();
+    // An empty PATH: redis-server cannot be found (node itself is started by absolute path).
+    const emptyDir = mkdtempSync(join(tmpdir(), "tq-path-"));
+    const proc = run({ PATH: emptyDir, DEV_REDIS_PORT: String(devRedisPort), PORT: "0" });
+    expect(await proc.exited).toBe(1);
+    rmSync(emptyDir, { recursive: true });
+    expect(proc.stderr()).toContain("apt-get install redis-server");
+    expect(proc.stderr()).toContain("brew install redis");
+    expect(proc.stderr()).toContain("docker compose up");
+  });
+});
