@@ -23,13 +23,13 @@ export interface TestService {
  * The real server on a free port, against the given real Redis, with its own key
  * prefix so tests never see each other's queues.
  */
-export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number } = {}): Promise<TestService> {
+export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string } = {}): Promise<TestService> {
   const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: options.commandTimeoutMs ?? 1000 });
   redis.on("error", () => undefined); // outages are expected in some tests; calls report them
   await redis.connect();
   const prefix = `test-${randomUUID()}`;
   const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500 });
-  const server = createTicketQueueServer({ store, adminToken: TEST_ADMIN_TOKEN, log: pino({ level: "silent" }) });
+  const server = createTicketQueueServer({ store, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log: pino({ level: "silent" }) });
   const { port } = await server.listen(0, "127.0.0.1");
   return {
     port,
