@@ -1,4 +1,7 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { CallFailed, connectGrpc, connectGrpcWeb, connectProtocol, grpcJs, handFramedGrpcWebReserve, rest, type Answers } from "./helpers/clients.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
@@ -90,6 +93,23 @@ describe("gRPC-web framed by hand", () => {
       expect(second.message).toMatchObject({ userId: "hand-2", status: 2, position: 1 });
       const bad = await handFramedGrpcWebReserve(svc.baseUrl, "bad\n");
       expect(bad.grpcStatus).toBe("3");
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe("read-only RPCs (NO_SIDE_EFFECTS)", () => {
+  it("are served over Connect GET, cacheable", async () => {
+    const svc = await startTestService(redis.url, { capacity: 1 });
+    try {
+      const client = createClient(TicketQueueService, createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1", useHttpGet: true }));
+      await client.reserve({ userId: "getter" });
+      expect(await client.getStatus({ userId: "getter" })).toMatchObject({ userId: "getter", status: 1 });
+      const url = `${svc.baseUrl}/ticketqueue.v1.TicketQueueService/GetStatus?connect=v1&encoding=json&message=${encodeURIComponent('{"userId":"getter"}')}`;
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ userId: "getter", status: "RESERVATION_STATUS_RESERVED" });
     } finally {
       await svc.close();
     }
