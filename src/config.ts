@@ -9,6 +9,9 @@ export interface Config {
   /** Undefined in development: main makes a random one and prints it once. */
   adminToken: string | undefined;
   capacity: number;
+  /** TICKET_KEY: Ed25519 private key (JWK JSON or PKCS#8 PEM); undefined: generated and kept in Redis. */
+  ticketKey: string | undefined;
+  ticketTtlSeconds: number;
   keyPrefix: string;
   redisCommandTimeoutMs: number;
   production: boolean;
@@ -25,13 +28,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (production && adminToken === undefined) {
     throw new ConfigError("ADMIN_TOKEN must be set when NODE_ENV=production");
   }
+  const ticketKey = nonEmpty(env["TICKET_KEY"]);
+  if (production && ticketKey === undefined) {
+    throw new ConfigError("TICKET_KEY must be set when NODE_ENV=production (npm run ticket-key makes one)");
+  }
   return {
     port: integer(env, "PORT", 8000, 0, 65535),
     host: nonEmpty(env["HOST"]) ?? "0.0.0.0",
     redisUrl: nonEmpty(env["REDIS_URL"]),
     devRedisPort: integer(env, "DEV_REDIS_PORT", 6379, 1, 65535),
     adminToken,
-    capacity: integer(env, "CAPACITY", 500, 0, 1_000_000_000),
+    capacity: integer(env, "CAPACITY", 500, 1, 10_000_000),
+    ticketKey,
+    ticketTtlSeconds: integer(env, "TICKET_TTL_SECONDS", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
     production,

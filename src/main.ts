@@ -3,10 +3,13 @@ import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createLogger } from "./log.js";
+import { startHoldSweeper } from "./queue/hold-sweeper.js";
+import { ticketKeyKey } from "./queue/keys.js";
 import { QueueStore } from "./queue/queue-store.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createTicketQueueServer } from "./server/server.js";
+import { Tickets } from "./tickets/tickets.js";
 
 export interface RunningService {
   port: number;
@@ -34,13 +37,16 @@ export async function startService(config: Config, adminToken: string, log: Logg
   await redis.connect().catch((err: unknown) => log.warn({ err: String(err) }, "redis not reachable at start; retrying in the background"));
 
   const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
-  const server = createTicketQueueServer({ store, adminToken, log });
+  const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
+  const sweeper = startHoldSweeper(store, log);
+  const server = createTicketQueueServer({ store, tickets, adminToken, log });
   const address = await server.listen(config.port, config.host);
   log.info({ port: address.port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
 
   return {
     port: address.port,
     async stop() {
+      sweeper.stop();
       await server.close();
       redis.disconnect();
       await localRedis?.stop();

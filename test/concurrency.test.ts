@@ -35,7 +35,7 @@ describe("5,000 simultaneous Reserve calls over gRPC", () => {
     expect(new Set(first.map((r) => r.userId)).size).toBe(USERS);
 
     // Redis agrees, and its FIFO order is the order of the positions handed out.
-    expect(await svc.redis.scard(`${svc.prefix}:{default}:reserved`)).toBe(CAPACITY);
+    expect(await svc.redis.hlen(`${svc.prefix}:{default}:seats`)).toBe(CAPACITY);
     const waiting = await svc.redis.zrange(`${svc.prefix}:{default}:waiting`, 0, -1);
     expect(waiting).toEqual([...queued].sort((a, b) => a.position - b.position).map((r) => r.userId));
 
@@ -46,7 +46,7 @@ describe("5,000 simultaneous Reserve calls over gRPC", () => {
       expect(r.position).toBe(before?.position);
       expect(r.alreadyReserved || r.alreadyInQueue).toBe(true);
     }
-    expect(await svc.redis.scard(`${svc.prefix}:{default}:reserved`)).toBe(CAPACITY);
+    expect(await svc.redis.hlen(`${svc.prefix}:{default}:seats`)).toBe(CAPACITY);
     expect(await svc.redis.zcard(`${svc.prefix}:{default}:waiting`)).toBe(USERS - CAPACITY);
   });
 });

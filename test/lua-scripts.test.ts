@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { queueKeys } from "../src/queue/keys.js";
+import { eventKeys } from "../src/queue/keys.js";
 import { QueueStore } from "../src/queue/queue-store.js";
 import { createRedisClient } from "../src/redis/redis-client.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 
-const { RESERVED, QUEUED, NOT_FOUND } = ReservationStatus;
+const { RESERVED, QUEUED, NOT_FOUND, CANCELLED, EXPIRED } = ReservationStatus;
 
 let server: TestRedis;
 let redis: Redis;
@@ -28,112 +29,203 @@ beforeEach(() => {
   store = new QueueStore(redis, { prefix, defaultCapacity: 2 });
 });
 
+const D = "default";
+const keys = (eventId = D): { meta: string; seats: string; waiting: string; holds: string; gone: string } => {
+  const [meta = "", seats = "", waiting = "", holds = "", gone = ""] = eventKeys(prefix, eventId);
+  return { meta, seats, waiting, holds, gone };
+};
+const code = (err: unknown): Code => ConnectError.from(err).code;
+const event = (name: string, capacity: number, holdSeconds = 0) => store.createEvent(name, { name, capacity, holdSeconds, opensAt: 0, closesAt: 0 });
+
 describe("keys", () => {
-  it("share one hash tag per queue so a queue lives in one cluster slot", () => {
-    const keys = queueKeys("tq", "default");
-    expect(Object.values(keys)).toEqual(["tq:{default}:meta", "tq:{default}:reserved", "tq:{default}:waiting"]);
+  it("share one hash tag per event so an event lives in one cluster slot", () => {
+    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate"]);
   });
 });
 
-describe("reserve-3.lua", () => {
-  it("reserves the first `capacity` users and queues the rest in FIFO order", async () => {
-    expect(await store.reserve("a")).toEqual({ status: RESERVED, position: 0, alreadyKnown: false });
-    expect(await store.reserve("b")).toEqual({ status: RESERVED, position: 0, alreadyKnown: false });
-    expect(await store.reserve("c")).toEqual({ status: QUEUED, position: 1, alreadyKnown: false });
-    expect(await store.reserve("d")).toEqual({ status: QUEUED, position: 2, alreadyKnown: false });
-    const keys = queueKeys(prefix, "default");
-    expect((await redis.smembers(keys.reserved)).sort()).toEqual(["a", "b"]);
-    expect(await redis.zrange(keys.waiting, 0, -1)).toEqual(["c", "d"]);
+describe("reserve-6.lua", () => {
+  it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
+    expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
+    expect(await store.reserve(D, "b")).toMatchObject({ status: RESERVED, position: 0, seq: 2 });
+    expect(await store.reserve(D, "c")).toMatchObject({ status: QUEUED, position: 1, seq: 3 });
+    expect(await store.reserve(D, "d")).toMatchObject({ status: QUEUED, position: 2 });
+    expect(Object.keys(await redis.hgetall(keys().seats)).sort()).toEqual(["a", "b"]);
+    expect(await redis.zrange(keys().waiting, 0, -1)).toEqual(["c", "d"]);
   });
 
   it("answers a known user with the same state and changes nothing", async () => {
-    for (const u of ["a", "b", "c", "d"]) await store.reserve(u);
-    expect(await store.reserve("a")).toEqual({ status: RESERVED, position: 0, alreadyKnown: true });
-    expect(await store.reserve("d")).toEqual({ status: QUEUED, position: 2, alreadyKnown: true });
-    const keys = queueKeys(prefix, "default");
-    expect(await redis.scard(keys.reserved)).toBe(2);
-    expect(await redis.zcard(keys.waiting)).toBe(2);
+    for (const u of ["a", "b", "c", "d"]) await store.reserve(D, u);
+    expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, alreadyKnown: true, seq: 1 });
+    expect(await store.reserve(D, "d")).toMatchObject({ status: QUEUED, position: 2, alreadyKnown: true, seq: 4 });
+    expect(await redis.hlen(keys().seats)).toBe(2);
+    expect(await redis.zcard(keys().waiting)).toBe(2);
   });
 
-  it("stores the capacity when the queue is created; afterwards the stored value wins", async () => {
-    await store.reserve("a");
-    const keys = queueKeys(prefix, "default");
-    expect(await redis.hget(keys.meta, "capacity")).toBe("2");
+  it("creates the default event with CAPACITY; afterwards the stored value wins", async () => {
+    await store.reserve(D, "a");
+    expect(await redis.hget(keys().meta, "capacity")).toBe("2");
     const bigger = new QueueStore(redis, { prefix, defaultCapacity: 100 });
-    await bigger.reserve("b");
-    expect(await bigger.reserve("c")).toMatchObject({ status: QUEUED, position: 1 });
-    expect(await redis.hget(keys.meta, "capacity")).toBe("2");
+    await bigger.reserve(D, "b");
+    expect(await bigger.reserve(D, "c")).toMatchObject({ status: QUEUED, position: 1 });
   });
 
-  it("never lets a newcomer take a free seat while others wait", async () => {
-    for (const u of ["a", "b", "c"]) await store.reserve(u);
-    await redis.srem(queueKeys(prefix, "default").reserved, "a"); // a seat frees up
-    expect(await store.reserve("late")).toEqual({ status: QUEUED, position: 2, alreadyKnown: false });
+  it("refuses an unknown event with NotFound", async () => {
+    await expect(store.reserve("nope", "a")).rejects.toSatisfy((e) => code(e) === Code.NotFound);
+  });
+
+  it("gives a held seat when the event has holds", async () => {
+    await event("held", 1, 30);
+    const r = await store.reserve("held", "a");
+    expect(r.status).toBe(RESERVED);
+    const now = Number((await redis.time())[0]) * 1000;
+    expect(r.holdExpiresAt).toBeGreaterThanOrEqual(now + 29_000);
+    expect(r.holdExpiresAt).toBeLessThanOrEqual(now + 31_000);
+  });
+
+  it("refuses before opens_at, while paused and after closes_at, saying why", async () => {
+    const now = Date.now();
+    await store.createEvent("later", { name: "later", capacity: 5, holdSeconds: 0, opensAt: now + 60_000, closesAt: 0 });
+    await expect(store.reserve("later", "a")).rejects.toSatisfy((e) => code(e) === Code.FailedPrecondition && /opens at/.test(String(e)));
+    await store.createEvent("p", { name: "p", capacity: 5, holdSeconds: 0, opensAt: 0, closesAt: 0 });
+    await store.updateEvent("p", { paused: true });
+    await expect(store.reserve("p", "a")).rejects.toSatisfy((e) => code(e) === Code.FailedPrecondition && /paused/.test(String(e)));
+    await store.updateEvent("p", { paused: false });
+    expect(await store.reserve("p", "a")).toMatchObject({ status: RESERVED });
+    await store.createEvent("over", { name: "over", capacity: 5, holdSeconds: 0, opensAt: now - 60_000, closesAt: now - 1000 });
+    await expect(store.reserve("over", "a")).rejects.toSatisfy((e) => code(e) === Code.FailedPrecondition && /closed at/.test(String(e)));
   });
 });
 
-describe("status-3.lua", () => {
-  it("reports reserved, queued with position, and not found", async () => {
-    for (const u of ["a", "b", "c", "d"]) await store.reserve(u);
-    expect(await store.status("a")).toEqual({ status: RESERVED, position: 0 });
-    expect(await store.status("d")).toEqual({ status: QUEUED, position: 2 });
-    expect(await store.status("zzz")).toEqual({ status: NOT_FOUND, position: 0 });
-  });
-
-  it("finds a position without scanning the queue (ZRANK, no LPOS/ZRANGE)", async () => {
-    const keys = queueKeys(prefix, "default");
-    await store.reserve("a");
-    await store.reserve("b");
+describe("status-6.lua", () => {
+  it("reports reserved, queued with position, and not found, without scanning (ZRANK)", async () => {
+    await store.reserve(D, "a");
+    await store.reserve(D, "b");
     const pipeline = redis.pipeline();
-    for (let i = 0; i < 50_000; i++) pipeline.zadd(keys.waiting, i + 1, `user-${i}`);
+    for (let i = 0; i < 50_000; i++) pipeline.zadd(keys().waiting, i + 10, `user-${i}`);
     await pipeline.exec();
     await redis.config("RESETSTAT");
-    expect(await store.status("user-49999")).toEqual({ status: QUEUED, position: 50_000 });
-    expect(await store.status("user-0")).toEqual({ status: QUEUED, position: 1 });
+    expect(await store.status(D, "a")).toMatchObject({ status: RESERVED, position: 0 });
+    expect(await store.status(D, "user-49999")).toMatchObject({ status: QUEUED, position: 50_000 });
+    expect(await store.status(D, "zzz")).toMatchObject({ status: NOT_FOUND, position: 0 });
     const stats = await redis.info("commandstats");
     const called = [...stats.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map((m) => m[1]);
     expect(called).toContain("zrank");
-    for (const scan of ["lpos", "zrange", "zscan", "lrange", "zrangebyscore", "keys", "scan"]) expect(called).not.toContain(scan);
+    for (const scan of ["lpos", "zrange", "zscan", "lrange", "zrangebyscore", "keys", "scan", "hgetall", "smembers"]) expect(called).not.toContain(scan);
+  });
+
+  it("reports an unknown event as NotFound, and the default event before its first use as empty", async () => {
+    await expect(store.status("nope", "a")).rejects.toSatisfy((e) => code(e) === Code.NotFound);
+    expect(await store.status(D, "a")).toMatchObject({ status: NOT_FOUND });
+    expect(await redis.exists(keys().meta)).toBe(0);
   });
 });
 
-describe("process-queue-3.lua", () => {
-  it("promotes exactly min(free seats, waiting) in FIFO order when seats free up", async () => {
-    for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(u);
-    expect(await store.processQueue()).toEqual([]);
-    await redis.srem(queueKeys(prefix, "default").reserved, "a");
-    expect(await store.processQueue()).toEqual(["c"]);
-    expect(await store.status("c")).toEqual({ status: RESERVED, position: 0 });
-    expect(await store.status("d")).toEqual({ status: QUEUED, position: 1 });
-    expect(await store.status("e")).toEqual({ status: QUEUED, position: 2 });
+describe("cancel-6.lua", () => {
+  it("a seated user's cancel promotes the head of the queue in the same step", async () => {
+    for (const u of ["a", "b", "c", "d"]) await store.reserve(D, u);
+    expect(await store.cancel(D, "a", 1)).toEqual({ status: CANCELLED, alreadyCancelled: false, promoted: ["c"] });
+    expect(await store.status(D, "c")).toMatchObject({ status: RESERVED, promoted: true });
+    expect(await store.status(D, "d")).toMatchObject({ status: QUEUED, position: 1 });
+    expect(await store.status(D, "a")).toMatchObject({ status: CANCELLED });
+    expect(await redis.hlen(keys().seats)).toBe(2);
   });
 
-  it("promotes into raised capacity, no more than are waiting", async () => {
-    for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(u);
-    await redis.hset(queueKeys(prefix, "default").meta, "capacity", 10);
-    expect(await store.processQueue()).toEqual(["c", "d", "e"]);
-    expect(await store.processQueue()).toEqual([]);
-    expect(await redis.scard(queueKeys(prefix, "default").reserved)).toBe(5);
-    // With seats left and nobody waiting, a newcomer is reserved at once.
-    expect(await store.reserve("f")).toMatchObject({ status: RESERVED });
+  it("a waiting user's cancel moves everyone behind up one", async () => {
+    for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(D, u);
+    expect(await store.cancel(D, "c", 3)).toEqual({ status: CANCELLED, alreadyCancelled: false, promoted: [] });
+    expect(await store.status(D, "d")).toMatchObject({ status: QUEUED, position: 1 });
+    expect(await store.status(D, "e")).toMatchObject({ status: QUEUED, position: 2 });
   });
 
-  it("promotes nobody when capacity was lowered below the seats taken", async () => {
-    for (const u of ["a", "b", "c"]) await store.reserve(u);
-    await redis.hset(queueKeys(prefix, "default").meta, "capacity", 1);
-    expect(await store.processQueue()).toEqual([]);
-    expect(await store.status("a")).toMatchObject({ status: RESERVED });
+  it("repeating a cancel answers CANCELLED and changes nothing; Reserve then rejoins at the back", async () => {
+    for (const u of ["a", "b", "c"]) await store.reserve(D, u);
+    await store.cancel(D, "c", 3);
+    expect(await store.cancel(D, "c", 3)).toEqual({ status: CANCELLED, alreadyCancelled: true, promoted: [] });
+    await store.reserve(D, "d");
+    expect(await store.reserve(D, "c")).toMatchObject({ status: QUEUED, position: 2, alreadyKnown: false, seq: 5 });
+    // The old ticket (entry 3) no longer fits the new entry (5).
+    await expect(store.cancel(D, "c", 3)).rejects.toSatisfy((e) => code(e) === Code.PermissionDenied);
+    expect(await store.cancel(D, "c", undefined)).toMatchObject({ status: CANCELLED });
+  });
+
+  it("an unknown user answers NOT_FOUND", async () => {
+    await store.reserve(D, "a");
+    expect(await store.cancel(D, "ghost", 7)).toEqual({ status: NOT_FOUND, alreadyCancelled: false, promoted: [] });
   });
 });
 
-describe("reset-3.lua", () => {
-  it("clears users, keeps the capacity, and counts what it removed", async () => {
-    for (const u of ["a", "b", "c"]) await store.reserve(u);
-    await redis.hset(queueKeys(prefix, "default").meta, "capacity", 3);
-    expect(await store.reset()).toEqual({ clearedReserved: 2, clearedWaiting: 1 });
-    expect(await store.status("a")).toEqual({ status: NOT_FOUND, position: 0 });
-    expect(await redis.hget(queueKeys(prefix, "default").meta, "capacity")).toBe("3");
-    for (const u of ["x", "y", "z"]) expect(await store.reserve(u)).toMatchObject({ status: RESERVED });
-    expect(await store.reset()).toEqual({ clearedReserved: 3, clearedWaiting: 0 });
+describe("holds: confirm-6.lua and expire-holds-6.lua", () => {
+  it("confirm ends the hold; confirming again is a no-op", async () => {
+    await event("h", 1, 60);
+    const a = await store.reserve("h", "a");
+    expect(await store.confirm("h", "a", a.seq)).toEqual({ alreadyConfirmed: false });
+    expect(await store.status("h", "a")).toMatchObject({ status: RESERVED, holdExpiresAt: 0 });
+    expect(await store.confirm("h", "a", a.seq)).toEqual({ alreadyConfirmed: true });
+    const b = await store.reserve("h", "b");
+    await expect(store.confirm("h", "b", b.seq)).rejects.toSatisfy((e) => code(e) === Code.FailedPrecondition && /queued/.test(String(e)));
+  });
+
+  it("an expired hold passes the seat to the next in line, who gets a hold too", async () => {
+    await event("h", 1, 1);
+    const a = await store.reserve("h", "a");
+    await store.reserve("h", "b");
+    await store.reserve("h", "c");
+    expect(await store.expireHolds("h")).toEqual({ expired: 0, promoted: [] });
+    await new Promise((r) => setTimeout(r, 1100));
+    await expect(store.confirm("h", "a", a.seq)).rejects.toSatisfy((e) => code(e) === Code.FailedPrecondition && /expired/.test(String(e)));
+    expect(await store.expireHolds("h")).toEqual({ expired: 1, promoted: ["b"] });
+    expect(await store.expireHolds("h")).toEqual({ expired: 0, promoted: [] });
+    expect(await store.status("h", "a")).toMatchObject({ status: EXPIRED });
+    const b = await store.status("h", "b");
+    expect(b).toMatchObject({ status: RESERVED, promoted: true });
+    expect(b.holdExpiresAt).toBeGreaterThan(0);
+    expect(await store.status("h", "c")).toMatchObject({ status: QUEUED, position: 1 });
+    const info = await store.getEvent("h");
+    expect(info).toMatchObject({ seats: 1, held: 1, waiting: 1, joinedTotal: 3, promotedTotal: 1, expiredTotal: 1 });
+  });
+
+  it("the default event keeps the old behaviour: a reservation is final", async () => {
+    const a = await store.reserve(D, "a");
+    expect(a.holdExpiresAt).toBe(0);
+    expect(await store.confirm(D, "a", a.seq)).toEqual({ alreadyConfirmed: true });
+  });
+});
+
+describe("process-queue-6.lua and update-event-6.lua", () => {
+  it("ProcessQueue promotes exactly min(free seats, waiting) in FIFO order", async () => {
+    for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(D, u);
+    expect(await store.processQueue(D)).toEqual([]);
+    await redis.hdel(keys().seats, "a"); // a seat frees up without a script (as after a crash of another tool)
+    expect(await store.processQueue(D)).toEqual(["c"]);
+    await redis.hset(keys().meta, "capacity", 10);
+    expect(await store.processQueue(D)).toEqual(["d", "e"]);
+    expect(await store.processQueue(D)).toEqual([]);
+  });
+
+  it("raising capacity promotes in the same step; lowering takes no seat back", async () => {
+    await event("e", 2);
+    for (const u of ["a", "b", "c", "d", "e"]) await store.reserve("e", u);
+    expect(await store.updateEvent("e", { capacity: 4 })).toEqual(["c", "d"]);
+    expect(await store.updateEvent("e", { capacity: 1 })).toEqual([]);
+    expect(await redis.hlen(keys("e").seats)).toBe(4);
+    const [a] = [await store.status("e", "a")];
+    await store.cancel("e", "a", a.seq);
+    expect(await store.status("e", "e")).toMatchObject({ status: QUEUED, position: 1 }); // 3 seated > capacity 1: no promotion
+  });
+});
+
+describe("reset-6.lua and create-event-6.lua", () => {
+  it("Reset clears users and totals, keeps settings", async () => {
+    await event("r", 2, 30);
+    for (const u of ["a", "b", "c"]) await store.reserve("r", u);
+    expect(await store.reset("r")).toEqual({ clearedReserved: 2, clearedWaiting: 1 });
+    expect(await store.getEvent("r")).toMatchObject({ capacity: 2, holdSeconds: 30, seats: 0, waiting: 0, held: 0, joinedTotal: 0 });
+    expect(await store.status("r", "a")).toMatchObject({ status: NOT_FOUND });
+  });
+
+  it("CreateEvent refuses an existing id and lists the event", async () => {
+    await event("x", 3);
+    await expect(event("x", 3)).rejects.toSatisfy((e) => code(e) === Code.AlreadyExists);
+    expect(await store.eventIds()).toEqual(["default", "x"]);
   });
 });

@@ -55,6 +55,24 @@ describe("npm start (dist/src/main.js)", () => {
     expect(proc.stderr()).toContain("ADMIN_TOKEN must be set");
   });
 
+  it("refuses to start in production without TICKET_KEY, and uses the one given", async () => {
+    const refused = run({ NODE_ENV: "production", ADMIN_TOKEN: "t", REDIS_URL: redis.url, PORT: "0" });
+    expect(await refused.exited).toBe(1);
+    expect(refused.stderr()).toContain("TICKET_KEY must be set");
+
+    const { exportJWK, generateKeyPair } = await import("jose");
+    const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+    const jwk = await exportJWK(privateKey);
+    const port = await freePort();
+    const proc = run({ NODE_ENV: "production", ADMIN_TOKEN: "t", TICKET_KEY: JSON.stringify(jwk), REDIS_URL: redis.url, PORT: String(port), KEY_PREFIX: `prod-${port}` });
+    await waitForHealth(port);
+    const jwks = (await (await fetch(`http://127.0.0.1:${port}/.well-known/jwks.json`)).json()) as { keys: { x: string }[] };
+    expect(jwks.keys[0]?.x).toBe(jwk.x);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(proc.stdout()).not.toContain(String(jwk.d));
+  });
+
   it("refuses a bad setting with a clear message", async () => {
     const proc = run({ REDIS_URL: redis.url, CAPACITY: "lots" });
     expect(await proc.exited).toBe(1);

@@ -42,21 +42,25 @@ describe.each(transports)("%s", (_name, makeClient) => {
     expect(generated).toMatchObject({ status: "RESERVED", position: 0, alreadyReserved: false, alreadyInQueue: false });
     expect(String(generated["userId"])).toMatch(/^[0-9a-f-]{36}$/);
 
-    expect(await client.reserve("alice")).toEqual({ userId: "alice", status: "RESERVED", position: 0, alreadyReserved: false, alreadyInQueue: false });
-    expect(await client.reserve("bob")).toEqual({ userId: "bob", status: "QUEUED", position: 1, alreadyReserved: false, alreadyInQueue: false });
+    const alice = await client.reserve("alice");
+    expect(alice).toMatchObject({ userId: "alice", eventId: "default", status: "RESERVED", position: 0, alreadyReserved: false, alreadyInQueue: false, promoted: false });
+    expect(String(alice["ticket"])).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const bob = await client.reserve("bob");
+    expect(bob).toMatchObject({ userId: "bob", status: "QUEUED", position: 1, alreadyReserved: false, alreadyInQueue: false, promoted: false });
+    expect(bob["ticket"]).not.toBe("");
     expect(await client.reserve("carol")).toMatchObject({ status: "QUEUED", position: 2 });
-    expect(await client.reserve("alice")).toMatchObject({ status: "RESERVED", alreadyReserved: true, alreadyInQueue: false });
+    expect(await client.reserve("alice")).toMatchObject({ status: "RESERVED", alreadyReserved: true, alreadyInQueue: false, ticket: "" });
     expect(await client.reserve("bob")).toMatchObject({ status: "QUEUED", position: 1, alreadyReserved: false, alreadyInQueue: true });
 
-    expect(await client.getStatus("carol")).toEqual({ userId: "carol", status: "QUEUED", position: 2 });
-    expect(await client.getStatus("nobody")).toEqual({ userId: "nobody", status: "NOT_FOUND", position: 0 });
+    expect(await client.getStatus("carol")).toMatchObject({ userId: "carol", eventId: "default", status: "QUEUED", position: 2, promoted: false });
+    expect(await client.getStatus("nobody")).toMatchObject({ userId: "nobody", status: "NOT_FOUND", position: 0 });
 
     expect(await client.processQueue(TEST_ADMIN_TOKEN)).toEqual({ promotedUserIds: [], promotedCount: 0 });
-    await svc.store.reset(); // free every seat, then refill: the waiting queue is empty after reset
+    await svc.store.reset("default"); // free every seat, then refill: the waiting queue is empty after reset
     for (const u of ["u1", "u2", "u3", "u4"]) await client.reserve(u);
     await svc.redis.hset(`${svc.prefix}:{default}:meta`, "capacity", 3);
     expect(await client.processQueue(TEST_ADMIN_TOKEN)).toEqual({ promotedUserIds: ["u3"], promotedCount: 1 });
-    expect(await client.getStatus("u3")).toMatchObject({ status: "RESERVED", position: 0 });
+    expect(await client.getStatus("u3")).toMatchObject({ status: "RESERVED", position: 0, promoted: true });
     expect(await client.getStatus("u4")).toMatchObject({ status: "QUEUED", position: 1 });
 
     expect(await client.reset(TEST_ADMIN_TOKEN)).toEqual({ clearedReserved: 3, clearedWaiting: 1 });

@@ -1,27 +1,25 @@
 /**
- * Redis keys of one queue. Every key carries the queue id as its hash tag
- * (`{id}`), so all keys of a queue live in one Redis Cluster slot and each Lua
- * script can touch them atomically; different queues spread over the cluster.
+ * Redis keys of one event. Every key carries the event id as its hash tag
+ * (`{id}`), so all keys of an event live in one Redis Cluster slot and each Lua
+ * script can touch them atomically; different events spread over the cluster.
+ * The order is the KEYS order of every script (see src/lua/includes/event.lua).
  */
-export interface QueueKeys {
-  /** Hash: capacity, next_seq. */
-  readonly meta: string;
-  /** Set of users holding a seat. */
-  readonly reserved: string;
-  /** Sorted set of waiting users, scored by join sequence (FIFO). */
-  readonly waiting: string;
+export function eventKeys(prefix: string, eventId: string): string[] {
+  const base = `${prefix}:{${eventId}}`;
+  return ["meta", "seats", "waiting", "holds", "gone", "rate"].map((name) => `${base}:${name}`);
 }
 
-export function queueKeys(prefix: string, queueId: string): QueueKeys {
-  const base = `${prefix}:{${queueId}}`;
-  return {
-    meta: `${base}:meta`,
-    reserved: `${base}:reserved`,
-    waiting: `${base}:waiting`,
-  };
+/** The pub/sub channel on which an event's scripts announce changes. */
+export function eventChannel(prefix: string, eventId: string): string {
+  return `${prefix}:{${eventId}}:changes`;
 }
 
-/** The keys in the order every script declares them in KEYS. */
-export function scriptKeys(keys: QueueKeys): [string, string, string] {
-  return [keys.meta, keys.reserved, keys.waiting];
+/** Set of every event id created with CreateEvent (the default event is implicit). */
+export function eventRegistryKey(prefix: string): string {
+  return `${prefix}:events`;
+}
+
+/** Where the generated ticket signing key is kept when TICKET_KEY is not set. */
+export function ticketKeyKey(prefix: string): string {
+  return `${prefix}:ticket-key`;
 }

@@ -1,74 +1,175 @@
 import type { Redis } from "ioredis";
 import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { callRedis } from "../redis/redis-errors.js";
-import { queueKeys, scriptKeys } from "./keys.js";
+import { DEFAULT_EVENT_ID } from "./ids.js";
+import { eventKeys, eventRegistryKey } from "./keys.js";
+import { scriptError } from "./script-errors.js";
 import { loadScripts, type ScriptRunner } from "./scripts.js";
 
-/** The queue used until events arrive; every RPC acts on it. */
-export const DEFAULT_QUEUE_ID = "default";
-
-export interface UserState {
+/** A user's entry in an event, as the scripts report it. */
+export interface EntryState {
   status: ReservationStatus;
   /** 1-based place in the queue when QUEUED, else 0. */
   position: number;
+  /** Seated from the queue rather than at once. */
+  promoted: boolean;
+  /** Epoch ms when an unconfirmed hold runs out; 0 when none. */
+  holdExpiresAt: number;
+  /** The entry's join sequence (0 when there is none): tickets are bound to it. */
+  seq: number;
 }
 
-export interface ReserveResult extends UserState {
-  /** The user was reserved or waiting before the call. */
+export interface ReserveResult extends EntryState {
+  /** The user was seated or waiting before the call (nothing changed). */
   alreadyKnown: boolean;
 }
 
-export interface ResetResult {
-  clearedReserved: number;
-  clearedWaiting: number;
+export interface StatusResult extends EntryState {
+  /** The event's change counter when this was read. */
+  version: number;
+  /** Users promoted in the recent window, and the window's length, for wait estimates. */
+  promotedInWindow: number;
+  windowMs: number;
 }
+
+export interface CancelResult {
+  status: ReservationStatus;
+  alreadyCancelled: boolean;
+  promoted: string[];
+}
+
+export interface EventSettings {
+  name: string;
+  capacity: number;
+  holdSeconds: number;
+  /** Epoch ms; 0 for none. */
+  opensAt: number;
+  closesAt: number;
+}
+
+export interface EventInfo extends EventSettings {
+  eventId: string;
+  paused: boolean;
+  seats: number;
+  held: number;
+  waiting: number;
+  joinedTotal: number;
+  promotedTotal: number;
+  cancelledTotal: number;
+  expiredTotal: number;
+  /** Redis's clock when read (epoch ms). */
+  now: number;
+}
+
+export type EventChanges = Partial<EventSettings & { paused: boolean }>;
 
 export interface QueueStoreOptions {
   /** Key prefix, e.g. "tq". */
   prefix: string;
-  /** Capacity stored when a queue is first created; afterwards the stored value wins. */
+  /** Capacity the default event is created with; afterwards the stored value wins. */
   defaultCapacity: number;
 }
 
 /**
- * Typed access to the queue's Lua scripts. Each method is one script call: one
- * round trip, atomic in Redis. No state is kept in Node.
+ * Typed access to the Lua scripts. Each method is one script call: one round
+ * trip, atomic in Redis. No state is kept in Node.
  */
 export class QueueStore {
   private readonly run: ScriptRunner;
 
   constructor(
     private readonly redis: Redis,
-    private readonly options: QueueStoreOptions,
+    readonly options: QueueStoreOptions,
   ) {
     this.run = loadScripts(redis);
   }
 
-  async reserve(userId: string, queueId = DEFAULT_QUEUE_ID): Promise<ReserveResult> {
-    const reply = await this.run("reserve", this.keys(queueId), [userId, this.options.defaultCapacity]);
-    const [status, position, known] = integers(reply, 3);
-    return { status: statusFromScript(status), position, alreadyKnown: known === 1 };
+  async reserve(eventId: string, userId: string): Promise<ReserveResult> {
+    const r = await this.call("reserve", eventId, [userId, this.defaultCapacity(eventId)]);
+    return { ...entry(r, 1), alreadyKnown: r[6] === 1 };
   }
 
-  async status(userId: string, queueId = DEFAULT_QUEUE_ID): Promise<UserState> {
-    const reply = await this.run("status", this.keys(queueId), [userId]);
-    const [status, position] = integers(reply, 2);
-    return { status: statusFromScript(status), position };
+  async status(eventId: string, userId: string): Promise<StatusResult> {
+    const r = await this.call("status", eventId, [userId, this.defaultCapacity(eventId)]);
+    return { ...entry(r, 1), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]) };
   }
 
-  /** Promotes waiting users into free seats; returns them in FIFO order. */
-  async processQueue(queueId = DEFAULT_QUEUE_ID): Promise<string[]> {
-    const reply = await this.run("processQueue", this.keys(queueId), [this.options.defaultCapacity]);
-    if (!Array.isArray(reply) || !reply.every((id) => typeof id === "string")) {
-      throw new Error("process-queue script answered an unexpected reply");
+  /** `ticketSeq` undefined: an operator's cancel (no ticket). */
+  async cancel(eventId: string, userId: string, ticketSeq: number | undefined): Promise<CancelResult> {
+    const r = await this.call("cancel", eventId, [userId, ticketSeq === undefined ? "" : ticketSeq]);
+    return { status: statusOf(r[1]), alreadyCancelled: r[2] === 1, promoted: strings(r.slice(3)) };
+  }
+
+  async confirm(eventId: string, userId: string, ticketSeq: number): Promise<{ alreadyConfirmed: boolean }> {
+    const r = await this.call("confirm", eventId, [userId, ticketSeq]);
+    return { alreadyConfirmed: r[1] === 1 };
+  }
+
+  /** Ends holds past their time (at most `max`) and refills the seats. */
+  async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[] }> {
+    const r = await this.call("expireHolds", eventId, [max]);
+    return { expired: num(r[1]), promoted: strings(r.slice(2)) };
+  }
+
+  async processQueue(eventId: string): Promise<string[]> {
+    const r = await this.call("processQueue", eventId, [this.defaultCapacity(eventId)]);
+    return strings(r.slice(1));
+  }
+
+  async reset(eventId: string): Promise<{ clearedReserved: number; clearedWaiting: number }> {
+    const r = await this.call("reset", eventId, [this.defaultCapacity(eventId)]);
+    return { clearedReserved: num(r[1]), clearedWaiting: num(r[2]) };
+  }
+
+  async createEvent(eventId: string, s: EventSettings): Promise<void> {
+    try {
+      await this.call("createEvent", eventId, [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt]);
+    } finally {
+      // The registry is an index for ListEvents, not state: adding it again is harmless.
+      await callRedis(() => this.redis.sadd(eventRegistryKey(this.options.prefix), eventId));
     }
-    return reply;
   }
 
-  async reset(queueId = DEFAULT_QUEUE_ID): Promise<ResetResult> {
-    const reply = await this.run("reset", this.keys(queueId), []);
-    const [clearedReserved, clearedWaiting] = integers(reply, 2);
-    return { clearedReserved, clearedWaiting };
+  /** Applies the changes; answers the users a capacity raise promoted. */
+  async updateEvent(eventId: string, changes: EventChanges): Promise<string[]> {
+    const fields: Record<string, string | number | undefined> = {
+      name: changes.name,
+      capacity: changes.capacity,
+      hold_seconds: changes.holdSeconds,
+      paused: changes.paused === undefined ? undefined : changes.paused ? 1 : 0,
+      opens_at: changes.opensAt,
+      closes_at: changes.closesAt,
+    };
+    const args = Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]));
+    const r = await this.call("updateEvent", eventId, args);
+    return strings(r.slice(1));
+  }
+
+  async getEvent(eventId: string): Promise<EventInfo> {
+    const r = await this.call("getEvent", eventId, [this.defaultCapacity(eventId)]);
+    return {
+      eventId,
+      name: String(r[1]),
+      capacity: num(r[2]),
+      holdSeconds: num(r[3]),
+      opensAt: num(r[4]),
+      closesAt: num(r[5]),
+      paused: r[6] === 1,
+      seats: num(r[7]),
+      held: num(r[8]),
+      waiting: num(r[9]),
+      joinedTotal: num(r[10]),
+      promotedTotal: num(r[11]),
+      cancelledTotal: num(r[12]),
+      expiredTotal: num(r[13]),
+      now: num(r[14]),
+    };
+  }
+
+  /** Every event id: the registry plus the default event. */
+  async eventIds(): Promise<string[]> {
+    const ids = await callRedis(() => this.redis.smembers(eventRegistryKey(this.options.prefix)));
+    return [...new Set([DEFAULT_EVENT_ID, ...ids])].sort();
   }
 
   /** Round trip to Redis in milliseconds. */
@@ -78,27 +179,47 @@ export class QueueStore {
     return performance.now() - started;
   }
 
-  private keys(queueId: string): string[] {
-    return scriptKeys(queueKeys(this.options.prefix, queueId));
+  private defaultCapacity(eventId: string): number | string {
+    return eventId === DEFAULT_EVENT_ID ? this.options.defaultCapacity : "";
+  }
+
+  /** Runs a script; a negative first element is a script error, mapped to an RPC error. */
+  private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number)[]): Promise<unknown[]> {
+    const reply = await this.run(name, eventKeys(this.options.prefix, eventId), args);
+    if (!Array.isArray(reply) || typeof reply[0] !== "number") {
+      throw new Error(`script ${name} answered ${JSON.stringify(reply)}`);
+    }
+    if (reply[0] < 0) throw scriptError(reply[0], eventId, typeof reply[1] === "number" ? reply[1] : undefined);
+    return reply;
   }
 }
 
-function integers(reply: unknown, count: number): number[] {
-  if (!Array.isArray(reply) || reply.length !== count || !reply.every((n) => typeof n === "number")) {
-    throw new Error(`script answered ${JSON.stringify(reply)}, expected ${count} integers`);
-  }
-  return reply;
+function num(value: unknown): number {
+  if (typeof value !== "number") throw new Error(`script answered ${JSON.stringify(value)} where a number belongs`);
+  return value;
 }
 
-function statusFromScript(code: number | undefined): ReservationStatus {
-  switch (code) {
-    case 1:
-      return ReservationStatus.RESERVED;
-    case 2:
-      return ReservationStatus.QUEUED;
-    case 3:
-      return ReservationStatus.NOT_FOUND;
-    default:
-      throw new Error(`script answered unknown status ${String(code)}`);
-  }
+function strings(values: unknown[]): string[] {
+  return values.map((v) => {
+    if (typeof v !== "string") throw new Error(`script answered ${JSON.stringify(v)} where a user id belongs`);
+    return v;
+  });
+}
+
+function statusOf(code: unknown): ReservationStatus {
+  const statuses = [ReservationStatus.RESERVED, ReservationStatus.QUEUED, ReservationStatus.NOT_FOUND, ReservationStatus.CANCELLED, ReservationStatus.EXPIRED];
+  const status = statuses[num(code) - 1];
+  if (status === undefined) throw new Error(`script answered unknown status ${String(code)}`);
+  return status;
+}
+
+/** The EntryState at r[from..from+4]: status, position, promoted, hold_expires_ms, seq. */
+function entry(r: unknown[], from: number): EntryState {
+  return {
+    status: statusOf(r[from]),
+    position: num(r[from + 1]),
+    promoted: r[from + 2] === 1,
+    holdExpiresAt: num(r[from + 3]),
+    seq: num(r[from + 4]),
+  };
 }

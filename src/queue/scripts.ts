@@ -5,12 +5,19 @@ import { callRedis } from "../redis/redis-errors.js";
 /**
  * The Lua scripts, one per command, in src/lua. A file is named
  * `<command>-<number of keys>.lua`; its header documents KEYS, ARGV and replies.
+ * A line `--- @include "name"` inlines src/lua/includes/name.lua.
  */
 const scriptFiles = {
-  reserve: "reserve-3.lua",
-  status: "status-3.lua",
-  processQueue: "process-queue-3.lua",
-  reset: "reset-3.lua",
+  reserve: "reserve-6.lua",
+  status: "status-6.lua",
+  cancel: "cancel-6.lua",
+  confirm: "confirm-6.lua",
+  expireHolds: "expire-holds-6.lua",
+  processQueue: "process-queue-6.lua",
+  reset: "reset-6.lua",
+  createEvent: "create-event-6.lua",
+  updateEvent: "update-event-6.lua",
+  getEvent: "get-event-6.lua",
 } as const;
 
 export type ScriptName = keyof typeof scriptFiles;
@@ -26,16 +33,20 @@ function numberOfKeys(file: string): number {
   return Number(match[1]);
 }
 
+/** The script's source with its includes inlined. */
+export function scriptSource(file: string): string {
+  return readFileSync(new URL(file, luaDir), "utf8").replace(/^--- @include "([\w-]+)"$/gm, (_line, name: string) =>
+    readFileSync(new URL(`includes/${name}.lua`, luaDir), "utf8"),
+  );
+}
+
 /**
  * Defines every script on the client with ioredis `defineCommand` (which sends
  * EVALSHA and retries with EVAL after NOSCRIPT, e.g. when Redis restarted).
  */
 export function loadScripts(redis: Redis): ScriptRunner {
   for (const [name, file] of Object.entries(scriptFiles)) {
-    redis.defineCommand(commandName(name), {
-      lua: readFileSync(new URL(file, luaDir), "utf8"),
-      numberOfKeys: numberOfKeys(file),
-    });
+    redis.defineCommand(commandName(name), { lua: scriptSource(file), numberOfKeys: numberOfKeys(file) });
   }
   return (name, keys, args) => {
     const command: unknown = Reflect.get(redis, commandName(name));

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { createRestGateway } from "../gateway/rest-gateway.js";
 import type { QueueStore } from "../queue/queue-store.js";
+import type { Tickets } from "../tickets/tickets.js";
 import { adminAuthInterceptor } from "./admin-auth.js";
 import { errorInterceptor } from "./errors.js";
 import { createOnePortServer } from "./one-port.js";
@@ -16,6 +17,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ServerDeps {
   store: QueueStore;
+  tickets: Tickets;
   adminToken: string;
   log: Logger;
 }
@@ -36,7 +38,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const services = [TicketQueueService];
   const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
   const routes = (router: ConnectRouter): void => {
-    router.service(TicketQueueService, ticketQueueService(deps.store));
+    router.service(TicketQueueService, ticketQueueService(deps.store, deps.tickets));
   };
 
   // REST shares handlers and interceptors; only its JSON differs: proto field

@@ -1,46 +1,203 @@
 import { randomUUID } from "node:crypto";
-import type { ServiceImpl } from "@connectrpc/connect";
-import { ReservationStatus, type TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import type { QueueStore } from "../queue/queue-store.js";
-import { checkUserId } from "../queue/user-id.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { DurationSchema, timestampDate, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  EventState,
+  ReservationStatus,
+  type EventSchema,
+  type TicketQueueService,
+} from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { checkUserId, eventIdOf } from "../queue/ids.js";
+import type { EventInfo, QueueStore } from "../queue/queue-store.js";
+import { estimateWaitMs } from "../queue/wait-estimate.js";
+import type { Tickets } from "../tickets/tickets.js";
+
+const MAX_CAPACITY = 10_000_000;
+const MAX_HOLD_SECONDS = 24 * 3600;
 
 /**
- * The RPCs. Thin by design: validate, call one store method (one Lua script),
- * shape the answer. Auth and error mapping live in interceptors.
+ * The RPCs. Thin by design: validate, verify the ticket where one is needed,
+ * call one store method (one Lua script), shape the answer. Admin auth and error
+ * mapping live in interceptors.
  */
-export function ticketQueueService(store: QueueStore): ServiceImpl<typeof TicketQueueService> {
+export function ticketQueueService(store: QueueStore, tickets: Tickets): ServiceImpl<typeof TicketQueueService> {
   return {
     async reserve(req) {
+      const eventId = eventIdOf(req.eventId);
       const userId = req.userId === "" ? randomUUID() : req.userId;
       checkUserId(userId);
-      const result = await store.reserve(userId);
+      const r = await store.reserve(eventId, userId);
       return {
         userId,
-        status: result.status,
-        position: result.position,
-        alreadyReserved: result.alreadyKnown && result.status === ReservationStatus.RESERVED,
-        alreadyInQueue: result.alreadyKnown && result.status === ReservationStatus.QUEUED,
+        eventId,
+        status: r.status,
+        position: r.position,
+        promoted: r.promoted,
+        holdExpiresAt: timestamp(r.holdExpiresAt),
+        alreadyReserved: r.alreadyKnown && r.status === ReservationStatus.RESERVED,
+        alreadyInQueue: r.alreadyKnown && r.status === ReservationStatus.QUEUED,
+        // Only the call that creates the entry learns its ticket.
+        ticket: r.alreadyKnown ? "" : await tickets.issue(eventId, userId, r.seq),
       };
     },
 
     async getStatus(req) {
+      const eventId = eventIdOf(req.eventId);
       checkUserId(req.userId);
-      const state = await store.status(req.userId);
-      return { userId: req.userId, ...state };
+      const r = await store.status(eventId, req.userId);
+      const waitMs = r.status === ReservationStatus.QUEUED ? estimateWaitMs(r.position, r.promotedInWindow, r.windowMs) : undefined;
+      return {
+        userId: req.userId,
+        eventId,
+        status: r.status,
+        position: r.position,
+        promoted: r.promoted,
+        holdExpiresAt: timestamp(r.holdExpiresAt),
+        estimatedWait: waitMs === undefined ? undefined : duration(waitMs),
+      };
     },
 
-    async processQueue() {
-      const promoted = await store.processQueue();
+    async cancel(req) {
+      const eventId = eventIdOf(req.eventId);
+      checkUserId(req.userId);
+      const seq = await tickets.verify(req.ticket, eventId, req.userId);
+      const r = await store.cancel(eventId, req.userId, seq);
+      return { userId: req.userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
+    },
+
+    async confirm(req) {
+      const eventId = eventIdOf(req.eventId);
+      checkUserId(req.userId);
+      const seq = await tickets.verify(req.ticket, eventId, req.userId);
+      const r = await store.confirm(eventId, req.userId, seq);
+      return { userId: req.userId, eventId, status: ReservationStatus.RESERVED, alreadyConfirmed: r.alreadyConfirmed };
+    },
+
+    async adminCancel(req) {
+      const eventId = eventIdOf(req.eventId);
+      checkUserId(req.userId);
+      const r = await store.cancel(eventId, req.userId, undefined);
+      return { userId: req.userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
+    },
+
+    async processQueue(req) {
+      const promoted = await store.processQueue(eventIdOf(req.eventId));
       return { promotedUserIds: promoted, promotedCount: promoted.length };
     },
 
-    async reset() {
-      return store.reset();
+    async reset(req) {
+      return store.reset(eventIdOf(req.eventId));
+    },
+
+    async createEvent(req) {
+      if (req.eventId === "") throw new ConnectError("event_id is required", Code.InvalidArgument);
+      const eventId = eventIdOf(req.eventId);
+      const opensAt = ms(req.opensAt);
+      const closesAt = ms(req.closesAt);
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt });
+      await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt });
+      return { event: toEvent(await store.getEvent(eventId)) };
+    },
+
+    async updateEvent(req) {
+      const eventId = eventIdOf(req.eventId);
+      if (req.opensAt && req.clearOpensAt) throw new ConnectError("opens_at and clear_opens_at contradict each other", Code.InvalidArgument);
+      if (req.closesAt && req.clearClosesAt) throw new ConnectError("closes_at and clear_closes_at contradict each other", Code.InvalidArgument);
+      const opensAt = req.clearOpensAt ? 0 : req.opensAt ? ms(req.opensAt) : undefined;
+      const closesAt = req.clearClosesAt ? 0 : req.closesAt ? ms(req.closesAt) : undefined;
+      const before = await store.getEvent(eventId);
+      checkSettings({
+        capacity: req.capacity ?? before.capacity,
+        holdSeconds: req.holdSeconds ?? before.holdSeconds,
+        name: req.name ?? before.name,
+        opensAt: opensAt ?? before.opensAt,
+        closesAt: closesAt ?? before.closesAt,
+      });
+      const promoted = await store.updateEvent(eventId, {
+        name: req.name,
+        capacity: req.capacity,
+        holdSeconds: req.holdSeconds,
+        paused: req.paused,
+        opensAt,
+        closesAt,
+      });
+      return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
+    },
+
+    async getEvent(req) {
+      return { event: toEvent(await store.getEvent(eventIdOf(req.eventId))) };
+    },
+
+    async listEvents() {
+      const events = await Promise.all(
+        (await store.eventIds()).map((id) =>
+          store.getEvent(id).catch((err: unknown) => {
+            // A registry entry whose event is gone (deleted by hand) is skipped.
+            if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+            throw err;
+          }),
+        ),
+      );
+      return { events: events.flatMap((e) => (e ? [toEvent(e)] : [])) };
+    },
+
+    async getTicketKeys() {
+      const keys = await tickets.publicKeys();
+      return { keys: keys.map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })) };
     },
 
     async health() {
       const latency = await store.ping();
       return { status: "ok", redisOk: true, redisLatencyMs: Math.round(latency * 1000) / 1000 };
+    },
+  };
+}
+
+function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number }): void {
+  if (s.capacity < 1 || s.capacity > MAX_CAPACITY) throw new ConnectError(`capacity must be 1 to ${MAX_CAPACITY}`, Code.InvalidArgument);
+  if (s.holdSeconds > MAX_HOLD_SECONDS) throw new ConnectError(`hold_seconds must be at most ${MAX_HOLD_SECONDS}`, Code.InvalidArgument);
+  if (s.name.length > 200) throw new ConnectError("name must be at most 200 characters", Code.InvalidArgument);
+  if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
+}
+
+function ms(t: Timestamp | undefined): number {
+  return t ? timestampDate(t).getTime() : 0;
+}
+
+function timestamp(epochMs: number): Timestamp | undefined {
+  return epochMs > 0 ? timestampFromMs(epochMs) : undefined;
+}
+
+function duration(waitMs: number) {
+  return create(DurationSchema, { seconds: BigInt(Math.floor(waitMs / 1000)), nanos: (waitMs % 1000) * 1_000_000 });
+}
+
+function stateOf(e: EventInfo): EventState {
+  if (e.opensAt > 0 && e.now < e.opensAt) return EventState.SCHEDULED;
+  if (e.closesAt > 0 && e.now >= e.closesAt) return EventState.CLOSED;
+  if (e.paused) return EventState.PAUSED;
+  return EventState.OPEN;
+}
+
+function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
+  return {
+    eventId: e.eventId,
+    name: e.name,
+    capacity: e.capacity,
+    holdSeconds: e.holdSeconds,
+    opensAt: timestamp(e.opensAt),
+    closesAt: timestamp(e.closesAt),
+    paused: e.paused,
+    state: stateOf(e),
+    counts: {
+      reserved: e.seats,
+      held: e.held,
+      waiting: e.waiting,
+      joinedTotal: e.joinedTotal,
+      promotedTotal: e.promotedTotal,
+      cancelledTotal: e.cancelledTotal,
+      expiredTotal: e.expiredTotal,
     },
   };
 }

@@ -1,9 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
+import { startHoldSweeper } from "../../src/queue/hold-sweeper.js";
+import { ticketKeyKey } from "../../src/queue/keys.js";
 import { QueueStore } from "../../src/queue/queue-store.js";
 import { createRedisClient } from "../../src/redis/redis-client.js";
 import { createTicketQueueServer, type TicketQueueServer } from "../../src/server/server.js";
+import { Tickets } from "../../src/tickets/tickets.js";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token";
 
@@ -16,6 +19,7 @@ export interface TestService {
   store: QueueStore;
   prefix: string;
   server: TicketQueueServer;
+  tickets: Tickets;
   close(): Promise<void>;
 }
 
@@ -29,7 +33,10 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   await redis.connect();
   const prefix = `test-${randomUUID()}`;
   const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500 });
-  const server = createTicketQueueServer({ store, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log: pino({ level: "silent" }) });
+  const log = pino({ level: "silent" });
+  const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
+  const sweeper = startHoldSweeper(store, log, 100);
+  const server = createTicketQueueServer({ store, tickets, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log });
   const { port } = await server.listen(0, "127.0.0.1");
   return {
     port,
@@ -39,7 +46,9 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
     store,
     prefix,
     server,
+    tickets,
     async close() {
+      sweeper.stop();
       await server.close(1000);
       redis.disconnect();
     },

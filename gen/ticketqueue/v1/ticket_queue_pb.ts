@@ -5,6 +5,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_ticketqueue_v1_options } from "./options_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ticketqueue/v1/ticket_queue.proto.
  */
 export const file_ticketqueue_v1_ticket_queue: GenFile = /*@__PURE__*/
-  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIiEKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkimwEKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCCIjChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiaQoRR2V0U3RhdHVzUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIxCgZzdGF0dXMYAiABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIQCghwb3NpdGlvbhgDIAEoDSIVChNQcm9jZXNzUXVldWVSZXF1ZXN0IkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIg4KDFJlc2V0UmVxdWVzdCJCCg1SZXNldFJlc3BvbnNlEhgKEGNsZWFyZWRfcmVzZXJ2ZWQYASABKA0SFwoPY2xlYXJlZF93YWl0aW5nGAIgASgNIg8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEqmQEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMynwQKElRpY2tldFF1ZXVlU2VydmljZRJfCgdSZXNlcnZlEh4udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlcXVlc3QaHy50aWNrZXRxdWV1ZS52MS5SZXNlcnZlUmVzcG9uc2UiE4LT5JMCDToBKiIIL3Jlc2VydmUSbgoJR2V0U3RhdHVzEiAudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVxdWVzdBohLnRpY2tldHF1ZXVlLnYxLkdldFN0YXR1c1Jlc3BvbnNlIhyQAgGC0+STAhMSES9zdGF0dXMve3VzZXJfaWR9EngKDFByb2Nlc3NRdWV1ZRIjLnRpY2tldHF1ZXVlLnYxLlByb2Nlc3NRdWV1ZVJlcXVlc3QaJC50aWNrZXRxdWV1ZS52MS5Qcm9jZXNzUXVldWVSZXNwb25zZSIdyPMYAYLT5JMCEzoBKiIOL3Byb2Nlc3NfcXVldWUSYQoFUmVzZXQSHC50aWNrZXRxdWV1ZS52MS5SZXNldFJlcXVlc3QaHS50aWNrZXRxdWV1ZS52MS5SZXNldFJlc3BvbnNlIhvI8xgBgtPkkwIROgEqIgwvYWRtaW4vcmVzZXQSWwoGSGVhbHRoEh0udGlja2V0cXVldWUudjEuSGVhbHRoUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGhiBnByb3RvMw", [file_google_api_annotations, file_ticketqueue_v1_options]);
+  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIiAKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSJCCg1SZXNldFJlc3BvbnNlEhgKEGNsZWFyZWRfcmVzZXJ2ZWQYASABKA0SFwoPY2xlYXJlZF93YWl0aW5nGAIgASgNIjcKEkFkbWluQ2FuY2VsUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIqEBChNBZG1pbkNhbmNlbFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSMQoGc3RhdHVzGAMgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSGQoRYWxyZWFkeV9jYW5jZWxsZWQYBCABKAgSGQoRcHJvbW90ZWRfdXNlcl9pZHMYBSADKAkinAEKC0V2ZW50Q291bnRzEhAKCHJlc2VydmVkGAEgASgNEgwKBGhlbGQYAiABKA0SDwoHd2FpdGluZxgDIAEoDRIUCgxqb2luZWRfdG90YWwYBCABKA0SFgoOcHJvbW90ZWRfdG90YWwYBSABKA0SFwoPY2FuY2VsbGVkX3RvdGFsGAYgASgNEhUKDWV4cGlyZWRfdG90YWwYByABKA0ilAIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2FwYWNpdHkYAyABKA0SFAoMaG9sZF9zZWNvbmRzGAQgASgNEiwKCG9wZW5zX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBhdXNlZBgHIAEoCBIpCgVzdGF0ZRgIIAEoDjIaLnRpY2tldHF1ZXVlLnYxLkV2ZW50U3RhdGUSKwoGY291bnRzGAkgASgLMhsudGlja2V0cXVldWUudjEuRXZlbnRDb3VudHMiuQEKEkNyZWF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiwAIKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAhCBwoFX25hbWVCCwoJX2NhcGFjaXR5Qg8KDV9ob2xkX3NlY29uZHNCCQoHX3BhdXNlZCJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjgKEEdldEV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCITChFMaXN0RXZlbnRzUmVxdWVzdCI7ChJMaXN0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUudGlja2V0cXVldWUudjEuRXZlbnQiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq2wEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUqigEKCkV2ZW50U3RhdGUSGwoXRVZFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9TVEFURV9TQ0hFRFVMRUQQARIUChBFVkVOVF9TVEFURV9PUEVOEAISFgoSRVZFTlRfU1RBVEVfUEFVU0VEEAMSFgoSRVZFTlRfU1RBVEVfQ0xPU0VEEAQygA0KElRpY2tldFF1ZXVlU2VydmljZRKDAQoHUmVzZXJ2ZRIeLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlc3BvbnNlIjeC0+STAjE6ASpaIjoBKiIdL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2VydmUiCC9yZXNlcnZlEpgBCglHZXRTdGF0dXMSIC50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXF1ZXN0GiEudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVzcG9uc2UiRpACAYLT5JMCPVooEiYvdjEvZXZlbnRzL3tldmVudF9pZH0vc3RhdHVzL3t1c2VyX2lkfRIRL3N0YXR1cy97dXNlcl9pZH0ScAoGQ2FuY2VsEh0udGlja2V0cXVldWUudjEuQ2FuY2VsUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkNhbmNlbFJlc3BvbnNlIieC0+STAiE6ASoiHC92MS9ldmVudHMve2V2ZW50X2lkfS9jYW5jZWwSdAoHQ29uZmlybRIeLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuQ29uZmlybVJlc3BvbnNlIiiC0+STAiI6ASoiHS92MS9ldmVudHMve2V2ZW50X2lkfS9jb25maXJtEqIBCgxQcm9jZXNzUXVldWUSIy50aWNrZXRxdWV1ZS52MS5Qcm9jZXNzUXVldWVSZXF1ZXN0GiQudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVzcG9uc2UiR8jzGAGC0+STAj06ASpaKDoBKiIjL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Byb2Nlc3NfcXVldWUiDi9wcm9jZXNzX3F1ZXVlEoMBCgVSZXNldBIcLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVxdWVzdBodLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVzcG9uc2UiPcjzGAGC0+STAjM6ASpaIDoBKiIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2V0IgwvYWRtaW4vcmVzZXQSiQEKC0FkbWluQ2FuY2VsEiIudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXNwb25zZSIxyPMYAYLT5JMCJzoBKiIiL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2FkbWluL2NhbmNlbBJxCgtDcmVhdGVFdmVudBIiLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVzcG9uc2UiGcjzGAGC0+STAg86ASoiCi92MS9ldmVudHMSfAoLVXBkYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlc3BvbnNlIiTI8xgBgtPkkwIaOgEqMhUvdjEvZXZlbnRzL3tldmVudF9pZH0SbwoIR2V0RXZlbnQSHy50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlcXVlc3QaIC50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlc3BvbnNlIiCQAgGC0+STAhcSFS92MS9ldmVudHMve2V2ZW50X2lkfRJqCgpMaXN0RXZlbnRzEiEudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1JlcXVlc3QaIi50aWNrZXRxdWV1ZS52MS5MaXN0RXZlbnRzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3YxL2V2ZW50cxJ/Cg1HZXRUaWNrZXRLZXlzEiQudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1JlcXVlc3QaJS50aWNrZXRxdWV1ZS52MS5HZXRUaWNrZXRLZXlzUmVzcG9uc2UiIZACAYLT5JMCGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbhJbCgZIZWFsdGgSHS50aWNrZXRxdWV1ZS52MS5IZWFsdGhSZXF1ZXN0Gh4udGlja2V0cXVldWUudjEuSGVhbHRoUmVzcG9uc2UiEpACAYLT5JMCCRIHL2hlYWx0aGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
 
 /**
  * Asks for a seat.
@@ -27,6 +29,13 @@ export type ReserveRequest = Message<"ticketqueue.v1.ReserveRequest"> & {
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
 };
 
 /**
@@ -76,6 +85,36 @@ export type ReserveResponse = Message<"ticketqueue.v1.ReserveResponse"> & {
    * @generated from field: bool already_in_queue = 5;
    */
   alreadyInQueue: boolean;
+
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 6;
+   */
+  eventId: string;
+
+  /**
+   * Proof that the entry is the caller's (a JWT, EdDSA): needed by Cancel,
+   * Confirm and WatchStatus. Only the call that creates the entry gets it; keep
+   * it secret.
+   *
+   * @generated from field: string ticket = 7;
+   */
+  ticket: string;
+
+  /**
+   * The user got the seat from the queue (not at once).
+   *
+   * @generated from field: bool promoted = 8;
+   */
+  promoted: boolean;
+
+  /**
+   * When RESERVED with an unconfirmed purchase hold: when the hold runs out.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_expires_at = 9;
+   */
+  holdExpiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -97,6 +136,13 @@ export type GetStatusRequest = Message<"ticketqueue.v1.GetStatusRequest"> & {
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
 };
 
 /**
@@ -120,7 +166,7 @@ export type GetStatusResponse = Message<"ticketqueue.v1.GetStatusResponse"> & {
   userId: string;
 
   /**
-   * RESERVED, QUEUED or NOT_FOUND.
+   * RESERVED, QUEUED, NOT_FOUND, CANCELLED or EXPIRED.
    *
    * @generated from field: ticketqueue.v1.ReservationStatus status = 2;
    */
@@ -132,6 +178,35 @@ export type GetStatusResponse = Message<"ticketqueue.v1.GetStatusResponse"> & {
    * @generated from field: uint32 position = 3;
    */
   position: number;
+
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 4;
+   */
+  eventId: string;
+
+  /**
+   * RESERVED from the queue (not at once).
+   *
+   * @generated from field: bool promoted = 5;
+   */
+  promoted: boolean;
+
+  /**
+   * When RESERVED with an unconfirmed purchase hold: when the hold runs out.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_expires_at = 6;
+   */
+  holdExpiresAt?: Timestamp | undefined;
+
+  /**
+   * When QUEUED: the expected wait at the promotion rate observed lately. Unset
+   * while there is too little data to say.
+   *
+   * @generated from field: google.protobuf.Duration estimated_wait = 7;
+   */
+  estimatedWait?: Duration | undefined;
 };
 
 /**
@@ -142,11 +217,178 @@ export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE_
   messageDesc(file_ticketqueue_v1_ticket_queue, 3);
 
 /**
+ * Gives up a seat or a place in the queue.
+ *
+ * @generated from message ticketqueue.v1.CancelRequest
+ */
+export type CancelRequest = Message<"ticketqueue.v1.CancelRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The user cancelling.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The ticket Reserve returned for this user and event.
+   *
+   * @generated from field: string ticket = 3;
+   */
+  ticket: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.CancelRequest.
+ * Use `create(CancelRequestSchema)` to create a new message.
+ */
+export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 4);
+
+/**
+ * The outcome of a cancel.
+ *
+ * @generated from message ticketqueue.v1.CancelResponse
+ */
+export type CancelResponse = Message<"ticketqueue.v1.CancelResponse"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * CANCELLED; EXPIRED if the hold had already run out; NOT_FOUND if the entry is gone (e.g. after Reset).
+   *
+   * @generated from field: ticketqueue.v1.ReservationStatus status = 3;
+   */
+  status: ReservationStatus;
+
+  /**
+   * The user was already cancelled: nothing changed.
+   *
+   * @generated from field: bool already_cancelled = 4;
+   */
+  alreadyCancelled: boolean;
+
+  /**
+   * Users promoted into the freed seat, in FIFO order.
+   *
+   * @generated from field: repeated string promoted_user_ids = 5;
+   */
+  promotedUserIds: string[];
+};
+
+/**
+ * Describes the message ticketqueue.v1.CancelResponse.
+ * Use `create(CancelResponseSchema)` to create a new message.
+ */
+export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 5);
+
+/**
+ * Confirms a held seat.
+ *
+ * @generated from message ticketqueue.v1.ConfirmRequest
+ */
+export type ConfirmRequest = Message<"ticketqueue.v1.ConfirmRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The user confirming.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The ticket Reserve returned for this user and event.
+   *
+   * @generated from field: string ticket = 3;
+   */
+  ticket: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.ConfirmRequest.
+ * Use `create(ConfirmRequestSchema)` to create a new message.
+ */
+export const ConfirmRequestSchema: GenMessage<ConfirmRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 6);
+
+/**
+ * The confirmed seat.
+ *
+ * @generated from message ticketqueue.v1.ConfirmResponse
+ */
+export type ConfirmResponse = Message<"ticketqueue.v1.ConfirmResponse"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * RESERVED.
+   *
+   * @generated from field: ticketqueue.v1.ReservationStatus status = 3;
+   */
+  status: ReservationStatus;
+
+  /**
+   * The seat was already final (confirmed before, or the event has no holds).
+   *
+   * @generated from field: bool already_confirmed = 4;
+   */
+  alreadyConfirmed: boolean;
+};
+
+/**
+ * Describes the message ticketqueue.v1.ConfirmResponse.
+ * Use `create(ConfirmResponseSchema)` to create a new message.
+ */
+export const ConfirmResponseSchema: GenMessage<ConfirmResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 7);
+
+/**
  * Asks to promote waiting users into free seats.
  *
  * @generated from message ticketqueue.v1.ProcessQueueRequest
  */
 export type ProcessQueueRequest = Message<"ticketqueue.v1.ProcessQueueRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
 };
 
 /**
@@ -154,7 +396,7 @@ export type ProcessQueueRequest = Message<"ticketqueue.v1.ProcessQueueRequest"> 
  * Use `create(ProcessQueueRequestSchema)` to create a new message.
  */
 export const ProcessQueueRequestSchema: GenMessage<ProcessQueueRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 4);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 8);
 
 /**
  * The users promoted by one ProcessQueue call.
@@ -182,14 +424,20 @@ export type ProcessQueueResponse = Message<"ticketqueue.v1.ProcessQueueResponse"
  * Use `create(ProcessQueueResponseSchema)` to create a new message.
  */
 export const ProcessQueueResponseSchema: GenMessage<ProcessQueueResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 5);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 9);
 
 /**
- * Asks to clear the queue.
+ * Asks to clear an event's users.
  *
  * @generated from message ticketqueue.v1.ResetRequest
  */
 export type ResetRequest = Message<"ticketqueue.v1.ResetRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
 };
 
 /**
@@ -197,7 +445,7 @@ export type ResetRequest = Message<"ticketqueue.v1.ResetRequest"> & {
  * Use `create(ResetRequestSchema)` to create a new message.
  */
 export const ResetRequestSchema: GenMessage<ResetRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 6);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 10);
 
 /**
  * What Reset removed.
@@ -225,7 +473,576 @@ export type ResetResponse = Message<"ticketqueue.v1.ResetResponse"> & {
  * Use `create(ResetResponseSchema)` to create a new message.
  */
 export const ResetResponseSchema: GenMessage<ResetResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 7);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 11);
+
+/**
+ * An operator cancels a user.
+ *
+ * @generated from message ticketqueue.v1.AdminCancelRequest
+ */
+export type AdminCancelRequest = Message<"ticketqueue.v1.AdminCancelRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The user to cancel.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.AdminCancelRequest.
+ * Use `create(AdminCancelRequestSchema)` to create a new message.
+ */
+export const AdminCancelRequestSchema: GenMessage<AdminCancelRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 12);
+
+/**
+ * The outcome of an operator's cancel.
+ *
+ * @generated from message ticketqueue.v1.AdminCancelResponse
+ */
+export type AdminCancelResponse = Message<"ticketqueue.v1.AdminCancelResponse"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * CANCELLED, EXPIRED (already expired: unchanged) or NOT_FOUND.
+   *
+   * @generated from field: ticketqueue.v1.ReservationStatus status = 3;
+   */
+  status: ReservationStatus;
+
+  /**
+   * The user was already cancelled: nothing changed.
+   *
+   * @generated from field: bool already_cancelled = 4;
+   */
+  alreadyCancelled: boolean;
+
+  /**
+   * Users promoted into the freed seat.
+   *
+   * @generated from field: repeated string promoted_user_ids = 5;
+   */
+  promotedUserIds: string[];
+};
+
+/**
+ * Describes the message ticketqueue.v1.AdminCancelResponse.
+ * Use `create(AdminCancelResponseSchema)` to create a new message.
+ */
+export const AdminCancelResponseSchema: GenMessage<AdminCancelResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 13);
+
+/**
+ * Live counts of an event.
+ *
+ * @generated from message ticketqueue.v1.EventCounts
+ */
+export type EventCounts = Message<"ticketqueue.v1.EventCounts"> & {
+  /**
+   * Seats taken, held ones included.
+   *
+   * @generated from field: uint32 reserved = 1;
+   */
+  reserved: number;
+
+  /**
+   * Seats held and not yet confirmed.
+   *
+   * @generated from field: uint32 held = 2;
+   */
+  held: number;
+
+  /**
+   * Users waiting in the queue.
+   *
+   * @generated from field: uint32 waiting = 3;
+   */
+  waiting: number;
+
+  /**
+   * Entries created by Reserve since the last Reset.
+   *
+   * @generated from field: uint32 joined_total = 4;
+   */
+  joinedTotal: number;
+
+  /**
+   * Users promoted from the queue since the last Reset.
+   *
+   * @generated from field: uint32 promoted_total = 5;
+   */
+  promotedTotal: number;
+
+  /**
+   * Cancels since the last Reset.
+   *
+   * @generated from field: uint32 cancelled_total = 6;
+   */
+  cancelledTotal: number;
+
+  /**
+   * Holds that ran out since the last Reset.
+   *
+   * @generated from field: uint32 expired_total = 7;
+   */
+  expiredTotal: number;
+};
+
+/**
+ * Describes the message ticketqueue.v1.EventCounts.
+ * Use `create(EventCountsSchema)` to create a new message.
+ */
+export const EventCountsSchema: GenMessage<EventCounts> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 14);
+
+/**
+ * A sale: its seats and its queue.
+ *
+ * @generated from message ticketqueue.v1.Event
+ */
+export type Event = Message<"ticketqueue.v1.Event"> & {
+  /**
+   * Id: 1 to 64 of A-Z a-z 0-9 . _ -
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Display name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Number of seats.
+   *
+   * @generated from field: uint32 capacity = 3;
+   */
+  capacity: number;
+
+  /**
+   * Seconds a seat is held for Confirm before it passes on; 0: seats are final at once.
+   *
+   * @generated from field: uint32 hold_seconds = 4;
+   */
+  holdSeconds: number;
+
+  /**
+   * Reserve is refused before this time (unset: open at once).
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 5;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * Reserve is refused from this time on (unset: never closes).
+   *
+   * @generated from field: google.protobuf.Timestamp closes_at = 6;
+   */
+  closesAt?: Timestamp | undefined;
+
+  /**
+   * An operator paused Reserve.
+   *
+   * @generated from field: bool paused = 7;
+   */
+  paused: boolean;
+
+  /**
+   * Where the event is now.
+   *
+   * @generated from field: ticketqueue.v1.EventState state = 8;
+   */
+  state: EventState;
+
+  /**
+   * Live counts.
+   *
+   * @generated from field: ticketqueue.v1.EventCounts counts = 9;
+   */
+  counts?: EventCounts | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.Event.
+ * Use `create(EventSchema)` to create a new message.
+ */
+export const EventSchema: GenMessage<Event> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 15);
+
+/**
+ * Creates an event.
+ *
+ * @generated from message ticketqueue.v1.CreateEventRequest
+ */
+export type CreateEventRequest = Message<"ticketqueue.v1.CreateEventRequest"> & {
+  /**
+   * Id: 1 to 64 of A-Z a-z 0-9 . _ -
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Display name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Number of seats.
+   *
+   * @generated from field: uint32 capacity = 3;
+   */
+  capacity: number;
+
+  /**
+   * Seconds a seat is held for Confirm; 0: seats are final at once.
+   *
+   * @generated from field: uint32 hold_seconds = 4;
+   */
+  holdSeconds: number;
+
+  /**
+   * Optional opening time.
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 5;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * Optional closing time (after `opens_at`).
+   *
+   * @generated from field: google.protobuf.Timestamp closes_at = 6;
+   */
+  closesAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.CreateEventRequest.
+ * Use `create(CreateEventRequestSchema)` to create a new message.
+ */
+export const CreateEventRequestSchema: GenMessage<CreateEventRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 16);
+
+/**
+ * The created event.
+ *
+ * @generated from message ticketqueue.v1.CreateEventResponse
+ */
+export type CreateEventResponse = Message<"ticketqueue.v1.CreateEventResponse"> & {
+  /**
+   * The event as stored.
+   *
+   * @generated from field: ticketqueue.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.CreateEventResponse.
+ * Use `create(CreateEventResponseSchema)` to create a new message.
+ */
+export const CreateEventResponseSchema: GenMessage<CreateEventResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 17);
+
+/**
+ * Changes an event; fields left unset keep their value.
+ *
+ * @generated from message ticketqueue.v1.UpdateEventRequest
+ */
+export type UpdateEventRequest = Message<"ticketqueue.v1.UpdateEventRequest"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * New display name.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * New number of seats.
+   *
+   * @generated from field: optional uint32 capacity = 3;
+   */
+  capacity?: number | undefined;
+
+  /**
+   * New hold length for seats given from now on.
+   *
+   * @generated from field: optional uint32 hold_seconds = 4;
+   */
+  holdSeconds?: number | undefined;
+
+  /**
+   * Pause (true) or resume (false) Reserve.
+   *
+   * @generated from field: optional bool paused = 5;
+   */
+  paused?: boolean | undefined;
+
+  /**
+   * New opening time.
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 6;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * New closing time.
+   *
+   * @generated from field: google.protobuf.Timestamp closes_at = 7;
+   */
+  closesAt?: Timestamp | undefined;
+
+  /**
+   * Remove the opening time.
+   *
+   * @generated from field: bool clear_opens_at = 8;
+   */
+  clearOpensAt: boolean;
+
+  /**
+   * Remove the closing time.
+   *
+   * @generated from field: bool clear_closes_at = 9;
+   */
+  clearClosesAt: boolean;
+};
+
+/**
+ * Describes the message ticketqueue.v1.UpdateEventRequest.
+ * Use `create(UpdateEventRequestSchema)` to create a new message.
+ */
+export const UpdateEventRequestSchema: GenMessage<UpdateEventRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
+
+/**
+ * The changed event.
+ *
+ * @generated from message ticketqueue.v1.UpdateEventResponse
+ */
+export type UpdateEventResponse = Message<"ticketqueue.v1.UpdateEventResponse"> & {
+  /**
+   * The event as stored.
+   *
+   * @generated from field: ticketqueue.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+
+  /**
+   * Users promoted by a capacity raise, in FIFO order.
+   *
+   * @generated from field: repeated string promoted_user_ids = 2;
+   */
+  promotedUserIds: string[];
+};
+
+/**
+ * Describes the message ticketqueue.v1.UpdateEventResponse.
+ * Use `create(UpdateEventResponseSchema)` to create a new message.
+ */
+export const UpdateEventResponseSchema: GenMessage<UpdateEventResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
+
+/**
+ * Asks for one event.
+ *
+ * @generated from message ticketqueue.v1.GetEventRequest
+ */
+export type GetEventRequest = Message<"ticketqueue.v1.GetEventRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.GetEventRequest.
+ * Use `create(GetEventRequestSchema)` to create a new message.
+ */
+export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
+
+/**
+ * One event.
+ *
+ * @generated from message ticketqueue.v1.GetEventResponse
+ */
+export type GetEventResponse = Message<"ticketqueue.v1.GetEventResponse"> & {
+  /**
+   * The event with live counts.
+   *
+   * @generated from field: ticketqueue.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.GetEventResponse.
+ * Use `create(GetEventResponseSchema)` to create a new message.
+ */
+export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
+
+/**
+ * Asks for every event.
+ *
+ * @generated from message ticketqueue.v1.ListEventsRequest
+ */
+export type ListEventsRequest = Message<"ticketqueue.v1.ListEventsRequest"> & {
+};
+
+/**
+ * Describes the message ticketqueue.v1.ListEventsRequest.
+ * Use `create(ListEventsRequestSchema)` to create a new message.
+ */
+export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
+
+/**
+ * Every event.
+ *
+ * @generated from message ticketqueue.v1.ListEventsResponse
+ */
+export type ListEventsResponse = Message<"ticketqueue.v1.ListEventsResponse"> & {
+  /**
+   * The events, by id.
+   *
+   * @generated from field: repeated ticketqueue.v1.Event events = 1;
+   */
+  events: Event[];
+};
+
+/**
+ * Describes the message ticketqueue.v1.ListEventsResponse.
+ * Use `create(ListEventsResponseSchema)` to create a new message.
+ */
+export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
+
+/**
+ * Asks for the ticket verification keys.
+ *
+ * @generated from message ticketqueue.v1.GetTicketKeysRequest
+ */
+export type GetTicketKeysRequest = Message<"ticketqueue.v1.GetTicketKeysRequest"> & {
+};
+
+/**
+ * Describes the message ticketqueue.v1.GetTicketKeysRequest.
+ * Use `create(GetTicketKeysRequestSchema)` to create a new message.
+ */
+export const GetTicketKeysRequestSchema: GenMessage<GetTicketKeysRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
+
+/**
+ * One public key (RFC 7517 / RFC 8037 field names).
+ *
+ * @generated from message ticketqueue.v1.JsonWebKey
+ */
+export type JsonWebKey = Message<"ticketqueue.v1.JsonWebKey"> & {
+  /**
+   * "OKP".
+   *
+   * @generated from field: string kty = 1;
+   */
+  kty: string;
+
+  /**
+   * "Ed25519".
+   *
+   * @generated from field: string crv = 2;
+   */
+  crv: string;
+
+  /**
+   * The public key, base64url.
+   *
+   * @generated from field: string x = 3;
+   */
+  x: string;
+
+  /**
+   * Key id, as in the ticket's header.
+   *
+   * @generated from field: string kid = 4;
+   */
+  kid: string;
+
+  /**
+   * "EdDSA".
+   *
+   * @generated from field: string alg = 5;
+   */
+  alg: string;
+
+  /**
+   * "sig".
+   *
+   * @generated from field: string use = 6;
+   */
+  use: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.JsonWebKey.
+ * Use `create(JsonWebKeySchema)` to create a new message.
+ */
+export const JsonWebKeySchema: GenMessage<JsonWebKey> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
+
+/**
+ * A JSON Web Key Set: {"keys": [...]}.
+ *
+ * @generated from message ticketqueue.v1.GetTicketKeysResponse
+ */
+export type GetTicketKeysResponse = Message<"ticketqueue.v1.GetTicketKeysResponse"> & {
+  /**
+   * The keys that verify tickets.
+   *
+   * @generated from field: repeated ticketqueue.v1.JsonWebKey keys = 1;
+   */
+  keys: JsonWebKey[];
+};
+
+/**
+ * Describes the message ticketqueue.v1.GetTicketKeysResponse.
+ * Use `create(GetTicketKeysResponseSchema)` to create a new message.
+ */
+export const GetTicketKeysResponseSchema: GenMessage<GetTicketKeysResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
 
 /**
  * Asks whether the service is healthy.
@@ -240,7 +1057,7 @@ export type HealthRequest = Message<"ticketqueue.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 8);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
 
 /**
  * A healthy service's answer.
@@ -275,7 +1092,7 @@ export type HealthResponse = Message<"ticketqueue.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 9);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
 
 /**
  * Where a user stands.
@@ -291,7 +1108,7 @@ export enum ReservationStatus {
   UNSPECIFIED = 0,
 
   /**
-   * The user holds a seat.
+   * The user holds a seat (see `hold_expires_at` for an unconfirmed hold).
    *
    * @generated from enum value: RESERVATION_STATUS_RESERVED = 1;
    */
@@ -305,11 +1122,25 @@ export enum ReservationStatus {
   QUEUED = 2,
 
   /**
-   * The server knows nothing of this user.
+   * The server knows nothing of this user in this event.
    *
    * @generated from enum value: RESERVATION_STATUS_NOT_FOUND = 3;
    */
   NOT_FOUND = 3,
+
+  /**
+   * The user cancelled (or was cancelled by an operator).
+   *
+   * @generated from enum value: RESERVATION_STATUS_CANCELLED = 4;
+   */
+  CANCELLED = 4,
+
+  /**
+   * The user's purchase hold ran out before Confirm; the seat went to the next in line.
+   *
+   * @generated from enum value: RESERVATION_STATUS_EXPIRED = 5;
+   */
+  EXPIRED = 5,
 }
 
 /**
@@ -319,23 +1150,77 @@ export const ReservationStatusSchema: GenEnum<ReservationStatus> = /*@__PURE__*/
   enumDesc(file_ticketqueue_v1_ticket_queue, 0);
 
 /**
- * A fair first-come, first-served queue in front of a fixed number of seats.
+ * Where an event is in its life.
+ *
+ * @generated from enum ticketqueue.v1.EventState
+ */
+export enum EventState {
+  /**
+   * Never sent by the server.
+   *
+   * @generated from enum value: EVENT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Before `opens_at`: Reserve is refused.
+   *
+   * @generated from enum value: EVENT_STATE_SCHEDULED = 1;
+   */
+  SCHEDULED = 1,
+
+  /**
+   * Taking reservations.
+   *
+   * @generated from enum value: EVENT_STATE_OPEN = 2;
+   */
+  OPEN = 2,
+
+  /**
+   * Paused by an operator: Reserve is refused; cancels, holds and promotion go on.
+   *
+   * @generated from enum value: EVENT_STATE_PAUSED = 3;
+   */
+  PAUSED = 3,
+
+  /**
+   * After `closes_at`: Reserve is refused.
+   *
+   * @generated from enum value: EVENT_STATE_CLOSED = 4;
+   */
+  CLOSED = 4,
+}
+
+/**
+ * Describes the enum ticketqueue.v1.EventState.
+ */
+export const EventStateSchema: GenEnum<EventState> = /*@__PURE__*/
+  enumDesc(file_ticketqueue_v1_ticket_queue, 1);
+
+/**
+ * A fair first-come, first-served queue in front of the seats of each event (a
+ * train on sale morning).
  *
  * The first `capacity` users to call Reserve get a seat at once; everyone after
- * them waits in a FIFO queue and learns their 1-based position. An operator calls
- * ProcessQueue to promote waiting users, in order, when seats are free.
+ * them waits in a FIFO queue and learns their 1-based position, which only ever
+ * moves forward. A seat freed by a cancel or an expired purchase hold passes to
+ * the head of the queue in the same atomic step.
  *
  * Every state change is one atomic Redis script, so the answers are exact under
- * any concurrency. Each RPC is also served as REST (see the google.api.http rules)
- * with the proto field names in JSON.
+ * any concurrency. Each unary RPC is also served as REST (see the google.api.http
+ * rules) with the proto field names in JSON. An empty `event_id` means the event
+ * "default", which the paths without /v1/events act on.
  *
  * @generated from service ticketqueue.v1.TicketQueueService
  */
 export const TicketQueueService: GenService<{
   /**
    * Takes a seat if one is free and nobody is waiting, else joins the back of the
-   * queue. Repeating the call for a known user changes nothing and returns the
-   * user's current state with `already_reserved` or `already_in_queue` set.
+   * queue. The call that creates the entry returns a signed `ticket`; repeating
+   * the call for a known user changes nothing, returns the current state with
+   * `already_reserved` or `already_in_queue` set, and an empty `ticket`. After a
+   * cancel or an expired hold, Reserve joins again at the back.
+   * Before `opens_at`, while paused, or after `closes_at`: FAILED_PRECONDITION.
    *
    * @generated from rpc ticketqueue.v1.TicketQueueService.Reserve
    */
@@ -346,7 +1231,7 @@ export const TicketQueueService: GenService<{
   },
   /**
    * Returns a user's state. An unknown user is not an error: the status is
-   * NOT_FOUND.
+   * NOT_FOUND. An unknown event is NOT_FOUND (HTTP 404).
    *
    * @generated from rpc ticketqueue.v1.TicketQueueService.GetStatus
    */
@@ -356,8 +1241,32 @@ export const TicketQueueService: GenService<{
     output: typeof GetStatusResponseSchema;
   },
   /**
+   * Gives up a seat or a place in the queue; needs the user's ticket. A freed
+   * seat goes to the head of the queue in the same step. Repeating a cancel
+   * answers CANCELLED and changes nothing.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.Cancel
+   */
+  cancel: {
+    methodKind: "unary";
+    input: typeof CancelRequestSchema;
+    output: typeof CancelResponseSchema;
+  },
+  /**
+   * Confirms a held seat (the booking system's "paid"): the hold ends and the
+   * seat is the user's for good. Needs the user's ticket.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.Confirm
+   */
+  confirm: {
+    methodKind: "unary";
+    input: typeof ConfirmRequestSchema;
+    output: typeof ConfirmResponseSchema;
+  },
+  /**
    * Admin. Promotes the first min(free seats, waiting users) of the queue, in FIFO
-   * order, to RESERVED.
+   * order. Seats are refilled automatically on every cancel, expiry and capacity
+   * raise; this is the operator's manual nudge.
    *
    * @generated from rpc ticketqueue.v1.TicketQueueService.ProcessQueue
    */
@@ -367,8 +1276,8 @@ export const TicketQueueService: GenService<{
     output: typeof ProcessQueueResponseSchema;
   },
   /**
-   * Admin. Removes every reserved and waiting user. The queue's settings (its
-   * capacity) are kept.
+   * Admin. Removes every user of one event. Its settings (capacity, hold, times)
+   * are kept.
    *
    * @generated from rpc ticketqueue.v1.TicketQueueService.Reset
    */
@@ -376,6 +1285,68 @@ export const TicketQueueService: GenService<{
     methodKind: "unary";
     input: typeof ResetRequestSchema;
     output: typeof ResetResponseSchema;
+  },
+  /**
+   * Admin. Cancels any user without their ticket (the support desk).
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.AdminCancel
+   */
+  adminCancel: {
+    methodKind: "unary";
+    input: typeof AdminCancelRequestSchema;
+    output: typeof AdminCancelResponseSchema;
+  },
+  /**
+   * Admin. Creates an event. ALREADY_EXISTS if the id is taken.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.CreateEvent
+   */
+  createEvent: {
+    methodKind: "unary";
+    input: typeof CreateEventRequestSchema;
+    output: typeof CreateEventResponseSchema;
+  },
+  /**
+   * Admin. Changes an event's settings. Raising the capacity promotes waiting
+   * users at once; lowering it never takes a seat back, it only stops promotion
+   * until enough seats are free.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.UpdateEvent
+   */
+  updateEvent: {
+    methodKind: "unary";
+    input: typeof UpdateEventRequestSchema;
+    output: typeof UpdateEventResponseSchema;
+  },
+  /**
+   * One event with its live counts.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.GetEvent
+   */
+  getEvent: {
+    methodKind: "unary";
+    input: typeof GetEventRequestSchema;
+    output: typeof GetEventResponseSchema;
+  },
+  /**
+   * Every event with its live counts.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.ListEvents
+   */
+  listEvents: {
+    methodKind: "unary";
+    input: typeof ListEventsRequestSchema;
+    output: typeof ListEventsResponseSchema;
+  },
+  /**
+   * The public keys that verify tickets, as a JSON Web Key Set.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.GetTicketKeys
+   */
+  getTicketKeys: {
+    methodKind: "unary";
+    input: typeof GetTicketKeysRequestSchema;
+    output: typeof GetTicketKeysResponseSchema;
   },
   /**
    * Says whether the service can reach Redis. Fails with UNAVAILABLE (HTTP 503)

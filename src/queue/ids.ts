@@ -3,9 +3,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 /** Longest user id accepted, in UTF-8 bytes. */
 export const MAX_USER_ID_BYTES = 128;
 
+/** The event that the paths without /v1/events act on, and that an empty event_id means. */
+export const DEFAULT_EVENT_ID = "default";
+
 // C0 controls, DEL and C1 controls.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+// Event ids go inside a Redis hash tag, so braces (and anything unusual) are out.
+const EVENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Throws InvalidArgument unless `userId` is a usable id. */
 export function checkUserId(userId: string): void {
@@ -18,4 +24,13 @@ export function checkUserId(userId: string): void {
   if (CONTROL.test(userId)) {
     throw new ConnectError("user_id contains a control character", Code.InvalidArgument);
   }
+}
+
+/** The event id to use: empty means the default event; anything else must be a valid id. */
+export function eventIdOf(eventId: string): string {
+  if (eventId === "") return DEFAULT_EVENT_ID;
+  if (!EVENT_ID.test(eventId)) {
+    throw new ConnectError("event_id must be 1 to 64 of A-Z a-z 0-9 . _ -", Code.InvalidArgument);
+  }
+  return eventId;
 }

@@ -1,0 +1,32 @@
+--[[
+  Expire holds: every hold past its time ends (the user is EXPIRED) and the
+  freed seats go to the head of the queue, in one step. Idempotent: any worker
+  may run it at any time.
+
+  KEYS: see includes/event.lua
+  ARGV[1] most holds to expire in one call
+
+  Returns {0, expired_count, promoted ids...} or {-1} no such event
+]]
+--- @include "event"
+
+local ev = load_event(nil, false)
+if not ev then return {ERR_NO_EVENT} end
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+if #due == 0 then return {0, 0} end
+
+for _, user in ipairs(due) do
+  local seat = redis.call('HGET', K_SEATS, user)
+  redis.call('ZREM', K_HOLDS, user)
+  if seat then
+    redis.call('HDEL', K_SEATS, user)
+    redis.call('HSET', K_GONE, user, 'E' .. string.match(seat, '^(%d+)'))
+  end
+end
+redis.call('HINCRBY', K_META, 'expired_total', #due)
+local promoted = fill(ev, now)
+changed({'S', 'P' .. #promoted})
+local result = {0, #due}
+for _, id in ipairs(promoted) do result[#result + 1] = id end
+return result

@@ -1,0 +1,101 @@
+--[[
+  Shared by every script (inlined where a script says --- @include "event").
+
+  KEYS[1] meta     hash: name, capacity, hold_seconds, opens_at, closes_at (ms),
+                   paused, next_seq, version, joined/promoted/cancelled/expired_total
+  KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
+  KEYS[3] waiting  sorted set: user -> seq (join order; ZRANK is the position - 1)
+  KEYS[4] holds    sorted set: user -> ms when the unconfirmed hold runs out
+  KEYS[5] gone     hash: user -> "C<seq>" cancelled or "E<seq>" expired
+  KEYS[6] rate     hash: 10-second bucket -> users promoted in it (for wait estimates)
+
+  A waiting user costs one sorted-set entry and nothing else. Time is Redis's
+  own clock (TIME), so every worker agrees when a hold runs out.
+]]
+local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+local ERR_NO_EVENT = -1
+
+local RATE_BUCKET_MS = 10000
+local RATE_BUCKETS = 30
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The event's settings, or nil when it does not exist. With `default_capacity`
+-- (the default event) a missing event is created, unless `read_only`.
+local function load_event(default_capacity, read_only)
+  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused')
+  if not v[1] then
+    if not default_capacity or default_capacity == '' then return nil end
+    if not read_only then
+      redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0)
+    end
+    v = {default_capacity, '0', false, false, false}
+  end
+  return {
+    capacity = tonumber(v[1]),
+    hold_ms = tonumber(v[2] or '0') * 1000,
+    opens_at = tonumber(v[3] or '0'),
+    closes_at = tonumber(v[4] or '0'),
+    paused = v[5] == '1',
+  }
+end
+
+-- Records a change: bumps the event's version and tells watchers what moved.
+-- ops: "J" joined, "L<pos>" left the queue from pos, "P<n>" n promoted from the
+-- head, "S" a seat changed, "X" reset, "U" settings changed.
+local function changed(ops)
+  local version = redis.call('HINCRBY', K_META, 'version', 1)
+  redis.call('PUBLISH', string.sub(K_META, 1, -5) .. 'changes', version .. ' ' .. table.concat(ops, ' '))
+  return version
+end
+
+local function record_promotions(now, n)
+  local bucket = math.floor(now / RATE_BUCKET_MS)
+  redis.call('HINCRBY', K_RATE, bucket, n)
+  redis.call('HDEL', K_RATE, bucket - RATE_BUCKETS)
+  redis.call('HINCRBY', K_META, 'promoted_total', n)
+end
+
+-- Moves the first n waiting users into seats, in FIFO order.
+local function promote(n, now, hold_ms)
+  local promoted = {}
+  if n <= 0 then return promoted end
+  local popped = redis.call('ZPOPMIN', K_WAITING, n)
+  for i = 1, #popped, 2 do
+    local user = popped[i]
+    redis.call('HSET', K_SEATS, user, popped[i + 1] .. 'p')
+    if hold_ms > 0 then redis.call('ZADD', K_HOLDS, now + hold_ms, user) end
+    promoted[#promoted + 1] = user
+  end
+  if #promoted > 0 then record_promotions(now, #promoted) end
+  return promoted
+end
+
+-- Gives every free seat to the head of the queue.
+local function fill(ev, now)
+  return promote(ev.capacity - redis.call('HLEN', K_SEATS), now, ev.hold_ms)
+end
+
+-- A user's state: {status, position, promoted, hold_expires_ms, seq}.
+-- status 1 reserved, 2 queued, 3 not found, 4 cancelled, 5 expired.
+local function user_state(user)
+  local seat = redis.call('HGET', K_SEATS, user)
+  if seat then
+    local seq, p = string.match(seat, '^(%d+)(p?)$')
+    local hold = redis.call('ZSCORE', K_HOLDS, user)
+    return {1, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq)}
+  end
+  local rank = redis.call('ZRANK', K_WAITING, user)
+  if rank then
+    return {2, rank + 1, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user))}
+  end
+  local gone = redis.call('HGET', K_GONE, user)
+  if gone then
+    return {string.sub(gone, 1, 1) == 'C' and 4 or 5, 0, 0, 0, tonumber(string.sub(gone, 2))}
+  end
+  return {3, 0, 0, 0, 0}
+end

@@ -1,0 +1,48 @@
+--[[
+  Reserve: a seat if one is free and nobody waits, else the back of the queue.
+  A known user (seated or waiting) gets their state back and nothing changes; a
+  cancelled or expired user joins again as a new entry.
+
+  KEYS: see includes/event.lua
+  ARGV[1] user id
+  ARGV[2] capacity to create the default event with ('' for any other event)
+
+  Returns {0, status, position, promoted, hold_expires_ms, seq, already_known}
+       or {-1} no such event
+       or {-2, opens_at_ms} not open yet, {-3} paused, {-4, closes_at_ms} closed
+]]
+--- @include "event"
+
+local user = ARGV[1]
+local ev = load_event(ARGV[2], false)
+if not ev then return {ERR_NO_EVENT} end
+
+local state = user_state(user)
+if state[1] == 1 or state[1] == 2 then
+  return {0, state[1], state[2], state[3], state[4], state[5], 1}
+end
+
+local now = now_ms()
+if ev.opens_at > 0 and now < ev.opens_at then return {-2, ev.opens_at} end
+if ev.paused then return {-3} end
+if ev.closes_at > 0 and now >= ev.closes_at then return {-4, ev.closes_at} end
+
+redis.call('HDEL', K_GONE, user)
+local seq = redis.call('HINCRBY', K_META, 'next_seq', 1)
+redis.call('HINCRBY', K_META, 'joined_total', 1)
+
+-- A free seat goes to a newcomer only when nobody waits: the queue comes first.
+if redis.call('ZCARD', K_WAITING) == 0 and redis.call('HLEN', K_SEATS) < ev.capacity then
+  redis.call('HSET', K_SEATS, user, seq)
+  local hold = 0
+  if ev.hold_ms > 0 then
+    hold = now + ev.hold_ms
+    redis.call('ZADD', K_HOLDS, hold, user)
+  end
+  changed({'S'})
+  return {0, 1, 0, 0, hold, seq, 0}
+end
+
+redis.call('ZADD', K_WAITING, seq, user)
+changed({'J'})
+return {0, 2, redis.call('ZCARD', K_WAITING), 0, 0, seq, 0}

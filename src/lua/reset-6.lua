@@ -1,0 +1,20 @@
+--[[
+  Reset: every user of the event is removed and its totals start again; its
+  settings stay.
+
+  KEYS: see includes/event.lua
+  ARGV[1] default event's capacity ('' for any other event)
+
+  Returns {0, cleared_reserved, cleared_waiting} or {-1} no such event
+]]
+--- @include "event"
+
+local ev = load_event(ARGV[1], false)
+if not ev then return {ERR_NO_EVENT} end
+local seats = redis.call('HLEN', K_SEATS)
+local waiting = redis.call('ZCARD', K_WAITING)
+-- UNLINK frees a large queue in the background instead of blocking Redis.
+redis.call('UNLINK', K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE)
+redis.call('HDEL', K_META, 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total')
+changed({'X'})
+return {0, seats, waiting}

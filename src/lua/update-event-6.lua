@@ -1,0 +1,20 @@
+--[[
+  UpdateEvent: changes settings, then gives any seats a raised capacity freed to
+  the head of the queue. Lowering the capacity takes no seat back.
+
+  KEYS: see includes/event.lua
+  ARGV pairs: field, value (fields: name, capacity, hold_seconds, paused,
+  opens_at, closes_at; times in ms, 0 for none)
+
+  Returns {0, promoted ids...} or {-1} no such event
+]]
+--- @include "event"
+
+if redis.call('EXISTS', K_META) == 0 then return {ERR_NO_EVENT} end
+if #ARGV > 0 then redis.call('HSET', K_META, unpack(ARGV)) end
+local ev = load_event(nil, false)
+local promoted = fill(ev, now_ms())
+changed({'U', 'P' .. #promoted})
+local result = {0}
+for _, id in ipairs(promoted) do result[#result + 1] = id end
+return result

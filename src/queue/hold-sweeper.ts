@@ -1,0 +1,33 @@
+import type { Logger } from "pino";
+import type { QueueStore } from "./queue-store.js";
+
+export interface HoldSweeper {
+  stop(): void;
+}
+
+/**
+ * Ends purchase holds that ran out, in every event, a few times a second: a seat
+ * passes on within a second of its hold's end. Every worker runs one; the
+ * script is atomic and idempotent, so no leader is needed.
+ */
+export function startHoldSweeper(store: QueueStore, log: Logger, intervalMs = 250): HoldSweeper {
+  let running = false;
+  const sweep = async (): Promise<void> => {
+    if (running) return;
+    running = true;
+    try {
+      // One SMEMBERS a tick: a new event's holds are swept from its first second.
+      for (const eventId of await store.eventIds()) {
+        const { expired, promoted } = await store.expireHolds(eventId);
+        if (expired > 0) log.info({ event: eventId, expired, promoted: promoted.length }, "holds expired");
+      }
+    } catch (err: unknown) {
+      log.debug({ err: String(err) }, "hold sweep failed; retrying");
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void sweep(), intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

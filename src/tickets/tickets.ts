@@ -1,0 +1,124 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Redis } from "ioredis";
+import {
+  calculateJwkThumbprint,
+  errors as joseErrors,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  importPKCS8,
+  jwtVerify,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+} from "jose";
+import { callRedis } from "../redis/redis-errors.js";
+
+/** The audience of every ticket: a ticket is good for nothing else. */
+export const TICKET_AUDIENCE = "ticketqueue:ticket";
+
+interface SigningKey {
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  publicJwk: JWK;
+  kid: string;
+}
+
+export interface TicketsOptions {
+  /** TICKET_KEY: an Ed25519 private key as a JWK (JSON) or PKCS#8 PEM. Unset: one is kept in Redis. */
+  configuredKey: string | undefined;
+  /** Redis key under which a generated key is shared by every worker and restart. */
+  redisKey: string;
+  /** How long a ticket stays valid. */
+  ttlSeconds: number;
+}
+
+/**
+ * Signed tickets: JWTs (EdDSA / Ed25519) that bind a user to one entry (its join
+ * sequence) of one event. Cancel, Confirm and WatchStatus require one.
+ */
+export class Tickets {
+  private key: Promise<SigningKey> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: TicketsOptions,
+  ) {}
+
+  async issue(eventId: string, userId: string, seq: number): Promise<string> {
+    const key = await this.signingKey();
+    return new SignJWT({ evt: eventId, seq })
+      .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: "JWT" })
+      .setSubject(userId)
+      .setAudience(TICKET_AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${this.options.ttlSeconds}s`)
+      .sign(key.privateKey);
+  }
+
+  /**
+   * The entry sequence the ticket is bound to. Forged, malformed or expired:
+   * Unauthenticated. Valid but for another user or event: PermissionDenied.
+   */
+  async verify(ticket: string, eventId: string, userId: string): Promise<number> {
+    if (ticket === "") throw new ConnectError("a ticket is required: send the one Reserve returned", Code.Unauthenticated);
+    const key = await this.signingKey();
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(ticket, key.publicKey, { audience: TICKET_AUDIENCE, algorithms: ["EdDSA"] }));
+    } catch (err: unknown) {
+      const reason = err instanceof joseErrors.JWTExpired ? "the ticket has expired" : "the ticket is not valid";
+      throw new ConnectError(reason, Code.Unauthenticated);
+    }
+    if (payload.sub !== userId || payload["evt"] !== eventId) {
+      throw new ConnectError("the ticket is for another user or event", Code.PermissionDenied);
+    }
+    const seq = payload["seq"];
+    if (typeof seq !== "number" || !Number.isInteger(seq)) throw new ConnectError("the ticket is not valid", Code.Unauthenticated);
+    return seq;
+  }
+
+  /** The public key(s) as JWKs, for GetTicketKeys (/.well-known/jwks.json). */
+  async publicKeys(): Promise<JWK[]> {
+    const key = await this.signingKey();
+    return [{ ...key.publicJwk, kid: key.kid, alg: "EdDSA", use: "sig" }];
+  }
+
+  private signingKey(): Promise<SigningKey> {
+    // Loaded once; a failure (Redis down at start) is retried on the next call.
+    this.key ??= this.loadKey().catch((err: unknown) => {
+      this.key = undefined;
+      throw err;
+    });
+    return this.key;
+  }
+
+  private async loadKey(): Promise<SigningKey> {
+    const configured = this.options.configuredKey;
+    if (configured !== undefined) return fromPrivate(await importPrivate(configured));
+    const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+    const candidate = JSON.stringify(await exportJWK(privateKey));
+    // SET NX: the first worker's key wins; everyone then uses what Redis holds.
+    await callRedis(() => this.redis.set(this.options.redisKey, candidate, "NX"));
+    const stored = await callRedis(() => this.redis.get(this.options.redisKey));
+    if (stored === null) throw new Error("ticket key vanished from Redis");
+    return fromPrivate(await importPrivate(stored));
+  }
+}
+
+async function importPrivate(text: string): Promise<CryptoKey> {
+  const trimmed = text.trim();
+  const key = trimmed.startsWith("{")
+    ? await importJWK(JSON.parse(trimmed) as JWK, "EdDSA", { extractable: true })
+    : await importPKCS8(trimmed, "EdDSA", { extractable: true });
+  if (!(key instanceof Object) || !("type" in key) || key.type !== "private") throw new Error("TICKET_KEY must be an Ed25519 private key");
+  return key;
+}
+
+async function fromPrivate(privateKey: CryptoKey): Promise<SigningKey> {
+  const { kty, crv, x } = await exportJWK(privateKey);
+  const publicJwk: JWK = { kty, crv, x };
+  const publicKey = await importJWK(publicJwk, "EdDSA");
+  if (!("type" in publicKey)) throw new Error("unexpected public key");
+  return { privateKey, publicKey, publicJwk, kid: await calculateJwkThumbprint(publicJwk) };
+}
