@@ -1,0 +1,128 @@
+import { randomUUID } from "node:crypto";
+import fc from "fast-check";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { eventKeys } from "../src/queue/keys.js";
+import { QueueStore } from "../src/queue/queue-store.js";
+import { createRedisClient } from "../src/redis/redis-client.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+
+// Random concurrent mixes of every state change, against a real Redis; after
+// each step the queue's invariants are checked from Redis itself.
+
+let server: TestRedis;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startTestRedis();
+  redis = createRedisClient({ url: server.url, commandTimeoutMs: 5000 });
+  await redis.connect();
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.dispose();
+});
+
+const USERS = Array.from({ length: 12 }, (_, i) => `u${i}`);
+const user = fc.constantFrom(...USERS);
+const op = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant("reserve" as const), user }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("cancel" as const), user }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("confirm" as const), user }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("expire" as const), user }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("capacity" as const), value: fc.integer({ min: 1, max: 6 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("process" as const) }) },
+);
+type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
+
+async function apply(store: QueueStore, eventId: string, holdsKey: string, o: Op): Promise<{ created: boolean }> {
+  switch (o.kind) {
+    case "reserve":
+      return { created: !(await store.reserve(eventId, o.user)).alreadyKnown };
+    case "cancel":
+      await store.cancel(eventId, o.user, undefined);
+      break;
+    case "confirm": {
+      const s = await store.status(eventId, o.user);
+      await store.confirm(eventId, o.user, s.seq).catch(() => undefined); // refusals are fine here
+      break;
+    }
+    case "expire":
+      // Time travel for one hold: its end moves to the past, then the sweep runs.
+      await redis.zadd(holdsKey, "XX", 1, o.user);
+      await store.expireHolds(eventId);
+      break;
+    case "capacity":
+      await store.updateEvent(eventId, { capacity: o.value });
+      break;
+    case "process":
+      await store.processQueue(eventId);
+      break;
+  }
+  return { created: false };
+}
+
+describe("queue invariants under random concurrent operations", () => {
+  it("hold after every step", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 15 }), async (capacity, steps) => {
+        const store = new QueueStore(redis, { prefix: `prop-${randomUUID()}`, defaultCapacity: 1 });
+        const eventId = "e";
+        await store.createEvent(eventId, { name: eventId, capacity, holdSeconds: 60, opensAt: 0, closesAt: 0 });
+        const [, seatsKey = "", waitingKey = "", holdsKey = "", goneKey = ""] = eventKeys(store.options.prefix, eventId);
+        const everJoined = new Set<string>();
+        let created = 0;
+        let lastSeats = 0;
+        let lastCapacity = capacity;
+        const lastPosition = new Map<string, number>(); // "user:seq" -> position
+
+        for (const step of steps) {
+          const results = await Promise.all(step.map((o) => apply(store, eventId, holdsKey, o)));
+          created += results.filter((r) => r.created).length;
+          for (const o of step) if (o.kind === "reserve") everJoined.add(o.user);
+
+          const seats = await redis.hgetall(seatsKey);
+          const waiting = await redis.zrange(waitingKey, 0, -1, "WITHSCORES");
+          const gone = await redis.hgetall(goneKey);
+          const info = await store.getEvent(eventId);
+          const waitingUsers = waiting.filter((_, i) => i % 2 === 0);
+          const waitingSeqs = waiting.filter((_, i) => i % 2 === 1).map(Number);
+          const seated = Object.keys(seats);
+
+          // Never more seats than the capacity in force when they were given: a lowered
+          // capacity takes no seat back, and nothing beyond it is given afterwards.
+          const capacities = step.flatMap((o) => (o.kind === "capacity" ? [o.value] : []));
+          expect(seated.length).toBeLessThanOrEqual(Math.max(lastSeats, lastCapacity, info.capacity, ...capacities));
+          // Never a free seat while people wait.
+          if (seated.length < info.capacity) expect(waitingUsers).toEqual([]);
+          // Nobody in two places; nobody who joined is lost.
+          for (const u of USERS) {
+            const places = [u in seats, waitingUsers.includes(u), u in gone].filter(Boolean).length;
+            expect(places).toBeLessThanOrEqual(1);
+            if (everJoined.has(u)) expect(places).toBe(1);
+          }
+          // FIFO: everyone promoted had joined before everyone still waiting.
+          const minWaiting = Math.min(...waitingSeqs);
+          for (const value of Object.values(seats)) {
+            if (value.endsWith("p")) expect(Number(value.slice(0, -1))).toBeLessThan(minWaiting);
+          }
+          // Positions: exact, dense, and never growing for an entry that still waits.
+          const statuses = await Promise.all(waitingUsers.map((u) => store.status(eventId, u)));
+          for (const [i, s] of statuses.entries()) {
+            expect(s.status).toBe(ReservationStatus.QUEUED);
+            expect(s.position).toBe(i + 1);
+            const key = `${waitingUsers[i] ?? ""}:${s.seq}`;
+            expect(s.position).toBeLessThanOrEqual(lastPosition.get(key) ?? Infinity);
+            lastPosition.set(key, s.position);
+          }
+          // Counts agree with the sets.
+          expect(info).toMatchObject({ seats: seated.length, waiting: waitingUsers.length, joinedTotal: created });
+          expect(info.held).toBe(await redis.zcard(holdsKey));
+          lastSeats = seated.length;
+          lastCapacity = info.capacity;
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
