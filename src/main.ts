@@ -10,6 +10,7 @@ import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createTicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
+import { connectChangeHub } from "./watch/change-hub.js";
 
 export interface RunningService {
   port: number;
@@ -39,7 +40,8 @@ export async function startService(config: Config, adminToken: string, log: Logg
   const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
-  const server = createTicketQueueServer({ store, tickets, adminToken, log });
+  const hub = await connectChangeHub(redisUrl, config.redisCommandTimeoutMs, store, log);
+  const server = createTicketQueueServer({ store, tickets, hub, adminToken, log });
   const address = await server.listen(config.port, config.host);
   log.info({ port: address.port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
 

@@ -7,6 +7,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { toConnectError } from "../server/errors.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
+import { envelope, sendServerSentEvents } from "./server-sent-events.js";
 
 type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
@@ -16,6 +17,8 @@ interface Route {
   template: PathTemplate;
   /** "*" (the whole request is the body), a field name, or "" (no body). */
   body: string;
+  /** A server-streaming RPC, answered as Server-Sent Events. */
+  streaming: boolean;
   handler: UniversalHandler;
 }
 
@@ -55,15 +58,20 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
       }
       const { route, vars } = match;
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
+      const header = forwardedHeaders(req, route.streaming ? "application/connect+json" : "application/json");
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
         url: `http://localhost${route.handler.requestPath}`,
-        header: forwardedHeaders(req),
-        body: message,
+        header,
+        body: route.streaming ? envelope(message) : message,
         signal: abortOnClose(res),
       });
-      await universalResponseToNodeResponse(response, res);
+      if (route.streaming) {
+        await sendServerSentEvents(response, res, (err) => sendError(res, err));
+      } else {
+        await universalResponseToNodeResponse(response, res);
+      }
     } catch (err: unknown) {
       if (err instanceof PayloadTooLarge) {
         sendError(res, new ConnectError(err.message, Code.ResourceExhausted), 413);
@@ -75,7 +83,7 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
 }
 
 function routesOf(handler: UniversalHandler): Route[] {
-  if (handler.method.methodKind !== "unary") return [];
+  if (handler.method.methodKind !== "unary" && handler.method.methodKind !== "server_streaming") return [];
   const rule = getOption(handler.method, httpRule);
   return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding));
 }
@@ -84,7 +92,7 @@ function routeOf(handler: UniversalHandler, rule: HttpRule): Route[] {
   const { pattern } = rule;
   if (pattern.case === undefined) return [];
   const [verb, path] = pattern.case === "custom" ? [pattern.value.kind.toLowerCase(), pattern.value.path] : [pattern.case, pattern.value];
-  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler }];
+  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming: handler.method.methodKind === "server_streaming" }];
 }
 
 /** The body passed the size limit: ResourceExhausted, answered 413 rather than 429. */
@@ -163,13 +171,13 @@ function typedValue(method: DescMethod, name: string, value: string): JsonValue 
 
 const DROPPED_HEADERS = new Set(["content-type", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "host"]);
 
-function forwardedHeaders(req: NodeRequest): Headers {
+function forwardedHeaders(req: NodeRequest, contentType: string): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith(":") || DROPPED_HEADERS.has(name) || value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
   }
-  headers.set("content-type", "application/json");
+  headers.set("content-type", contentType);
   return headers;
 }
 

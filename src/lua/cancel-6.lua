@@ -32,9 +32,9 @@ if status == 1 then
   redis.call('ZREM', K_HOLDS, user)
   local promoted = fill(ev, now_ms())
   for _, id in ipairs(promoted) do result[#result + 1] = id end
-  changed({'S', 'P' .. #promoted})
+  changed({{'S', user}, {'P', #promoted}})
 else
   redis.call('ZREM', K_WAITING, user)
-  changed({'L' .. state[2]})
+  changed({{'L', state[2], user}})
 end
 return result

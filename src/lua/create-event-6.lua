@@ -12,5 +12,5 @@
 if redis.call('EXISTS', K_META) == 1 then return {-10} end
 redis.call('HSET', K_META, 'name', ARGV[1], 'capacity', ARGV[2], 'hold_seconds', ARGV[3],
   'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms())
-changed({'U'})
+changed({{'U'}})
 return {0}

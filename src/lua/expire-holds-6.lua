@@ -16,7 +16,9 @@ local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 if #due == 0 then return {0, 0} end
 
+local ops = {}
 for _, user in ipairs(due) do
+  ops[#ops + 1] = {'S', user}
   local seat = redis.call('HGET', K_SEATS, user)
   redis.call('ZREM', K_HOLDS, user)
   if seat then
@@ -26,7 +28,8 @@ for _, user in ipairs(due) do
 end
 redis.call('HINCRBY', K_META, 'expired_total', #due)
 local promoted = fill(ev, now)
-changed({'S', 'P' .. #promoted})
+ops[#ops + 1] = {'P', #promoted}
+changed(ops)
 local result = {0, #due}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

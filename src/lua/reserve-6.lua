@@ -39,10 +39,10 @@ if redis.call('ZCARD', K_WAITING) == 0 and redis.call('HLEN', K_SEATS) < ev.capa
     hold = now + ev.hold_ms
     redis.call('ZADD', K_HOLDS, hold, user)
   end
-  changed({'S'})
+  changed({{'S', user}})
   return {0, 1, 0, 0, hold, seq, 0}
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
-changed({'J'})
+changed({{'J', user}})
 return {0, 2, redis.call('ZCARD', K_WAITING), 0, 0, seq, 0}

@@ -14,7 +14,7 @@ if redis.call('EXISTS', K_META) == 0 then return {ERR_NO_EVENT} end
 if #ARGV > 0 then redis.call('HSET', K_META, unpack(ARGV)) end
 local ev = load_event(nil, false)
 local promoted = fill(ev, now_ms())
-changed({'U', 'P' .. #promoted})
+changed({{'U'}, {'P', #promoted}})
 local result = {0}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

@@ -7,6 +7,7 @@ import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js"
 import { createRestGateway } from "../gateway/rest-gateway.js";
 import type { QueueStore } from "../queue/queue-store.js";
 import type { Tickets } from "../tickets/tickets.js";
+import type { ChangeHub } from "../watch/change-hub.js";
 import { adminAuthInterceptor } from "./admin-auth.js";
 import { errorInterceptor } from "./errors.js";
 import { createOnePortServer } from "./one-port.js";
@@ -18,6 +19,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export interface ServerDeps {
   store: QueueStore;
   tickets: Tickets;
+  hub: ChangeHub;
   adminToken: string;
   log: Logger;
 }
@@ -38,7 +40,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const services = [TicketQueueService];
   const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
   const routes = (router: ConnectRouter): void => {
-    router.service(TicketQueueService, ticketQueueService(deps.store, deps.tickets));
+    router.service(TicketQueueService, ticketQueueService(deps.store, deps.tickets, deps.hub));
   };
 
   // REST shares handlers and interceptors; only its JSON differs: proto field
@@ -96,6 +98,8 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
 
     async close(graceMs = 10_000) {
       closing = true;
+      // Open watch streams end with Unavailable so their clients reconnect elsewhere.
+      await deps.hub.close();
       const stopped = new Promise<void>((resolve) => http1.close(() => resolve()));
       // GOAWAY: clients finish their open streams and open a new connection elsewhere.
       for (const session of sessions) session.close();

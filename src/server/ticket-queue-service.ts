@@ -3,15 +3,17 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema, timestampDate, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
-  EventState,
   ReservationStatus,
   type EventSchema,
   type TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { checkUserId, eventIdOf } from "../queue/ids.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
+import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import type { Tickets } from "../tickets/tickets.js";
+import type { ChangeHub } from "../watch/change-hub.js";
+import { watchStatus } from "../watch/status-watcher.js";
 
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
@@ -21,7 +23,7 @@ const MAX_HOLD_SECONDS = 24 * 3600;
  * call one store method (one Lua script), shape the answer. Admin auth and error
  * mapping live in interceptors.
  */
-export function ticketQueueService(store: QueueStore, tickets: Tickets): ServiceImpl<typeof TicketQueueService> {
+export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: ChangeHub): ServiceImpl<typeof TicketQueueService> {
   return {
     async reserve(req) {
       const eventId = eventIdOf(req.eventId);
@@ -64,6 +66,26 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets): Service
       const seq = await tickets.verify(req.ticket, eventId, req.userId);
       const r = await store.cancel(eventId, req.userId, seq);
       return { userId: req.userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
+    },
+
+    async *watchStatus(req, ctx) {
+      const eventId = eventIdOf(req.eventId);
+      checkUserId(req.userId);
+      const seq = await tickets.verify(req.ticket, eventId, req.userId);
+      for await (const u of watchStatus(store, hub, eventId, req.userId, seq, ctx.signal)) {
+        yield {
+          version: BigInt(u.version),
+          change: u.change,
+          userId: req.userId,
+          eventId,
+          status: u.state.status,
+          position: u.state.position,
+          promoted: u.state.promoted,
+          holdExpiresAt: timestamp(u.state.holdExpiresAt),
+          estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
+          eventState: u.eventState,
+        };
+      }
     },
 
     async confirm(req) {
@@ -173,13 +195,6 @@ function duration(waitMs: number) {
   return create(DurationSchema, { seconds: BigInt(Math.floor(waitMs / 1000)), nanos: (waitMs % 1000) * 1_000_000 });
 }
 
-function stateOf(e: EventInfo): EventState {
-  if (e.opensAt > 0 && e.now < e.opensAt) return EventState.SCHEDULED;
-  if (e.closesAt > 0 && e.now >= e.closesAt) return EventState.CLOSED;
-  if (e.paused) return EventState.PAUSED;
-  return EventState.OPEN;
-}
-
 function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
   return {
     eventId: e.eventId,
@@ -189,7 +204,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     opensAt: timestamp(e.opensAt),
     closesAt: timestamp(e.closesAt),
     paused: e.paused,
-    state: stateOf(e),
+    state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,
       held: e.held,

@@ -7,6 +7,7 @@ import { QueueStore } from "../../src/queue/queue-store.js";
 import { createRedisClient } from "../../src/redis/redis-client.js";
 import { createTicketQueueServer, type TicketQueueServer } from "../../src/server/server.js";
 import { Tickets } from "../../src/tickets/tickets.js";
+import { connectChangeHub } from "../../src/watch/change-hub.js";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token";
 
@@ -36,7 +37,8 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   const log = pino({ level: "silent" });
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
-  const server = createTicketQueueServer({ store, tickets, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log });
+  const hub = await connectChangeHub(redisUrl, options.commandTimeoutMs ?? 1000, store, log);
+  const server = createTicketQueueServer({ store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log });
   const { port } = await server.listen(0, "127.0.0.1");
   return {
     port,

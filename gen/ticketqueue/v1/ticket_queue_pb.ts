@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ticketqueue/v1/ticket_queue.proto.
  */
 export const file_ticketqueue_v1_ticket_queue: GenFile = /*@__PURE__*/
-  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIiAKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSJCCg1SZXNldFJlc3BvbnNlEhgKEGNsZWFyZWRfcmVzZXJ2ZWQYASABKA0SFwoPY2xlYXJlZF93YWl0aW5nGAIgASgNIjcKEkFkbWluQ2FuY2VsUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIqEBChNBZG1pbkNhbmNlbFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSMQoGc3RhdHVzGAMgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSGQoRYWxyZWFkeV9jYW5jZWxsZWQYBCABKAgSGQoRcHJvbW90ZWRfdXNlcl9pZHMYBSADKAkinAEKC0V2ZW50Q291bnRzEhAKCHJlc2VydmVkGAEgASgNEgwKBGhlbGQYAiABKA0SDwoHd2FpdGluZxgDIAEoDRIUCgxqb2luZWRfdG90YWwYBCABKA0SFgoOcHJvbW90ZWRfdG90YWwYBSABKA0SFwoPY2FuY2VsbGVkX3RvdGFsGAYgASgNEhUKDWV4cGlyZWRfdG90YWwYByABKA0ilAIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2FwYWNpdHkYAyABKA0SFAoMaG9sZF9zZWNvbmRzGAQgASgNEiwKCG9wZW5zX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBhdXNlZBgHIAEoCBIpCgVzdGF0ZRgIIAEoDjIaLnRpY2tldHF1ZXVlLnYxLkV2ZW50U3RhdGUSKwoGY291bnRzGAkgASgLMhsudGlja2V0cXVldWUudjEuRXZlbnRDb3VudHMiuQEKEkNyZWF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiwAIKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAhCBwoFX25hbWVCCwoJX2NhcGFjaXR5Qg8KDV9ob2xkX3NlY29uZHNCCQoHX3BhdXNlZCJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjgKEEdldEV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCITChFMaXN0RXZlbnRzUmVxdWVzdCI7ChJMaXN0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUudGlja2V0cXVldWUudjEuRXZlbnQiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq2wEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUqigEKCkV2ZW50U3RhdGUSGwoXRVZFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9TVEFURV9TQ0hFRFVMRUQQARIUChBFVkVOVF9TVEFURV9PUEVOEAISFgoSRVZFTlRfU1RBVEVfUEFVU0VEEAMSFgoSRVZFTlRfU1RBVEVfQ0xPU0VEEAQygA0KElRpY2tldFF1ZXVlU2VydmljZRKDAQoHUmVzZXJ2ZRIeLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlc3BvbnNlIjeC0+STAjE6ASpaIjoBKiIdL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2VydmUiCC9yZXNlcnZlEpgBCglHZXRTdGF0dXMSIC50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXF1ZXN0GiEudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVzcG9uc2UiRpACAYLT5JMCPVooEiYvdjEvZXZlbnRzL3tldmVudF9pZH0vc3RhdHVzL3t1c2VyX2lkfRIRL3N0YXR1cy97dXNlcl9pZH0ScAoGQ2FuY2VsEh0udGlja2V0cXVldWUudjEuQ2FuY2VsUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkNhbmNlbFJlc3BvbnNlIieC0+STAiE6ASoiHC92MS9ldmVudHMve2V2ZW50X2lkfS9jYW5jZWwSdAoHQ29uZmlybRIeLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuQ29uZmlybVJlc3BvbnNlIiiC0+STAiI6ASoiHS92MS9ldmVudHMve2V2ZW50X2lkfS9jb25maXJtEqIBCgxQcm9jZXNzUXVldWUSIy50aWNrZXRxdWV1ZS52MS5Qcm9jZXNzUXVldWVSZXF1ZXN0GiQudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVzcG9uc2UiR8jzGAGC0+STAj06ASpaKDoBKiIjL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Byb2Nlc3NfcXVldWUiDi9wcm9jZXNzX3F1ZXVlEoMBCgVSZXNldBIcLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVxdWVzdBodLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVzcG9uc2UiPcjzGAGC0+STAjM6ASpaIDoBKiIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2V0IgwvYWRtaW4vcmVzZXQSiQEKC0FkbWluQ2FuY2VsEiIudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXNwb25zZSIxyPMYAYLT5JMCJzoBKiIiL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2FkbWluL2NhbmNlbBJxCgtDcmVhdGVFdmVudBIiLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVzcG9uc2UiGcjzGAGC0+STAg86ASoiCi92MS9ldmVudHMSfAoLVXBkYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlc3BvbnNlIiTI8xgBgtPkkwIaOgEqMhUvdjEvZXZlbnRzL3tldmVudF9pZH0SbwoIR2V0RXZlbnQSHy50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlcXVlc3QaIC50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlc3BvbnNlIiCQAgGC0+STAhcSFS92MS9ldmVudHMve2V2ZW50X2lkfRJqCgpMaXN0RXZlbnRzEiEudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1JlcXVlc3QaIi50aWNrZXRxdWV1ZS52MS5MaXN0RXZlbnRzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3YxL2V2ZW50cxJ/Cg1HZXRUaWNrZXRLZXlzEiQudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1JlcXVlc3QaJS50aWNrZXRxdWV1ZS52MS5HZXRUaWNrZXRLZXlzUmVzcG9uc2UiIZACAYLT5JMCGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbhJbCgZIZWFsdGgSHS50aWNrZXRxdWV1ZS52MS5IZWFsdGhSZXF1ZXN0Gh4udGlja2V0cXVldWUudjEuSGVhbHRoUmVzcG9uc2UiEpACAYLT5JMCCRIHL2hlYWx0aGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
+  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkcKEldhdGNoU3RhdHVzUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnRpY2tldBgDIAEoCSLnAgoTV2F0Y2hTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiwKBmNoYW5nZRgCIAEoDjIcLnRpY2tldHF1ZXVlLnYxLlN0YXR1c0NoYW5nZRIPCgd1c2VyX2lkGAMgASgJEhAKCGV2ZW50X2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAYgASgNEhAKCHByb21vdGVkGAcgASgIEjMKD2hvbGRfZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoOZXN0aW1hdGVkX3dhaXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLZXZlbnRfc3RhdGUYCiABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIiAKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSJCCg1SZXNldFJlc3BvbnNlEhgKEGNsZWFyZWRfcmVzZXJ2ZWQYASABKA0SFwoPY2xlYXJlZF93YWl0aW5nGAIgASgNIjcKEkFkbWluQ2FuY2VsUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIqEBChNBZG1pbkNhbmNlbFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSMQoGc3RhdHVzGAMgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSGQoRYWxyZWFkeV9jYW5jZWxsZWQYBCABKAgSGQoRcHJvbW90ZWRfdXNlcl9pZHMYBSADKAkinAEKC0V2ZW50Q291bnRzEhAKCHJlc2VydmVkGAEgASgNEgwKBGhlbGQYAiABKA0SDwoHd2FpdGluZxgDIAEoDRIUCgxqb2luZWRfdG90YWwYBCABKA0SFgoOcHJvbW90ZWRfdG90YWwYBSABKA0SFwoPY2FuY2VsbGVkX3RvdGFsGAYgASgNEhUKDWV4cGlyZWRfdG90YWwYByABKA0ilAIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2FwYWNpdHkYAyABKA0SFAoMaG9sZF9zZWNvbmRzGAQgASgNEiwKCG9wZW5zX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBhdXNlZBgHIAEoCBIpCgVzdGF0ZRgIIAEoDjIaLnRpY2tldHF1ZXVlLnYxLkV2ZW50U3RhdGUSKwoGY291bnRzGAkgASgLMhsudGlja2V0cXVldWUudjEuRXZlbnRDb3VudHMiuQEKEkNyZWF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiwAIKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAhCBwoFX25hbWVCCwoJX2NhcGFjaXR5Qg8KDV9ob2xkX3NlY29uZHNCCQoHX3BhdXNlZCJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjgKEEdldEV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCITChFMaXN0RXZlbnRzUmVxdWVzdCI7ChJMaXN0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUudGlja2V0cXVldWUudjEuRXZlbnQiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq2wEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUqrwIKDFN0YXR1c0NoYW5nZRIdChlTVEFUVVNfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASGQoVU1RBVFVTX0NIQU5HRV9JTklUSUFMEAESGgoWU1RBVFVTX0NIQU5HRV9QT1NJVElPThACEhoKFlNUQVRVU19DSEFOR0VfUFJPTU9URUQQAxIfChtTVEFUVVNfQ0hBTkdFX0hPTERfRVhQSVJJTkcQBBIbChdTVEFUVVNfQ0hBTkdFX0NPTkZJUk1FRBAFEhsKF1NUQVRVU19DSEFOR0VfQ0FOQ0VMTEVEEAYSGQoVU1RBVFVTX0NIQU5HRV9FWFBJUkVEEAcSHgoaU1RBVFVTX0NIQU5HRV9FVkVOVF9DTE9TRUQQCBIXChNTVEFUVVNfQ0hBTkdFX1JFU0VUEAkqigEKCkV2ZW50U3RhdGUSGwoXRVZFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9TVEFURV9TQ0hFRFVMRUQQARIUChBFVkVOVF9TVEFURV9PUEVOEAISFgoSRVZFTlRfU1RBVEVfUEFVU0VEEAMSFgoSRVZFTlRfU1RBVEVfQ0xPU0VEEAQy/w0KElRpY2tldFF1ZXVlU2VydmljZRKDAQoHUmVzZXJ2ZRIeLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlc3BvbnNlIjeC0+STAjE6ASpaIjoBKiIdL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2VydmUiCC9yZXNlcnZlEpgBCglHZXRTdGF0dXMSIC50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXF1ZXN0GiEudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVzcG9uc2UiRpACAYLT5JMCPVooEiYvdjEvZXZlbnRzL3tldmVudF9pZH0vc3RhdHVzL3t1c2VyX2lkfRIRL3N0YXR1cy97dXNlcl9pZH0ScAoGQ2FuY2VsEh0udGlja2V0cXVldWUudjEuQ2FuY2VsUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkNhbmNlbFJlc3BvbnNlIieC0+STAiE6ASoiHC92MS9ldmVudHMve2V2ZW50X2lkfS9jYW5jZWwSfQoLV2F0Y2hTdGF0dXMSIi50aWNrZXRxdWV1ZS52MS5XYXRjaFN0YXR1c1JlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5XYXRjaFN0YXR1c1Jlc3BvbnNlIiOC0+STAh0SGy92MS9ldmVudHMve2V2ZW50X2lkfS93YXRjaDABEnQKB0NvbmZpcm0SHi50aWNrZXRxdWV1ZS52MS5Db25maXJtUmVxdWVzdBofLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXNwb25zZSIogtPkkwIiOgEqIh0vdjEvZXZlbnRzL3tldmVudF9pZH0vY29uZmlybRKiAQoMUHJvY2Vzc1F1ZXVlEiMudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVxdWVzdBokLnRpY2tldHF1ZXVlLnYxLlByb2Nlc3NRdWV1ZVJlc3BvbnNlIkfI8xgBgtPkkwI9OgEqWig6ASoiIy92MS9ldmVudHMve2V2ZW50X2lkfS9wcm9jZXNzX3F1ZXVlIg4vcHJvY2Vzc19xdWV1ZRKDAQoFUmVzZXQSHC50aWNrZXRxdWV1ZS52MS5SZXNldFJlcXVlc3QaHS50aWNrZXRxdWV1ZS52MS5SZXNldFJlc3BvbnNlIj3I8xgBgtPkkwIzOgEqWiA6ASoiGy92MS9ldmVudHMve2V2ZW50X2lkfS9yZXNldCIML2FkbWluL3Jlc2V0EokBCgtBZG1pbkNhbmNlbBIiLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVzcG9uc2UiMcjzGAGC0+STAic6ASoiIi92MS9ldmVudHMve2V2ZW50X2lkfS9hZG1pbi9jYW5jZWwScQoLQ3JlYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlc3BvbnNlIhnI8xgBgtPkkwIPOgEqIgovdjEvZXZlbnRzEnwKC1VwZGF0ZUV2ZW50EiIudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXNwb25zZSIkyPMYAYLT5JMCGjoBKjIVL3YxL2V2ZW50cy97ZXZlbnRfaWR9Em8KCEdldEV2ZW50Eh8udGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXF1ZXN0GiAudGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXNwb25zZSIgkAIBgtPkkwIXEhUvdjEvZXZlbnRzL3tldmVudF9pZH0SagoKTGlzdEV2ZW50cxIhLnRpY2tldHF1ZXVlLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiIudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhWQAgGC0+STAgwSCi92MS9ldmVudHMSfwoNR2V0VGlja2V0S2V5cxIkLnRpY2tldHF1ZXVlLnYxLkdldFRpY2tldEtleXNSZXF1ZXN0GiUudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1Jlc3BvbnNlIiGQAgGC0+STAhgSFi8ud2VsbC1rbm93bi9qd2tzLmpzb24SWwoGSGVhbHRoEh0udGlja2V0cXVldWUudjEuSGVhbHRoUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGhiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
 
 /**
  * Asks for a seat.
@@ -301,6 +301,125 @@ export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
   messageDesc(file_ticketqueue_v1_ticket_queue, 5);
 
 /**
+ * Asks to follow a user's state.
+ *
+ * @generated from message ticketqueue.v1.WatchStatusRequest
+ */
+export type WatchStatusRequest = Message<"ticketqueue.v1.WatchStatusRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The user to follow.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The ticket Reserve returned for this user and event.
+   *
+   * @generated from field: string ticket = 3;
+   */
+  ticket: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.WatchStatusRequest.
+ * Use `create(WatchStatusRequestSchema)` to create a new message.
+ */
+export const WatchStatusRequestSchema: GenMessage<WatchStatusRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 6);
+
+/**
+ * A user's state at one version of the event.
+ *
+ * @generated from message ticketqueue.v1.WatchStatusResponse
+ */
+export type WatchStatusResponse = Message<"ticketqueue.v1.WatchStatusResponse"> & {
+  /**
+   * The event's change counter this state belongs to; it only grows.
+   *
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * Why this message was sent.
+   *
+   * @generated from field: ticketqueue.v1.StatusChange change = 2;
+   */
+  change: StatusChange;
+
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 4;
+   */
+  eventId: string;
+
+  /**
+   * RESERVED, QUEUED, NOT_FOUND, CANCELLED or EXPIRED.
+   *
+   * @generated from field: ticketqueue.v1.ReservationStatus status = 5;
+   */
+  status: ReservationStatus;
+
+  /**
+   * 1-based place in the waiting queue when QUEUED, else 0.
+   *
+   * @generated from field: uint32 position = 6;
+   */
+  position: number;
+
+  /**
+   * RESERVED from the queue (not at once).
+   *
+   * @generated from field: bool promoted = 7;
+   */
+  promoted: boolean;
+
+  /**
+   * When RESERVED with an unconfirmed purchase hold: when the hold runs out.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_expires_at = 8;
+   */
+  holdExpiresAt?: Timestamp | undefined;
+
+  /**
+   * When QUEUED: the expected wait, unset while there is too little data.
+   *
+   * @generated from field: google.protobuf.Duration estimated_wait = 9;
+   */
+  estimatedWait?: Duration | undefined;
+
+  /**
+   * The event's state (CLOSED once `closes_at` has passed).
+   *
+   * @generated from field: ticketqueue.v1.EventState event_state = 10;
+   */
+  eventState: EventState;
+};
+
+/**
+ * Describes the message ticketqueue.v1.WatchStatusResponse.
+ * Use `create(WatchStatusResponseSchema)` to create a new message.
+ */
+export const WatchStatusResponseSchema: GenMessage<WatchStatusResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 7);
+
+/**
  * Confirms a held seat.
  *
  * @generated from message ticketqueue.v1.ConfirmRequest
@@ -333,7 +452,7 @@ export type ConfirmRequest = Message<"ticketqueue.v1.ConfirmRequest"> & {
  * Use `create(ConfirmRequestSchema)` to create a new message.
  */
 export const ConfirmRequestSchema: GenMessage<ConfirmRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 6);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 8);
 
 /**
  * The confirmed seat.
@@ -375,7 +494,7 @@ export type ConfirmResponse = Message<"ticketqueue.v1.ConfirmResponse"> & {
  * Use `create(ConfirmResponseSchema)` to create a new message.
  */
 export const ConfirmResponseSchema: GenMessage<ConfirmResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 7);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 9);
 
 /**
  * Asks to promote waiting users into free seats.
@@ -396,7 +515,7 @@ export type ProcessQueueRequest = Message<"ticketqueue.v1.ProcessQueueRequest"> 
  * Use `create(ProcessQueueRequestSchema)` to create a new message.
  */
 export const ProcessQueueRequestSchema: GenMessage<ProcessQueueRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 8);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 10);
 
 /**
  * The users promoted by one ProcessQueue call.
@@ -424,7 +543,7 @@ export type ProcessQueueResponse = Message<"ticketqueue.v1.ProcessQueueResponse"
  * Use `create(ProcessQueueResponseSchema)` to create a new message.
  */
 export const ProcessQueueResponseSchema: GenMessage<ProcessQueueResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 9);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 11);
 
 /**
  * Asks to clear an event's users.
@@ -445,7 +564,7 @@ export type ResetRequest = Message<"ticketqueue.v1.ResetRequest"> & {
  * Use `create(ResetRequestSchema)` to create a new message.
  */
 export const ResetRequestSchema: GenMessage<ResetRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 10);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 12);
 
 /**
  * What Reset removed.
@@ -473,7 +592,7 @@ export type ResetResponse = Message<"ticketqueue.v1.ResetResponse"> & {
  * Use `create(ResetResponseSchema)` to create a new message.
  */
 export const ResetResponseSchema: GenMessage<ResetResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 11);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 13);
 
 /**
  * An operator cancels a user.
@@ -501,7 +620,7 @@ export type AdminCancelRequest = Message<"ticketqueue.v1.AdminCancelRequest"> & 
  * Use `create(AdminCancelRequestSchema)` to create a new message.
  */
 export const AdminCancelRequestSchema: GenMessage<AdminCancelRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 12);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 14);
 
 /**
  * The outcome of an operator's cancel.
@@ -550,7 +669,7 @@ export type AdminCancelResponse = Message<"ticketqueue.v1.AdminCancelResponse"> 
  * Use `create(AdminCancelResponseSchema)` to create a new message.
  */
 export const AdminCancelResponseSchema: GenMessage<AdminCancelResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 13);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 15);
 
 /**
  * Live counts of an event.
@@ -613,7 +732,7 @@ export type EventCounts = Message<"ticketqueue.v1.EventCounts"> & {
  * Use `create(EventCountsSchema)` to create a new message.
  */
 export const EventCountsSchema: GenMessage<EventCounts> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 14);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 16);
 
 /**
  * A sale: its seats and its queue.
@@ -690,7 +809,7 @@ export type Event = Message<"ticketqueue.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 15);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 17);
 
 /**
  * Creates an event.
@@ -746,7 +865,7 @@ export type CreateEventRequest = Message<"ticketqueue.v1.CreateEventRequest"> & 
  * Use `create(CreateEventRequestSchema)` to create a new message.
  */
 export const CreateEventRequestSchema: GenMessage<CreateEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 16);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
 
 /**
  * The created event.
@@ -767,7 +886,7 @@ export type CreateEventResponse = Message<"ticketqueue.v1.CreateEventResponse"> 
  * Use `create(CreateEventResponseSchema)` to create a new message.
  */
 export const CreateEventResponseSchema: GenMessage<CreateEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 17);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
 
 /**
  * Changes an event; fields left unset keep their value.
@@ -844,7 +963,7 @@ export type UpdateEventRequest = Message<"ticketqueue.v1.UpdateEventRequest"> & 
  * Use `create(UpdateEventRequestSchema)` to create a new message.
  */
 export const UpdateEventRequestSchema: GenMessage<UpdateEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
 
 /**
  * The changed event.
@@ -872,7 +991,7 @@ export type UpdateEventResponse = Message<"ticketqueue.v1.UpdateEventResponse"> 
  * Use `create(UpdateEventResponseSchema)` to create a new message.
  */
 export const UpdateEventResponseSchema: GenMessage<UpdateEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
 
 /**
  * Asks for one event.
@@ -893,7 +1012,7 @@ export type GetEventRequest = Message<"ticketqueue.v1.GetEventRequest"> & {
  * Use `create(GetEventRequestSchema)` to create a new message.
  */
 export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
 
 /**
  * One event.
@@ -914,7 +1033,7 @@ export type GetEventResponse = Message<"ticketqueue.v1.GetEventResponse"> & {
  * Use `create(GetEventResponseSchema)` to create a new message.
  */
 export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
 
 /**
  * Asks for every event.
@@ -929,7 +1048,7 @@ export type ListEventsRequest = Message<"ticketqueue.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
 
 /**
  * Every event.
@@ -950,7 +1069,7 @@ export type ListEventsResponse = Message<"ticketqueue.v1.ListEventsResponse"> & 
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
 
 /**
  * Asks for the ticket verification keys.
@@ -965,7 +1084,7 @@ export type GetTicketKeysRequest = Message<"ticketqueue.v1.GetTicketKeysRequest"
  * Use `create(GetTicketKeysRequestSchema)` to create a new message.
  */
 export const GetTicketKeysRequestSchema: GenMessage<GetTicketKeysRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
 
 /**
  * One public key (RFC 7517 / RFC 8037 field names).
@@ -1021,7 +1140,7 @@ export type JsonWebKey = Message<"ticketqueue.v1.JsonWebKey"> & {
  * Use `create(JsonWebKeySchema)` to create a new message.
  */
 export const JsonWebKeySchema: GenMessage<JsonWebKey> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
 
 /**
  * A JSON Web Key Set: {"keys": [...]}.
@@ -1042,7 +1161,7 @@ export type GetTicketKeysResponse = Message<"ticketqueue.v1.GetTicketKeysRespons
  * Use `create(GetTicketKeysResponseSchema)` to create a new message.
  */
 export const GetTicketKeysResponseSchema: GenMessage<GetTicketKeysResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
 
 /**
  * Asks whether the service is healthy.
@@ -1057,7 +1176,7 @@ export type HealthRequest = Message<"ticketqueue.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
 
 /**
  * A healthy service's answer.
@@ -1092,7 +1211,7 @@ export type HealthResponse = Message<"ticketqueue.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
 
 /**
  * Where a user stands.
@@ -1150,6 +1269,89 @@ export const ReservationStatusSchema: GenEnum<ReservationStatus> = /*@__PURE__*/
   enumDesc(file_ticketqueue_v1_ticket_queue, 0);
 
 /**
+ * Why a WatchStatus message was sent.
+ *
+ * @generated from enum ticketqueue.v1.StatusChange
+ */
+export enum StatusChange {
+  /**
+   * Never sent by the server.
+   *
+   * @generated from enum value: STATUS_CHANGE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The state when the stream starts.
+   *
+   * @generated from enum value: STATUS_CHANGE_INITIAL = 1;
+   */
+  INITIAL = 1,
+
+  /**
+   * The position in the queue moved forward.
+   *
+   * @generated from enum value: STATUS_CHANGE_POSITION = 2;
+   */
+  POSITION = 2,
+
+  /**
+   * The user got a seat from the queue.
+   *
+   * @generated from enum value: STATUS_CHANGE_PROMOTED = 3;
+   */
+  PROMOTED = 3,
+
+  /**
+   * The seat's hold runs out soon: Confirm now.
+   *
+   * @generated from enum value: STATUS_CHANGE_HOLD_EXPIRING = 4;
+   */
+  HOLD_EXPIRING = 4,
+
+  /**
+   * The hold was confirmed.
+   *
+   * @generated from enum value: STATUS_CHANGE_CONFIRMED = 5;
+   */
+  CONFIRMED = 5,
+
+  /**
+   * The entry was cancelled.
+   *
+   * @generated from enum value: STATUS_CHANGE_CANCELLED = 6;
+   */
+  CANCELLED = 6,
+
+  /**
+   * The hold ran out.
+   *
+   * @generated from enum value: STATUS_CHANGE_EXPIRED = 7;
+   */
+  EXPIRED = 7,
+
+  /**
+   * The event closed: no new reservations.
+   *
+   * @generated from enum value: STATUS_CHANGE_EVENT_CLOSED = 8;
+   */
+  EVENT_CLOSED = 8,
+
+  /**
+   * An operator reset the event: the entry is gone.
+   *
+   * @generated from enum value: STATUS_CHANGE_RESET = 9;
+   */
+  RESET = 9,
+}
+
+/**
+ * Describes the enum ticketqueue.v1.StatusChange.
+ */
+export const StatusChangeSchema: GenEnum<StatusChange> = /*@__PURE__*/
+  enumDesc(file_ticketqueue_v1_ticket_queue, 1);
+
+/**
  * Where an event is in its life.
  *
  * @generated from enum ticketqueue.v1.EventState
@@ -1195,7 +1397,7 @@ export enum EventState {
  * Describes the enum ticketqueue.v1.EventState.
  */
 export const EventStateSchema: GenEnum<EventState> = /*@__PURE__*/
-  enumDesc(file_ticketqueue_v1_ticket_queue, 1);
+  enumDesc(file_ticketqueue_v1_ticket_queue, 2);
 
 /**
  * A fair first-come, first-served queue in front of the seats of each event (a
@@ -1251,6 +1453,21 @@ export const TicketQueueService: GenService<{
     methodKind: "unary";
     input: typeof CancelRequestSchema;
     output: typeof CancelResponseSchema;
+  },
+  /**
+   * Streams a user's state: at once, then on every change (new position,
+   * promoted, hold about to run out, cancelled, expired, event closed). Every
+   * message carries the event's version; after a gap the server re-reads the
+   * state, so a position shown is always exact. Needs the user's ticket. Ends
+   * after a final state (CANCELLED, EXPIRED, or NOT_FOUND after Reset).
+   * REST: Server-Sent Events, one `status` event per message.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.WatchStatus
+   */
+  watchStatus: {
+    methodKind: "server_streaming";
+    input: typeof WatchStatusRequestSchema;
+    output: typeof WatchStatusResponseSchema;
   },
   /**
    * Confirms a held seat (the booking system's "paid"): the hold ends and the

@@ -44,12 +44,17 @@ local function load_event(default_capacity, read_only)
   }
 end
 
--- Records a change: bumps the event's version and tells watchers what moved.
--- ops: "J" joined, "L<pos>" left the queue from pos, "P<n>" n promoted from the
--- head, "S" a seat changed, "X" reset, "U" settings changed.
+-- Records a change: bumps the event's version and tells watchers what moved, as
+-- JSON {"v": version, "ops": [...]} on <prefix>:{id}:changes. Ops:
+--   {"J", user}       user joined the back of the queue (nobody else moves)
+--   {"L", pos, user}  user left the queue from pos (everyone behind moves up one)
+--   {"P", n}          the first n of the queue were promoted (everyone moves up n)
+--   {"S", user}       user's seat changed (taken, confirmed, cancelled, expired)
+--   {"X"}             reset: every entry is gone
+--   {"U"}             the event's settings changed
 local function changed(ops)
   local version = redis.call('HINCRBY', K_META, 'version', 1)
-  redis.call('PUBLISH', string.sub(K_META, 1, -5) .. 'changes', version .. ' ' .. table.concat(ops, ' '))
+  redis.call('PUBLISH', string.sub(K_META, 1, -5) .. 'changes', cjson.encode({v = version, ops = ops}))
   return version
 end
 

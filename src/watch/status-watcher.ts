@@ -1,0 +1,160 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { EventState, ReservationStatus, StatusChange } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { eventStateOf } from "../queue/event-state.js";
+import type { QueueStore, StatusResult } from "../queue/queue-store.js";
+import { estimateWaitMs } from "../queue/wait-estimate.js";
+import type { ChangeHub, ChangeOp, HubMessage } from "./change-hub.js";
+
+/** One message of a WatchStatus stream. */
+export interface StatusUpdate {
+  version: number;
+  change: StatusChange;
+  state: StatusResult;
+  estimatedWaitMs: number | undefined;
+  eventState: EventState;
+}
+
+/** Warn this long (at most) before a hold runs out. */
+const HOLD_WARNING_MS = 30_000;
+
+const FINAL = new Set([ReservationStatus.CANCELLED, ReservationStatus.EXPIRED, ReservationStatus.NOT_FOUND]);
+
+/**
+ * A user's state, then every change to it. The state is read from Redis once;
+ * after that it is kept exact from the event's change feed (a position moves up
+ * when someone ahead leaves or is promoted), and re-read from Redis only when
+ * the user's own entry changed, a version was skipped, or the feed reconnected.
+ */
+export async function* watchStatus(
+  store: QueueStore,
+  hub: ChangeHub,
+  eventId: string,
+  userId: string,
+  ticketSeq: number,
+  signal: AbortSignal,
+): AsyncGenerator<StatusUpdate> {
+  const inbox: (HubMessage | { kind: "holdExpiring" })[] = [];
+  let wake: (() => void) | undefined;
+  const deliver = (message: HubMessage | { kind: "holdExpiring" }): void => {
+    inbox.push(message);
+    wake?.();
+  };
+  const onAbort = (): void => wake?.();
+  signal.addEventListener("abort", onAbort);
+  // Subscribed before the first read: nothing that happens after the read is missed.
+  const unwatch = await hub.watch(eventId, deliver);
+  let holdTimer: NodeJS.Timeout | undefined;
+  try {
+    let state = await store.status(eventId, userId);
+    if (state.status !== ReservationStatus.NOT_FOUND && state.seq !== ticketSeq) {
+      throw new ConnectError("the ticket belongs to an earlier entry of this user", Code.PermissionDenied);
+    }
+    let info = await hub.eventInfo(eventId);
+    let eventState = eventStateOf(info, info.now);
+    const update = (change: StatusChange): StatusUpdate => ({ version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState });
+    yield update(StatusChange.INITIAL);
+    if (FINAL.has(state.status)) return;
+
+    const armHoldWarning = (): void => {
+      clearTimeout(holdTimer);
+      holdTimer = undefined;
+      if (state.status !== ReservationStatus.RESERVED || state.holdExpiresAt === 0) return;
+      const left = state.holdExpiresAt - Date.now();
+      holdTimer = setTimeout(() => deliver({ kind: "holdExpiring" }), Math.max(0, left - Math.min(HOLD_WARNING_MS, left / 2)));
+    };
+    armHoldWarning();
+
+    while (!signal.aborted) {
+      if (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      let reread = false;
+      let closed = false;
+      let holdExpiring = false;
+      const before = state;
+      let next = { ...state };
+      for (const message of inbox.splice(0)) {
+        switch (message.kind) {
+          case "shutdown":
+            throw new ConnectError("the server is shutting down: reconnect", Code.Unavailable);
+          case "resync":
+            reread = true;
+            break;
+          case "closed":
+            closed = true;
+            break;
+          case "holdExpiring":
+            holdExpiring = true;
+            break;
+          case "change":
+            if (message.version <= next.version) break; // already part of the state
+            if (message.version > next.version + 1 || reread) {
+              reread = true; // a gap: only Redis knows what happened in it
+              break;
+            }
+            reread = applyOps(next, message.ops, userId);
+            next.version = message.version;
+            if (message.ops.some((op) => op[0] === "U")) info = await hub.eventInfo(eventId);
+            break;
+        }
+      }
+      if (signal.aborted) return;
+      if (reread) {
+        next = await store.status(eventId, userId);
+        info = await hub.eventInfo(eventId);
+      }
+      state = next;
+      const newEventState = closed ? EventState.CLOSED : eventStateOf(info, Date.now());
+      const change = changeOf(before, state, newEventState !== eventState && newEventState === EventState.CLOSED, holdExpiring);
+      eventState = newEventState;
+      if (change !== undefined) yield update(change);
+      if (FINAL.has(state.status)) return;
+      if (before.status !== state.status || before.holdExpiresAt !== state.holdExpiresAt) armHoldWarning();
+    }
+  } finally {
+    clearTimeout(holdTimer);
+    signal.removeEventListener("abort", onAbort);
+    unwatch();
+  }
+}
+
+/** Applies one change to a watcher's state; true when only Redis can tell the new state. */
+function applyOps(state: StatusResult, ops: ChangeOp[], userId: string): boolean {
+  for (const op of ops) {
+    switch (op[0]) {
+      case "J":
+      case "S":
+        if (op[1] === userId) return true;
+        break;
+      case "L":
+        if (op[2] === userId) return true;
+        if (state.status === ReservationStatus.QUEUED && op[1] < state.position) state.position -= 1;
+        break;
+      case "P":
+        if (state.status === ReservationStatus.QUEUED && op[1] > 0) {
+          if (state.position <= op[1]) return true; // promoted: its hold (if any) is in Redis
+          state.position -= op[1];
+        }
+        break;
+      case "X":
+      case "U":
+        return true;
+    }
+  }
+  return false;
+}
+
+function changeOf(before: StatusResult, after: StatusResult, eventClosed: boolean, holdExpiring: boolean): StatusChange | undefined {
+  if (after.status === ReservationStatus.CANCELLED && before.status !== after.status) return StatusChange.CANCELLED;
+  if (after.status === ReservationStatus.EXPIRED && before.status !== after.status) return StatusChange.EXPIRED;
+  if (after.status === ReservationStatus.NOT_FOUND && before.status !== after.status) return StatusChange.RESET;
+  if (before.status === ReservationStatus.QUEUED && after.status === ReservationStatus.RESERVED) return StatusChange.PROMOTED;
+  if (after.status === ReservationStatus.RESERVED && before.holdExpiresAt > 0 && after.holdExpiresAt === 0) return StatusChange.CONFIRMED;
+  if (after.status === ReservationStatus.QUEUED && after.position !== before.position) return StatusChange.POSITION;
+  if (eventClosed) return StatusChange.EVENT_CLOSED;
+  if (holdExpiring && after.status === ReservationStatus.RESERVED && after.holdExpiresAt > 0) return StatusChange.HOLD_EXPIRING;
+  return undefined;
+}
+
+function waitOf(state: StatusResult): number | undefined {
+  return state.status === ReservationStatus.QUEUED ? estimateWaitMs(state.position, state.promotedInWindow, state.windowMs) : undefined;
+}

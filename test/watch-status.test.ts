@@ -1,0 +1,187 @@
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventState, ReservationStatus, StatusChange, TicketQueueService, type WatchStatusResponse } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { eventKeys } from "../src/queue/keys.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+
+let redis: TestRedis;
+let svc: TestService;
+let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
+const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
+let n = 0;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url);
+  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+/** A new event with `capacity` seats and the given users reserved in order; their tickets. */
+async function setup(capacity: number, users: string[], holdSeconds = 0): Promise<{ eventId: string; tickets: Map<string, string> }> {
+  const eventId = `w${++n}`;
+  await client.createEvent({ eventId, capacity, holdSeconds }, admin);
+  const tickets = new Map<string, string>();
+  for (const userId of users) tickets.set(userId, (await client.reserve({ eventId, userId })).ticket);
+  return { eventId, tickets };
+}
+
+/** Reads a stream's messages one at a time. */
+function reader(stream: AsyncIterable<WatchStatusResponse>) {
+  const it = stream[Symbol.asyncIterator]();
+  return {
+    async next(timeoutMs = 5000): Promise<WatchStatusResponse> {
+      const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no message in time")), timeoutMs));
+      const r = await Promise.race([it.next(), timer]);
+      if (r.done) throw new Error("stream ended");
+      return r.value;
+    },
+    async ended(timeoutMs = 5000): Promise<boolean> {
+      const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("stream did not end")), timeoutMs));
+      return (await Promise.race([it.next(), timer])).done === true;
+    },
+  };
+}
+
+describe("WatchStatus", () => {
+  it.each<[string, () => Transport]>([
+    ["gRPC", () => createGrpcTransport({ baseUrl: svc.baseUrl })],
+    ["gRPC-web", () => createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" })],
+    ["Connect", () => createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "2" })],
+  ])("over %s: the state at once, then each move forward, then the promotion", async (_name, transport) => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c", "d"]);
+    const watcher = createClient(TicketQueueService, transport());
+    const abort = new AbortController();
+    const d = reader(watcher.watchStatus({ eventId, userId: "d", ticket: tickets.get("d") }, { signal: abort.signal }));
+    const first = await d.next();
+    expect(first).toMatchObject({ change: StatusChange.INITIAL, status: ReservationStatus.QUEUED, position: 3, eventState: EventState.OPEN });
+
+    await client.cancel({ eventId, userId: "b", ticket: tickets.get("b") }); // ahead of d, waiting
+    const second = await d.next();
+    expect(second).toMatchObject({ change: StatusChange.POSITION, position: 2 });
+    expect(second.version).toBeGreaterThan(first.version);
+
+    await client.cancel({ eventId, userId: "a", ticket: tickets.get("a") }); // the seat passes to c
+    expect(await d.next()).toMatchObject({ change: StatusChange.POSITION, position: 1 });
+
+    await client.updateEvent({ eventId, capacity: 2 }, admin);
+    const promoted = await d.next();
+    expect(promoted).toMatchObject({ change: StatusChange.PROMOTED, status: ReservationStatus.RESERVED, promoted: true, position: 0 });
+    abort.abort();
+  });
+
+  it("tells a seated user their hold runs out soon, then that it expired, and ends", async () => {
+    const { eventId, tickets } = await setup(1, ["a"], 2);
+    const a = reader(client.watchStatus({ eventId, userId: "a", ticket: tickets.get("a") }));
+    const first = await a.next();
+    expect(first).toMatchObject({ change: StatusChange.INITIAL, status: ReservationStatus.RESERVED });
+    expect(first.holdExpiresAt).toBeDefined();
+    expect(await a.next(3000)).toMatchObject({ change: StatusChange.HOLD_EXPIRING, status: ReservationStatus.RESERVED });
+    expect(await a.next(3000)).toMatchObject({ change: StatusChange.EXPIRED, status: ReservationStatus.EXPIRED });
+    expect(await a.ended()).toBe(true);
+  });
+
+  it("tells of a confirm and a cancel; a cancel ends the stream", async () => {
+    const { eventId, tickets } = await setup(1, ["a"], 60);
+    const a = reader(client.watchStatus({ eventId, userId: "a", ticket: tickets.get("a") }));
+    await a.next();
+    await client.confirm({ eventId, userId: "a", ticket: tickets.get("a") });
+    expect(await a.next()).toMatchObject({ change: StatusChange.CONFIRMED, status: ReservationStatus.RESERVED });
+    await client.cancel({ eventId, userId: "a", ticket: tickets.get("a") });
+    expect(await a.next()).toMatchObject({ change: StatusChange.CANCELLED, status: ReservationStatus.CANCELLED });
+    expect(await a.ended()).toBe(true);
+  });
+
+  it("Reset ends every watcher's stream", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b"]);
+    const a = reader(client.watchStatus({ eventId, userId: "a", ticket: tickets.get("a") }));
+    const b = reader(client.watchStatus({ eventId, userId: "b", ticket: tickets.get("b") }));
+    await a.next();
+    await b.next();
+    await client.reset({ eventId }, admin);
+    expect(await a.next()).toMatchObject({ change: StatusChange.RESET, status: ReservationStatus.NOT_FOUND });
+    expect(await b.next()).toMatchObject({ change: StatusChange.RESET, status: ReservationStatus.NOT_FOUND });
+    expect(await a.ended()).toBe(true);
+    expect(await b.ended()).toBe(true);
+  });
+
+  it("resyncs from Redis after a gap in versions, so the position stays exact", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c", "d", "e"]);
+    const e = reader(client.watchStatus({ eventId, userId: "e", ticket: tickets.get("e") }));
+    expect(await e.next()).toMatchObject({ position: 4 });
+    // Changes the watcher cannot see: a user removed by hand and the version bumped.
+    const [meta = "", , waiting = ""] = eventKeys(svc.prefix, eventId);
+    await svc.redis.zrem(waiting, "b");
+    await svc.redis.hincrby(meta, "version", 3);
+    await client.cancel({ eventId, userId: "c", ticket: tickets.get("c") });
+    // Applying only the visible change would say 3; the resync knows it is 2.
+    expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 2 });
+  });
+
+  it("tells watchers when the event closes", async () => {
+    const eventId = `w${++n}`;
+    const closesAt = new Date(Date.now() + 1500);
+    await client.createEvent({ eventId, capacity: 1, closesAt: { seconds: BigInt(Math.floor(closesAt.getTime() / 1000)), nanos: (closesAt.getTime() % 1000) * 1e6 } }, admin);
+    await client.reserve({ eventId, userId: "a" });
+    const b = (await client.reserve({ eventId, userId: "b" })).ticket;
+    const w = reader(client.watchStatus({ eventId, userId: "b", ticket: b }));
+    expect(await w.next()).toMatchObject({ eventState: EventState.OPEN });
+    expect(await w.next(3000)).toMatchObject({ change: StatusChange.EVENT_CLOSED, eventState: EventState.CLOSED, status: ReservationStatus.QUEUED });
+  });
+
+  it("needs the user's own ticket", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b"]);
+    const denied = async (ticket: string | undefined, userId = "a"): Promise<Code | "ok"> => {
+      try {
+        for await (const message of client.watchStatus({ eventId, userId, ticket })) if (message) break;
+        return "ok";
+      } catch (err: unknown) {
+        return ConnectError.from(err).code;
+      }
+    };
+    expect(await denied(undefined)).toBe(Code.Unauthenticated);
+    expect(await denied("forged")).toBe(Code.Unauthenticated);
+    expect(await denied(tickets.get("b"))).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("WatchStatus as Server-Sent Events", () => {
+  it("streams status events with the version as id, and ends after a cancel", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c"]);
+    const url = `${svc.baseUrl}/v1/events/${eventId}/watch?user_id=c&ticket=${tickets.get("c") ?? ""}`;
+    const res = await fetch(url, { headers: { accept: "text/event-stream" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const body = res.body?.getReader();
+    let text = "";
+    const waitFor = async (pattern: RegExp): Promise<void> => {
+      while (!pattern.test(text)) {
+        const chunk = await body?.read();
+        if (!chunk || chunk.done) throw new Error(`stream ended before ${pattern}; got ${text}`);
+        text += new TextDecoder().decode(chunk.value);
+      }
+    };
+    await waitFor(/event: status\ndata: .*"position":2/);
+    expect(text).toMatch(/^id: \d+\nevent: status\ndata: \{"version":"\d+","change":"STATUS_CHANGE_INITIAL","user_id":"c"/);
+    await client.cancel({ eventId, userId: "b", ticket: tickets.get("b") });
+    await waitFor(/"change":"STATUS_CHANGE_POSITION".*"position":1/);
+    await client.cancel({ eventId, userId: "c", ticket: tickets.get("c") });
+    await waitFor(/"change":"STATUS_CHANGE_CANCELLED"[^\n]*\n\nevent: end\n/);
+    expect((await body?.read())?.done).toBe(true);
+  });
+
+  it("answers a bad ticket with HTTP 401 and a wrong one with 403, before streaming", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b"]);
+    const bad = await fetch(`${svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=nope`);
+    expect(bad.status).toBe(401);
+    expect(await bad.json()).toMatchObject({ code: "unauthenticated" });
+    const wrong = await fetch(`${svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`);
+    expect(wrong.status).toBe(403);
+    expect((await fetch(`${svc.baseUrl}/v1/events/nope/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`)).status).toBe(403);
+  });
+});
