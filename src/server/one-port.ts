@@ -5,6 +5,9 @@ import type { Socket } from "node:net";
 /** Every cleartext HTTP/2 connection starts with this preface (RFC 9113, 3.4). */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** Concurrent HTTP/2 streams one connection may open. */
+export const MAX_STREAMS_PER_CONNECTION = 16_384;
+
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 export interface OnePortOptions {
@@ -22,7 +25,15 @@ export interface OnePortOptions {
  * work as usual; the HTTP/2 server only ever receives handed-over sockets.
  */
 export function createOnePortServer(handler: Handler, options: OnePortOptions): { http1: http.Server; http2: http2.Http2Server } {
-  const h2 = http2.createServer({}, handler);
+  const h2 = http2.createServer(
+    {
+      // Watch streams are long-lived: a proxy may carry thousands of them on one
+      // connection. nghttp2's default 10 MB per session refuses them (ENHANCE_YOUR_CALM).
+      maxSessionMemory: 64,
+      settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION },
+    },
+    handler,
+  );
   const h1 = http.createServer({}, handler);
 
   // Keep HTTP/1's own connection handling and put the sniffer in front of it.

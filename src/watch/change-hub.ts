@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { eventChannel } from "../queue/keys.js";
 import { createRedisClient } from "../redis/redis-client.js";
-import { RedisUnavailableError } from "../redis/redis-errors.js";
+import { callRedis, RedisUnavailableError } from "../redis/redis-errors.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
 
 /** What moved in one script run; see `changed` in src/lua/includes/event.lua. */
@@ -59,16 +59,19 @@ export class ChangeHub {
     if (!watched) {
       const channel = eventChannel(this.store.options.prefix, eventId);
       this.byChannel.set(channel, eventId);
-      watched = { listeners: new Set(), subscribed: this.subscriber.subscribe(channel), info: undefined, closeTimer: undefined };
+      watched = { listeners: new Set(), subscribed: callRedis(() => this.subscriber.subscribe(channel)), info: undefined, closeTimer: undefined };
       this.events.set(eventId, watched);
       this.scheduleClose(eventId, watched);
     }
     watched.listeners.add(listener);
     const stop = (): void => this.unwatch(eventId, listener);
+    const subscribed = watched.subscribed;
     try {
-      await withTimeout(watched.subscribed, this.timeoutMs);
+      await withTimeout(subscribed, this.timeoutMs);
     } catch (err: unknown) {
       stop();
+      // The next watcher subscribes afresh instead of inheriting this failure.
+      if (this.events.get(eventId) === watched && watched.subscribed === subscribed) watched.subscribed = callRedis(() => this.subscriber.subscribe(eventChannel(this.store.options.prefix, eventId)));
       throw err;
     }
     return stop;

@@ -1,0 +1,128 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReservationStatus, StatusChange, TicketQueueService, type WatchStatusResponse } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { eventKeys } from "../src/queue/keys.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+
+// One process holds 10,000 HTTP/2 watchers and 500 SSE watchers; a change is
+// fanned out from one subscription, not from a Redis read per watcher.
+
+let redis: TestRedis;
+let svc: TestService;
+const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  // A capacity test: commands may wait longer than usual while 10,000 streams start on 2 cores.
+  svc = await startTestService(redis.url, { commandTimeoutMs: 10_000 });
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+/** An event with one seated user and `waiting` queued users with tickets. */
+async function crowd(eventId: string, waiting: number): Promise<{ users: string[]; tickets: string[] }> {
+  const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+  await client.createEvent({ eventId, capacity: 1 }, admin);
+  await client.reserve({ eventId, userId: "seated" });
+  const [meta = "", , waitingKey = ""] = eventKeys(svc.prefix, eventId);
+  const users = Array.from({ length: waiting }, (_, i) => `${eventId}-user-${i}`);
+  const pipeline = svc.redis.pipeline();
+  users.forEach((u, i) => pipeline.zadd(waitingKey, i + 2, u));
+  pipeline.hset(meta, "next_seq", waiting + 1);
+  await pipeline.exec();
+  const tickets = await Promise.all(users.map((u, i) => svc.tickets.issue(eventId, u, i + 2)));
+  return { users, tickets };
+}
+
+async function callsOf(command: string): Promise<number> {
+  const stats = await svc.redis.info("commandstats");
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(stats)?.[1] ?? 0);
+}
+
+describe("many watchers in one process", () => {
+  it("10,000 concurrent HTTP/2 watchers all see a promotion move them up, from one subscription", async () => {
+    const N = 10_000;
+    const { users, tickets } = await crowd("big-train", N);
+    // Like any HTTP/2 peer carrying this many streams, the client needs more than nghttp2's default 10 MB per session.
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl, nodeOptions: { maxSessionMemory: 64 } }));
+    const abort = new AbortController();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const initial: (WatchStatusResponse | undefined)[] = new Array(N);
+    const second: (WatchStatusResponse | undefined)[] = new Array(N);
+    let firstCount = 0;
+    let secondCount = 0;
+    const errors: string[] = [];
+    const streams = users.map(async (userId, i) => {
+      try {
+        for await (const m of client.watchStatus({ eventId: "big-train", userId, ticket: tickets[i] }, { signal: abort.signal })) {
+          if (!initial[i]) {
+            initial[i] = m;
+            firstCount++;
+          } else {
+            second[i] = m;
+            secondCount++;
+          }
+        }
+      } catch (err: unknown) {
+        if (!abort.signal.aborted) errors.push(String(err));
+      }
+    });
+    const deadline = Date.now() + 60_000;
+    while (firstCount < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(errors.slice(0, 3)).toEqual([]);
+    expect(firstCount).toBe(N);
+    expect(initial.map((m) => m?.position)).toEqual(users.map((_, i) => i + 1));
+    const heapPerWatcher = (process.memoryUsage().heapUsed - heapBefore) / N;
+
+    await svc.redis.config("RESETSTAT");
+    const started = performance.now();
+    await client.adminCancel({ eventId: "big-train", userId: "seated" }, admin); // the seat passes to user 0
+    while (secondCount < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const fanOutMs = performance.now() - started;
+    expect(secondCount).toBe(N);
+    expect(second[0]).toMatchObject({ change: StatusChange.PROMOTED, status: ReservationStatus.RESERVED });
+    for (let i = 1; i < N; i++) expect(second[i]?.position).toBe(i);
+    // Only the promoted watcher re-read its state from Redis.
+    expect(await callsOf("zrank")).toBeLessThanOrEqual(2);
+    console.log(`10,000 HTTP/2 watchers: fan-out of one promotion to all took ${fanOutMs.toFixed(0)} ms; ~${(heapPerWatcher / 1024).toFixed(1)} KiB heap per watcher (client and server in this process); ZRANK calls during fan-out: ${await callsOf("zrank")}`);
+    abort.abort();
+    await Promise.all(streams);
+  }, 120_000);
+
+  it("500 concurrent SSE watchers all see the change", async () => {
+    const N = 500;
+    const { tickets, users } = await crowd("sse-train", N);
+    const abort = new AbortController();
+    const texts = users.map(() => "");
+    const streams = users.map(async (userId, i) => {
+      try {
+        const res = await fetch(`${svc.baseUrl}/v1/events/sse-train/watch?user_id=${userId}&ticket=${tickets[i] ?? ""}`, { signal: abort.signal });
+        const reader = res.body?.getReader();
+        for (;;) {
+          const chunk = await reader?.read();
+          if (!chunk || chunk.done) break;
+          texts[i] += new TextDecoder().decode(chunk.value);
+        }
+      } catch {
+        // aborted at the end
+      }
+    });
+    const waitUntil = async (ok: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    };
+    await waitUntil(() => texts.every((t) => t.includes("STATUS_CHANGE_INITIAL")));
+    expect(texts.every((t) => t.includes("STATUS_CHANGE_INITIAL"))).toBe(true);
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await client.adminCancel({ eventId: "sse-train", userId: "seated" }, admin);
+    await waitUntil(() => texts.every((t, i) => (i === 0 ? t.includes("STATUS_CHANGE_PROMOTED") : t.includes(`"position":${i}`) && t.includes("STATUS_CHANGE_POSITION"))));
+    expect(texts[0]).toContain("STATUS_CHANGE_PROMOTED");
+    for (let i = 1; i < N; i++) expect(texts[i]).toMatch(new RegExp(`STATUS_CHANGE_POSITION[^\\n]*"position":${i}[,}]`));
+    abort.abort();
+    await Promise.all(streams);
+  }, 60_000);
+});
