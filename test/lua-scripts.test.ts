@@ -39,11 +39,11 @@ const event = (name: string, capacity: number, holdSeconds = 0) => store.createE
 
 describe("keys", () => {
   it("share one hash tag per event so an event lives in one cluster slot", () => {
-    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate"]);
+    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate", "tq:{default}:feed"]);
   });
 });
 
-describe("reserve-6.lua", () => {
+describe("reserve-7.lua", () => {
   it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
     expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
     expect(await store.reserve(D, "b")).toMatchObject({ status: RESERVED, position: 0, seq: 2 });
@@ -96,7 +96,7 @@ describe("reserve-6.lua", () => {
   });
 });
 
-describe("status-6.lua", () => {
+describe("status-7.lua", () => {
   it("reports reserved, queued with position, and not found, without scanning (ZRANK)", async () => {
     await store.reserve(D, "a");
     await store.reserve(D, "b");
@@ -120,7 +120,7 @@ describe("status-6.lua", () => {
   });
 });
 
-describe("cancel-6.lua", () => {
+describe("cancel-7.lua", () => {
   it("a seated user's cancel promotes the head of the queue in the same step", async () => {
     for (const u of ["a", "b", "c", "d"]) await store.reserve(D, u);
     expect(await store.cancel(D, "a", 1)).toEqual({ status: CANCELLED, alreadyCancelled: false, promoted: ["c"] });
@@ -154,7 +154,7 @@ describe("cancel-6.lua", () => {
   });
 });
 
-describe("holds: confirm-6.lua and expire-holds-6.lua", () => {
+describe("holds: confirm-7.lua and expire-holds-7.lua", () => {
   it("confirm ends the hold; confirming again is a no-op", async () => {
     await event("h", 1, 60);
     const a = await store.reserve("h", "a");
@@ -191,7 +191,7 @@ describe("holds: confirm-6.lua and expire-holds-6.lua", () => {
   });
 });
 
-describe("process-queue-6.lua and update-event-6.lua", () => {
+describe("process-queue-7.lua and update-event-7.lua", () => {
   it("ProcessQueue promotes exactly min(free seats, waiting) in FIFO order", async () => {
     for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(D, u);
     expect(await store.processQueue(D)).toEqual([]);
@@ -214,7 +214,7 @@ describe("process-queue-6.lua and update-event-6.lua", () => {
   });
 });
 
-describe("reset-6.lua and create-event-6.lua", () => {
+describe("reset-7.lua and create-event-7.lua", () => {
   it("Reset clears users and totals, keeps settings", async () => {
     await event("r", 2, 30);
     for (const u of ["a", "b", "c"]) await store.reserve("r", u);

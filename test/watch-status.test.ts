@@ -1,7 +1,14 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventState, ReservationStatus, StatusChange, TicketQueueService, type WatchStatusResponse } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import {
+  EventState,
+  ReservationStatus,
+  SeatChange,
+  StatusChange,
+  TicketQueueService,
+  type WatchEventResponse,
+} from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
@@ -32,10 +39,10 @@ async function setup(capacity: number, users: string[], holdSeconds = 0): Promis
 }
 
 /** Reads a stream's messages one at a time. */
-function reader(stream: AsyncIterable<WatchStatusResponse>) {
+function reader<T>(stream: AsyncIterable<T>) {
   const it = stream[Symbol.asyncIterator]();
   return {
-    async next(timeoutMs = 5000): Promise<WatchStatusResponse> {
+    async next(timeoutMs = 5000): Promise<T> {
       const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no message in time")), timeoutMs));
       const r = await Promise.race([it.next(), timer]);
       if (r.done) throw new Error("stream ended");
@@ -183,5 +190,41 @@ describe("WatchStatus as Server-Sent Events", () => {
     const wrong = await fetch(`${svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`);
     expect(wrong.status).toBe(403);
     expect((await fetch(`${svc.baseUrl}/v1/events/nope/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`)).status).toBe(403);
+  });
+});
+
+describe("WatchEvent", () => {
+  it("needs the admin token", async () => {
+    await expect(async () => {
+      for await (const m of client.watchEvent({ eventId: "default" })) if (m) break;
+    }).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.Unauthenticated);
+  });
+
+  it("streams counts each second with joins and promotions per second, and a resumable feed", async () => {
+    const { eventId, tickets } = await setup(1, []);
+    const abort = new AbortController();
+    const w = reader(client.watchEvent({ eventId }, { ...admin, signal: abort.signal }));
+    const first = await w.next();
+    expect(first.event?.counts).toMatchObject({ reserved: 0, waiting: 0 });
+    const start = first.cursor;
+    for (const userId of ["a", "b", "c"]) tickets.set(userId, (await client.reserve({ eventId, userId })).ticket);
+    await client.cancel({ eventId, userId: "a", ticket: tickets.get("a") });
+    const seen: WatchEventResponse[] = [];
+    while (!seen.some((m) => m.feed.length > 0)) seen.push(await w.next(3000));
+    const withFeed = seen.find((m) => m.feed.length > 0);
+    expect(withFeed?.feed.map((f) => [f.change, f.userId])).toEqual([
+      [SeatChange.CANCELLED, "a"],
+      [SeatChange.PROMOTED, "b"],
+    ]);
+    expect(seen.some((m) => m.joinsPerSecond >= 1)).toBe(true);
+    expect(seen.some((m) => m.promotionsPerSecond >= 1)).toBe(true);
+    expect(seen.at(-1)?.event?.counts).toMatchObject({ reserved: 1, waiting: 1, joinedTotal: 3, promotedTotal: 1, cancelledTotal: 1 });
+    abort.abort();
+
+    // The booking system resumes from a cursor and gets exactly what followed it.
+    const again = reader(client.watchEvent({ eventId, cursor: start }, admin));
+    expect((await again.next()).feed.map((f) => f.userId)).toEqual(["a", "b"]);
+    const fromCursor = reader(client.watchEvent({ eventId, cursor: withFeed?.feed[0]?.id ?? "" }, admin));
+    expect((await fromCursor.next()).feed.map((f) => f.userId)).toEqual(["b"]);
   });
 });

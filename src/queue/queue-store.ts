@@ -59,6 +59,18 @@ export interface EventInfo extends EventSettings {
   expiredTotal: number;
   /** Redis's clock when read (epoch ms). */
   now: number;
+  /** The event's change counter. */
+  version: number;
+}
+
+/** One entry of an event's feed of seat changes, for the booking system. */
+export interface FeedEntry {
+  /** Redis stream id: the cursor to resume after this entry. */
+  id: string;
+  kind: "promoted" | "expired" | "cancelled";
+  userId: string;
+  /** Epoch ms (from the stream id). */
+  at: number;
 }
 
 export type EventChanges = Partial<EventSettings & { paused: boolean }>;
@@ -163,7 +175,30 @@ export class QueueStore {
       cancelledTotal: num(r[12]),
       expiredTotal: num(r[13]),
       now: num(r[14]),
+      version: num(r[15]),
     };
+  }
+
+  /** Feed entries after `cursor` ("0" for the oldest kept), at most `count`. */
+  async feed(eventId: string, cursor: string, count: number): Promise<FeedEntry[]> {
+    const rows = await callRedis(() => this.redis.xrange(this.feedKey(eventId), `(${cursor}`, "+", "COUNT", count));
+    const kinds = { P: "promoted", E: "expired", C: "cancelled" } as const;
+    return rows.map(([id, fields]) => {
+      const values = new Map<string, string>();
+      for (let i = 0; i + 1 < fields.length; i += 2) values.set(fields[i] ?? "", fields[i + 1] ?? "");
+      const kind = kinds[(values.get("k") ?? "P") as keyof typeof kinds] ?? "promoted";
+      return { id, kind, userId: values.get("u") ?? "", at: Number(id.split("-")[0]) };
+    });
+  }
+
+  /** The cursor of the newest feed entry ("0" when the feed is empty). */
+  async feedEnd(eventId: string): Promise<string> {
+    const rows = await callRedis(() => this.redis.xrevrange(this.feedKey(eventId), "+", "-", "COUNT", 1));
+    return rows[0]?.[0] ?? "0";
+  }
+
+  private feedKey(eventId: string): string {
+    return eventKeys(this.options.prefix, eventId)[6] ?? "";
   }
 
   /** Every event id: the registry plus the default event. */

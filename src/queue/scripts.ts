@@ -8,16 +8,16 @@ import { callRedis } from "../redis/redis-errors.js";
  * A line `--- @include "name"` inlines src/lua/includes/name.lua.
  */
 const scriptFiles = {
-  reserve: "reserve-6.lua",
-  status: "status-6.lua",
-  cancel: "cancel-6.lua",
-  confirm: "confirm-6.lua",
-  expireHolds: "expire-holds-6.lua",
-  processQueue: "process-queue-6.lua",
-  reset: "reset-6.lua",
-  createEvent: "create-event-6.lua",
-  updateEvent: "update-event-6.lua",
-  getEvent: "get-event-6.lua",
+  reserve: "reserve-7.lua",
+  status: "status-7.lua",
+  cancel: "cancel-7.lua",
+  confirm: "confirm-7.lua",
+  expireHolds: "expire-holds-7.lua",
+  processQueue: "process-queue-7.lua",
+  reset: "reset-7.lua",
+  createEvent: "create-event-7.lua",
+  updateEvent: "update-event-7.lua",
+  getEvent: "get-event-7.lua",
 } as const;
 
 export type ScriptName = keyof typeof scriptFiles;

@@ -4,6 +4,7 @@ import { DurationSchema, timestampDate, timestampFromMs, type Timestamp } from "
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   ReservationStatus,
+  SeatChange,
   type EventSchema,
   type TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
@@ -13,10 +14,12 @@ import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
+import { watchEvent } from "../watch/event-watcher.js";
 import { watchStatus } from "../watch/status-watcher.js";
 
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
+const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
 
 /**
  * The RPCs. Thin by design: validate, verify the ticket where one is needed,
@@ -145,6 +148,21 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         closesAt,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
+    },
+
+    async *watchEvent(req, ctx) {
+      const eventId = eventIdOf(req.eventId);
+      for await (const u of watchEvent(store, eventId, req.cursor, AbortSignal.any([ctx.signal, hub.closing]))) {
+        yield {
+          version: BigInt(u.info.version),
+          event: toEvent(u.info),
+          joinsPerSecond: u.joinsPerSecond,
+          promotionsPerSecond: u.promotionsPerSecond,
+          feed: u.feed.map((f) => ({ id: f.id, change: SEAT_CHANGES[f.kind], userId: f.userId, at: timestampFromMs(f.at) })),
+          cursor: u.cursor,
+        };
+      }
+      if (hub.closing.aborted) throw new ConnectError("the server is shutting down: reconnect", Code.Unavailable);
     },
 
     async getEvent(req) {

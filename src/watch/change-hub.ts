@@ -36,6 +36,9 @@ export class ChangeHub {
   private readonly events = new Map<string, Watched>();
   private readonly byChannel = new Map<string, string>();
   private closed = false;
+  private readonly closingController = new AbortController();
+  /** Aborted when the server stops: long-lived streams end so clients reconnect. */
+  readonly closing: AbortSignal = this.closingController.signal;
 
   constructor(
     private readonly subscriber: Redis,
@@ -91,6 +94,7 @@ export class ChangeHub {
   /** Ends every watch: each watcher gets `shutdown`. */
   async close(): Promise<void> {
     this.closed = true;
+    this.closingController.abort();
     this.broadcast({ kind: "shutdown" });
     for (const watched of this.events.values()) clearTimeout(watched.closeTimer);
     this.events.clear();

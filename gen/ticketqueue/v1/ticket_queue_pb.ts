@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ticketqueue/v1/ticket_queue.proto.
  */
 export const file_ticketqueue_v1_ticket_queue: GenFile = /*@__PURE__*/
-  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkcKEldhdGNoU3RhdHVzUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnRpY2tldBgDIAEoCSLnAgoTV2F0Y2hTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiwKBmNoYW5nZRgCIAEoDjIcLnRpY2tldHF1ZXVlLnYxLlN0YXR1c0NoYW5nZRIPCgd1c2VyX2lkGAMgASgJEhAKCGV2ZW50X2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAYgASgNEhAKCHByb21vdGVkGAcgASgIEjMKD2hvbGRfZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoOZXN0aW1hdGVkX3dhaXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLZXZlbnRfc3RhdGUYCiABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIiAKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSJCCg1SZXNldFJlc3BvbnNlEhgKEGNsZWFyZWRfcmVzZXJ2ZWQYASABKA0SFwoPY2xlYXJlZF93YWl0aW5nGAIgASgNIjcKEkFkbWluQ2FuY2VsUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIqEBChNBZG1pbkNhbmNlbFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSMQoGc3RhdHVzGAMgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSGQoRYWxyZWFkeV9jYW5jZWxsZWQYBCABKAgSGQoRcHJvbW90ZWRfdXNlcl9pZHMYBSADKAkinAEKC0V2ZW50Q291bnRzEhAKCHJlc2VydmVkGAEgASgNEgwKBGhlbGQYAiABKA0SDwoHd2FpdGluZxgDIAEoDRIUCgxqb2luZWRfdG90YWwYBCABKA0SFgoOcHJvbW90ZWRfdG90YWwYBSABKA0SFwoPY2FuY2VsbGVkX3RvdGFsGAYgASgNEhUKDWV4cGlyZWRfdG90YWwYByABKA0ilAIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2FwYWNpdHkYAyABKA0SFAoMaG9sZF9zZWNvbmRzGAQgASgNEiwKCG9wZW5zX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBhdXNlZBgHIAEoCBIpCgVzdGF0ZRgIIAEoDjIaLnRpY2tldHF1ZXVlLnYxLkV2ZW50U3RhdGUSKwoGY291bnRzGAkgASgLMhsudGlja2V0cXVldWUudjEuRXZlbnRDb3VudHMiuQEKEkNyZWF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiwAIKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAhCBwoFX25hbWVCCwoJX2NhcGFjaXR5Qg8KDV9ob2xkX3NlY29uZHNCCQoHX3BhdXNlZCJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjgKEEdldEV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCITChFMaXN0RXZlbnRzUmVxdWVzdCI7ChJMaXN0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUudGlja2V0cXVldWUudjEuRXZlbnQiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq2wEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUqrwIKDFN0YXR1c0NoYW5nZRIdChlTVEFUVVNfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASGQoVU1RBVFVTX0NIQU5HRV9JTklUSUFMEAESGgoWU1RBVFVTX0NIQU5HRV9QT1NJVElPThACEhoKFlNUQVRVU19DSEFOR0VfUFJPTU9URUQQAxIfChtTVEFUVVNfQ0hBTkdFX0hPTERfRVhQSVJJTkcQBBIbChdTVEFUVVNfQ0hBTkdFX0NPTkZJUk1FRBAFEhsKF1NUQVRVU19DSEFOR0VfQ0FOQ0VMTEVEEAYSGQoVU1RBVFVTX0NIQU5HRV9FWFBJUkVEEAcSHgoaU1RBVFVTX0NIQU5HRV9FVkVOVF9DTE9TRUQQCBIXChNTVEFUVVNfQ0hBTkdFX1JFU0VUEAkqigEKCkV2ZW50U3RhdGUSGwoXRVZFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9TVEFURV9TQ0hFRFVMRUQQARIUChBFVkVOVF9TVEFURV9PUEVOEAISFgoSRVZFTlRfU1RBVEVfUEFVU0VEEAMSFgoSRVZFTlRfU1RBVEVfQ0xPU0VEEAQy/w0KElRpY2tldFF1ZXVlU2VydmljZRKDAQoHUmVzZXJ2ZRIeLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlc3BvbnNlIjeC0+STAjE6ASpaIjoBKiIdL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2VydmUiCC9yZXNlcnZlEpgBCglHZXRTdGF0dXMSIC50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXF1ZXN0GiEudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVzcG9uc2UiRpACAYLT5JMCPVooEiYvdjEvZXZlbnRzL3tldmVudF9pZH0vc3RhdHVzL3t1c2VyX2lkfRIRL3N0YXR1cy97dXNlcl9pZH0ScAoGQ2FuY2VsEh0udGlja2V0cXVldWUudjEuQ2FuY2VsUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkNhbmNlbFJlc3BvbnNlIieC0+STAiE6ASoiHC92MS9ldmVudHMve2V2ZW50X2lkfS9jYW5jZWwSfQoLV2F0Y2hTdGF0dXMSIi50aWNrZXRxdWV1ZS52MS5XYXRjaFN0YXR1c1JlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5XYXRjaFN0YXR1c1Jlc3BvbnNlIiOC0+STAh0SGy92MS9ldmVudHMve2V2ZW50X2lkfS93YXRjaDABEnQKB0NvbmZpcm0SHi50aWNrZXRxdWV1ZS52MS5Db25maXJtUmVxdWVzdBofLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXNwb25zZSIogtPkkwIiOgEqIh0vdjEvZXZlbnRzL3tldmVudF9pZH0vY29uZmlybRKiAQoMUHJvY2Vzc1F1ZXVlEiMudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVxdWVzdBokLnRpY2tldHF1ZXVlLnYxLlByb2Nlc3NRdWV1ZVJlc3BvbnNlIkfI8xgBgtPkkwI9OgEqWig6ASoiIy92MS9ldmVudHMve2V2ZW50X2lkfS9wcm9jZXNzX3F1ZXVlIg4vcHJvY2Vzc19xdWV1ZRKDAQoFUmVzZXQSHC50aWNrZXRxdWV1ZS52MS5SZXNldFJlcXVlc3QaHS50aWNrZXRxdWV1ZS52MS5SZXNldFJlc3BvbnNlIj3I8xgBgtPkkwIzOgEqWiA6ASoiGy92MS9ldmVudHMve2V2ZW50X2lkfS9yZXNldCIML2FkbWluL3Jlc2V0EokBCgtBZG1pbkNhbmNlbBIiLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVzcG9uc2UiMcjzGAGC0+STAic6ASoiIi92MS9ldmVudHMve2V2ZW50X2lkfS9hZG1pbi9jYW5jZWwScQoLQ3JlYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlc3BvbnNlIhnI8xgBgtPkkwIPOgEqIgovdjEvZXZlbnRzEnwKC1VwZGF0ZUV2ZW50EiIudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXNwb25zZSIkyPMYAYLT5JMCGjoBKjIVL3YxL2V2ZW50cy97ZXZlbnRfaWR9Em8KCEdldEV2ZW50Eh8udGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXF1ZXN0GiAudGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXNwb25zZSIgkAIBgtPkkwIXEhUvdjEvZXZlbnRzL3tldmVudF9pZH0SagoKTGlzdEV2ZW50cxIhLnRpY2tldHF1ZXVlLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiIudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhWQAgGC0+STAgwSCi92MS9ldmVudHMSfwoNR2V0VGlja2V0S2V5cxIkLnRpY2tldHF1ZXVlLnYxLkdldFRpY2tldEtleXNSZXF1ZXN0GiUudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1Jlc3BvbnNlIiGQAgGC0+STAhgSFi8ud2VsbC1rbm93bi9qd2tzLmpzb24SWwoGSGVhbHRoEh0udGlja2V0cXVldWUudjEuSGVhbHRoUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGhiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
+  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkcKEldhdGNoU3RhdHVzUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnRpY2tldBgDIAEoCSLnAgoTV2F0Y2hTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiwKBmNoYW5nZRgCIAEoDjIcLnRpY2tldHF1ZXVlLnYxLlN0YXR1c0NoYW5nZRIPCgd1c2VyX2lkGAMgASgJEhAKCGV2ZW50X2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAYgASgNEhAKCHByb21vdGVkGAcgASgIEjMKD2hvbGRfZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoOZXN0aW1hdGVkX3dhaXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLZXZlbnRfc3RhdGUYCiABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIiAKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSJCCg1SZXNldFJlc3BvbnNlEhgKEGNsZWFyZWRfcmVzZXJ2ZWQYASABKA0SFwoPY2xlYXJlZF93YWl0aW5nGAIgASgNIjcKEkFkbWluQ2FuY2VsUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIqEBChNBZG1pbkNhbmNlbFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSMQoGc3RhdHVzGAMgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSGQoRYWxyZWFkeV9jYW5jZWxsZWQYBCABKAgSGQoRcHJvbW90ZWRfdXNlcl9pZHMYBSADKAkinAEKC0V2ZW50Q291bnRzEhAKCHJlc2VydmVkGAEgASgNEgwKBGhlbGQYAiABKA0SDwoHd2FpdGluZxgDIAEoDRIUCgxqb2luZWRfdG90YWwYBCABKA0SFgoOcHJvbW90ZWRfdG90YWwYBSABKA0SFwoPY2FuY2VsbGVkX3RvdGFsGAYgASgNEhUKDWV4cGlyZWRfdG90YWwYByABKA0ilAIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2FwYWNpdHkYAyABKA0SFAoMaG9sZF9zZWNvbmRzGAQgASgNEiwKCG9wZW5zX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnBhdXNlZBgHIAEoCBIpCgVzdGF0ZRgIIAEoDjIaLnRpY2tldHF1ZXVlLnYxLkV2ZW50U3RhdGUSKwoGY291bnRzGAkgASgLMhsudGlja2V0cXVldWUudjEuRXZlbnRDb3VudHMiuQEKEkNyZWF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiwAIKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAhCBwoFX25hbWVCCwoJX2NhcGFjaXR5Qg8KDV9ob2xkX3NlY29uZHNCCQoHX3BhdXNlZCJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiNQoRV2F0Y2hFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDgoGY3Vyc29yGAIgASgJInwKCUZlZWRFbnRyeRIKCgJpZBgBIAEoCRIqCgZjaGFuZ2UYAiABKA4yGi50aWNrZXRxdWV1ZS52MS5TZWF0Q2hhbmdlEg8KB3VzZXJfaWQYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr0BChJXYXRjaEV2ZW50UmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIkCgVldmVudBgCIAEoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50EhgKEGpvaW5zX3Blcl9zZWNvbmQYAyABKA0SHQoVcHJvbW90aW9uc19wZXJfc2Vjb25kGAQgASgNEicKBGZlZWQYBSADKAsyGS50aWNrZXRxdWV1ZS52MS5GZWVkRW50cnkSDgoGY3Vyc29yGAYgASgJIiMKD0dldEV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSI4ChBHZXRFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiEwoRTGlzdEV2ZW50c1JlcXVlc3QiOwoSTGlzdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50IhYKFEdldFRpY2tldEtleXNSZXF1ZXN0IlgKCkpzb25XZWJLZXkSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJIkEKFUdldFRpY2tldEtleXNSZXNwb25zZRIoCgRrZXlzGAEgAygLMhoudGlja2V0cXVldWUudjEuSnNvbldlYktleSIPCg1IZWFsdGhSZXF1ZXN0IkwKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIQCghyZWRpc19vaxgCIAEoCBIYChByZWRpc19sYXRlbmN5X21zGAMgASgBKtsBChFSZXNlcnZhdGlvblN0YXR1cxIiCh5SRVNFUlZBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtSRVNFUlZBVElPTl9TVEFUVVNfUkVTRVJWRUQQARIdChlSRVNFUlZBVElPTl9TVEFUVVNfUVVFVUVEEAISIAocUkVTRVJWQVRJT05fU1RBVFVTX05PVF9GT1VORBADEiAKHFJFU0VSVkFUSU9OX1NUQVRVU19DQU5DRUxMRUQQBBIeChpSRVNFUlZBVElPTl9TVEFUVVNfRVhQSVJFRBAFKq8CCgxTdGF0dXNDaGFuZ2USHQoZU1RBVFVTX0NIQU5HRV9VTlNQRUNJRklFRBAAEhkKFVNUQVRVU19DSEFOR0VfSU5JVElBTBABEhoKFlNUQVRVU19DSEFOR0VfUE9TSVRJT04QAhIaChZTVEFUVVNfQ0hBTkdFX1BST01PVEVEEAMSHwobU1RBVFVTX0NIQU5HRV9IT0xEX0VYUElSSU5HEAQSGwoXU1RBVFVTX0NIQU5HRV9DT05GSVJNRUQQBRIbChdTVEFUVVNfQ0hBTkdFX0NBTkNFTExFRBAGEhkKFVNUQVRVU19DSEFOR0VfRVhQSVJFRBAHEh4KGlNUQVRVU19DSEFOR0VfRVZFTlRfQ0xPU0VEEAgSFwoTU1RBVFVTX0NIQU5HRV9SRVNFVBAJKooBCgpFdmVudFN0YXRlEhsKF0VWRU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVRVZFTlRfU1RBVEVfU0NIRURVTEVEEAESFAoQRVZFTlRfU1RBVEVfT1BFThACEhYKEkVWRU5UX1NUQVRFX1BBVVNFRBADEhYKEkVWRU5UX1NUQVRFX0NMT1NFRBAEKncKClNlYXRDaGFuZ2USGwoXU0VBVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIYChRTRUFUX0NIQU5HRV9QUk9NT1RFRBABEhcKE1NFQVRfQ0hBTkdFX0VYUElSRUQQAhIZChVTRUFUX0NIQU5HRV9DQU5DRUxMRUQQAzLcDgoSVGlja2V0UXVldWVTZXJ2aWNlEoMBCgdSZXNlcnZlEh4udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlcXVlc3QaHy50aWNrZXRxdWV1ZS52MS5SZXNlcnZlUmVzcG9uc2UiN4LT5JMCMToBKloiOgEqIh0vdjEvZXZlbnRzL3tldmVudF9pZH0vcmVzZXJ2ZSIIL3Jlc2VydmUSmAEKCUdldFN0YXR1cxIgLnRpY2tldHF1ZXVlLnYxLkdldFN0YXR1c1JlcXVlc3QaIS50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXNwb25zZSJGkAIBgtPkkwI9WigSJi92MS9ldmVudHMve2V2ZW50X2lkfS9zdGF0dXMve3VzZXJfaWR9EhEvc3RhdHVzL3t1c2VyX2lkfRJwCgZDYW5jZWwSHS50aWNrZXRxdWV1ZS52MS5DYW5jZWxSZXF1ZXN0Gh4udGlja2V0cXVldWUudjEuQ2FuY2VsUmVzcG9uc2UiJ4LT5JMCIToBKiIcL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2NhbmNlbBJ9CgtXYXRjaFN0YXR1cxIiLnRpY2tldHF1ZXVlLnYxLldhdGNoU3RhdHVzUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLldhdGNoU3RhdHVzUmVzcG9uc2UiI4LT5JMCHRIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3dhdGNoMAESdAoHQ29uZmlybRIeLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuQ29uZmlybVJlc3BvbnNlIiiC0+STAiI6ASoiHS92MS9ldmVudHMve2V2ZW50X2lkfS9jb25maXJtEqIBCgxQcm9jZXNzUXVldWUSIy50aWNrZXRxdWV1ZS52MS5Qcm9jZXNzUXVldWVSZXF1ZXN0GiQudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVzcG9uc2UiR8jzGAGC0+STAj06ASpaKDoBKiIjL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Byb2Nlc3NfcXVldWUiDi9wcm9jZXNzX3F1ZXVlEoMBCgVSZXNldBIcLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVxdWVzdBodLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVzcG9uc2UiPcjzGAGC0+STAjM6ASpaIDoBKiIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2V0IgwvYWRtaW4vcmVzZXQSiQEKC0FkbWluQ2FuY2VsEiIudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXNwb25zZSIxyPMYAYLT5JMCJzoBKiIiL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2FkbWluL2NhbmNlbBJxCgtDcmVhdGVFdmVudBIiLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVzcG9uc2UiGcjzGAGC0+STAg86ASoiCi92MS9ldmVudHMSfAoLVXBkYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlc3BvbnNlIiTI8xgBgtPkkwIaOgEqMhUvdjEvZXZlbnRzL3tldmVudF9pZH0SWwoKV2F0Y2hFdmVudBIhLnRpY2tldHF1ZXVlLnYxLldhdGNoRXZlbnRSZXF1ZXN0GiIudGlja2V0cXVldWUudjEuV2F0Y2hFdmVudFJlc3BvbnNlIgTI8xgBMAESbwoIR2V0RXZlbnQSHy50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlcXVlc3QaIC50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlc3BvbnNlIiCQAgGC0+STAhcSFS92MS9ldmVudHMve2V2ZW50X2lkfRJqCgpMaXN0RXZlbnRzEiEudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1JlcXVlc3QaIi50aWNrZXRxdWV1ZS52MS5MaXN0RXZlbnRzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3YxL2V2ZW50cxJ/Cg1HZXRUaWNrZXRLZXlzEiQudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1JlcXVlc3QaJS50aWNrZXRxdWV1ZS52MS5HZXRUaWNrZXRLZXlzUmVzcG9uc2UiIZACAYLT5JMCGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbhJbCgZIZWFsdGgSHS50aWNrZXRxdWV1ZS52MS5IZWFsdGhSZXF1ZXN0Gh4udGlja2V0cXVldWUudjEuSGVhbHRoUmVzcG9uc2UiEpACAYLT5JMCCRIHL2hlYWx0aGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
 
 /**
  * Asks for a seat.
@@ -994,6 +994,133 @@ export const UpdateEventResponseSchema: GenMessage<UpdateEventResponse> = /*@__P
   messageDesc(file_ticketqueue_v1_ticket_queue, 21);
 
 /**
+ * Asks to follow an event.
+ *
+ * @generated from message ticketqueue.v1.WatchEventRequest
+ */
+export type WatchEventRequest = Message<"ticketqueue.v1.WatchEventRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Feed position to resume after (a previous message's `cursor`); empty: only
+   * what happens from now on; "0": everything still kept (the newest 100,000).
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.WatchEventRequest.
+ * Use `create(WatchEventRequestSchema)` to create a new message.
+ */
+export const WatchEventRequestSchema: GenMessage<WatchEventRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
+
+/**
+ * One seat change in an event's feed.
+ *
+ * @generated from message ticketqueue.v1.FeedEntry
+ */
+export type FeedEntry = Message<"ticketqueue.v1.FeedEntry"> & {
+  /**
+   * The entry's position in the feed (a cursor).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: ticketqueue.v1.SeatChange change = 2;
+   */
+  change: SeatChange;
+
+  /**
+   * To whom.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 4;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.FeedEntry.
+ * Use `create(FeedEntrySchema)` to create a new message.
+ */
+export const FeedEntrySchema: GenMessage<FeedEntry> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
+
+/**
+ * An event at one moment.
+ *
+ * @generated from message ticketqueue.v1.WatchEventResponse
+ */
+export type WatchEventResponse = Message<"ticketqueue.v1.WatchEventResponse"> & {
+  /**
+   * The event's change counter.
+   *
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * The event with live counts.
+   *
+   * @generated from field: ticketqueue.v1.Event event = 2;
+   */
+  event?: Event | undefined;
+
+  /**
+   * Reservations made in the last second.
+   *
+   * @generated from field: uint32 joins_per_second = 3;
+   */
+  joinsPerSecond: number;
+
+  /**
+   * Users promoted from the queue in the last second.
+   *
+   * @generated from field: uint32 promotions_per_second = 4;
+   */
+  promotionsPerSecond: number;
+
+  /**
+   * Feed entries since the previous message (or since the request's cursor).
+   *
+   * @generated from field: repeated ticketqueue.v1.FeedEntry feed = 5;
+   */
+  feed: FeedEntry[];
+
+  /**
+   * Resume the feed after this position.
+   *
+   * @generated from field: string cursor = 6;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.WatchEventResponse.
+ * Use `create(WatchEventResponseSchema)` to create a new message.
+ */
+export const WatchEventResponseSchema: GenMessage<WatchEventResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
+
+/**
  * Asks for one event.
  *
  * @generated from message ticketqueue.v1.GetEventRequest
@@ -1012,7 +1139,7 @@ export type GetEventRequest = Message<"ticketqueue.v1.GetEventRequest"> & {
  * Use `create(GetEventRequestSchema)` to create a new message.
  */
 export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
 
 /**
  * One event.
@@ -1033,7 +1160,7 @@ export type GetEventResponse = Message<"ticketqueue.v1.GetEventResponse"> & {
  * Use `create(GetEventResponseSchema)` to create a new message.
  */
 export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
 
 /**
  * Asks for every event.
@@ -1048,7 +1175,7 @@ export type ListEventsRequest = Message<"ticketqueue.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
 
 /**
  * Every event.
@@ -1069,7 +1196,7 @@ export type ListEventsResponse = Message<"ticketqueue.v1.ListEventsResponse"> & 
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
 
 /**
  * Asks for the ticket verification keys.
@@ -1084,7 +1211,7 @@ export type GetTicketKeysRequest = Message<"ticketqueue.v1.GetTicketKeysRequest"
  * Use `create(GetTicketKeysRequestSchema)` to create a new message.
  */
 export const GetTicketKeysRequestSchema: GenMessage<GetTicketKeysRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
 
 /**
  * One public key (RFC 7517 / RFC 8037 field names).
@@ -1140,7 +1267,7 @@ export type JsonWebKey = Message<"ticketqueue.v1.JsonWebKey"> & {
  * Use `create(JsonWebKeySchema)` to create a new message.
  */
 export const JsonWebKeySchema: GenMessage<JsonWebKey> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
 
 /**
  * A JSON Web Key Set: {"keys": [...]}.
@@ -1161,7 +1288,7 @@ export type GetTicketKeysResponse = Message<"ticketqueue.v1.GetTicketKeysRespons
  * Use `create(GetTicketKeysResponseSchema)` to create a new message.
  */
 export const GetTicketKeysResponseSchema: GenMessage<GetTicketKeysResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 31);
 
 /**
  * Asks whether the service is healthy.
@@ -1176,7 +1303,7 @@ export type HealthRequest = Message<"ticketqueue.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 32);
 
 /**
  * A healthy service's answer.
@@ -1211,7 +1338,7 @@ export type HealthResponse = Message<"ticketqueue.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 33);
 
 /**
  * Where a user stands.
@@ -1400,6 +1527,47 @@ export const EventStateSchema: GenEnum<EventState> = /*@__PURE__*/
   enumDesc(file_ticketqueue_v1_ticket_queue, 2);
 
 /**
+ * What kind of seat change a feed entry records.
+ *
+ * @generated from enum ticketqueue.v1.SeatChange
+ */
+export enum SeatChange {
+  /**
+   * Never sent by the server.
+   *
+   * @generated from enum value: SEAT_CHANGE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The user got a seat from the queue.
+   *
+   * @generated from enum value: SEAT_CHANGE_PROMOTED = 1;
+   */
+  PROMOTED = 1,
+
+  /**
+   * The user's hold ran out; the seat went on.
+   *
+   * @generated from enum value: SEAT_CHANGE_EXPIRED = 2;
+   */
+  EXPIRED = 2,
+
+  /**
+   * The seated user cancelled; the seat went on.
+   *
+   * @generated from enum value: SEAT_CHANGE_CANCELLED = 3;
+   */
+  CANCELLED = 3,
+}
+
+/**
+ * Describes the enum ticketqueue.v1.SeatChange.
+ */
+export const SeatChangeSchema: GenEnum<SeatChange> = /*@__PURE__*/
+  enumDesc(file_ticketqueue_v1_ticket_queue, 3);
+
+/**
  * A fair first-come, first-served queue in front of the seats of each event (a
  * train on sale morning).
  *
@@ -1534,6 +1702,19 @@ export const TicketQueueService: GenService<{
     methodKind: "unary";
     input: typeof UpdateEventRequestSchema;
     output: typeof UpdateEventResponseSchema;
+  },
+  /**
+   * Admin. Streams an event's live counts once a second for the operators'
+   * dashboard, with joins and promotions of the last second, and the feed of
+   * seat changes (promotions, expiries, cancels) after `cursor` for the booking
+   * system: resume with the `cursor` of the last message received.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.WatchEvent
+   */
+  watchEvent: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventRequestSchema;
+    output: typeof WatchEventResponseSchema;
   },
   /**
    * One event with its live counts.

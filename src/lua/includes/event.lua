@@ -8,16 +8,19 @@
   KEYS[4] holds    sorted set: user -> ms when the unconfirmed hold runs out
   KEYS[5] gone     hash: user -> "C<seq>" cancelled or "E<seq>" expired
   KEYS[6] rate     hash: 10-second bucket -> users promoted in it (for wait estimates)
+  KEYS[7] feed     stream of promotions (k=P), expiries (k=E) and seat cancels (k=C)
+                   with the user (u), for the booking system; capped near FEED_MAX
 
   A waiting user costs one sorted-set entry and nothing else. Time is Redis's
   own clock (TIME), so every worker agrees when a hold runs out.
 ]]
-local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
 local ERR_NO_EVENT = -1
 
 local RATE_BUCKET_MS = 10000
 local RATE_BUCKETS = 30
+local FEED_MAX = 100000
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -58,6 +61,11 @@ local function changed(ops)
   return version
 end
 
+-- Appends to the feed the booking system reads (WatchEvent, from a cursor).
+local function feed(kind, user)
+  redis.call('XADD', K_FEED, 'MAXLEN', '~', FEED_MAX, '*', 'k', kind, 'u', user)
+end
+
 local function record_promotions(now, n)
   local bucket = math.floor(now / RATE_BUCKET_MS)
   redis.call('HINCRBY', K_RATE, bucket, n)
@@ -75,6 +83,7 @@ local function promote(n, now, hold_ms)
     redis.call('HSET', K_SEATS, user, popped[i + 1] .. 'p')
     if hold_ms > 0 then redis.call('ZADD', K_HOLDS, now + hold_ms, user) end
     promoted[#promoted + 1] = user
+    feed('P', user)
   end
   if #promoted > 0 then record_promotions(now, #promoted) end
   return promoted

@@ -24,6 +24,7 @@ for _, user in ipairs(due) do
   if seat then
     redis.call('HDEL', K_SEATS, user)
     redis.call('HSET', K_GONE, user, 'E' .. string.match(seat, '^(%d+)'))
+    feed('E', user)
   end
 end
 redis.call('HINCRBY', K_META, 'expired_total', #due)

@@ -30,6 +30,7 @@ local result = {0, 4, 0}
 if status == 1 then
   redis.call('HDEL', K_SEATS, user)
   redis.call('ZREM', K_HOLDS, user)
+  feed('C', user)
   local promoted = fill(ev, now_ms())
   for _, id in ipairs(promoted) do result[#result + 1] = id end
   changed({{'S', user}, {'P', #promoted}})

@@ -6,14 +6,14 @@
   ARGV[1] default event's capacity ('' for any other event)
 
   Returns {0, name, capacity, hold_seconds, opens_at, closes_at, paused,
-           seats, held, waiting, joined, promoted, cancelled, expired, now_ms}
+           seats, held, waiting, joined, promoted, cancelled, expired, now_ms, version}
        or {-1} no such event
 ]]
 --- @include "event"
 
 local ev = load_event(ARGV[1], true)
 if not ev then return {ERR_NO_EVENT} end
-local m = redis.call('HMGET', K_META, 'name', 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total')
+local m = redis.call('HMGET', K_META, 'name', 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total', 'version')
 return {0, m[1] or 'default', ev.capacity, ev.hold_ms / 1000, ev.opens_at, ev.closes_at, ev.paused and 1 or 0,
   redis.call('HLEN', K_SEATS), redis.call('ZCARD', K_HOLDS), redis.call('ZCARD', K_WAITING),
-  tonumber(m[2] or '0'), tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0'), now_ms()}
+  tonumber(m[2] or '0'), tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0'), now_ms(), tonumber(m[6] or '0')}
