@@ -16,7 +16,7 @@ interface Example {
 
 function readmeExamples(): Example[] {
   const readme = readFileSync("README.md", "utf8");
-  const section = readme.slice(readme.indexOf("### curl (REST gateway)"), readme.indexOf("### gRPC from Node"));
+  const section = readme.slice(readme.indexOf("### curl (REST gateway)"), readme.indexOf("### Live status"));
   // A command may continue over lines ending in a backslash.
   const lines = section.replace(/\\\n\s*/g, "").split("\n");
   const examples: Example[] = [];
