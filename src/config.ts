@@ -1,3 +1,5 @@
+import { availableParallelism } from "node:os";
+
 /** The service's settings, read from the environment and validated once at start. */
 export interface Config {
   port: number;
@@ -15,6 +17,8 @@ export interface Config {
   keyPrefix: string;
   redisCommandTimeoutMs: number;
   production: boolean;
+  /** Processes serving the port (Node cluster); 1: no cluster. */
+  workers: number;
   logLevel: string;
 }
 
@@ -44,6 +48,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
     production,
+    workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
   };
 }

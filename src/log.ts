@@ -7,7 +7,7 @@ import { pino, type Logger } from "pino";
 export function createLogger(level: string): Logger {
   return pino({
     level,
-    base: { service: "ticket-queue" },
+    base: { service: "ticket-queue", pid: process.pid },
     redact: { paths: ["adminToken", "token", "headers", "*.headers", "req.headers"], censor: "[redacted]" },
   });
 }

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
@@ -17,20 +18,23 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Config → Redis → server. Exported so tests and tools can start the service in-process. */
-export async function startService(config: Config, adminToken: string, log: Logger): Promise<RunningService> {
-  let localRedis: LocalRedis | undefined;
-  let redisUrl = config.redisUrl;
-  if (redisUrl === undefined) {
-    if (await isListening("127.0.0.1", config.devRedisPort)) {
-      redisUrl = `redis://127.0.0.1:${config.devRedisPort}`;
-    } else {
-      localRedis = await startLocalRedis(config.devRedisPort, "data");
-      redisUrl = localRedis.url;
-      log.info({ redis: redisUrl, dir: "data" }, "started a local redis-server (AOF on); it stops with the service");
-    }
-  }
+export interface RedisTarget {
+  url: string;
+  /** A redis-server this process started (development only); stopped on exit. */
+  local: LocalRedis | undefined;
+}
 
+/** REDIS_URL; else a Redis on the dev port; else a redis-server child of ours. */
+export async function resolveRedis(config: Config, log: Logger): Promise<RedisTarget> {
+  if (config.redisUrl !== undefined) return { url: config.redisUrl, local: undefined };
+  if (await isListening("127.0.0.1", config.devRedisPort)) return { url: `redis://127.0.0.1:${config.devRedisPort}`, local: undefined };
+  const local = await startLocalRedis(config.devRedisPort, "data");
+  log.info({ redis: local.url, dir: "data" }, "started a local redis-server (AOF on); it stops with the service");
+  return { url: local.url, local };
+}
+
+/** Redis clients → store → server on the port. Exported so tests and tools can start the service in-process. */
+export async function startService(config: Config, redisUrl: string, adminToken: string, log: Logger): Promise<RunningService> {
   const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs });
   redis.on("error", (err: Error) => log.warn({ err: err.message }, "redis connection error"));
   redis.on("ready", () => log.info("redis ready"));
@@ -51,7 +55,6 @@ export async function startService(config: Config, adminToken: string, log: Logg
       sweeper.stop();
       await server.close();
       redis.disconnect();
-      await localRedis?.stop();
     },
   };
 }
@@ -75,9 +78,11 @@ async function main(): Promise<void> {
     process.stderr.write(`ADMIN_TOKEN is not set; this run's admin token is: ${adminToken}\n`);
   }
 
-  let service: RunningService;
+  if (cluster.isWorker) return runProcess(config, { url: config.redisUrl ?? "", local: undefined }, adminToken, log);
+
+  let redis: RedisTarget;
   try {
-    service = await startService(config, adminToken, log);
+    redis = await resolveRedis(config, log);
   } catch (err: unknown) {
     if (err instanceof RedisNotInstalledError) {
       process.stderr.write(`ticket-queue: ${err.message}\n`);
@@ -85,13 +90,56 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  if (config.workers <= 1) return runProcess(config, redis, adminToken, log);
+  runPrimary(config, redis, adminToken, log);
+}
 
+/** One process serving the port: the only one, or a cluster worker. */
+async function runProcess(config: Config, redis: RedisTarget, adminToken: string, log: Logger): Promise<void> {
+  const service = await startService(config, redis.url, adminToken, log);
+  onStopSignal(log, async () => {
+    await service.stop();
+    await redis.local?.stop();
+  });
+}
+
+/**
+ * WORKERS > 1: a primary that forks the workers (they share the port and
+ * nothing but Redis), replaces any that die, and on SIGTERM stops them all.
+ */
+function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log: Logger): void {
+  // Workers read the resolved Redis and the token from their environment.
+  const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
+  let stopping = false;
+  for (let i = 0; i < config.workers; i++) cluster.fork(env);
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
+    cluster.fork(env);
+  });
+  log.info({ workers: config.workers }, "primary started its workers");
+  onStopSignal(log, async () => {
+    stopping = true;
+    const exits = Object.values(cluster.workers ?? {}).map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (!worker || worker.isDead()) return resolve();
+          worker.once("exit", () => resolve());
+          worker.process.kill("SIGTERM");
+        }),
+    );
+    await Promise.all(exits);
+    await redis.local?.stop();
+  });
+}
+
+function onStopSignal(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "draining in-flight calls, then stopping");
-    service.stop().then(
+    stop().then(
       () => {
         log.info("stopped");
         process.exit(0);

@@ -120,6 +120,33 @@ describe("npm start (dist/src/main.js)", () => {
     }
   });
 
+  it("WORKERS=2 runs two processes on one port, replaces one that dies, and stops both on SIGTERM", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `workers-${port}` });
+    const listeningPids = (): number[] =>
+      proc
+        .stdout()
+        .trim()
+        .split("\n")
+        .filter((l) => l.includes("ticket-queue listening"))
+        .map((l) => (JSON.parse(l) as { pid: number }).pid);
+    const waitFor = async (ok: () => boolean): Promise<void> => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    await waitFor(() => listeningPids().length === 2);
+    const [first, second] = listeningPids();
+    expect(first).not.toBe(second);
+    expect(first).not.toBe(proc.child.pid);
+    await waitForHealth(port);
+    process.kill(first ?? 0, "SIGKILL");
+    await waitFor(() => listeningPids().length === 3);
+    expect(listeningPids()).toHaveLength(3);
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
   it("with no REDIS_URL and nothing on the dev port, starts its own redis-server (AOF on) and stops it on exit", async () => {
     const port = await freePort();
     const devRedisPort = await freePort();
