@@ -18,6 +18,8 @@ export interface LoadOptions {
   /** Requests in flight on each connection. */
   concurrency: number;
   requests: number;
+  /** Open loop: send at this many requests per second regardless of answers (ignores `concurrency`). */
+  rate?: number;
   /** The i-th request (0-based). */
   request: (i: number) => LoadRequest;
 }
@@ -92,13 +94,27 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         if (r.kind === "grpc" ? status === 200 && grpcStatus === "0" : status >= 200 && status < 300) ok++;
         else fail(r.kind === "grpc" ? `grpc-status ${grpcStatus ?? "none"} (http ${status})` : `http ${status}`);
         if (++done === options.requests) resolve();
-        else launch(session);
+        else if (options.rate === undefined) launch(session);
       };
       stream.once("close", finish);
       stream.once("error", () => undefined);
       stream.end(r.body);
     };
-    for (const session of sessions) for (let c = 0; c < options.concurrency; c++) launch(session);
+    if (options.rate === undefined) {
+      for (const session of sessions) for (let c = 0; c < options.concurrency; c++) launch(session);
+      return;
+    }
+    // Open loop: a tick every 5 ms sends what the schedule says is due.
+    const rate = options.rate;
+    let round = 0;
+    const timer = setInterval(() => {
+      const due = Math.min(options.requests, Math.floor(((performance.now() - started) / 1000) * rate));
+      while (next < due) {
+        const session = sessions[round++ % sessions.length];
+        if (session) launch(session);
+      }
+      if (next >= options.requests) clearInterval(timer);
+    }, 5);
   });
 
   const seconds = (performance.now() - started) / 1000;

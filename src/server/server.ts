@@ -10,6 +10,7 @@ import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { adminAuthInterceptor } from "./admin-auth.js";
 import { errorInterceptor } from "./errors.js";
+import { createLeanGrpc } from "./lean-grpc.js";
 import { createOnePortServer } from "./one-port.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
 
@@ -39,9 +40,11 @@ export interface TicketQueueServer {
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const services = [TicketQueueService];
   const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
+  const impl = ticketQueueService(deps.store, deps.tickets, deps.hub);
   const routes = (router: ConnectRouter): void => {
-    router.service(TicketQueueService, ticketQueueService(deps.store, deps.tickets, deps.hub));
+    router.service(TicketQueueService, impl);
   };
+  const leanGrpc = createLeanGrpc({ services: [{ service: TicketQueueService, impl }], interceptors, maxRequestBytes: MAX_REQUEST_BYTES });
 
   // REST shares handlers and interceptors; only its JSON differs: proto field
   // names, defaults always present, unknown fields refused.
@@ -66,6 +69,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     (req, res) => {
       // While draining, HTTP/1.1 connections close after their current response.
       if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
       rpcHandler(req, res);
     },
     { firstByteTimeoutMs: 10_000 },

@@ -1,0 +1,65 @@
+// The reference a Node user would pick instead of Connect: a plain @grpc/grpc-js
+// server running the same handlers (src/server/ticket-queue-service.ts) on the
+// same Redis, with the same WORKERS. Admin auth is left out (it is an
+// interceptor of ours); errors are mapped by the same toConnectError.
+import cluster from "node:cluster";
+import * as grpc from "@grpc/grpc-js";
+import { createHandlerContext } from "@connectrpc/connect";
+import { create, type DescMethod } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { grpcJsServiceDefinition } from "../src/client/grpc-js-client.js";
+import { loadConfig } from "../src/config.js";
+import { ticketKeyKey } from "../src/queue/keys.js";
+import { QueueStore } from "../src/queue/queue-store.js";
+import { createRedisClient } from "../src/redis/redis-client.js";
+import { toConnectError } from "../src/server/errors.js";
+import { ticketQueueService } from "../src/server/ticket-queue-service.js";
+import { Tickets } from "../src/tickets/tickets.js";
+import { connectChangeHub } from "../src/watch/change-hub.js";
+
+const config = loadConfig();
+const log = pino({ level: "warn" });
+
+if (cluster.isPrimary && config.workers > 1) {
+  for (let i = 0; i < config.workers; i++) cluster.fork();
+  process.on("SIGTERM", () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
+    process.exit(0);
+  });
+} else {
+  const url = config.redisUrl ?? "redis://127.0.0.1:6379";
+  const redis = createRedisClient({ url, commandTimeoutMs: config.redisCommandTimeoutMs });
+  await redis.connect();
+  const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
+  const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
+  const hub = await connectChangeHub(url, config.redisCommandTimeoutMs, store, log);
+  const impl = ticketQueueService(store, tickets, hub) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
+
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of TicketQueueService.methods) {
+    if (method.methodKind !== "unary") continue;
+    handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const handler = impl[method.localName];
+      if (!handler) return callback({ code: grpc.status.UNIMPLEMENTED, details: method.name });
+      handler(call.request, context(method)).then(
+        (response) => callback(null, create(method.output, response)),
+        (err: unknown) => {
+          const e = toConnectError(err);
+          callback({ code: e.code as number, details: e.rawMessage });
+        },
+      );
+    };
+  }
+  const server = new grpc.Server();
+  server.addService(grpcJsServiceDefinition(TicketQueueService), handlers);
+  server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+    if (err) throw err;
+    console.log(JSON.stringify({ msg: "grpc-js reference listening", port: config.port, pid: process.pid }));
+  });
+  process.on("SIGTERM", () => server.tryShutdown(() => process.exit(0)));
+}
+
+function context(method: DescMethod) {
+  return createHandlerContext({ service: TicketQueueService, method, protocolName: "grpc", requestMethod: "POST", url: "" });
+}

@@ -1,0 +1,175 @@
+// npm run bench: the service against Redis's own ceiling and a plain grpc-js
+// server, in one run on this machine. Throughput is reported as ratios within the
+// run (the machine is shared and noisy); a timing never fails anything.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { eventKeys } from "../src/queue/keys.js";
+import { QueueStore } from "../src/queue/queue-store.js";
+import { scriptSource } from "../src/queue/scripts.js";
+import { isListening } from "../src/redis/local-redis.js";
+import { runLoad, type LoadOptions, type LoadResult } from "./load-generator.js";
+import { mixed, reserveNewUser, type Transport } from "./scenarios.js";
+
+const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
+const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 60_000);
+const CONNECTIONS = Number(process.env["BENCH_CONNECTIONS"] ?? 8);
+const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 16);
+const ADMIN_TOKEN = "bench-token";
+const CAPACITY = 500;
+
+interface Row {
+  name: string;
+  result: LoadResult;
+  note?: string;
+}
+
+const rows: Row[] = [];
+const children: ChildProcess[] = [];
+process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
+
+const redisPort = await freePort();
+const redisDir = mkdtempSync(join(tmpdir(), "tq-bench-"));
+children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir], { stdio: "ignore" }));
+await waitListening(redisPort);
+const redis = new Redis(redisPort, "127.0.0.1");
+const redisUrl = `redis://127.0.0.1:${redisPort}`;
+
+console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, WORKERS=${WORKERS}`);
+console.log(`load: ${REQUESTS} requests, ${CONNECTIONS} HTTP/2 connections × ${CONCURRENCY} in flight (closed loop)\n`);
+
+// 1. The ceiling: Redis running the service's own reserve script, new user each call.
+const ceiling = redisBenchmarkCeiling();
+console.log(`ceiling: redis-benchmark EVALSHA reserve-7.lua: ${ceiling.toFixed(0)} calls/s`);
+
+// 2. The service and the grpc-js reference, same Redis, same WORKERS, same load flags.
+const ours = await startTarget("ours", ["dist/src/main.js"]);
+const reference = await startTarget("grpc-js", ["dist/bench/grpc-js-server.js"]);
+
+await measureReserve("gRPC Reserve (ticket-queue, Connect)", ours, "grpc");
+await measureReserve("gRPC Reserve (plain @grpc/grpc-js server)", reference, "grpc");
+await measureReserve("Connect JSON Reserve", ours, "connect-json");
+await measureReserve("REST POST /reserve", ours, "rest");
+
+const best = rows[0]?.result.rps ?? 0;
+const half = await load(ours, { requests: Math.min(REQUESTS, Math.round(best * 10)), rate: Math.round(best / 2), request: () => reserveNewUser("grpc") });
+rows.push({ name: `gRPC Reserve at half the max (${Math.round(best / 2)}/s, open loop)`, result: half });
+
+for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
+  const result = await load(ours, { requests: REQUESTS, request: mixed(transport, ADMIN_TOKEN) });
+  rows.push({ name: `mix 4:3:2:1:1 over ${transport}`, result });
+}
+
+const h2load = h2loadReserve(ours.port);
+
+report();
+for (const c of children) c.kill("SIGTERM");
+redis.disconnect();
+process.exit(0);
+
+interface Target {
+  name: string;
+  port: number;
+  prefix: string;
+}
+
+async function startTarget(name: string, args: string[]): Promise<Target> {
+  const port = await freePort();
+  const prefix = `bench-${name}-${Date.now()}`;
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REDIS_URL: redisUrl, WORKERS: String(WORKERS), ADMIN_TOKEN, KEY_PREFIX: prefix, CAPACITY: String(CAPACITY), LOG_LEVEL: "warn", REDIS_COMMAND_TIMEOUT_MS: "5000" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  children.push(child);
+  await waitListening(port);
+  await new Promise((r) => setTimeout(r, 500)); // every worker up
+  return { name, port, prefix };
+}
+
+async function load(target: Target, options: Omit<LoadOptions, "url" | "connections" | "concurrency">): Promise<LoadResult> {
+  return runLoad({ url: `http://127.0.0.1:${target.port}`, connections: CONNECTIONS, concurrency: CONCURRENCY, ...options });
+}
+
+/** A warm-up, then a measured Reserve-only run whose every accepted user must be in Redis exactly once. */
+async function measureReserve(name: string, target: Target, transport: Transport): Promise<void> {
+  await load(target, { requests: Math.round(REQUESTS / 10), request: () => reserveNewUser(transport) });
+  const before = await recorded(target);
+  const result = await load(target, { requests: REQUESTS, request: () => reserveNewUser(transport) });
+  const after = await recorded(target);
+  const added = after.total - before.total;
+  const exact = added === result.ok && after.seats <= CAPACITY && after.duplicates === 0;
+  rows.push({ name, result, note: `${exact ? "verified" : "MISMATCH"}: ${added} users recorded for ${result.ok} accepted, ${after.seats} seats ≤ ${CAPACITY}` });
+}
+
+async function recorded(target: Target): Promise<{ total: number; seats: number; duplicates: number }> {
+  const [, seatsKey = "", waitingKey = ""] = eventKeys(target.prefix, "default");
+  const seats = await redis.hlen(seatsKey);
+  const waiting = await redis.zcard(waitingKey);
+  // A user both seated and waiting would be a double entry.
+  const seated = await redis.hkeys(seatsKey);
+  const both = seated.length > 0 ? (await redis.zmscore(waitingKey, ...seated)).filter((s) => s !== null).length : 0;
+  return { total: seats + waiting, seats, duplicates: both };
+}
+
+function redisBenchmarkCeiling(): number {
+  const store = new QueueStore(redis, { prefix: "bench-ceiling", defaultCapacity: CAPACITY });
+  const keys = eventKeys(store.options.prefix, "default");
+  const sha = spawnSync("redis-cli", ["-p", String(redisPort), "SCRIPT", "LOAD", scriptSource("reserve-7.lua")], { encoding: "utf8" }).stdout.trim();
+  const out = spawnSync(
+    "redis-benchmark",
+    ["-p", String(redisPort), "-n", String(REQUESTS * 3), "-c", "50", "-P", "16", "-r", "1000000000", "--csv", "EVALSHA", sha, String(keys.length), ...keys, "u:__rand_int__", String(CAPACITY)],
+    { encoding: "utf8" },
+  ).stdout;
+  const line = out.trim().split("\n").at(-1) ?? "";
+  return Number(line.split(",")[1]?.replaceAll('"', "") ?? 0);
+}
+
+function h2loadReserve(port: number): string | undefined {
+  if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) return undefined;
+  const frame = join(redisDir, "reserve.bin");
+  writeFileSync(frame, reserveNewUser("grpc").body);
+  const out = spawnSync(
+    "h2load",
+    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${port}/ticketqueue.v1.TicketQueueService/Reserve`],
+    { encoding: "utf8" },
+  ).stdout;
+  return out.split("\n").filter((l) => /finished in|requests:|status codes/.test(l)).join("\n");
+}
+
+function report(): void {
+  const reserveOurs = rows.find((r) => r.name.startsWith("gRPC Reserve (ticket-queue"))?.result.rps ?? 0;
+  const reserveRef = rows.find((r) => r.name.startsWith("gRPC Reserve (plain"))?.result.rps ?? 0;
+  const lines = [
+    "| run | req/s | × ceiling | p50 ms | p99 ms | p99.9 ms | errors | check |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.result.rps.toFixed(0)} | ${(r.result.rps / ceiling).toFixed(3)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.p999Ms.toFixed(2)} | ${r.result.errors}${Object.keys(r.result.errorCodes).length ? ` (${Object.entries(r.result.errorCodes).map(([k, v]) => `${k}: ${v}`).join(", ")})` : ""} | ${r.note ?? ""} |`,
+    ),
+    "",
+    `Redis ceiling (redis-benchmark, reserve-7.lua, -c 50 -P 16): ${ceiling.toFixed(0)} calls/s`,
+    `gRPC Reserve: ${(reserveOurs / ceiling).toFixed(3)} × the ceiling, ${(reserveOurs / reserveRef).toFixed(2)} × the plain grpc-js server`,
+  ];
+  if (h2load) lines.push("", "h2load, same gRPC Reserve (HTTP-level counts only: it does not read grpc-status):", "```", h2load, "```");
+  console.log(lines.join("\n"));
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await isListening("127.0.0.1", port)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
