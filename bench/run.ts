@@ -48,7 +48,9 @@ console.log(`ceiling: redis-benchmark EVALSHA reserve-7.lua: ${ceiling.toFixed(0
 const ours = await startTarget("ours", ["dist/src/main.js"]);
 const reference = await startTarget("grpc-js", ["dist/bench/grpc-js-server.js"]);
 
+await redis.config("RESETSTAT");
 await measureReserve("gRPC Reserve (ticket-queue, Connect)", ours, "grpc");
+const { perCall: commandsPerReserve, detail: commandsDetail } = await commandsPer(REQUESTS + Math.round(REQUESTS / 10));
 await measureReserve("gRPC Reserve (plain @grpc/grpc-js server)", reference, "grpc");
 await measureReserve("Connect JSON Reserve", ours, "connect-json");
 await measureReserve("REST POST /reserve", ours, "rest");
@@ -62,7 +64,9 @@ for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
   rows.push({ name: `mix 4:3:2:1:1 over ${transport}`, result });
 }
 
-const h2load = h2loadReserve(ours.port);
+// h2load (C, lighter than the Node generator on a 2-core machine) for the headline ratio.
+const h2Ours = await h2loadReserve(ours);
+const h2Ref = await h2loadReserve(reference);
 
 report();
 for (const c of children) c.kill("SIGTERM");
@@ -113,6 +117,18 @@ async function recorded(target: Target): Promise<{ total: number; seats: number;
   return { total: seats + waiting, seats, duplicates: both };
 }
 
+/**
+ * Script calls per Reserve, from INFO commandstats since RESETSTAT (the hold
+ * sweeper's few calls a second are included; the runner's own counting reads are not).
+ */
+async function commandsPer(calls: number): Promise<{ perCall: number; detail: string }> {
+  const stats = await redis.info("commandstats");
+  const ours = new Set(["hlen", "zcard", "hkeys", "zmscore", "info", "config|resetstat"]);
+  const counts = [...stats.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)].map((m) => [m[1] ?? "", Number(m[2])] as const).filter(([name]) => !ours.has(name));
+  const scripts = counts.filter(([name]) => name === "evalsha" || name === "eval").reduce((sum, [, n]) => sum + n, 0);
+  return { perCall: scripts / calls, detail: counts.map(([name, n]) => `${name} ${n}`).join(", ") };
+}
+
 function redisBenchmarkCeiling(): number {
   const store = new QueueStore(redis, { prefix: "bench-ceiling", defaultCapacity: CAPACITY });
   const keys = eventKeys(store.options.prefix, "default");
@@ -126,16 +142,28 @@ function redisBenchmarkCeiling(): number {
   return Number(line.split(",")[1]?.replaceAll('"', "") ?? 0);
 }
 
-function h2loadReserve(port: number): string | undefined {
+interface H2loadRun {
+  rps: number;
+  summary: string;
+  check: string;
+}
+
+/** gRPC Reserve driven by h2load; h2load cannot read grpc-status, so Redis's count is the check. */
+async function h2loadReserve(target: Target): Promise<H2loadRun | undefined> {
   if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) return undefined;
   const frame = join(redisDir, "reserve.bin");
   writeFileSync(frame, reserveNewUser("grpc").body);
+  const before = await recorded(target);
   const out = spawnSync(
     "h2load",
-    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${port}/ticketqueue.v1.TicketQueueService/Reserve`],
+    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${target.port}/ticketqueue.v1.TicketQueueService/Reserve`],
     { encoding: "utf8" },
   ).stdout;
-  return out.split("\n").filter((l) => /finished in|requests:|status codes/.test(l)).join("\n");
+  const after = await recorded(target);
+  const added = after.total - before.total;
+  const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
+  const check = `${added === REQUESTS && after.duplicates === 0 ? "verified" : "MISMATCH"}: ${added} users recorded for ${REQUESTS} calls`;
+  return { rps, summary: out.split("\n").filter((l) => /finished in|requests:|status codes/.test(l)).join("\n"), check };
 }
 
 function report(): void {
@@ -152,7 +180,17 @@ function report(): void {
     `Redis ceiling (redis-benchmark, reserve-7.lua, -c 50 -P 16): ${ceiling.toFixed(0)} calls/s`,
     `gRPC Reserve: ${(reserveOurs / ceiling).toFixed(3)} × the ceiling, ${(reserveOurs / reserveRef).toFixed(2)} × the plain grpc-js server`,
   ];
-  if (h2load) lines.push("", "h2load, same gRPC Reserve (HTTP-level counts only: it does not read grpc-status):", "```", h2load, "```");
+  if (h2Ours && h2Ref) {
+    lines.push(
+      "",
+      `h2load, gRPC Reserve (new user per call, -c ${CONNECTIONS} -m ${CONCURRENCY}):`,
+      `| server | req/s | × ceiling | × grpc-js | check |`,
+      `|---|---:|---:|---:|---|`,
+      `| ticket-queue | ${h2Ours.rps.toFixed(0)} | ${(h2Ours.rps / ceiling).toFixed(3)} | ${(h2Ours.rps / h2Ref.rps).toFixed(2)} | ${h2Ours.check} |`,
+      `| plain @grpc/grpc-js | ${h2Ref.rps.toFixed(0)} | ${(h2Ref.rps / ceiling).toFixed(3)} | 1.00 | ${h2Ref.check} |`,
+    );
+  }
+  lines.push("", `Redis round trips per gRPC Reserve: ${commandsPerReserve.toFixed(3)} script calls (commandstats over the run: ${commandsDetail})`);
   console.log(lines.join("\n"));
 }
 

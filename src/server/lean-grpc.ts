@@ -89,7 +89,9 @@ async function serve(
 ): Promise<void> {
   const stream = req.stream;
   const abort = new AbortController();
-  stream.once("close", () => abort.abort(new ConnectError("the client cancelled", Code.Canceled)));
+  // Only a stream that closes before the answer is a cancellation (aborting costs an event per call).
+  const onClose = (): void => abort.abort(new ConnectError("the client cancelled", Code.Canceled));
+  stream.once("close", onClose);
   let deadline: NodeJS.Timeout | undefined;
   try {
     const timeout = parseTimeout(headerValue(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
@@ -109,10 +111,14 @@ async function serve(
     for (const [name, value] of Object.entries(req.headers)) {
       if (!name.startsWith(":") && value !== undefined) header.set(name, Array.isArray(value) ? value.join(", ") : value);
     }
+    let onAbort: (() => void) | undefined;
     const response = await Promise.race([
       call({ stream: false, service, method, requestMethod: "POST", url: req.url, signal: abort.signal, header, contextValues: createContextValues(), message }),
-      new Promise<never>((_, reject) => abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true })),
-    ]);
+      new Promise<never>((_, reject) => {
+        onAbort = () => reject(abort.signal.reason);
+        abort.signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]).finally(() => onAbort && abort.signal.removeEventListener("abort", onAbort));
     if (stream.destroyed) return;
     const body = toBinary(method.output, response.message);
     const out = Buffer.alloc(5 + body.length);
@@ -129,6 +135,7 @@ async function serve(
     stream.respond({ ":status": 200, "content-type": "application/grpc", ...Object.fromEntries(status) }, { endStream: true });
   } finally {
     clearTimeout(deadline);
+    stream.off("close", onClose);
   }
 }
 
