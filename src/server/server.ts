@@ -3,6 +3,9 @@ import type * as http2 from "node:http2";
 import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../../gen/health/v1/health_pb.js";
 import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { createRestGateway } from "../gateway/rest-gateway.js";
 import type { QueueStore } from "../queue/queue-store.js";
@@ -10,7 +13,9 @@ import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { adminAuthInterceptor } from "./admin-auth.js";
 import { errorInterceptor } from "./errors.js";
+import { healthService } from "./health-service.js";
 import { createLeanGrpc } from "./lean-grpc.js";
+import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
 import { createOnePortServer } from "./one-port.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
 
@@ -38,13 +43,25 @@ export interface TicketQueueServer {
  * on one port.
  */
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
-  const services = [TicketQueueService];
+  const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
   const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
   const impl = ticketQueueService(deps.store, deps.tickets, deps.hub);
+  const health = healthService(deps.store, [TicketQueueService.typeName], deps.hub.closing);
+  const reflection = reflectionServices([TicketQueueService, Health, ...REFLECTION_SERVICES]);
   const routes = (router: ConnectRouter): void => {
     router.service(TicketQueueService, impl);
+    router.service(Health, health);
+    router.service(ReflectionV1, reflection.v1);
+    router.service(ReflectionV1Alpha, reflection.v1alpha);
   };
-  const leanGrpc = createLeanGrpc({ services: [{ service: TicketQueueService, impl }], interceptors, maxRequestBytes: MAX_REQUEST_BYTES });
+  const leanGrpc = createLeanGrpc({
+    services: [
+      { service: TicketQueueService, impl },
+      { service: Health, impl: health },
+    ],
+    interceptors,
+    maxRequestBytes: MAX_REQUEST_BYTES,
+  });
 
   // REST shares handlers and interceptors; only its JSON differs: proto field
   // names, defaults always present, unknown fields refused.

@@ -1,0 +1,89 @@
+import { credentials, loadPackageDefinition, Metadata, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { GrpcReflection } from "grpc-js-reflection-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, type TestService } from "./helpers/service.js";
+
+let redis: TestRedis;
+let svc: TestService;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url, { capacity: 1, commandTimeoutMs: 500 });
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+type Callback = (err: ServiceError | null, res: Record<string, unknown>) => void;
+type Dynamic = Record<string, (req: object, md: Metadata, cb: Callback) => void> & { close(): void };
+const unary = (client: Dynamic, method: string, req: object): Promise<Record<string, unknown>> =>
+  new Promise((resolve, reject) => {
+    const fn = client[method];
+    if (!fn) throw new Error(`no method ${method}`);
+    fn.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res)));
+  });
+
+describe.each(["v1", "v1alpha"])("server reflection %s (grpc-js-reflection-client)", (version) => {
+  it("lists the services and describes them well enough to call them with no .proto file", async () => {
+    const reflection = new GrpcReflection(svc.address, credentials.createInsecure(), {}, version);
+    const services = await reflection.listServices();
+    expect(services).toEqual(expect.arrayContaining(["ticketqueue.v1.TicketQueueService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]));
+    const descriptor = await reflection.getDescriptorBySymbol("ticketqueue.v1.TicketQueueService");
+    const pkg = descriptor.getPackageObject({ keepCase: true, enums: String, defaults: true }) as unknown as {
+      ticketqueue: { v1: { TicketQueueService: ServiceClientConstructor } };
+    };
+    const client = new pkg.ticketqueue.v1.TicketQueueService(svc.address, credentials.createInsecure()) as unknown as Dynamic;
+    try {
+      expect(await unary(client, "Reserve", { user_id: `reflected-${version}` })).toMatchObject({ user_id: `reflected-${version}` });
+    } finally {
+      client.close();
+    }
+    await expect(reflection.getDescriptorBySymbol("no.such.Symbol")).rejects.toBeDefined();
+    const byFile = await reflection.getDescriptorByFileName("ticketqueue/v1/ticket_queue.proto");
+    expect(byFile.getProtobufJsRoot().lookup("ticketqueue.v1.ReserveRequest")).toBeTruthy();
+  });
+});
+
+describe("grpc.health.v1.Health (a grpc-js client from grpc-health-check's health.proto)", () => {
+  const definition = loadSync("health/v1/health.proto", { includeDirs: ["node_modules/grpc-health-check/proto"], enums: String });
+  const { grpc } = loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: ServiceClientConstructor } } } };
+
+  it("Check says SERVING for the server and its service, NOT_FOUND for others", async () => {
+    const client = new grpc.health.v1.Health(svc.address, credentials.createInsecure()) as unknown as Dynamic;
+    try {
+      expect(await unary(client, "Check", { service: "" })).toEqual({ status: "SERVING" });
+      expect(await unary(client, "Check", { service: "ticketqueue.v1.TicketQueueService" })).toEqual({ status: "SERVING" });
+      await expect(unary(client, "Check", { service: "nope" })).rejects.toMatchObject({ code: 5 });
+    } finally {
+      client.close();
+    }
+  });
+
+  it("Watch follows Redis: SERVING, NOT_SERVING while it is down, SERVING again", async () => {
+    const client = new grpc.health.v1.Health(svc.address, credentials.createInsecure()) as unknown as {
+      Watch(req: object): NodeJS.EventEmitter & { cancel(): void };
+      close(): void;
+    };
+    const seen: string[] = [];
+    const call = client.Watch({ service: "" });
+    call.on("data", (m: { status: string }) => seen.push(m.status));
+    call.on("error", () => undefined);
+    const waitFor = async (status: string): Promise<void> => {
+      for (let i = 0; i < 100 && seen.at(-1) !== status; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(seen.at(-1)).toBe(status);
+    };
+    try {
+      await waitFor("SERVING");
+      await redis.stop();
+      await waitFor("NOT_SERVING");
+      await redis.start();
+      await waitFor("SERVING");
+      expect(seen).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
+    } finally {
+      call.cancel();
+      client.close();
+    }
+  });
+});
