@@ -47,6 +47,7 @@ console.log(`ceiling: redis-benchmark EVALSHA reserve-7.lua: ${ceiling.toFixed(0
 // 2. The service and the grpc-js reference, same Redis, same WORKERS, same load flags.
 const ours = await startTarget("ours", ["dist/src/main.js"]);
 const reference = await startTarget("grpc-js", ["dist/bench/grpc-js-server.js"]);
+const unpipelined = await startTarget("ours-no-autopipelining", ["dist/src/main.js"], { REDIS_AUTO_PIPELINING: "false" });
 
 await redis.config("RESETSTAT");
 await measureReserve("gRPC Reserve (ticket-queue, Connect)", ours, "grpc");
@@ -67,6 +68,7 @@ for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
 // h2load (C, lighter than the Node generator on a 2-core machine) for the headline ratio.
 const h2Ours = await h2loadReserve(ours);
 const h2Ref = await h2loadReserve(reference);
+const h2Unpipelined = await h2loadReserve(unpipelined);
 
 report();
 for (const c of children) c.kill("SIGTERM");
@@ -79,11 +81,11 @@ interface Target {
   prefix: string;
 }
 
-async function startTarget(name: string, args: string[]): Promise<Target> {
+async function startTarget(name: string, args: string[], extraEnv: Record<string, string> = {}): Promise<Target> {
   const port = await freePort();
   const prefix = `bench-${name}-${Date.now()}`;
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REDIS_URL: redisUrl, WORKERS: String(WORKERS), ADMIN_TOKEN, KEY_PREFIX: prefix, CAPACITY: String(CAPACITY), LOG_LEVEL: "warn", REDIS_COMMAND_TIMEOUT_MS: "5000" },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REDIS_URL: redisUrl, WORKERS: String(WORKERS), ADMIN_TOKEN, KEY_PREFIX: prefix, CAPACITY: String(CAPACITY), LOG_LEVEL: "warn", REDIS_COMMAND_TIMEOUT_MS: "5000", ...extraEnv },
     stdio: ["ignore", "ignore", "inherit"],
   });
   children.push(child);
@@ -188,6 +190,9 @@ function report(): void {
       `|---|---:|---:|---:|---|`,
       `| ticket-queue | ${h2Ours.rps.toFixed(0)} | ${(h2Ours.rps / ceiling).toFixed(3)} | ${(h2Ours.rps / h2Ref.rps).toFixed(2)} | ${h2Ours.check} |`,
       `| plain @grpc/grpc-js | ${h2Ref.rps.toFixed(0)} | ${(h2Ref.rps / ceiling).toFixed(3)} | 1.00 | ${h2Ref.check} |`,
+      ...(h2Unpipelined
+        ? [`| ticket-queue, REDIS_AUTO_PIPELINING=false | ${h2Unpipelined.rps.toFixed(0)} | ${(h2Unpipelined.rps / ceiling).toFixed(3)} | ${(h2Unpipelined.rps / h2Ref.rps).toFixed(2)} | ${h2Unpipelined.check} |`]
+        : []),
     );
   }
   lines.push("", `Redis round trips per gRPC Reserve: ${commandsPerReserve.toFixed(3)} script calls (commandstats over the run: ${commandsDetail})`);

@@ -16,6 +16,7 @@ export interface Config {
   ticketTtlSeconds: number;
   keyPrefix: string;
   redisCommandTimeoutMs: number;
+  redisAutoPipelining: boolean;
   production: boolean;
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
@@ -47,6 +48,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ticketTtlSeconds: integer(env, "TICKET_TTL_SECONDS", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
+    redisAutoPipelining: env["REDIS_AUTO_PIPELINING"] !== "false",
     production,
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",

@@ -35,7 +35,7 @@ export async function resolveRedis(config: Config, log: Logger): Promise<RedisTa
 
 /** Redis clients → store → server on the port. Exported so tests and tools can start the service in-process. */
 export async function startService(config: Config, redisUrl: string, adminToken: string, log: Logger): Promise<RunningService> {
-  const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs });
+  const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, autoPipelining: config.redisAutoPipelining });
   redis.on("error", (err: Error) => log.warn({ err: err.message }, "redis connection error"));
   redis.on("ready", () => log.info("redis ready"));
   // Start even when Redis is down: Health reports it and the client reconnects by itself.

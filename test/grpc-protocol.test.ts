@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import { ReserveRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { grpcFrame } from "../bench/scenarios.js";
 import { createGrpcJsClient } from "../src/client/grpc-js-client.js";
@@ -65,6 +66,26 @@ describe("unary gRPC fast path", () => {
     expect(decodeURIComponent(String(a.headers["grpc-message"]))).toContain("control character");
     expect(a.data.length).toBe(0);
     expect(a.trailers).toBeUndefined();
+  });
+
+  it("carries error details: google.rpc.BadRequest names the field, on gRPC (grpc-status-details-bin), Connect and REST", async () => {
+    const a = await raw(RESERVE, grpcFrame(ReserveRequestSchema, { userId: "bad\u0007id" }));
+    expect(String(a.headers["grpc-status-details-bin"] ?? "").length).toBeGreaterThan(0);
+
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const err = await client.reserve({ userId: "x".repeat(200) }).catch((e: unknown) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    const details = err instanceof ConnectError ? err.findDetails(BadRequestSchema) : [];
+    expect(details[0]?.fieldViolations[0]).toMatchObject({ field: "user_id", description: "is longer than 128 bytes" });
+
+    const grpcJs = createGrpcJsClient(TicketQueueService, svc.address);
+    const jsErr = (await grpcJs.reserve({ userId: "x".repeat(200) }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(jsErr.code).toBe(3);
+    expect(jsErr.metadata.get("grpc-status-details-bin")[0]).toBeInstanceOf(Buffer);
+    grpcJs.close();
+
+    const rest = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "x".repeat(200) }) });
+    expect(((await rest.json()) as { details: { type: string }[] }).details[0]?.type).toBe("google.rpc.BadRequest");
   });
 
   it("refuses a malformed frame, a compressed flag without grpc-encoding, and an oversized message", async () => {

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 
 /** Longest user id accepted, in UTF-8 bytes. */
 export const MAX_USER_ID_BYTES = 128;
@@ -13,24 +14,26 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Event ids go inside a Redis hash tag, so braces (and anything unusual) are out.
 const EVENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * InvalidArgument for one request field, with a google.rpc.BadRequest detail so
+ * that clients can tell which field without parsing the message.
+ */
+export function invalidField(field: string, description: string): ConnectError {
+  return new ConnectError(`${field} ${description}`, Code.InvalidArgument, undefined, [
+    { desc: BadRequestSchema, value: { fieldViolations: [{ field, description }] } },
+  ]);
+}
+
 /** Throws InvalidArgument unless `userId` is a usable id. */
 export function checkUserId(userId: string): void {
-  if (userId.length === 0) {
-    throw new ConnectError("user_id is required", Code.InvalidArgument);
-  }
-  if (Buffer.byteLength(userId, "utf8") > MAX_USER_ID_BYTES) {
-    throw new ConnectError(`user_id is longer than ${MAX_USER_ID_BYTES} bytes`, Code.InvalidArgument);
-  }
-  if (CONTROL.test(userId)) {
-    throw new ConnectError("user_id contains a control character", Code.InvalidArgument);
-  }
+  if (userId.length === 0) throw invalidField("user_id", "is required");
+  if (Buffer.byteLength(userId, "utf8") > MAX_USER_ID_BYTES) throw invalidField("user_id", `is longer than ${MAX_USER_ID_BYTES} bytes`);
+  if (CONTROL.test(userId)) throw invalidField("user_id", "contains a control character");
 }
 
 /** The event id to use: empty means the default event; anything else must be a valid id. */
 export function eventIdOf(eventId: string): string {
   if (eventId === "") return DEFAULT_EVENT_ID;
-  if (!EVENT_ID.test(eventId)) {
-    throw new ConnectError("event_id must be 1 to 64 of A-Z a-z 0-9 . _ -", Code.InvalidArgument);
-  }
+  if (!EVENT_ID.test(eventId)) throw invalidField("event_id", "must be 1 to 64 of A-Z a-z 0-9 . _ -");
   return eventId;
 }

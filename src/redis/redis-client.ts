@@ -4,6 +4,8 @@ export interface RedisClientOptions {
   url: string;
   /** Longest wait for one command; a hung Redis fails calls after this. */
   commandTimeoutMs: number;
+  /** Send concurrent commands in one write (default true); see BENCHMARKS.md for what it buys. */
+  autoPipelining?: boolean;
 }
 
 /**
@@ -20,6 +22,6 @@ export function createRedisClient(options: RedisClientOptions): Redis {
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
     // Concurrent calls share one write to the socket: fewer syscalls under load.
-    enableAutoPipelining: true,
+    enableAutoPipelining: options.autoPipelining ?? true,
   });
 }
