@@ -21,6 +21,8 @@ export interface Config {
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
   logLevel: string;
+  /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -52,6 +54,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production,
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
+    corsOrigins: (env["CORS_ORIGINS"] ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter((o) => o !== ""),
   };
 }
 

@@ -13,6 +13,7 @@ import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { adminAuthInterceptor } from "./admin-auth.js";
 import { errorInterceptor } from "./errors.js";
+import { createCors } from "./cors.js";
 import { healthService } from "./health-service.js";
 import { createLeanGrpc } from "./lean-grpc.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
@@ -23,6 +24,8 @@ import { ticketQueueService } from "./ticket-queue-service.js";
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ServerDeps {
+  /** Browser origins allowed by CORS ("*" for any); empty: same-origin only. */
+  corsOrigins?: readonly string[];
   store: QueueStore;
   tickets: Tickets;
   hub: ChangeHub;
@@ -75,6 +78,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   routes(restRouter);
   const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES });
 
+  const cors = createCors(deps.corsOrigins ?? []);
   let closing = false;
   const rpcHandler = connectNodeAdapter({
     routes,
@@ -86,6 +90,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     (req, res) => {
       // While draining, HTTP/1.1 connections close after their current response.
       if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      if (cors(req, res)) return;
       if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
       rpcHandler(req, res);
     },

@@ -1,0 +1,62 @@
+import { request } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, type TestService } from "./helpers/service.js";
+
+let redis: TestRedis;
+let svc: TestService;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url, { corsOrigins: ["https://ktx.example"] });
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+function call(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${svc.baseUrl}${path}`, { method, headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("CORS allow-list", () => {
+  it("answers a gRPC-web preflight from an allowed origin", async () => {
+    const r = await call("OPTIONS", "/ticketqueue.v1.TicketQueueService/Reserve", {
+      origin: "https://ktx.example",
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "content-type,x-grpc-web,x-user-agent",
+    });
+    expect(r.status).toBe(204);
+    expect(r.headers["access-control-allow-origin"]).toBe("https://ktx.example");
+    expect(String(r.headers["access-control-allow-headers"])).toMatch(/X-Grpc-Web/i);
+    expect(String(r.headers["access-control-allow-headers"])).toMatch(/x-token/i);
+  });
+
+  it("lets the browser read gRPC-web and REST answers, with grpc-status exposed", async () => {
+    const grpcWeb = await call(
+      "POST",
+      "/ticketqueue.v1.TicketQueueService/Health",
+      { origin: "https://ktx.example", "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      "\u0000\u0000\u0000\u0000\u0000",
+    );
+    expect(grpcWeb.status).toBe(200);
+    expect(grpcWeb.headers["access-control-allow-origin"]).toBe("https://ktx.example");
+    expect(String(grpcWeb.headers["access-control-expose-headers"])).toMatch(/Grpc-Status/i);
+    const rest = await call("POST", "/reserve", { origin: "https://ktx.example", "content-type": "application/json" }, "{}");
+    expect(rest.status).toBe(200);
+    expect(rest.headers["access-control-allow-origin"]).toBe("https://ktx.example");
+  });
+
+  it("gives an origin that is not on the list no CORS headers", async () => {
+    const preflight = await call("OPTIONS", "/reserve", { origin: "https://evil.example", "access-control-request-method": "POST" });
+    expect(preflight.headers["access-control-allow-origin"]).toBeUndefined();
+    const r = await call("POST", "/reserve", { origin: "https://evil.example", "content-type": "application/json" }, "{}");
+    expect(r.headers["access-control-allow-origin"]).toBeUndefined();
+  });
+});
