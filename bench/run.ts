@@ -85,7 +85,7 @@ async function startTarget(name: string, args: string[], extraEnv: Record<string
   const port = await freePort();
   const prefix = `bench-${name}-${Date.now()}`;
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REDIS_URL: redisUrl, WORKERS: String(WORKERS), ADMIN_TOKEN, KEY_PREFIX: prefix, CAPACITY: String(CAPACITY), LOG_LEVEL: "warn", REDIS_COMMAND_TIMEOUT_MS: "5000", ...extraEnv },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REDIS_URL: redisUrl, WORKERS: String(WORKERS), ADMIN_TOKEN, KEY_PREFIX: prefix, CAPACITY: String(CAPACITY), LOG_LEVEL: "warn", REDIS_COMMAND_TIMEOUT_MS: "5000", RATE_LIMIT_PER_MINUTE: "0", ...extraEnv },
     stdio: ["ignore", "ignore", "inherit"],
   });
   children.push(child);

@@ -21,6 +21,12 @@ export interface Config {
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
   logLevel: string;
+  /** Calls per minute per caller on Reserve and Cancel (each); 0: no limit. */
+  rateLimitPerMinute: number;
+  /** Peers whose X-Forwarded-For is believed. */
+  trustedProxies: string[];
+  /** SERVICE_TOKENS name:token pairs: services limited by name, not IP. */
+  serviceTokens: Map<string, string>;
   /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
   corsOrigins: string[];
 }
@@ -54,11 +60,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production,
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
-    corsOrigins: (env["CORS_ORIGINS"] ?? "")
-      .split(",")
-      .map((o) => o.trim())
-      .filter((o) => o !== ""),
+    corsOrigins: list(env["CORS_ORIGINS"]),
+    rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
+    trustedProxies: list(env["TRUSTED_PROXIES"]),
+    serviceTokens: serviceTokens(env["SERVICE_TOKENS"]),
   };
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+}
+
+function serviceTokens(value: string | undefined): Map<string, string> {
+  const tokens = new Map<string, string>();
+  for (const pair of list(value)) {
+    const colon = pair.indexOf(":");
+    if (colon <= 0 || colon === pair.length - 1) throw new ConfigError("SERVICE_TOKENS must be name:token pairs, comma-separated");
+    tokens.set(pair.slice(0, colon), pair.slice(colon + 1));
+  }
+  return tokens;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

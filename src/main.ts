@@ -45,7 +45,15 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
   const hub = await connectChangeHub(redisUrl, config.redisCommandTimeoutMs, store, log);
-  const server = createTicketQueueServer({ store, tickets, hub, adminToken, log, corsOrigins: config.corsOrigins });
+  const server = createTicketQueueServer({
+    store,
+    tickets,
+    hub,
+    adminToken,
+    log,
+    corsOrigins: config.corsOrigins,
+    rateLimit: { perMinute: config.rateLimitPerMinute, trustedProxies: new Set(config.trustedProxies), serviceTokens: config.serviceTokens },
+  });
   const address = await server.listen(config.port, config.host);
   log.info({ port: address.port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
 

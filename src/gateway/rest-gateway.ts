@@ -5,6 +5,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
+import { peerContext } from "../server/caller.js";
 import { toConnectError } from "../server/errors.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { envelope, sendServerSentEvents } from "./server-sent-events.js";
@@ -66,6 +67,7 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
         header,
         body: route.streaming ? envelope(message) : message,
         signal: abortOnClose(res),
+        contextValues: peerContext(req.socket.remoteAddress),
       });
       if (route.streaming) {
         await sendServerSentEvents(response, res, (err) => sendError(res, err));

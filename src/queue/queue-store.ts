@@ -207,6 +207,16 @@ export class QueueStore {
     return [...new Set([DEFAULT_EVENT_ID, ...ids])].sort();
   }
 
+  /**
+   * One more call for `caller` under a limit of `limit` calls per `periodMs`?
+   * When not, how long until there is room.
+   */
+  async allowCall(caller: string, limit: number, periodMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    const reply = await this.run("rateLimit", [`${this.options.prefix}:rl:{${caller}}`], [limit, periodMs]);
+    if (!Array.isArray(reply)) throw new Error(`rate-limit script answered ${JSON.stringify(reply)}`);
+    return { allowed: reply[0] === 1, retryAfterMs: num(reply[1]) };
+  }
+
   /** Round trip to Redis in milliseconds. */
   async ping(): Promise<number> {
     const started = performance.now();

@@ -3,13 +3,13 @@ import { create, fromBinary, toBinary, type DescMethod, type DescMethodUnary, ty
 import {
   Code,
   ConnectError,
-  createContextValues,
   createHandlerContext,
   type Interceptor,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { peerContext } from "./caller.js";
 import { toConnectError } from "./errors.js";
 
 type UnaryImpl = (request: MessageShape<DescMessageOf>, context: ReturnType<typeof createHandlerContext>) => Promise<object> | object;
@@ -113,7 +113,7 @@ async function serve(
     }
     let onAbort: (() => void) | undefined;
     const response = await Promise.race([
-      call({ stream: false, service, method, requestMethod: "POST", url: req.url, signal: abort.signal, header, contextValues: createContextValues(), message }),
+      call({ stream: false, service, method, requestMethod: "POST", url: req.url, signal: abort.signal, header, contextValues: peerContext(req.socket.remoteAddress), message }),
       new Promise<never>((_, reject) => {
         onAbort = () => reject(abort.signal.reason);
         abort.signal.addEventListener("abort", onAbort, { once: true });

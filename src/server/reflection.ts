@@ -46,9 +46,11 @@ export function reflectionServices(served: readonly DescService[]): {
     }
   }
 
-  /** The file and everything it imports, each once: what clients need to build it. */
-  const withDependencies = (file: DescFile): Uint8Array[] => {
-    const seen = new Set<string>();
+  /**
+   * The file and everything it imports that this stream has not sent yet (as
+   * grpc-go does: clients add each file to one pool and refuse duplicates).
+   */
+  const withDependencies = (file: DescFile, seen: Set<string>): Uint8Array[] => {
     const out: Uint8Array[] = [];
     const visit = (f: DescFile): void => {
       if (seen.has(f.proto.name)) return;
@@ -62,22 +64,22 @@ export function reflectionServices(served: readonly DescService[]): {
 
   const notFound = (message: string) => ({ case: "errorResponse" as const, value: { errorCode: 5, errorMessage: message } });
 
-  const answer = (query: ReflectionQuery) => {
+  const answer = (query: ReflectionQuery, sent: Set<string>) => {
     switch (query.case) {
       case "listServices":
         return { case: "listServicesResponse" as const, value: { service: served.map((s) => ({ name: s.typeName })) } };
       case "fileByFilename": {
         const file = files.get(query.value);
-        return file ? { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: withDependencies(file) } } : notFound(`no file ${query.value}`);
+        return file ? { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: withDependencies(file, sent) } } : notFound(`no file ${query.value}`);
       }
       case "fileContainingSymbol": {
         const file = bySymbol.get(query.value.replace(/^\./, ""));
-        return file ? { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: withDependencies(file) } } : notFound(`no symbol ${query.value}`);
+        return file ? { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: withDependencies(file, sent) } } : notFound(`no symbol ${query.value}`);
       }
       case "fileContainingExtension": {
         const file = extensions.get(query.value.containingType)?.get(query.value.extensionNumber);
         return file
-          ? { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: withDependencies(file) } }
+          ? { case: "fileDescriptorResponse" as const, value: { fileDescriptorProto: withDependencies(file, sent) } }
           : notFound(`no extension ${query.value.extensionNumber} of ${query.value.containingType}`);
       }
       case "allExtensionNumbersOfType":
@@ -91,8 +93,9 @@ export function reflectionServices(served: readonly DescService[]): {
   };
 
   async function* info(requests: AsyncIterable<{ host: string; messageRequest: ReflectionQuery }>) {
+    const sent = new Set<string>();
     for await (const request of requests) {
-      yield { validHost: request.host, originalRequest: request, messageResponse: answer(request.messageRequest) };
+      yield { validHost: request.host, originalRequest: request, messageResponse: answer(request.messageRequest, sent) };
     }
   }
   return {
@@ -100,3 +103,4 @@ export function reflectionServices(served: readonly DescService[]): {
     v1alpha: { serverReflectionInfo: info },
   };
 }
+

@@ -13,7 +13,9 @@ import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { adminAuthInterceptor } from "./admin-auth.js";
 import { errorInterceptor } from "./errors.js";
+import { peerContext } from "./caller.js";
 import { createCors } from "./cors.js";
+import { rateLimitInterceptor, type RateLimitOptions } from "./rate-limit.js";
 import { healthService } from "./health-service.js";
 import { createLeanGrpc } from "./lean-grpc.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
@@ -24,6 +26,8 @@ import { ticketQueueService } from "./ticket-queue-service.js";
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ServerDeps {
+  /** Per-caller limits on RPCs marked throttled; absent: off. */
+  rateLimit?: RateLimitOptions;
   /** Browser origins allowed by CORS ("*" for any); empty: same-origin only. */
   corsOrigins?: readonly string[];
   store: QueueStore;
@@ -48,6 +52,7 @@ export interface TicketQueueServer {
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
   const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
+  if (deps.rateLimit && deps.rateLimit.perMinute > 0) interceptors.push(rateLimitInterceptor(services, deps.store, deps.rateLimit));
   const impl = ticketQueueService(deps.store, deps.tickets, deps.hub);
   const health = healthService(deps.store, [TicketQueueService.typeName], deps.hub.closing);
   const reflection = reflectionServices([TicketQueueService, Health, ...REFLECTION_SERVICES]);
@@ -83,6 +88,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const rpcHandler = connectNodeAdapter({
     routes,
     interceptors,
+    contextValues: (req) => peerContext(req.socket.remoteAddress),
     readMaxBytes: MAX_REQUEST_BYTES,
     fallback: (req, res) => void restGateway(req, res),
   });

@@ -11,7 +11,7 @@ import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
  * Describes the file ticketqueue/v1/options.proto.
  */
 export const file_ticketqueue_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chx0aWNrZXRxdWV1ZS92MS9vcHRpb25zLnByb3RvEg50aWNrZXRxdWV1ZS52MTo2CgVhZG1pbhIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAhSBWFkbWluYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("Chx0aWNrZXRxdWV1ZS92MS9vcHRpb25zLnByb3RvEg50aWNrZXRxdWV1ZS52MTo2CgVhZG1pbhIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAhSBWFkbWluOj4KCXRocm90dGxlZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAhSCXRocm90dGxlZGIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * True for an RPC that only an operator may call. The caller must send the admin
@@ -22,4 +22,16 @@ export const file_ticketqueue_v1_options: GenFile = /*@__PURE__*/
  */
 export const admin: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
   extDesc(file_ticketqueue_v1_options, 0);
+
+/**
+ * True for an RPC limited per caller (RATE_LIMIT_PER_MINUTE): past the limit
+ * it fails with RESOURCE_EXHAUSTED (HTTP 429) and says when to retry
+ * (`retry-after` metadata / header, and a google.rpc.RetryInfo detail).
+ * (One word: protobufjs-based reflection clients mishandle extension names
+ * with underscores.)
+ *
+ * @generated from extension: bool throttled = 51002;
+ */
+export const throttled: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
+  extDesc(file_ticketqueue_v1_options, 1);
 

@@ -1,0 +1,52 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+
+/** The TCP peer of the request, set by every entry point (Connect, the gRPC fast path, REST). */
+export const peerAddressKey = createContextKey<string | undefined>(undefined, { description: "peer address" });
+
+export function peerContext(address: string | undefined): ContextValues {
+  return createContextValues().set(peerAddressKey, address);
+}
+
+/** The header a calling service puts its credential in (SERVICE_TOKENS). */
+export const SERVICE_TOKEN_HEADER = "x-service-token";
+
+export interface CallerOptions {
+  /** name -> token: a service presenting the token is limited as `svc:<name>`. */
+  serviceTokens: ReadonlyMap<string, string>;
+  /** Peers whose X-Forwarded-For is believed (load balancers, the ingress). */
+  trustedProxies: ReadonlySet<string>;
+}
+
+/**
+ * Who is calling, for per-caller limits: a service credential first, else the
+ * client IP. X-Forwarded-For is read only when the TCP peer is a trusted proxy,
+ * and then only up to the first address that is not one (the right-most
+ * untrusted hop), so a client cannot choose its own identity.
+ */
+export function callerIdentity(header: Headers, peer: string | undefined, options: CallerOptions): string {
+  const token = header.get(SERVICE_TOKEN_HEADER);
+  if (token !== null) {
+    const presented = digest(token);
+    for (const [name, expected] of options.serviceTokens) {
+      if (timingSafeEqual(presented, digest(expected))) return `svc:${name}`;
+    }
+  }
+  let address = normalize(peer ?? "unknown");
+  if (options.trustedProxies.has(address)) {
+    const hops = (header.get("x-forwarded-for") ?? "")
+      .split(",")
+      .map((h) => normalize(h.trim()))
+      .filter((h) => h !== "");
+    while (hops.length > 0 && options.trustedProxies.has(address)) address = hops.pop() ?? address;
+  }
+  return `ip:${address}`;
+}
+
+function normalize(address: string): string {
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+function digest(token: string): Buffer {
+  return createHash("sha256").update(token, "utf8").digest();
+}
