@@ -21,6 +21,10 @@ export interface Config {
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
   logLevel: string;
+  /** Admin JWTs: a public key (JWK, JWKS JSON or SPKI PEM) or a JWKS URL, and an optional issuer. */
+  adminJwtPublicKey: string | undefined;
+  adminJwksUrl: string | undefined;
+  adminJwtIssuer: string | undefined;
   /** Calls per minute per caller on Reserve and Cancel (each); 0: no limit. */
   rateLimitPerMinute: number;
   /** Peers whose X-Forwarded-For is believed. */
@@ -61,6 +65,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
+    adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
+    adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),
+    adminJwtIssuer: nonEmpty(env["ADMIN_JWT_ISSUER"]),
     rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
     trustedProxies: list(env["TRUSTED_PROXIES"]),
     serviceTokens: serviceTokens(env["SERVICE_TOKENS"]),

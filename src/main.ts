@@ -9,6 +9,7 @@ import { ticketKeyKey } from "./queue/keys.js";
 import { QueueStore } from "./queue/queue-store.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
+import { adminJwtVerifier } from "./server/admin-auth.js";
 import { createTicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
 import { connectChangeHub } from "./watch/change-hub.js";
@@ -45,7 +46,9 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
   const hub = await connectChangeHub(redisUrl, config.redisCommandTimeoutMs, store, log);
+  const adminJwt = await adminJwtVerifier({ publicKey: config.adminJwtPublicKey, jwksUrl: config.adminJwksUrl, issuer: config.adminJwtIssuer });
   const server = createTicketQueueServer({
+    adminJwt,
     store,
     tickets,
     hub,

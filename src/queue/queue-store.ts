@@ -217,6 +217,11 @@ export class QueueStore {
     return { allowed: reply[0] === 1, retryAfterMs: num(reply[1]) };
   }
 
+  /** Appends an entry to the audit stream (capped near 100,000 entries). */
+  async appendAudit(entry: Record<string, string>): Promise<void> {
+    await callRedis(() => this.redis.xadd(`${this.options.prefix}:audit`, "MAXLEN", "~", 100_000, "*", ...Object.entries(entry).flat()));
+  }
+
   /** Round trip to Redis in milliseconds. */
   async ping(): Promise<number> {
     const started = performance.now();

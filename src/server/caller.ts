@@ -1,5 +1,5 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+import { sameSecret } from "./secrets.js";
 
 /** The TCP peer of the request, set by every entry point (Connect, the gRPC fast path, REST). */
 export const peerAddressKey = createContextKey<string | undefined>(undefined, { description: "peer address" });
@@ -27,9 +27,8 @@ export interface CallerOptions {
 export function callerIdentity(header: Headers, peer: string | undefined, options: CallerOptions): string {
   const token = header.get(SERVICE_TOKEN_HEADER);
   if (token !== null) {
-    const presented = digest(token);
     for (const [name, expected] of options.serviceTokens) {
-      if (timingSafeEqual(presented, digest(expected))) return `svc:${name}`;
+      if (sameSecret(token, expected)) return `svc:${name}`;
     }
   }
   let address = normalize(peer ?? "unknown");
@@ -47,6 +46,3 @@ function normalize(address: string): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
-function digest(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
-}

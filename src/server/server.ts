@@ -11,7 +11,8 @@ import { createRestGateway } from "../gateway/rest-gateway.js";
 import type { QueueStore } from "../queue/queue-store.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
-import { adminAuthInterceptor } from "./admin-auth.js";
+import { adminAuthInterceptor, type AdminJwtVerifier } from "./admin-auth.js";
+import { auditInterceptor } from "./audit-log.js";
 import { errorInterceptor } from "./errors.js";
 import { peerContext } from "./caller.js";
 import { createCors } from "./cors.js";
@@ -26,6 +27,8 @@ import { ticketQueueService } from "./ticket-queue-service.js";
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ServerDeps {
+  /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
+  adminJwt?: AdminJwtVerifier;
   /** Per-caller limits on RPCs marked throttled; absent: off. */
   rateLimit?: RateLimitOptions;
   /** Browser origins allowed by CORS ("*" for any); empty: same-origin only. */
@@ -51,7 +54,11 @@ export interface TicketQueueServer {
  */
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
-  const interceptors: Interceptor[] = [errorInterceptor(deps.log), adminAuthInterceptor(services, deps.adminToken)];
+  const interceptors: Interceptor[] = [
+    errorInterceptor(deps.log),
+    auditInterceptor(services, deps.store),
+    adminAuthInterceptor(services, deps.adminToken, deps.adminJwt),
+  ];
   if (deps.rateLimit && deps.rateLimit.perMinute > 0) interceptors.push(rateLimitInterceptor(services, deps.store, deps.rateLimit));
   const impl = ticketQueueService(deps.store, deps.tickets, deps.hub);
   const health = healthService(deps.store, [TicketQueueService.typeName], deps.hub.closing);
