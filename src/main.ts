@@ -9,6 +9,7 @@ import { ticketKeyKey } from "./queue/keys.js";
 import { QueueStore } from "./queue/queue-store.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
+import { createMetrics, serveClusterMetrics, shareWithPrimary } from "./observability/metrics.js";
 import { adminJwtVerifier } from "./server/admin-auth.js";
 import { createTicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
@@ -46,8 +47,11 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
   const hub = await connectChangeHub(redisUrl, config.redisCommandTimeoutMs, store, log);
+  const metrics = createMetrics(store);
+  if (cluster.isWorker) shareWithPrimary(metrics.registry);
   const adminJwt = await adminJwtVerifier({ publicKey: config.adminJwtPublicKey, jwksUrl: config.adminJwksUrl, issuer: config.adminJwtIssuer });
   const server = createTicketQueueServer({
+    metrics,
     adminJwt,
     store,
     tickets,
@@ -119,6 +123,7 @@ async function runProcess(config: Config, redis: RedisTarget, adminToken: string
  * nothing but Redis), replaces any that die, and on SIGTERM stops them all.
  */
 function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log: Logger): void {
+  serveClusterMetrics();
   // Workers read the resolved Redis and the token from their environment.
   const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
   let stopping = false;

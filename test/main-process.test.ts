@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isListening } from "../src/redis/local-redis.js";
+import { sample, scrape } from "./helpers/metrics.js";
 import { freePort, startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 
 // `npm test` builds first (pretest); these tests run the real entry point, as `npm start` does.
@@ -142,6 +143,11 @@ describe("npm start (dist/src/main.js)", () => {
     await waitFor(() => listeningPids().length === 3);
     expect(listeningPids()).toHaveLength(3);
     expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    // Every scrape answers for all workers combined.
+    for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${port}/reserve`, { method: "POST", body: "{}" });
+    for (let i = 0; i < 3; i++) {
+      expect(sample(await scrape(`http://127.0.0.1:${port}`), "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "ok" })).toBe(20);
+    }
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();

@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from "node:net";
+import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -15,6 +16,7 @@ import { adminAuthInterceptor, type AdminJwtVerifier } from "./admin-auth.js";
 import { auditInterceptor } from "./audit-log.js";
 import { errorInterceptor } from "./errors.js";
 import { peerContext } from "./caller.js";
+import type { Metrics } from "../observability/metrics.js";
 import { createCors } from "./cors.js";
 import { rateLimitInterceptor, type RateLimitOptions } from "./rate-limit.js";
 import { healthService } from "./health-service.js";
@@ -27,6 +29,8 @@ import { ticketQueueService } from "./ticket-queue-service.js";
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ServerDeps {
+  /** Prometheus metrics, served at /metrics; absent: none. */
+  metrics?: Metrics;
   /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
   adminJwt?: AdminJwtVerifier;
   /** Per-caller limits on RPCs marked throttled; absent: off. */
@@ -59,6 +63,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     auditInterceptor(services, deps.store),
     adminAuthInterceptor(services, deps.adminToken, deps.adminJwt),
   ];
+  if (deps.metrics) interceptors.unshift(deps.metrics.interceptor);
   if (deps.rateLimit && deps.rateLimit.perMinute > 0) interceptors.push(rateLimitInterceptor(services, deps.store, deps.rateLimit));
   const impl = ticketQueueService(deps.store, deps.tickets, deps.hub);
   const health = healthService(deps.store, [TicketQueueService.typeName], deps.hub.closing);
@@ -104,6 +109,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       // While draining, HTTP/1.1 connections close after their current response.
       if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
       if (cors(req, res)) return;
+      if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, res);
       if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
       rpcHandler(req, res);
     },
@@ -151,4 +157,15 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       await stopped;
     },
   };
+}
+
+async function serveMetrics(metrics: Metrics, res: http.ServerResponse | http2.Http2ServerResponse): Promise<void> {
+  try {
+    const text = await metrics.exposition();
+    res.writeHead(200, { "content-type": metrics.registry.contentType });
+    res.end(text);
+  } catch (err: unknown) {
+    res.writeHead(503, { "content-type": "text/plain" });
+    res.end(`metrics unavailable: ${String(err)}\n`);
+  }
 }

@@ -5,6 +5,7 @@ import { startHoldSweeper } from "../../src/queue/hold-sweeper.js";
 import { ticketKeyKey } from "../../src/queue/keys.js";
 import { QueueStore } from "../../src/queue/queue-store.js";
 import { createRedisClient } from "../../src/redis/redis-client.js";
+import { createMetrics } from "../../src/observability/metrics.js";
 import type { AdminJwtVerifier } from "../../src/server/admin-auth.js";
 import type { RateLimitOptions } from "../../src/server/rate-limit.js";
 import { createTicketQueueServer, type TicketQueueServer } from "../../src/server/server.js";
@@ -40,7 +41,7 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
   const hub = await connectChangeHub(redisUrl, options.commandTimeoutMs ?? 1000, store, log);
-  const server = createTicketQueueServer({ store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt });
+  const server = createTicketQueueServer({ metrics: createMetrics(store), store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt });
   const { port } = await server.listen(0, "127.0.0.1");
   return {
     port,

@@ -1,0 +1,130 @@
+import cluster from "node:cluster";
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { QueueStore } from "../queue/queue-store.js";
+
+export interface Metrics {
+  registry: Registry;
+  /** Counts and times every RPC by its final code; the outermost interceptor. */
+  interceptor: Interceptor;
+  /** The text exposition: this process's, or every worker's combined when run under the cluster primary. */
+  exposition(): Promise<string>;
+}
+
+/**
+ * Prometheus metrics (prom-client): per-RPC counts by code and latency
+ * histograms; per-event gauges read from Redis at scrape time; Redis's ping.
+ * Under WORKERS > 1, a scrape of any worker answers for all of them (the
+ * primary combines them with prom-client's AggregatorRegistry).
+ */
+export function createMetrics(store: QueueStore): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "ticketqueue_" });
+  const requests = new Counter({ name: "ticketqueue_rpc_requests_total", help: "RPCs by method and final code", labelNames: ["rpc", "code"], registers: [registry] });
+  const duration = new Histogram({
+    name: "ticketqueue_rpc_duration_seconds",
+    help: "Time to answer an RPC (to the first message for streams)",
+    labelNames: ["rpc"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  // Read from Redis at scrape time: the same in every worker, so combined by taking one, not by summing.
+  new Gauge({
+    name: "ticketqueue_event_users",
+    help: "Per event: capacity, reserved (held included), held, waiting; and since the last Reset joined_total, promoted_total (rate() is the promotion rate), cancelled_total, expired_total",
+    labelNames: ["event", "kind"],
+    aggregator: "first",
+    registers: [registry],
+    async collect() {
+      for (const id of await store.eventIds().catch(() => [])) {
+        const e = await store.getEvent(id).catch(() => undefined);
+        if (!e) continue;
+        const values: Record<string, number> = {
+          capacity: e.capacity,
+          reserved: e.seats,
+          held: e.held,
+          waiting: e.waiting,
+          joined_total: e.joinedTotal,
+          promoted_total: e.promotedTotal,
+          cancelled_total: e.cancelledTotal,
+          expired_total: e.expiredTotal,
+        };
+        for (const [kind, value] of Object.entries(values)) this.set({ event: id, kind }, value);
+      }
+    },
+  });
+  new Gauge({
+    name: "ticketqueue_redis_ping_seconds",
+    help: "Round trip of a Redis PING at scrape time (-1 when Redis does not answer)",
+    aggregator: "max",
+    registers: [registry],
+    async collect() {
+      this.set(await store.ping().then((ms) => ms / 1000, () => -1));
+    },
+  });
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const end = duration.startTimer({ rpc: req.method.name });
+    try {
+      const response = await next(req);
+      requests.inc({ rpc: req.method.name, code: "ok" });
+      return response;
+    } catch (err: unknown) {
+      requests.inc({ rpc: req.method.name, code: Code[ConnectError.from(err).code] ?? "unknown" });
+      throw err;
+    } finally {
+      end();
+    }
+  };
+
+  return {
+    registry,
+    interceptor,
+    exposition: () => (cluster.isWorker ? askPrimary() : registry.metrics()),
+  };
+}
+
+interface MetricsReply {
+  type: "tq:metrics-reply";
+  id: string;
+  text: string;
+}
+
+function askPrimary(): Promise<string> {
+  const id = randomUUID();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error("the primary did not answer for metrics")), 5000);
+    const onMessage = (message: unknown): void => {
+      const reply = message as Partial<MetricsReply>;
+      if (reply.type === "tq:metrics-reply" && reply.id === id) done(undefined, reply.text ?? "");
+    };
+    function done(err?: Error, text?: string): void {
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      if (err) reject(err);
+      else resolve(text ?? "");
+    }
+    process.on("message", onMessage);
+    process.send?.({ type: "tq:metrics", id });
+  });
+}
+
+/** In the cluster primary: answers workers' metrics requests with every worker's metrics combined. */
+export function serveClusterMetrics(): void {
+  const aggregator = new AggregatorRegistry();
+  cluster.on("message", (worker, message: { type?: string; id?: string }) => {
+    if (message.type !== "tq:metrics") return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: "tq:metrics-reply", id: message.id, text }),
+      (err: unknown) => worker.send({ type: "tq:metrics-reply", id: message.id, text: `# metrics unavailable: ${String(err)}\n` }),
+    );
+  });
+}
+
+/** In a cluster worker: the registry the primary's aggregator reads. */
+export function shareWithPrimary(registry: Registry): void {
+  // prom-client installs a worker's reply listener when an AggregatorRegistry is constructed.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+}

@@ -1,0 +1,42 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { sample, scrape } from "./helpers/metrics.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, type TestService } from "./helpers/service.js";
+
+let redis: TestRedis;
+let svc: TestService;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url, { capacity: 2 });
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+describe("/metrics (read by a Prometheus text-format parser)", () => {
+  it("counts RPCs by code, times them, and reports each event's users and Redis's ping", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    for (const userId of ["a", "b", "c"]) await client.reserve({ userId });
+    await client.reserve({ userId: "bad\n" }).catch(() => undefined);
+    await fetch(`${svc.baseUrl}/status/a`);
+
+    const families = await scrape(svc.baseUrl);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "ok" })).toBe(3);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "InvalidArgument" })).toBe(1);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "GetStatus", code: "ok" })).toBe(1);
+    expect(families.find((f) => f.name === "ticketqueue_rpc_duration_seconds")?.type).toBe("HISTOGRAM");
+    // (The parser keeps a histogram's buckets but not its labels: the count is read from the text.)
+    const text = await (await fetch(`${svc.baseUrl}/metrics`)).text();
+    expect(text).toMatch(/^ticketqueue_rpc_duration_seconds_count\{rpc="Reserve"\} 4$/m);
+    expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "capacity" })).toBe(2);
+    expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "reserved" })).toBe(2);
+    expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "waiting" })).toBe(1);
+    expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "joined_total" })).toBe(3);
+    expect(sample(families, "ticketqueue_redis_ping_seconds", {})).toBeGreaterThanOrEqual(0);
+    expect(sample(families, "ticketqueue_process_resident_memory_bytes", {})).toBeGreaterThan(0);
+  });
+});
