@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { Agent, request } from "node:http";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -103,20 +104,34 @@ describe("npm start (dist/src/main.js)", () => {
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", KEY_PREFIX: `drain-${port}`, REDIS_COMMAND_TIMEOUT_MS: "3000" });
     await waitForHealth(port);
     const admin = new Redis(redis.url);
+    // One kept-alive connection, open before anything else: the call below cannot race the listener's close.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (path: string, body: string): Promise<{ status: number; json: Record<string, unknown> }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port, path, method: "POST", agent }, (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
     try {
-      // Redis is busy for 600 ms: the reserve below is in flight when SIGTERM lands.
-      const sleeping = admin.call("DEBUG", "SLEEP", "0.6");
+      expect((await post("/reserve", "{}")).status).toBe(200);
+      // Redis is busy for 800 ms: the reserve below is in flight when SIGTERM lands.
+      const sleeping = admin.call("DEBUG", "SLEEP", "0.8");
       await new Promise((r) => setTimeout(r, 50));
-      const inFlight = fetch(`http://127.0.0.1:${port}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "in-flight" }) });
-      await new Promise((r) => setTimeout(r, 100));
+      const inFlight = post("/reserve", JSON.stringify({ user_id: "in-flight" }));
+      await new Promise((r) => setTimeout(r, 200));
       proc.child.kill("SIGTERM");
       const res = await inFlight;
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ user_id: "in-flight", status: "RESERVATION_STATUS_RESERVED" });
+      expect(res.json).toMatchObject({ user_id: "in-flight", status: "RESERVATION_STATUS_RESERVED" });
       await sleeping;
       expect(await proc.exited).toBe(0);
       expect(await isListening("127.0.0.1", port)).toBe(false);
     } finally {
+      agent.destroy();
       admin.disconnect();
     }
   });

@@ -43,7 +43,7 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
 
   return async function restGateway(req: NodeRequest, res: NodeResponse): Promise<void> {
     try {
-      const url = new URL(req.url ?? "/", "http://localhost");
+      const url = requestUrl(req.url);
       const verb = (req.method ?? "GET").toLowerCase();
       const matching = routes.flatMap((route) => {
         const vars = matchPath(route.template, url.pathname);
@@ -51,6 +51,9 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
       });
       const match = matching.find((m) => m.route.verb === verb);
       if (!match) {
+        // Read the unread body first: answering before it is consumed makes Node
+        // close a kept-alive HTTP/1.1 connection under the client's next request.
+        await readBody(req, options.maxBodyBytes);
         if (matching.length > 0) {
           const allow = matching.map((m) => m.route.verb.toUpperCase()).join(", ");
           return sendError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), 405, { allow });
@@ -76,12 +79,25 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
       }
     } catch (err: unknown) {
       if (err instanceof PayloadTooLarge) {
-        sendError(res, new ConnectError(err.message, Code.ResourceExhausted), 413);
+        // The rest of the body is not read: tell HTTP/1.1 clients not to reuse the connection.
+        sendError(res, new ConnectError(err.message, Code.ResourceExhausted), 413, req.httpVersionMajor === 1 ? { connection: "close" } : {});
       } else {
-        sendError(res, toConnectError(err));
+        // An error before the body was read: HTTP/1.1 clients must not reuse the connection.
+        sendError(res, toConnectError(err), undefined, req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {});
       }
     }
   };
+}
+
+/** The request target as a URL: prefixed, not resolved ("//x" is a path here, not a host). */
+function requestUrl(target: string | undefined): URL {
+  const path = target ?? "/";
+  if (!path.startsWith("/")) throw new ConnectError("the request target must be a path", Code.InvalidArgument);
+  try {
+    return new URL(`http://localhost${path}`);
+  } catch {
+    throw new ConnectError("the request target is not a valid path", Code.InvalidArgument);
+  }
 }
 
 function routesOf(handler: UniversalHandler): Route[] {

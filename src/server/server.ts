@@ -17,6 +17,7 @@ import { auditInterceptor } from "./audit-log.js";
 import { errorInterceptor } from "./errors.js";
 import { peerContext } from "./caller.js";
 import type { Metrics } from "../observability/metrics.js";
+import { createConnectBinaryGuard } from "./connect-binary-guard.js";
 import { createCors } from "./cors.js";
 import { rateLimitInterceptor, type RateLimitOptions } from "./rate-limit.js";
 import { healthService } from "./health-service.js";
@@ -96,6 +97,10 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES });
 
   const cors = createCors(deps.corsOrigins ?? []);
+  // The same services and interceptors as connectNodeAdapter below (default JSON options).
+  const connectRouter = createConnectRouter({ interceptors, readMaxBytes: MAX_REQUEST_BYTES });
+  routes(connectRouter);
+  const connectBinaryGuard = createConnectBinaryGuard(connectRouter, MAX_REQUEST_BYTES);
   let closing = false;
   const rpcHandler = connectNodeAdapter({
     routes,
@@ -104,14 +109,33 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     readMaxBytes: MAX_REQUEST_BYTES,
     fallback: (req, res) => void restGateway(req, res),
   });
+  const dispatch = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    // While draining, HTTP/1.1 connections close after their current response.
+    if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    if (cors(req, res)) return;
+    // HEAD is GET without a body (Node sends none for HEAD): answered by the same routes.
+    if (req.method === "HEAD") Object.defineProperty(req, "method", { value: "GET" });
+    if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, res);
+    if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
+    if (connectBinaryGuard(req, res)) return;
+    rpcHandler(req, res);
+  };
   const { http1, http2: h2 } = createOnePortServer(
     (req, res) => {
-      // While draining, HTTP/1.1 connections close after their current response.
-      if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-      if (cors(req, res)) return;
-      if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, res);
-      if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
-      rpcHandler(req, res);
+      // A body on a method that takes none (GET, HEAD, OPTIONS, DELETE) is read and
+      // dropped first: an answer sent before the body is consumed makes Node close
+      // the kept-alive HTTP/1.1 connection under the client's next request.
+      if (req.httpVersionMajor === 1 && !BODY_METHODS.has(req.method ?? "") && hasBody(req)) {
+        void discardBody(req, MAX_REQUEST_BYTES).then(
+          () => dispatch(req, res),
+          () => {
+            res.writeHead(413, { "content-type": "application/json", connection: "close" });
+            res.end(JSON.stringify({ code: "resource_exhausted", message: `request body is larger than ${MAX_REQUEST_BYTES} bytes` }));
+          },
+        );
+        return;
+      }
+      dispatch(req, res);
     },
     { firstByteTimeoutMs: 10_000 },
   );
@@ -167,5 +191,19 @@ async function serveMetrics(metrics: Metrics, res: http.ServerResponse | http2.H
   } catch (err: unknown) {
     res.writeHead(503, { "content-type": "text/plain" });
     res.end(`metrics unavailable: ${String(err)}\n`);
+  }
+}
+
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+
+function hasBody(req: http.IncomingMessage | http2.Http2ServerRequest): boolean {
+  return Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
+}
+
+async function discardBody(req: http.IncomingMessage | http2.Http2ServerRequest, limit: number): Promise<void> {
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new Error("request body too large");
   }
 }
