@@ -31,6 +31,8 @@ export interface Config {
   trustedProxies: string[];
   /** SERVICE_TOKENS name:token pairs: services limited by name, not IP. */
   serviceTokens: Map<string, string>;
+  /** Open connections at most per process. */
+  maxConnections: number;
   /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
   corsOrigins: string[];
 }
@@ -65,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
+    maxConnections: integer(env, "MAX_CONNECTIONS", 50_000, 1, 10_000_000),
     adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
     adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),
     adminJwtIssuer: nonEmpty(env["ADMIN_JWT_ISSUER"]),

@@ -51,6 +51,7 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   if (cluster.isWorker) shareWithPrimary(metrics.registry);
   const adminJwt = await adminJwtVerifier({ publicKey: config.adminJwtPublicKey, jwksUrl: config.adminJwksUrl, issuer: config.adminJwtIssuer });
   const server = createTicketQueueServer({
+    maxConnections: config.maxConnections,
     metrics,
     adminJwt,
     store,

@@ -100,3 +100,51 @@ describe("error codes map to the documented HTTP statuses", () => {
     expect(codeToHttpStatus(code)).toBe(status);
   });
 });
+
+describe("request ids", () => {
+  it("answer every call with x-request-id: the caller's when usable, else a new one", async () => {
+    const mine = await fetch(`${svc.baseUrl}/health`, { headers: { "x-request-id": "req-123.abc" } });
+    expect(mine.headers.get("x-request-id")).toBe("req-123.abc");
+    const fresh = await fetch(`${svc.baseUrl}/health`, { headers: { "x-request-id": "bad id\twith spaces" } });
+    expect(fresh.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const failed = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "\u0001" }), headers: { "x-request-id": "failing-1" } });
+    expect(failed.status).toBe(400);
+    expect(failed.headers.get("x-request-id")).toBe("failing-1");
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    let seen: string | null = null;
+    await client.health({}, { headers: { "x-request-id": "grpc-1" }, onHeader: (h) => (seen = h.get("x-request-id")) });
+    expect(seen).toBe("grpc-1");
+  });
+});
+
+describe("connection limit", () => {
+  it("refuses connections past MAX_CONNECTIONS and serves again once they close", async () => {
+    const { connect } = await import("node:net");
+    const limited = await startTestService(redis.url, { maxConnections: 3 });
+    try {
+      const open = await Promise.all(
+        Array.from({ length: 3 }, () => new Promise<import("node:net").Socket>((resolve) => {
+          const s = connect(limited.port, "127.0.0.1", () => resolve(s));
+        })),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = connect(limited.port, "127.0.0.1");
+        s.on("close", () => resolve(true));
+        s.on("error", () => resolve(true));
+        s.setTimeout(2000, () => (s.destroy(), resolve(false)));
+        s.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+      });
+      expect(refused).toBe(true);
+      open.forEach((s) => s.destroy());
+      let status = 0;
+      for (let i = 0; i < 40 && status !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = await fetch(`${limited.baseUrl}/health`).then((r) => r.status, () => 0);
+      }
+      expect(status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});

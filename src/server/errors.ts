@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { RedisUnavailableError } from "../redis/redis-errors.js";
@@ -13,17 +14,32 @@ export function toConnectError(err: unknown): ConnectError {
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
-/** Maps every handler failure with toConnectError, logging the ones that are bugs. */
+/** The header that carries a request's id, in and out. */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+// A caller's own id is kept when it is plain; anything else is replaced.
+const USABLE_REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * Gives every call a request id (the caller's x-request-id, or a new one),
+ * answers it in the x-request-id header or error metadata, and maps every
+ * failure with toConnectError, logging (with the id) the ones that are bugs.
+ */
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
+    const given = req.header.get(REQUEST_ID_HEADER);
+    const requestId = given !== null && USABLE_REQUEST_ID.test(given) ? given : randomUUID();
     try {
-      return await next(req);
+      const response = await next(req);
+      response.header.set(REQUEST_ID_HEADER, requestId);
+      return response;
     } catch (err: unknown) {
       const connectErr = toConnectError(err);
+      connectErr.metadata.set(REQUEST_ID_HEADER, requestId);
       if (connectErr.code === Code.Internal) {
-        log.error({ err: connectErr.cause ?? err, rpc: req.method.name }, "rpc failed");
+        log.error({ err: connectErr.cause ?? err, rpc: req.method.name, requestId }, "rpc failed");
       } else if (connectErr.code === Code.Unavailable) {
-        log.debug({ rpc: req.method.name, reason: connectErr.rawMessage }, "rpc unavailable");
+        log.debug({ rpc: req.method.name, requestId, reason: connectErr.rawMessage }, "rpc unavailable");
       }
       throw connectErr;
     }

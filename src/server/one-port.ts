@@ -60,6 +60,7 @@ function sniff(socket: Socket, timeoutMs: number, route: (isHttp2: boolean) => v
     socket.off("data", onData);
     socket.off("error", onError);
     socket.off("close", onClose);
+    socket.off("end", onEnd);
     if (isHttp2) {
       // The HTTP/2 session reads bytes already buffered on the socket first.
       socket.pause();
@@ -82,7 +83,13 @@ function sniff(socket: Socket, timeoutMs: number, route: (isHttp2: boolean) => v
     socket.destroy();
   };
   const onClose = (): void => clearTimeout(timer);
+  // http.Server keeps sockets half-open: a client that leaves before its first
+  // byte must be closed here, or it holds a connection slot until the timeout.
+  const onEnd = (): void => {
+    socket.destroy();
+  };
   socket.on("data", onData);
   socket.on("error", onError);
   socket.on("close", onClose);
+  socket.on("end", onEnd);
 }

@@ -30,6 +30,8 @@ import { ticketQueueService } from "./ticket-queue-service.js";
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ServerDeps {
+  /** Open connections at most; more are refused at once. Default 50,000. */
+  maxConnections?: number;
   /** Prometheus metrics, served at /metrics; absent: none. */
   metrics?: Metrics;
   /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
@@ -142,6 +144,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   http1.headersTimeout = 10_000;
   http1.requestTimeout = 30_000;
   http1.keepAliveTimeout = 5_000;
+  http1.maxConnections = deps.maxConnections ?? 50_000;
 
   const sockets = new Set<Socket>();
   http1.prependListener("connection", (socket: Socket) => {
