@@ -17,6 +17,8 @@ export interface Config {
   keyPrefix: string;
   redisCommandTimeoutMs: number;
   redisAutoPipelining: boolean;
+  /** DURABILITY: fast (AOF as configured) or strict (acknowledged only once on disk and on a replica). */
+  durability: "fast" | "strict";
   production: boolean;
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
@@ -63,6 +65,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
     redisAutoPipelining: env["REDIS_AUTO_PIPELINING"] !== "false",
+    durability: durabilityOf(env["DURABILITY"]),
     production,
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
@@ -75,6 +78,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies: list(env["TRUSTED_PROXIES"]),
     serviceTokens: serviceTokens(env["SERVICE_TOKENS"]),
   };
+}
+
+function durabilityOf(value: string | undefined): "fast" | "strict" {
+  const mode = nonEmpty(value) ?? "fast";
+  if (mode !== "fast" && mode !== "strict") throw new ConfigError(`DURABILITY must be fast or strict, got ${JSON.stringify(mode)}`);
+  return mode;
 }
 
 function list(value: string | undefined): string[] {

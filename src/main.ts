@@ -7,6 +7,8 @@ import { createLogger } from "./log.js";
 import { startHoldSweeper } from "./queue/hold-sweeper.js";
 import { ticketKeyKey } from "./queue/keys.js";
 import { QueueStore } from "./queue/queue-store.js";
+import { createDurabilityGate, DurabilityError } from "./redis/durability.js";
+import { RedisUnavailableError } from "./redis/redis-errors.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createMetrics, serveClusterMetrics, shareWithPrimary } from "./observability/metrics.js";
@@ -43,7 +45,10 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   // Start even when Redis is down: Health reports it and the client reconnects by itself.
   await redis.connect().catch((err: unknown) => log.warn({ err: String(err) }, "redis not reachable at start; retrying in the background"));
 
-  const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
+  // Strict durability is checked against the server before serving: no acknowledgement it cannot keep.
+  const durability = await createDurabilityGate(redis, config.durability, config.redisCommandTimeoutMs);
+  log.info({ durability: durability.description }, "durability");
+  const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity, durability });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
   const hub = await connectChangeHub(redisUrl, config.redisCommandTimeoutMs, store, log);
@@ -107,12 +112,37 @@ async function main(): Promise<void> {
     throw err;
   }
   if (config.workers <= 1) return runProcess(config, redis, adminToken, log);
+  // Checked once here too, so that a server unfit for strict mode stops the start
+  // instead of sending the workers into a crash loop.
+  if (config.durability === "strict") {
+    const probe = createRedisClient({ url: redis.url, commandTimeoutMs: config.redisCommandTimeoutMs });
+    try {
+      await probe.connect();
+      await createDurabilityGate(probe, "strict", config.redisCommandTimeoutMs);
+    } catch (err: unknown) {
+      process.stderr.write(`ticket-queue: ${err instanceof Error ? err.message : String(err)}\n`);
+      await redis.local?.stop();
+      process.exit(1);
+    } finally {
+      probe.disconnect();
+    }
+  }
   runPrimary(config, redis, adminToken, log);
 }
 
 /** One process serving the port: the only one, or a cluster worker. */
 async function runProcess(config: Config, redis: RedisTarget, adminToken: string, log: Logger): Promise<void> {
-  const service = await startService(config, redis.url, adminToken, log);
+  let service: RunningService;
+  try {
+    service = await startService(config, redis.url, adminToken, log);
+  } catch (err: unknown) {
+    if (err instanceof DurabilityError || (config.durability === "strict" && err instanceof RedisUnavailableError)) {
+      process.stderr.write(`ticket-queue: ${err.message}\n`);
+      await redis.local?.stop();
+      process.exit(1);
+    }
+    throw err;
+  }
   onStopSignal(log, async () => {
     await service.stop();
     await redis.local?.stop();

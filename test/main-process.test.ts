@@ -75,6 +75,14 @@ describe("npm start (dist/src/main.js)", () => {
     expect(proc.stdout()).not.toContain(String(jwk.d));
   });
 
+  it("refuses DURABILITY=strict on a server that does not fsync every write, with or without WORKERS", async () => {
+    for (const workers of ["1", "2"]) {
+      const proc = run({ REDIS_URL: redis.url, PORT: "0", ADMIN_TOKEN: "t", DURABILITY: "strict", WORKERS: workers });
+      expect(await proc.exited).toBe(1);
+      expect(proc.stderr()).toContain("appendfsync always");
+    }
+  });
+
   it("refuses a bad setting with a clear message", async () => {
     const proc = run({ REDIS_URL: redis.url, CAPACITY: "lots" });
     expect(await proc.exited).toBe(1);

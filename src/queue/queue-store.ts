@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
 import { eventKeys, eventRegistryKey } from "./keys.js";
@@ -78,6 +79,8 @@ export type EventChanges = Partial<EventSettings & { paused: boolean }>;
 export interface QueueStoreOptions {
   /** Key prefix, e.g. "tq". */
   prefix: string;
+  /** DURABILITY=strict: waits until each write is durable before it is acknowledged. */
+  durability?: DurabilityGate;
   /** Capacity the default event is created with; afterwards the stored value wins. */
   defaultCapacity: number;
 }
@@ -240,9 +243,12 @@ export class QueueStore {
       throw new Error(`script ${name} answered ${JSON.stringify(reply)}`);
     }
     if (reply[0] < 0) throw scriptError(reply[0], eventId, typeof reply[1] === "number" ? reply[1] : undefined);
+    if (this.options.durability && !READ_ONLY_SCRIPTS.has(name)) await this.options.durability.afterWrite();
     return reply;
   }
 }
+
+const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent"]);
 
 function num(value: unknown): number {
   if (typeof value !== "number") throw new Error(`script answered ${JSON.stringify(value)} where a number belongs`);

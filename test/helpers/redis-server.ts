@@ -13,6 +13,8 @@ export interface TestRedis {
   pause(): void;
   /** SIGCONT after pause(). */
   resume(): void;
+  /** SIGKILL: a crash, with whatever the AOF holds left on disk. */
+  kill(): Promise<void>;
   /** Stops the server (SIGTERM) and waits for its exit. */
   stop(): Promise<void>;
   /** Starts it again on the same port after stop(). */
@@ -39,6 +41,7 @@ export async function startTestRedis(extraArgs: string[] = []): Promise<TestRedi
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
+    // extraArgs come last: later options win, e.g. "--appendonly yes".
     child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extraArgs], {
       stdio: "ignore",
     });
@@ -65,6 +68,13 @@ export async function startTestRedis(extraArgs: string[] = []): Promise<TestRedi
     resume: () => child?.kill("SIGCONT"),
     stop,
     start,
+    async kill() {
+      const running = child;
+      if (!running || running.exitCode !== null || running.signalCode !== null) return;
+      const exited = new Promise((resolve) => running.once("exit", resolve));
+      running.kill("SIGKILL");
+      await exited;
+    },
     async dispose() {
       await stop();
       rmSync(dir, { recursive: true, force: true });

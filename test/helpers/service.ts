@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { startHoldSweeper } from "../../src/queue/hold-sweeper.js";
 import { ticketKeyKey } from "../../src/queue/keys.js";
 import { QueueStore } from "../../src/queue/queue-store.js";
+import { createDurabilityGate, type DurabilityMode } from "../../src/redis/durability.js";
 import { createRedisClient } from "../../src/redis/redis-client.js";
 import { createMetrics } from "../../src/observability/metrics.js";
 import type { AdminJwtVerifier } from "../../src/server/admin-auth.js";
@@ -31,12 +32,13 @@ export interface TestService {
  * The real server on a free port, against the given real Redis, with its own key
  * prefix so tests never see each other's queues.
  */
-export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number } = {}): Promise<TestService> {
+export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number; durability?: DurabilityMode } = {}): Promise<TestService> {
   const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: options.commandTimeoutMs ?? 1000 });
   redis.on("error", () => undefined); // outages are expected in some tests; calls report them
   await redis.connect();
   const prefix = `test-${randomUUID()}`;
-  const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500 });
+  const durability = await createDurabilityGate(redis, options.durability ?? "fast", options.commandTimeoutMs ?? 1000);
+  const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability });
   const log = pino({ level: "silent" });
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
