@@ -151,20 +151,44 @@ async function runProcess(config: Config, redis: RedisTarget, adminToken: string
 
 /**
  * WORKERS > 1: a primary that forks the workers (they share the port and
- * nothing but Redis), replaces any that die, and on SIGTERM stops them all.
+ * nothing but Redis), replaces any that die, rolls them one by one on SIGHUP
+ * (a new one listens before the old one drains), and on SIGTERM stops them all.
  */
 function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log: Logger): void {
   serveClusterMetrics();
   // Workers read the resolved Redis and the token from their environment.
   const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
   let stopping = false;
+  const retiring = new Set<number>();
   for (let i = 0; i < config.workers; i++) cluster.fork(env);
   cluster.on("exit", (worker, code, signal) => {
-    if (stopping) return;
+    if (stopping || retiring.delete(worker.id)) return;
     log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
     cluster.fork(env);
   });
   log.info({ workers: config.workers }, "primary started its workers");
+
+  let rolling = false;
+  process.on("SIGHUP", () => {
+    if (rolling || stopping) return;
+    rolling = true;
+    void (async () => {
+      log.info("SIGHUP: replacing the workers one by one");
+      for (const old of Object.values(cluster.workers ?? {})) {
+        if (!old || old.isDead() || stopping) continue;
+        const fresh = cluster.fork(env);
+        await new Promise<void>((resolve) => fresh.once("listening", () => resolve()));
+        retiring.add(old.id);
+        // The old worker sends GOAWAY, finishes its calls and exits.
+        await new Promise<void>((resolve) => {
+          old.once("exit", () => resolve());
+          old.process.kill("SIGTERM");
+        });
+      }
+      log.info("rolling restart done");
+      rolling = false;
+    })();
+  });
   onStopSignal(log, async () => {
     stopping = true;
     const exits = Object.values(cluster.workers ?? {}).map(

@@ -210,3 +210,54 @@ describe("npm start (dist/src/main.js)", () => {
     expect(proc.stderr()).toContain("docker compose up");
   });
 });
+
+describe("rolling restart", () => {
+  // With @grpc/grpc-js, which retries a stream the server refused unprocessed
+  // (REFUSED_STREAM) as gRPC's transparent retry says. connect-node's client
+  // reports such a stream as an error instead (see the closing note of issue #5).
+  it("SIGHUP replaces every worker one by one while gRPC calls keep succeeding", async () => {
+    const { TicketQueueService } = await import("../gen/ticketqueue/v1/ticket_queue_pb.js");
+    const { createGrpcJsClient } = await import("../src/client/grpc-js-client.js");
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-${port}`, RATE_LIMIT_PER_MINUTE: "0" });
+    const listening = (): number[] =>
+      proc
+        .stdout()
+        .trim()
+        .split("\n")
+        .filter((l) => l.includes("ticket-queue listening"))
+        .map((l) => (JSON.parse(l) as { pid: number }).pid);
+    for (let i = 0; i < 200 && listening().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForHealth(port);
+    const before = listening();
+    const client = createGrpcJsClient(TicketQueueService, `127.0.0.1:${port}`);
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const loops = Array.from({ length: 8 }, async (_, l) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          await client.reserve({ userId: `roll-${l}-${i}` });
+          ok++;
+        } catch (err: unknown) {
+          failures.push(String(err));
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    proc.child.kill("SIGHUP");
+    for (let i = 0; i < 300 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await Promise.all(loops);
+    client.close();
+    const after = listening().slice(before.length);
+    expect(proc.stdout()).toContain("rolling restart done");
+    expect(after).toHaveLength(2);
+    for (const pid of before) expect(() => process.kill(pid, 0)).toThrow();
+    expect(failures.slice(0, 3)).toEqual([]);
+    expect(ok).toBeGreaterThan(100);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 60_000);
+});

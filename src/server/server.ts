@@ -1,6 +1,7 @@
 import type { AddressInfo, Socket } from "node:net";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import { constants as http2Constants } from "node:http2";
 import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -173,7 +174,11 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       // Open watch streams end with Unavailable so their clients reconnect elsewhere.
       await deps.hub.close();
       const stopped = new Promise<void>((resolve) => http1.close(() => resolve()));
-      // GOAWAY: clients finish their open streams and open a new connection elsewhere.
+      // Two-step GOAWAY (as grpc-go does): first a notice that admits any stream
+      // already on its way, then, a round trip later, the final one. A single
+      // GOAWAY would refuse (REFUSED_STREAM) the streams that crossed it.
+      for (const session of sessions) session.goaway(http2Constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      await Promise.all([...sessions].map((session) => pingOrWait(session, 1000)));
       for (const session of sessions) session.close();
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) {
@@ -209,4 +214,16 @@ async function discardBody(req: http.IncomingMessage | http2.Http2ServerRequest,
     size += chunk.length;
     if (size > limit) throw new Error("request body too large");
   }
+}
+
+/** One round trip to the peer (an HTTP/2 PING), or `maxMs`, whichever comes first. */
+function pingOrWait(session: http2.ServerHttp2Session, maxMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, maxMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    if (session.closed || session.destroyed || !session.ping(done)) done();
+  });
 }
