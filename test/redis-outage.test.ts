@@ -1,5 +1,6 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
@@ -86,3 +87,55 @@ describe("Redis outages", () => {
     expect((await client.getStatus({ userId: "before" })).status).toBe(1);
   });
 });
+
+describe("a slow Redis (DEBUG SLEEP) under load, with watchers open", () => {
+  it("fails calls fast, keeps or ends watch streams cleanly, recovers, and leaks no stream", async () => {
+    const slow = await startTestRedis(["--enable-debug-command", "local"]);
+    const own = await startTestService(slow.url, { commandTimeoutMs: COMMAND_TIMEOUT_MS, capacity: 1 });
+    const ownClient = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
+    const admin = new Redis(slow.url);
+    try {
+      await ownClient.reserve({ userId: "seated" });
+      const tickets = await Promise.all(["w1", "w2", "w3"].map(async (userId) => ({ userId, ticket: (await ownClient.reserve({ userId })).ticket })));
+      const abort = new AbortController();
+      const watchers = tickets.map(async ({ userId, ticket }) => {
+        try {
+          for await (const m of ownClient.watchStatus({ userId, ticket }, { signal: abort.signal })) if (!m) break;
+        } catch {
+          // aborted at the end, or ended by the outage: either way it must not linger
+        }
+      });
+      for (let i = 0; i < 50 && own.hub.watcherCount() < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(own.hub.watcherCount()).toBe(3);
+
+      const sleeping = admin.call("DEBUG", "SLEEP", "1.5");
+      await new Promise((r) => setTimeout(r, 30));
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => timedOn(() => ownClient.reserve({ userId: `slow-${i}` }))));
+      for (const r of results) {
+        expect(r.error?.code).toBe(Code.Unavailable);
+        expect(r.ms).toBeLessThan(FAST_MS);
+      }
+      await sleeping;
+      // Recovered: calls succeed again.
+      expect((await ownClient.reserve({ userId: "after-slow" })).userId).toBe("after-slow");
+      abort.abort();
+      await Promise.all(watchers);
+      for (let i = 0; i < 50 && own.hub.watcherCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(own.hub.watcherCount()).toBe(0);
+    } finally {
+      admin.disconnect();
+      await own.close();
+      await slow.dispose();
+    }
+  });
+});
+
+async function timedOn<T>(call: () => Promise<T>): Promise<{ ms: number; error?: ConnectError }> {
+  const started = performance.now();
+  try {
+    await call();
+    return { ms: performance.now() - started };
+  } catch (err: unknown) {
+    return { ms: performance.now() - started, error: ConnectError.from(err) };
+  }
+}

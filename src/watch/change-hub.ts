@@ -80,6 +80,13 @@ export class ChangeHub {
     return stop;
   }
 
+  /** Open watch streams in this process (for leak checks and metrics). */
+  watcherCount(): number {
+    let n = 0;
+    for (const watched of this.events.values()) n += watched.listeners.size;
+    return n;
+  }
+
   /** The event's settings and counts, read once per change of settings. */
   eventInfo(eventId: string): Promise<EventInfo> {
     const watched = this.events.get(eventId);

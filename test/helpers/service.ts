@@ -11,7 +11,7 @@ import type { AdminJwtVerifier } from "../../src/server/admin-auth.js";
 import type { RateLimitOptions } from "../../src/server/rate-limit.js";
 import { createTicketQueueServer, type TicketQueueServer } from "../../src/server/server.js";
 import { Tickets } from "../../src/tickets/tickets.js";
-import { connectChangeHub } from "../../src/watch/change-hub.js";
+import { connectChangeHub, type ChangeHub } from "../../src/watch/change-hub.js";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token";
 
@@ -25,6 +25,7 @@ export interface TestService {
   prefix: string;
   server: TicketQueueServer;
   tickets: Tickets;
+  hub: ChangeHub;
   close(): Promise<void>;
 }
 
@@ -54,6 +55,7 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
     prefix,
     server,
     tickets,
+    hub,
     async close() {
       sweeper.stop();
       await server.close(1000);
