@@ -29,6 +29,16 @@ function run(env: Record<string, string>, cwd = process.cwd()): Proc {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
+/** The pids of the processes that logged "listening", in order. */
+function listeningPidsOf(proc: Proc): number[] {
+  return proc
+    .stdout()
+    .trim()
+    .split("\n")
+    .filter((l) => l.includes("ticket-queue listening"))
+    .map((l) => (JSON.parse(l) as { pid: number }).pid);
+}
+
 async function waitForHealth(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
     try {
@@ -147,13 +157,7 @@ describe("npm start (dist/src/main.js)", () => {
   it("WORKERS=2 runs two processes on one port, replaces one that dies, and stops both on SIGTERM", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `workers-${port}` });
-    const listeningPids = (): number[] =>
-      proc
-        .stdout()
-        .trim()
-        .split("\n")
-        .filter((l) => l.includes("ticket-queue listening"))
-        .map((l) => (JSON.parse(l) as { pid: number }).pid);
+    const listeningPids = (): number[] => listeningPidsOf(proc);
     const waitFor = async (ok: () => boolean): Promise<void> => {
       for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
     };
@@ -220,13 +224,7 @@ describe("rolling restart", () => {
     const { createGrpcJsClient } = await import("../src/client/grpc-js-client.js");
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-${port}`, RATE_LIMIT_PER_MINUTE: "0" });
-    const listening = (): number[] =>
-      proc
-        .stdout()
-        .trim()
-        .split("\n")
-        .filter((l) => l.includes("ticket-queue listening"))
-        .map((l) => (JSON.parse(l) as { pid: number }).pid);
+    const listening = (): number[] => listeningPidsOf(proc);
     for (let i = 0; i < 200 && listening().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     await waitForHealth(port);
     const before = listening();
