@@ -29,11 +29,12 @@ if (cluster.isPrimary && config.workers > 1) {
   });
 } else {
   const url = config.redisUrl ?? "redis://127.0.0.1:6379";
-  const redis = createRedisClient({ url, commandTimeoutMs: config.redisCommandTimeoutMs });
+  const redisOptions = { url, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisCommandTimeoutMs };
+  const redis = createRedisClient(redisOptions);
   await redis.connect();
   const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
-  const hub = await connectChangeHub(url, config.redisCommandTimeoutMs, store, log);
+  const hub = await connectChangeHub(redisOptions, store, log);
   const impl = ticketQueueService(store, tickets, hub) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
 
   const handlers: grpc.UntypedServiceImplementation = {};

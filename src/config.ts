@@ -6,6 +6,8 @@ export interface Config {
   host: string;
   /** Undefined: use 127.0.0.1:6379 if it answers, else start a local redis-server. */
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster (host:port, comma-separated). */
+  redisClusterNodes: string[];
   /** Where npm start looks for (or starts) a development Redis when REDIS_URL is unset. */
   devRedisPort: number;
   /** Undefined in development: main makes a random one and prints it once. */
@@ -57,6 +59,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env, "PORT", 8000, 0, 65535),
     host: nonEmpty(env["HOST"]) ?? "0.0.0.0",
     redisUrl: nonEmpty(env["REDIS_URL"]),
+    redisClusterNodes: list(env["REDIS_CLUSTER_NODES"]),
     devRedisPort: integer(env, "DEV_REDIS_PORT", 6379, 1, 65535),
     adminToken,
     capacity: integer(env, "CAPACITY", 500, 1, 10_000_000),

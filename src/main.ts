@@ -30,6 +30,7 @@ export interface RedisTarget {
 
 /** REDIS_URL; else a Redis on the dev port; else a redis-server child of ours. */
 export async function resolveRedis(config: Config, log: Logger): Promise<RedisTarget> {
+  if (config.redisClusterNodes.length > 0) return { url: "", local: undefined }; // the cluster's seed nodes are used instead
   if (config.redisUrl !== undefined) return { url: config.redisUrl, local: undefined };
   if (await isListening("127.0.0.1", config.devRedisPort)) return { url: `redis://127.0.0.1:${config.devRedisPort}`, local: undefined };
   const local = await startLocalRedis(config.devRedisPort, "data");
@@ -39,7 +40,8 @@ export async function resolveRedis(config: Config, log: Logger): Promise<RedisTa
 
 /** Redis clients → store → server on the port. Exported so tests and tools can start the service in-process. */
 export async function startService(config: Config, redisUrl: string, adminToken: string, log: Logger): Promise<RunningService> {
-  const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, autoPipelining: config.redisAutoPipelining });
+  const redisOptions = { url: redisUrl, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisCommandTimeoutMs, autoPipelining: config.redisAutoPipelining };
+  const redis = createRedisClient(redisOptions);
   redis.on("error", (err: Error) => log.warn({ err: err.message }, "redis connection error"));
   redis.on("ready", () => log.info("redis ready"));
   // Start even when Redis is down: Health reports it and the client reconnects by itself.
@@ -51,7 +53,7 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity, durability });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
-  const hub = await connectChangeHub(redisUrl, config.redisCommandTimeoutMs, store, log);
+  const hub = await connectChangeHub(redisOptions, store, log);
   const metrics = createMetrics(store);
   if (cluster.isWorker) shareWithPrimary(metrics.registry);
   const adminJwt = await adminJwtVerifier({ publicKey: config.adminJwtPublicKey, jwksUrl: config.adminJwksUrl, issuer: config.adminJwtIssuer });
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
   // Checked once here too, so that a server unfit for strict mode stops the start
   // instead of sending the workers into a crash loop.
   if (config.durability === "strict") {
-    const probe = createRedisClient({ url: redis.url, commandTimeoutMs: config.redisCommandTimeoutMs });
+    const probe = createRedisClient({ url: redis.url, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisCommandTimeoutMs });
     try {
       await probe.connect();
       await createDurabilityGate(probe, "strict", config.redisCommandTimeoutMs);

@@ -1,7 +1,9 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 
 export interface RedisClientOptions {
   url: string;
+  /** REDIS_CLUSTER_NODES: seed nodes (host:port) of a Redis Cluster; when set, `url` is not used. */
+  clusterNodes?: readonly string[];
   /** Longest wait for one command; a hung Redis fails calls after this. */
   commandTimeoutMs: number;
   /** Send concurrent commands in one write (default true); see BENCHMARKS.md for what it buys. */
@@ -12,16 +14,42 @@ export interface RedisClientOptions {
  * An ioredis client tuned to fail fast: with Redis down, commands are refused at
  * once instead of queueing (no offline queue); with Redis hung, they time out.
  * It reconnects by itself, at most a second apart.
+ *
+ * With cluster nodes it is an ioredis Cluster. Every script names all its keys
+ * and they share one hash tag, so each call goes to the master of its event's
+ * slot; the few keyless commands (PING, INFO) go to any node. The Cluster is
+ * returned under the Redis type because the store uses only commands both have.
  */
 export function createRedisClient(options: RedisClientOptions): Redis {
-  return new Redis(options.url, {
-    lazyConnect: true,
+  const common = {
     enableOfflineQueue: false,
+    enableAutoPipelining: options.autoPipelining ?? true,
+  };
+  const perConnection = {
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: Math.max(options.commandTimeoutMs, 1000),
     maxRetriesPerRequest: 1,
+  };
+  if (options.clusterNodes && options.clusterNodes.length > 0) {
+    const cluster = new Cluster(
+      options.clusterNodes.map((node) => {
+        const [host = "127.0.0.1", port = "6379"] = node.split(":");
+        return { host, port: Number(port) };
+      }),
+      {
+        ...common,
+        lazyConnect: true,
+        redisOptions: perConnection,
+        clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
+        slotsRefreshTimeout: Math.max(options.commandTimeoutMs, 1000),
+      },
+    );
+    return cluster as unknown as Redis;
+  }
+  return new Redis(options.url, {
+    ...common,
+    ...perConnection,
+    lazyConnect: true,
     retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
-    // Concurrent calls share one write to the socket: fewer syscalls under load.
-    enableAutoPipelining: options.autoPipelining ?? true,
   });
 }

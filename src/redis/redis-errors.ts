@@ -6,7 +6,8 @@ export class RedisUnavailableError extends Error {
 }
 
 // Replies that mean "not now" rather than "your command is wrong".
-const TRANSIENT_REPLIES = ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS"];
+// MOVED and ASK reach us only when a Cluster could not follow them (mid-failover).
+const TRANSIENT_REPLIES = ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS", "MOVED", "ASK"];
 
 /**
  * Runs one Redis call and classifies its failure: a transient Redis state or a

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { eventChannel } from "../queue/keys.js";
-import { createRedisClient } from "../redis/redis-client.js";
+import { createRedisClient, type RedisClientOptions } from "../redis/redis-client.js";
 import { callRedis, RedisUnavailableError } from "../redis/redis-errors.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
 
@@ -177,9 +177,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** A hub on its own subscriber connection (a subscribed connection can run no other command). */
-export async function connectChangeHub(url: string, commandTimeoutMs: number, store: QueueStore, log: Logger): Promise<ChangeHub> {
-  const subscriber = createRedisClient({ url, commandTimeoutMs });
-  const hub = new ChangeHub(subscriber, store, log, commandTimeoutMs);
+export async function connectChangeHub(options: RedisClientOptions, store: QueueStore, log: Logger): Promise<ChangeHub> {
+  const subscriber = createRedisClient(options);
+  const hub = new ChangeHub(subscriber, store, log, options.commandTimeoutMs);
   await subscriber.connect().catch((err: unknown) => log.warn({ err: String(err) }, "change subscriber not connected at start; retrying"));
   return hub;
 }

@@ -33,17 +33,18 @@ export interface TestService {
  * The real server on a free port, against the given real Redis, with its own key
  * prefix so tests never see each other's queues.
  */
-export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number; durability?: DurabilityMode } = {}): Promise<TestService> {
-  const redis = createRedisClient({ url: redisUrl, commandTimeoutMs: options.commandTimeoutMs ?? 1000 });
+export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number; durability?: DurabilityMode; clusterNodes?: string[] } = {}): Promise<TestService> {
+  const redisOptions = { url: redisUrl, clusterNodes: options.clusterNodes, commandTimeoutMs: options.commandTimeoutMs ?? 1000 };
+  const redis = createRedisClient(redisOptions);
   redis.on("error", () => undefined); // outages are expected in some tests; calls report them
   await redis.connect();
   const prefix = `test-${randomUUID()}`;
   const durability = await createDurabilityGate(redis, options.durability ?? "fast", options.commandTimeoutMs ?? 1000);
   const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability });
-  const log = pino({ level: "silent" });
+  const log = pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
-  const hub = await connectChangeHub(redisUrl, options.commandTimeoutMs ?? 1000, store, log);
+  const hub = await connectChangeHub(redisOptions, store, log);
   const server = createTicketQueueServer({ metrics: createMetrics(store), store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt, maxConnections: options.maxConnections });
   const { port } = await server.listen(0, "127.0.0.1");
   return {
