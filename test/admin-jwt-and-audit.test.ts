@@ -60,8 +60,8 @@ describe("audit log", () => {
   it("records every admin call, allowed or refused: who, what, when, outcome", async () => {
     await svc.redis.del(`${svc.prefix}:audit`);
     await client.createEvent({ eventId: "audited", capacity: 2 }, bearer(await jwt({ aud: "ticketqueue:admin", sub: "ops-lee" })));
-    await client.reset({ eventId: "audited" }, { headers: { "x-token": TEST_ADMIN_TOKEN } });
-    await client.reset({ eventId: "audited" }, { headers: { "x-token": "guess" } }).catch(() => undefined);
+    await client.reset({ eventId: "audited", confirm: "audited" }, { headers: { "x-token": TEST_ADMIN_TOKEN } });
+    await client.reset({ eventId: "audited", confirm: "audited" }, { headers: { "x-token": "guess" } }).catch(() => undefined);
     await client.reserve({ userId: "not-admin" }); // not an admin call: not recorded
     await new Promise((r) => setTimeout(r, 100)); // a refusal is recorded without delaying the answer
     const entries = (await svc.redis.xrange(`${svc.prefix}:audit`, "-", "+")).map(([id, fields]) => {

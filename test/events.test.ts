@@ -169,3 +169,17 @@ describe("purchase holds", () => {
     expect(await client.reserve({ eventId: "hold", userId: "a" })).toMatchObject({ status: ReservationStatus.QUEUED, position: 1 });
   });
 });
+
+describe("Reset of a named event", () => {
+  it("needs confirm set to the event's id; the old API's reset of the default event needs none", async () => {
+    await rest("POST", "/v1/events", { event_id: "confirm-me", capacity: 1 }, TEST_ADMIN_TOKEN);
+    await rest("POST", "/v1/events/confirm-me/reserve", { user_id: "a" });
+    const refused = await rest("POST", "/v1/events/confirm-me/reset", {}, TEST_ADMIN_TOKEN);
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({ code: "failed_precondition" });
+    expect((await rest("POST", "/v1/events/confirm-me/reset", { confirm: "other" }, TEST_ADMIN_TOKEN)).status).toBe(400);
+    expect((await rest("GET", "/v1/events/confirm-me/status/a")).json).toMatchObject({ status: "RESERVATION_STATUS_RESERVED" });
+    expect((await rest("POST", "/v1/events/confirm-me/reset", { confirm: "confirm-me" }, TEST_ADMIN_TOKEN)).json).toMatchObject({ cleared_reserved: 1 });
+    expect((await rest("POST", "/admin/reset", undefined, TEST_ADMIN_TOKEN)).status).toBe(200);
+  });
+});

@@ -110,7 +110,8 @@ describe("WatchStatus", () => {
     const b = reader(client.watchStatus({ eventId, userId: "b", ticket: tickets.get("b") }));
     await a.next();
     await b.next();
-    await client.reset({ eventId }, admin);
+    await expect(client.reset({ eventId }, admin)).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.FailedPrecondition);
+    await client.reset({ eventId, confirm: eventId }, admin);
     expect(await a.next()).toMatchObject({ change: StatusChange.RESET, status: ReservationStatus.NOT_FOUND });
     expect(await b.next()).toMatchObject({ change: StatusChange.RESET, status: ReservationStatus.NOT_FOUND });
     expect(await a.ended()).toBe(true);

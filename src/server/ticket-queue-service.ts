@@ -112,7 +112,11 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
     },
 
     async reset(req) {
-      return store.reset(eventIdOf(req.eventId));
+      const eventId = eventIdOf(req.eventId);
+      if (req.eventId !== "" && req.confirm !== req.eventId) {
+        throw new ConnectError(`resetting event ${eventId} removes every user: send confirm="${eventId}" to do it`, Code.FailedPrecondition);
+      }
+      return store.reset(eventId);
     },
 
     async createEvent(req) {
