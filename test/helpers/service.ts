@@ -41,6 +41,7 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   const prefix = `test-${randomUUID()}`;
   const durability = await createDurabilityGate(redis, options.durability ?? "fast", options.commandTimeoutMs ?? 1000);
   const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability });
+  // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
   const log = pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
