@@ -2,10 +2,10 @@ import { getOption, ScalarType, type DescMethod, type JsonObject, type JsonValue
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../server/caller.js";
+import { BodyTooLarge, readBody, sendConnectError } from "../server/http-body.js";
 import { toConnectError } from "../server/errors.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { envelope, sendServerSentEvents } from "./server-sent-events.js";
@@ -56,9 +56,9 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
         await readBody(req, options.maxBodyBytes);
         if (matching.length > 0) {
           const allow = matching.map((m) => m.route.verb.toUpperCase()).join(", ");
-          return sendError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), 405, { allow });
+          return sendConnectError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), 405, { allow });
         }
-        return sendError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound));
+        return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound));
       }
       const { route, vars } = match;
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
@@ -73,17 +73,17 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
         contextValues: peerContext(req.socket.remoteAddress),
       });
       if (route.streaming) {
-        await sendServerSentEvents(response, res, (err) => sendError(res, err));
+        await sendServerSentEvents(response, res, (err) => sendConnectError(res, err));
       } else {
         await universalResponseToNodeResponse(response, res);
       }
     } catch (err: unknown) {
-      if (err instanceof PayloadTooLarge) {
+      if (err instanceof BodyTooLarge) {
         // The rest of the body is not read: tell HTTP/1.1 clients not to reuse the connection.
-        sendError(res, new ConnectError(err.message, Code.ResourceExhausted), 413, req.httpVersionMajor === 1 ? { connection: "close" } : {});
+        sendConnectError(res, new ConnectError(err.message, Code.ResourceExhausted), 413, req.httpVersionMajor === 1 ? { connection: "close" } : {});
       } else {
         // An error before the body was read: HTTP/1.1 clients must not reuse the connection.
-        sendError(res, toConnectError(err), undefined, req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {});
+        sendConnectError(res, toConnectError(err), undefined, req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {});
       }
     }
   };
@@ -113,17 +113,9 @@ function routeOf(handler: UniversalHandler, rule: HttpRule): Route[] {
   return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming: handler.method.methodKind === "server_streaming" }];
 }
 
-/** The body passed the size limit: ResourceExhausted, answered 413 rather than 429. */
-class PayloadTooLarge extends Error {
-  override readonly name = "PayloadTooLarge";
-  constructor(readonly limit: number) {
-    super(`request body is larger than ${limit} bytes`);
-  }
-}
-
 /** The request message as proto JSON: body, then path variables, then query parameters. */
 async function requestMessage(req: NodeRequest, route: Route, vars: Map<string, string>, query: URLSearchParams, limit: number): Promise<JsonObject> {
-  const text = await readBody(req, limit);
+  const text = (await readBody(req, limit)).toString("utf8");
   let message: JsonObject = {};
   if (route.body !== "" && text.trim() !== "") {
     let parsed: unknown;
@@ -149,19 +141,6 @@ async function requestMessage(req: NodeRequest, route: Route, vars: Map<string, 
     }
   }
   return message;
-}
-
-async function readBody(req: NodeRequest, limit: number): Promise<string> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) throw new PayloadTooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new PayloadTooLarge(limit);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 function isJsonObject(value: unknown): value is JsonObject {
@@ -205,14 +184,4 @@ function abortOnClose(res: NodeResponse): AbortSignal {
     if (!res.writableFinished) controller.abort(new ConnectError("client closed the request", Code.Canceled));
   });
   return controller.signal;
-}
-
-function sendError(res: NodeResponse, err: ConnectError, status = codeToHttpStatus(err.code), extra: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  const body = errorToJsonBytes(err, {});
-  res.writeHead(status, { "content-type": "application/json", "content-length": body.length, ...extra });
-  res.end(body);
 }

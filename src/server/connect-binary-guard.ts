@@ -3,8 +3,8 @@ import type * as http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { BodyTooLarge, readBody, sendConnectError } from "./http-body.js";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -25,18 +25,17 @@ export function createConnectBinaryGuard(router: ConnectRouter, maxBytes: number
     const handler = unary.get(req.url ?? "");
     if (!handler) return false;
     void (async () => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxBytes) return sendError(res, new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted));
-        chunks.push(chunk);
+      let body: Buffer;
+      try {
+        body = await readBody(req, maxBytes);
+      } catch (err: unknown) {
+        if (err instanceof BodyTooLarge) return sendConnectError(res, new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted));
+        throw err;
       }
-      const body = Buffer.concat(chunks);
       try {
         fromBinary(handler.method.input, body);
       } catch (err: unknown) {
-        return sendError(res, new ConnectError(`cannot decode ${handler.method.input.typeName}: ${String(err)}`, Code.InvalidArgument));
+        return sendConnectError(res, new ConnectError(`cannot decode ${handler.method.input.typeName}: ${String(err)}`, Code.InvalidArgument));
       }
       const universal = universalRequestFromNodeRequest(req, res, undefined, undefined);
       const response = await handler({
@@ -46,17 +45,7 @@ export function createConnectBinaryGuard(router: ConnectRouter, maxBytes: number
         })(),
       });
       await universalResponseToNodeResponse(response, res);
-    })().catch((err: unknown) => sendError(res, ConnectError.from(err)));
+    })().catch((err: unknown) => sendConnectError(res, ConnectError.from(err)));
     return true;
   };
-}
-
-function sendError(res: Response, err: ConnectError): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  const body = errorToJsonBytes(err, {});
-  res.writeHead(codeToHttpStatus(err.code), { "content-type": "application/json", "content-length": body.length });
-  res.end(body);
 }

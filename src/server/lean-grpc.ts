@@ -11,6 +11,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "./caller.js";
 import { toConnectError } from "./errors.js";
+import { BodyTooLarge, readBody } from "./http-body.js";
 
 type UnaryImpl = (request: MessageShape<DescMessageOf>, context: ReturnType<typeof createHandlerContext>) => Promise<object> | object;
 type DescMessageOf = DescMethodUnary["input"];
@@ -145,27 +146,16 @@ function headerValue(req: http2.Http2ServerRequest, name: string): string | null
 }
 
 /** The request's one length-prefixed message, refused past `maxBytes`. */
-function readFrame(req: http2.Http2ServerRequest, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes + 5) {
-        req.removeAllListeners("data");
-        reject(new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once("end", () => {
-      const frame = chunks.length === 1 ? (chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(chunks);
-      if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5) {
-        reject(new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument));
-        return;
-      }
-      resolve(frame);
-    });
-    req.once("error", reject);
-  });
+async function readFrame(req: http2.Http2ServerRequest, maxBytes: number): Promise<Buffer> {
+  let frame: Buffer;
+  try {
+    frame = await readBody(req, maxBytes + 5);
+  } catch (err: unknown) {
+    if (err instanceof BodyTooLarge) throw new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted);
+    throw err;
+  }
+  if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5) {
+    throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
+  }
+  return frame;
 }

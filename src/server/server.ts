@@ -2,7 +2,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { constants as http2Constants } from "node:http2";
-import { createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -19,6 +19,7 @@ import { errorInterceptor } from "./errors.js";
 import { peerContext } from "./caller.js";
 import type { Metrics } from "../observability/metrics.js";
 import { createConnectBinaryGuard } from "./connect-binary-guard.js";
+import { readBody, sendConnectError } from "./http-body.js";
 import { createCors } from "./cors.js";
 import { rateLimitInterceptor, type RateLimitOptions } from "./rate-limit.js";
 import { healthService } from "./health-service.js";
@@ -129,12 +130,9 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       // dropped first: an answer sent before the body is consumed makes Node close
       // the kept-alive HTTP/1.1 connection under the client's next request.
       if (req.httpVersionMajor === 1 && !BODY_METHODS.has(req.method ?? "") && hasBody(req)) {
-        void discardBody(req, MAX_REQUEST_BYTES).then(
+        void readBody(req, MAX_REQUEST_BYTES).then(
           () => dispatch(req, res),
-          () => {
-            res.writeHead(413, { "content-type": "application/json", connection: "close" });
-            res.end(JSON.stringify({ code: "resource_exhausted", message: `request body is larger than ${MAX_REQUEST_BYTES} bytes` }));
-          },
+          (err: unknown) => sendConnectError(res, new ConnectError(String(err instanceof Error ? err.message : err), Code.ResourceExhausted), 413, { connection: "close" }),
         );
         return;
       }
@@ -208,13 +206,6 @@ function hasBody(req: http.IncomingMessage | http2.Http2ServerRequest): boolean 
   return Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
 }
 
-async function discardBody(req: http.IncomingMessage | http2.Http2ServerRequest, limit: number): Promise<void> {
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new Error("request body too large");
-  }
-}
 
 /** One round trip to the peer (an HTTP/2 PING), or `maxMs`, whichever comes first. */
 function pingOrWait(session: http2.ServerHttp2Session, maxMs: number): Promise<void> {

@@ -1,0 +1,39 @@
+import type { ConnectError } from "@connectrpc/connect";
+import type { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+
+// node:http and node:http2 (compatibility API) requests and responses alike.
+type Request = Parameters<typeof universalRequestFromNodeRequest>[0];
+type Response = Parameters<typeof universalResponseToNodeResponse>[1];
+
+/** A request body passed its limit (REST answers 413, the RPC transports RESOURCE_EXHAUSTED). */
+export class BodyTooLarge extends Error {
+  override readonly name = "BodyTooLarge";
+  constructor(readonly limit: number) {
+    super(`request body is larger than ${limit} bytes`);
+  }
+}
+
+/** The whole request body, refused (BodyTooLarge) past `limit` bytes, declared or streamed. */
+export async function readBody(req: Request, limit: number): Promise<Buffer> {
+  if (Number(req.headers["content-length"] ?? 0) > limit) throw new BodyTooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge(limit);
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? (chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(chunks);
+}
+
+/** Answers with Connect's JSON error and the HTTP status of its code (or `status`). */
+export function sendConnectError(res: Response, err: ConnectError, status = codeToHttpStatus(err.code), headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const body = errorToJsonBytes(err, {});
+  res.writeHead(status, { "content-type": "application/json", "content-length": body.length, ...headers });
+  res.end(body);
+}
