@@ -127,8 +127,11 @@ describe("tickets", () => {
     const r = await client.reserve({ eventId: "", userId: "jwks-user" });
     const jwks = (await (await fetch(`${svc.baseUrl}/.well-known/jwks.json`)).json()) as { keys: JWK[] };
     expect(jwks.keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
-    const { payload } = await jwtVerify(r.ticket, createLocalJWKSet(jwks), { audience: "ticketqueue:ticket" });
-    expect(payload).toMatchObject({ sub: "jwks-user", evt: "default" });
+    const { payload, protectedHeader } = await jwtVerify(r.ticket, createLocalJWKSet(jwks), { audience: "ticketqueue:ticket" });
+    expect(protectedHeader).toEqual({ alg: "EdDSA", kid: jwks.keys[0]?.kid, typ: "JWT" });
+    expect(payload).toMatchObject({ sub: "jwks-user", evt: "default", aud: "ticketqueue:ticket", seq: expect.any(Number) });
+    expect(payload.exp! - payload.iat!).toBe(3600);
+    expect(Math.abs(payload.iat! - Date.now() / 1000)).toBeLessThan(5);
   });
 
   it("AdminCancel needs the admin token, not a ticket", async () => {

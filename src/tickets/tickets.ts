@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
+import { KeyObject, sign } from "node:crypto";
 import {
   calculateJwkThumbprint,
   errors as joseErrors,
@@ -8,7 +9,6 @@ import {
   importJWK,
   importPKCS8,
   jwtVerify,
-  SignJWT,
   type CryptoKey,
   type JWK,
 } from "jose";
@@ -18,7 +18,10 @@ import { callRedis } from "../redis/redis-errors.js";
 export const TICKET_AUDIENCE = "ticketqueue:ticket";
 
 interface SigningKey {
-  privateKey: CryptoKey;
+  /** node:crypto's handle on the private key: its one-shot sign() is synchronous and about 3× cheaper than WebCrypto's. */
+  privateKey: KeyObject;
+  /** The JWT header, already base64url-encoded: the same for every ticket. */
+  encodedHeader: string;
   publicKey: CryptoKey;
   publicJwk: JWK;
   kid: string;
@@ -45,15 +48,13 @@ export class Tickets {
     private readonly options: TicketsOptions,
   ) {}
 
+  /** A compact JWS (RFC 7515) signed with Ed25519; issued on every new Reserve, so kept cheap. */
   async issue(eventId: string, userId: string, seq: number): Promise<string> {
     const key = await this.signingKey();
-    return new SignJWT({ evt: eventId, seq })
-      .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: "JWT" })
-      .setSubject(userId)
-      .setAudience(TICKET_AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(`${this.options.ttlSeconds}s`)
-      .sign(key.privateKey);
+    const iat = Math.floor(Date.now() / 1000);
+    const claims = { evt: eventId, seq, sub: userId, aud: TICKET_AUDIENCE, iat, exp: iat + this.options.ttlSeconds };
+    const signingInput = `${key.encodedHeader}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    return `${signingInput}.${sign(null, Buffer.from(signingInput), key.privateKey).toString("base64url")}`;
   }
 
   /**
@@ -120,5 +121,7 @@ async function fromPrivate(privateKey: CryptoKey): Promise<SigningKey> {
   const publicJwk: JWK = { kty, crv, x };
   const publicKey = await importJWK(publicJwk, "EdDSA");
   if (!("type" in publicKey)) throw new Error("unexpected public key");
-  return { privateKey, publicKey, publicJwk, kid: await calculateJwkThumbprint(publicJwk) };
+  const kid = await calculateJwkThumbprint(publicJwk);
+  const encodedHeader = Buffer.from(JSON.stringify({ alg: "EdDSA", kid, typ: "JWT" })).toString("base64url");
+  return { privateKey: KeyObject.from(privateKey), encodedHeader, publicKey, publicJwk, kid };
 }
