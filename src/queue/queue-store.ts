@@ -64,6 +64,14 @@ export interface EventInfo extends EventSettings {
   version: number;
 }
 
+/** A seat and its holder, as ListSeatHolders pages them. */
+export interface SeatHolderRow {
+  userId: string;
+  seq: number;
+  /** Epoch ms when the unconfirmed hold runs out; 0 when confirmed. */
+  holdExpiresAt: number;
+}
+
 /** One entry of an event's feed of seat changes, for the booking system. */
 export interface FeedEntry {
   /** Redis stream id: the cursor to resume after this entry. */
@@ -182,6 +190,16 @@ export class QueueStore {
     };
   }
 
+  /** One page of seat holders from HSCAN `cursor` ("0" first); `next` is "0" after the last page. */
+  async seatHolders(eventId: string, cursor: string, count: number): Promise<{ rows: SeatHolderRow[]; next: string }> {
+    const r = await this.call("listSeats", eventId, [cursor, count, this.defaultCapacity(eventId)]);
+    const rows: SeatHolderRow[] = [];
+    for (let i = 2; i + 2 < r.length; i += 3) {
+      rows.push({ userId: strings([r[i]])[0] ?? "", seq: num(r[i + 1]), holdExpiresAt: num(r[i + 2]) });
+    }
+    return { rows, next: String(r[1]) };
+  }
+
   /** Feed entries after `cursor` ("0" for the oldest kept), at most `count`. */
   async feed(eventId: string, cursor: string, count: number): Promise<FeedEntry[]> {
     const rows = await callRedis(() => this.redis.xrange(this.feedKey(eventId), `(${cursor}`, "+", "COUNT", count));
@@ -248,7 +266,7 @@ export class QueueStore {
   }
 }
 
-const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent"]);
+const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent", "listSeats"]);
 
 function num(value: unknown): number {
   if (typeof value !== "number") throw new Error(`script answered ${JSON.stringify(value)} where a number belongs`);

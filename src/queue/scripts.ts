@@ -18,6 +18,7 @@ const scriptFiles = {
   createEvent: "create-event-7.lua",
   updateEvent: "update-event-7.lua",
   getEvent: "get-event-7.lua",
+  listSeats: "list-seats-7.lua",
   rateLimit: "rate-limit-1.lua",
 } as const;
 

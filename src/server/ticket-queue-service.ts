@@ -19,6 +19,8 @@ import { watchStatus } from "../watch/status-watcher.js";
 
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
+const DEFAULT_PAGE_SIZE = 500;
+const MAX_PAGE_SIZE = 1000;
 const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
 
 /**
@@ -104,6 +106,20 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       checkUserId(req.userId);
       const r = await store.cancel(eventId, req.userId, undefined);
       return { userId: req.userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
+    },
+
+    async listSeatHolders(req) {
+      const eventId = eventIdOf(req.eventId);
+      if (req.pageSize > MAX_PAGE_SIZE) throw new ConnectError(`page_size must be at most ${MAX_PAGE_SIZE}`, Code.InvalidArgument);
+      // The token is Redis's HSCAN cursor: a number, and nothing else reaches Redis.
+      if (req.pageToken !== "" && !/^[1-9]\d{0,19}$/.test(req.pageToken)) {
+        throw new ConnectError("page_token is not one this service gave out", Code.InvalidArgument);
+      }
+      const page = await store.seatHolders(eventId, req.pageToken || "0", req.pageSize || DEFAULT_PAGE_SIZE);
+      return {
+        seatHolders: page.rows.map((r) => ({ userId: r.userId, entry: BigInt(r.seq), holdExpiresAt: timestamp(r.holdExpiresAt) })),
+        nextPageToken: page.next === "0" ? "" : page.next,
+      };
     },
 
     async processQueue(req) {

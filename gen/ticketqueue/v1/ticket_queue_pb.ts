@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ticketqueue/v1/ticket_queue.proto.
  */
 export const file_ticketqueue_v1_ticket_queue: GenFile = /*@__PURE__*/
-  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkcKEldhdGNoU3RhdHVzUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnRpY2tldBgDIAEoCSLnAgoTV2F0Y2hTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiwKBmNoYW5nZRgCIAEoDjIcLnRpY2tldHF1ZXVlLnYxLlN0YXR1c0NoYW5nZRIPCgd1c2VyX2lkGAMgASgJEhAKCGV2ZW50X2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAYgASgNEhAKCHByb21vdGVkGAcgASgIEjMKD2hvbGRfZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoOZXN0aW1hdGVkX3dhaXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLZXZlbnRfc3RhdGUYCiABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIjEKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgdjb25maXJtGAIgASgJIkIKDVJlc2V0UmVzcG9uc2USGAoQY2xlYXJlZF9yZXNlcnZlZBgBIAEoDRIXCg9jbGVhcmVkX3dhaXRpbmcYAiABKA0iNwoSQWRtaW5DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkioQEKE0FkbWluQ2FuY2VsUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NhbmNlbGxlZBgEIAEoCBIZChFwcm9tb3RlZF91c2VyX2lkcxgFIAMoCSKcAQoLRXZlbnRDb3VudHMSEAoIcmVzZXJ2ZWQYASABKA0SDAoEaGVsZBgCIAEoDRIPCgd3YWl0aW5nGAMgASgNEhQKDGpvaW5lZF90b3RhbBgEIAEoDRIWCg5wcm9tb3RlZF90b3RhbBgFIAEoDRIXCg9jYW5jZWxsZWRfdG90YWwYBiABKA0SFQoNZXhwaXJlZF90b3RhbBgHIAEoDSKUAgoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghjYXBhY2l0eRgDIAEoDRIUCgxob2xkX3NlY29uZHMYBCABKA0SLAoIb3BlbnNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3Nlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcGF1c2VkGAcgASgIEikKBXN0YXRlGAggASgOMhoudGlja2V0cXVldWUudjEuRXZlbnRTdGF0ZRIrCgZjb3VudHMYCSABKAsyGy50aWNrZXRxdWV1ZS52MS5FdmVudENvdW50cyK5AQoSQ3JlYXRlRXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY2FwYWNpdHkYAyABKA0SFAoMaG9sZF9zZWNvbmRzGAQgASgNEiwKCG9wZW5zX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKE0NyZWF0ZUV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCLAAgoSVXBkYXRlRXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIVCghjYXBhY2l0eRgDIAEoDUgBiAEBEhkKDGhvbGRfc2Vjb25kcxgEIAEoDUgCiAEBEhMKBnBhdXNlZBgFIAEoCEgDiAEBEiwKCG9wZW5zX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgljbG9zZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsZWFyX29wZW5zX2F0GAggASgIEhcKD2NsZWFyX2Nsb3Nlc19hdBgJIAEoCEIHCgVfbmFtZUILCglfY2FwYWNpdHlCDwoNX2hvbGRfc2Vjb25kc0IJCgdfcGF1c2VkIlYKE1VwZGF0ZUV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudBIZChFwcm9tb3RlZF91c2VyX2lkcxgCIAMoCSI1ChFXYXRjaEV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkifAoJRmVlZEVudHJ5EgoKAmlkGAEgASgJEioKBmNoYW5nZRgCIAEoDjIaLnRpY2tldHF1ZXVlLnYxLlNlYXRDaGFuZ2USDwoHdXNlcl9pZBgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivQEKEldhdGNoRXZlbnRSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiQKBWV2ZW50GAIgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGAoQam9pbnNfcGVyX3NlY29uZBgDIAEoDRIdChVwcm9tb3Rpb25zX3Blcl9zZWNvbmQYBCABKA0SJwoEZmVlZBgFIAMoCzIZLnRpY2tldHF1ZXVlLnYxLkZlZWRFbnRyeRIOCgZjdXJzb3IYBiABKAkiIwoPR2V0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjgKEEdldEV2ZW50UmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCITChFMaXN0RXZlbnRzUmVxdWVzdCI7ChJMaXN0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUudGlja2V0cXVldWUudjEuRXZlbnQiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq2wEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUqrwIKDFN0YXR1c0NoYW5nZRIdChlTVEFUVVNfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASGQoVU1RBVFVTX0NIQU5HRV9JTklUSUFMEAESGgoWU1RBVFVTX0NIQU5HRV9QT1NJVElPThACEhoKFlNUQVRVU19DSEFOR0VfUFJPTU9URUQQAxIfChtTVEFUVVNfQ0hBTkdFX0hPTERfRVhQSVJJTkcQBBIbChdTVEFUVVNfQ0hBTkdFX0NPTkZJUk1FRBAFEhsKF1NUQVRVU19DSEFOR0VfQ0FOQ0VMTEVEEAYSGQoVU1RBVFVTX0NIQU5HRV9FWFBJUkVEEAcSHgoaU1RBVFVTX0NIQU5HRV9FVkVOVF9DTE9TRUQQCBIXChNTVEFUVVNfQ0hBTkdFX1JFU0VUEAkqigEKCkV2ZW50U3RhdGUSGwoXRVZFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9TVEFURV9TQ0hFRFVMRUQQARIUChBFVkVOVF9TVEFURV9PUEVOEAISFgoSRVZFTlRfU1RBVEVfUEFVU0VEEAMSFgoSRVZFTlRfU1RBVEVfQ0xPU0VEEAQqdwoKU2VhdENoYW5nZRIbChdTRUFUX0NIQU5HRV9VTlNQRUNJRklFRBAAEhgKFFNFQVRfQ0hBTkdFX1BST01PVEVEEAESFwoTU0VBVF9DSEFOR0VfRVhQSVJFRBACEhkKFVNFQVRfQ0hBTkdFX0NBTkNFTExFRBADMuQOChJUaWNrZXRRdWV1ZVNlcnZpY2UShwEKB1Jlc2VydmUSHi50aWNrZXRxdWV1ZS52MS5SZXNlcnZlUmVxdWVzdBofLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXNwb25zZSI70PMYAYLT5JMCMToBKloiOgEqIh0vdjEvZXZlbnRzL3tldmVudF9pZH0vcmVzZXJ2ZSIIL3Jlc2VydmUSmAEKCUdldFN0YXR1cxIgLnRpY2tldHF1ZXVlLnYxLkdldFN0YXR1c1JlcXVlc3QaIS50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXNwb25zZSJGkAIBgtPkkwI9WigSJi92MS9ldmVudHMve2V2ZW50X2lkfS9zdGF0dXMve3VzZXJfaWR9EhEvc3RhdHVzL3t1c2VyX2lkfRJ0CgZDYW5jZWwSHS50aWNrZXRxdWV1ZS52MS5DYW5jZWxSZXF1ZXN0Gh4udGlja2V0cXVldWUudjEuQ2FuY2VsUmVzcG9uc2UiK9DzGAGC0+STAiE6ASoiHC92MS9ldmVudHMve2V2ZW50X2lkfS9jYW5jZWwSfQoLV2F0Y2hTdGF0dXMSIi50aWNrZXRxdWV1ZS52MS5XYXRjaFN0YXR1c1JlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5XYXRjaFN0YXR1c1Jlc3BvbnNlIiOC0+STAh0SGy92MS9ldmVudHMve2V2ZW50X2lkfS93YXRjaDABEnQKB0NvbmZpcm0SHi50aWNrZXRxdWV1ZS52MS5Db25maXJtUmVxdWVzdBofLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXNwb25zZSIogtPkkwIiOgEqIh0vdjEvZXZlbnRzL3tldmVudF9pZH0vY29uZmlybRKiAQoMUHJvY2Vzc1F1ZXVlEiMudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVxdWVzdBokLnRpY2tldHF1ZXVlLnYxLlByb2Nlc3NRdWV1ZVJlc3BvbnNlIkfI8xgBgtPkkwI9OgEqWig6ASoiIy92MS9ldmVudHMve2V2ZW50X2lkfS9wcm9jZXNzX3F1ZXVlIg4vcHJvY2Vzc19xdWV1ZRKDAQoFUmVzZXQSHC50aWNrZXRxdWV1ZS52MS5SZXNldFJlcXVlc3QaHS50aWNrZXRxdWV1ZS52MS5SZXNldFJlc3BvbnNlIj3I8xgBgtPkkwIzOgEqWiA6ASoiGy92MS9ldmVudHMve2V2ZW50X2lkfS9yZXNldCIML2FkbWluL3Jlc2V0EokBCgtBZG1pbkNhbmNlbBIiLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVzcG9uc2UiMcjzGAGC0+STAic6ASoiIi92MS9ldmVudHMve2V2ZW50X2lkfS9hZG1pbi9jYW5jZWwScQoLQ3JlYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlc3BvbnNlIhnI8xgBgtPkkwIPOgEqIgovdjEvZXZlbnRzEnwKC1VwZGF0ZUV2ZW50EiIudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXNwb25zZSIkyPMYAYLT5JMCGjoBKjIVL3YxL2V2ZW50cy97ZXZlbnRfaWR9ElsKCldhdGNoRXZlbnQSIS50aWNrZXRxdWV1ZS52MS5XYXRjaEV2ZW50UmVxdWVzdBoiLnRpY2tldHF1ZXVlLnYxLldhdGNoRXZlbnRSZXNwb25zZSIEyPMYATABEm8KCEdldEV2ZW50Eh8udGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXF1ZXN0GiAudGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXNwb25zZSIgkAIBgtPkkwIXEhUvdjEvZXZlbnRzL3tldmVudF9pZH0SagoKTGlzdEV2ZW50cxIhLnRpY2tldHF1ZXVlLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiIudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhWQAgGC0+STAgwSCi92MS9ldmVudHMSfwoNR2V0VGlja2V0S2V5cxIkLnRpY2tldHF1ZXVlLnYxLkdldFRpY2tldEtleXNSZXF1ZXN0GiUudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1Jlc3BvbnNlIiGQAgGC0+STAhgSFi8ud2VsbC1rbm93bi9qd2tzLmpzb24SWwoGSGVhbHRoEh0udGlja2V0cXVldWUudjEuSGVhbHRoUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGhiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
+  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxIjMKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkihAIKD1Jlc2VydmVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAMgASgNEhgKEGFscmVhZHlfcmVzZXJ2ZWQYBCABKAgSGAoQYWxyZWFkeV9pbl9xdWV1ZRgFIAEoCBIQCghldmVudF9pZBgGIAEoCRIOCgZ0aWNrZXQYByABKAkSEAoIcHJvbW90ZWQYCCABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAki9QEKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg1DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIpwBCg5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIkcKEldhdGNoU3RhdHVzUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnRpY2tldBgDIAEoCSLnAgoTV2F0Y2hTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiwKBmNoYW5nZRgCIAEoDjIcLnRpY2tldHF1ZXVlLnYxLlN0YXR1c0NoYW5nZRIPCgd1c2VyX2lkGAMgASgJEhAKCGV2ZW50X2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhAKCHBvc2l0aW9uGAYgASgNEhAKCHByb21vdGVkGAcgASgIEjMKD2hvbGRfZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoOZXN0aW1hdGVkX3dhaXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLZXZlbnRfc3RhdGUYCiABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlIkMKDkNvbmZpcm1SZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIoIBCg9Db25maXJtUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NvbmZpcm1lZBgEIAEoCCInChNQcm9jZXNzUXVldWVSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIkkKFFByb2Nlc3NRdWV1ZVJlc3BvbnNlEhkKEXByb21vdGVkX3VzZXJfaWRzGAEgAygJEhYKDnByb21vdGVkX2NvdW50GAIgASgNIjEKDFJlc2V0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgdjb25maXJtGAIgASgJIkIKDVJlc2V0UmVzcG9uc2USGAoQY2xlYXJlZF9yZXNlcnZlZBgBIAEoDRIXCg9jbGVhcmVkX3dhaXRpbmcYAiABKA0iNwoSQWRtaW5DYW5jZWxSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkioQEKE0FkbWluQ2FuY2VsUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NhbmNlbGxlZBgEIAEoCBIZChFwcm9tb3RlZF91c2VyX2lkcxgFIAMoCSKcAQoLRXZlbnRDb3VudHMSEAoIcmVzZXJ2ZWQYASABKA0SDAoEaGVsZBgCIAEoDRIPCgd3YWl0aW5nGAMgASgNEhQKDGpvaW5lZF90b3RhbBgEIAEoDRIWCg5wcm9tb3RlZF90b3RhbBgFIAEoDRIXCg9jYW5jZWxsZWRfdG90YWwYBiABKA0SFQoNZXhwaXJlZF90b3RhbBgHIAEoDSKUAgoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghjYXBhY2l0eRgDIAEoDRIUCgxob2xkX3NlY29uZHMYBCABKA0SLAoIb3BlbnNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3Nlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcGF1c2VkGAcgASgIEikKBXN0YXRlGAggASgOMhoudGlja2V0cXVldWUudjEuRXZlbnRTdGF0ZRIrCgZjb3VudHMYCSABKAsyGy50aWNrZXRxdWV1ZS52MS5FdmVudENvdW50cyJRChZMaXN0U2VhdEhvbGRlcnNSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImEKClNlYXRIb2xkZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbnRyeRgCIAEoBBIzCg9ob2xkX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImQKF0xpc3RTZWF0SG9sZGVyc1Jlc3BvbnNlEjAKDHNlYXRfaG9sZGVycxgBIAMoCzIaLnRpY2tldHF1ZXVlLnYxLlNlYXRIb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrkBChJDcmVhdGVFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghjYXBhY2l0eRgDIAEoDRIUCgxob2xkX3NlY29uZHMYBCABKA0SLAoIb3BlbnNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3Nlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoTQ3JlYXRlRXZlbnRSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50IsACChJVcGRhdGVFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhUKCGNhcGFjaXR5GAMgASgNSAGIAQESGQoMaG9sZF9zZWNvbmRzGAQgASgNSAKIAQESEwoGcGF1c2VkGAUgASgISAOIAQESLAoIb3BlbnNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3Nlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xlYXJfb3BlbnNfYXQYCCABKAgSFwoPY2xlYXJfY2xvc2VzX2F0GAkgASgIQgcKBV9uYW1lQgsKCV9jYXBhY2l0eUIPCg1faG9sZF9zZWNvbmRzQgkKB19wYXVzZWQiVgoTVXBkYXRlRXZlbnRSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50EhkKEXByb21vdGVkX3VzZXJfaWRzGAIgAygJIjUKEVdhdGNoRXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg4KBmN1cnNvchgCIAEoCSJ8CglGZWVkRW50cnkSCgoCaWQYASABKAkSKgoGY2hhbmdlGAIgASgOMhoudGlja2V0cXVldWUudjEuU2VhdENoYW5nZRIPCgd1c2VyX2lkGAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK9AQoSV2F0Y2hFdmVudFJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSJAoFZXZlbnQYAiABKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudBIYChBqb2luc19wZXJfc2Vjb25kGAMgASgNEh0KFXByb21vdGlvbnNfcGVyX3NlY29uZBgEIAEoDRInCgRmZWVkGAUgAygLMhkudGlja2V0cXVldWUudjEuRmVlZEVudHJ5Eg4KBmN1cnNvchgGIAEoCSIjCg9HZXRFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkiOAoQR2V0RXZlbnRSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50IhMKEUxpc3RFdmVudHNSZXF1ZXN0IjsKEkxpc3RFdmVudHNSZXNwb25zZRIlCgZldmVudHMYASADKAsyFS50aWNrZXRxdWV1ZS52MS5FdmVudCIWChRHZXRUaWNrZXRLZXlzUmVxdWVzdCJYCgpKc29uV2ViS2V5EgsKA2t0eRgBIAEoCRILCgNjcnYYAiABKAkSCQoBeBgDIAEoCRILCgNraWQYBCABKAkSCwoDYWxnGAUgASgJEgsKA3VzZRgGIAEoCSJBChVHZXRUaWNrZXRLZXlzUmVzcG9uc2USKAoEa2V5cxgBIAMoCzIaLnRpY2tldHF1ZXVlLnYxLkpzb25XZWJLZXkiDwoNSGVhbHRoUmVxdWVzdCJMCg5IZWFsdGhSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSEAoIcmVkaXNfb2sYAiABKAgSGAoQcmVkaXNfbGF0ZW5jeV9tcxgDIAEoASrbAQoRUmVzZXJ2YXRpb25TdGF0dXMSIgoeUkVTRVJWQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHwobUkVTRVJWQVRJT05fU1RBVFVTX1JFU0VSVkVEEAESHQoZUkVTRVJWQVRJT05fU1RBVFVTX1FVRVVFRBACEiAKHFJFU0VSVkFUSU9OX1NUQVRVU19OT1RfRk9VTkQQAxIgChxSRVNFUlZBVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAQSHgoaUkVTRVJWQVRJT05fU1RBVFVTX0VYUElSRUQQBSqvAgoMU3RhdHVzQ2hhbmdlEh0KGVNUQVRVU19DSEFOR0VfVU5TUEVDSUZJRUQQABIZChVTVEFUVVNfQ0hBTkdFX0lOSVRJQUwQARIaChZTVEFUVVNfQ0hBTkdFX1BPU0lUSU9OEAISGgoWU1RBVFVTX0NIQU5HRV9QUk9NT1RFRBADEh8KG1NUQVRVU19DSEFOR0VfSE9MRF9FWFBJUklORxAEEhsKF1NUQVRVU19DSEFOR0VfQ09ORklSTUVEEAUSGwoXU1RBVFVTX0NIQU5HRV9DQU5DRUxMRUQQBhIZChVTVEFUVVNfQ0hBTkdFX0VYUElSRUQQBxIeChpTVEFUVVNfQ0hBTkdFX0VWRU5UX0NMT1NFRBAIEhcKE1NUQVRVU19DSEFOR0VfUkVTRVQQCSqKAQoKRXZlbnRTdGF0ZRIbChdFVkVOVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFUVWRU5UX1NUQVRFX1NDSEVEVUxFRBABEhQKEEVWRU5UX1NUQVRFX09QRU4QAhIWChJFVkVOVF9TVEFURV9QQVVTRUQQAxIWChJFVkVOVF9TVEFURV9DTE9TRUQQBCp3CgpTZWF0Q2hhbmdlEhsKF1NFQVRfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASGAoUU0VBVF9DSEFOR0VfUFJPTU9URUQQARIXChNTRUFUX0NIQU5HRV9FWFBJUkVEEAISGQoVU0VBVF9DSEFOR0VfQ0FOQ0VMTEVEEAMy9Q8KElRpY2tldFF1ZXVlU2VydmljZRKHAQoHUmVzZXJ2ZRIeLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlc3BvbnNlIjvQ8xgBgtPkkwIxOgEqWiI6ASoiHS92MS9ldmVudHMve2V2ZW50X2lkfS9yZXNlcnZlIggvcmVzZXJ2ZRKYAQoJR2V0U3RhdHVzEiAudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVxdWVzdBohLnRpY2tldHF1ZXVlLnYxLkdldFN0YXR1c1Jlc3BvbnNlIkaQAgGC0+STAj1aKBImL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3N0YXR1cy97dXNlcl9pZH0SES9zdGF0dXMve3VzZXJfaWR9EnQKBkNhbmNlbBIdLnRpY2tldHF1ZXVlLnYxLkNhbmNlbFJlcXVlc3QaHi50aWNrZXRxdWV1ZS52MS5DYW5jZWxSZXNwb25zZSIr0PMYAYLT5JMCIToBKiIcL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2NhbmNlbBJ9CgtXYXRjaFN0YXR1cxIiLnRpY2tldHF1ZXVlLnYxLldhdGNoU3RhdHVzUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLldhdGNoU3RhdHVzUmVzcG9uc2UiI4LT5JMCHRIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3dhdGNoMAESdAoHQ29uZmlybRIeLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuQ29uZmlybVJlc3BvbnNlIiiC0+STAiI6ASoiHS92MS9ldmVudHMve2V2ZW50X2lkfS9jb25maXJtEqIBCgxQcm9jZXNzUXVldWUSIy50aWNrZXRxdWV1ZS52MS5Qcm9jZXNzUXVldWVSZXF1ZXN0GiQudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVzcG9uc2UiR8jzGAGC0+STAj06ASpaKDoBKiIjL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Byb2Nlc3NfcXVldWUiDi9wcm9jZXNzX3F1ZXVlEoMBCgVSZXNldBIcLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVxdWVzdBodLnRpY2tldHF1ZXVlLnYxLlJlc2V0UmVzcG9uc2UiPcjzGAGC0+STAjM6ASpaIDoBKiIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2V0IgwvYWRtaW4vcmVzZXQSiQEKC0FkbWluQ2FuY2VsEiIudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuQWRtaW5DYW5jZWxSZXNwb25zZSIxyPMYAYLT5JMCJzoBKiIiL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2FkbWluL2NhbmNlbBKOAQoPTGlzdFNlYXRIb2xkZXJzEiYudGlja2V0cXVldWUudjEuTGlzdFNlYXRIb2xkZXJzUmVxdWVzdBonLnRpY2tldHF1ZXVlLnYxLkxpc3RTZWF0SG9sZGVyc1Jlc3BvbnNlIiqQAgHI8xgBgtPkkwIdEhsvdjEvZXZlbnRzL3tldmVudF9pZH0vc2VhdHMScQoLQ3JlYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5DcmVhdGVFdmVudFJlc3BvbnNlIhnI8xgBgtPkkwIPOgEqIgovdjEvZXZlbnRzEnwKC1VwZGF0ZUV2ZW50EiIudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuVXBkYXRlRXZlbnRSZXNwb25zZSIkyPMYAYLT5JMCGjoBKjIVL3YxL2V2ZW50cy97ZXZlbnRfaWR9ElsKCldhdGNoRXZlbnQSIS50aWNrZXRxdWV1ZS52MS5XYXRjaEV2ZW50UmVxdWVzdBoiLnRpY2tldHF1ZXVlLnYxLldhdGNoRXZlbnRSZXNwb25zZSIEyPMYATABEm8KCEdldEV2ZW50Eh8udGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXF1ZXN0GiAudGlja2V0cXVldWUudjEuR2V0RXZlbnRSZXNwb25zZSIgkAIBgtPkkwIXEhUvdjEvZXZlbnRzL3tldmVudF9pZH0SagoKTGlzdEV2ZW50cxIhLnRpY2tldHF1ZXVlLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiIudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhWQAgGC0+STAgwSCi92MS9ldmVudHMSfwoNR2V0VGlja2V0S2V5cxIkLnRpY2tldHF1ZXVlLnYxLkdldFRpY2tldEtleXNSZXF1ZXN0GiUudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1Jlc3BvbnNlIiGQAgGC0+STAhgSFi8ud2VsbC1rbm93bi9qd2tzLmpzb24SWwoGSGVhbHRoEh0udGlja2V0cXVldWUudjEuSGVhbHRoUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGhiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
 
 /**
  * Asks for a seat.
@@ -821,6 +821,104 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_ticketqueue_v1_ticket_queue, 17);
 
 /**
+ * Asks for a page of seat holders.
+ *
+ * @generated from message ticketqueue.v1.ListSeatHoldersRequest
+ */
+export type ListSeatHoldersRequest = Message<"ticketqueue.v1.ListSeatHoldersRequest"> & {
+  /**
+   * The event; empty means "default".
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * At most this many per page (1 to 1000; 0 means 500). A page may hold fewer.
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.ListSeatHoldersRequest.
+ * Use `create(ListSeatHoldersRequestSchema)` to create a new message.
+ */
+export const ListSeatHoldersRequestSchema: GenMessage<ListSeatHoldersRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
+
+/**
+ * One seat and who holds it.
+ *
+ * @generated from message ticketqueue.v1.SeatHolder
+ */
+export type SeatHolder = Message<"ticketqueue.v1.SeatHolder"> & {
+  /**
+   * The user in the seat.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The user's entry number in the event (the order of joining).
+   *
+   * @generated from field: uint64 entry = 2;
+   */
+  entry: bigint;
+
+  /**
+   * When the seat is on an unconfirmed purchase hold: when the hold runs out.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_expires_at = 3;
+   */
+  holdExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.SeatHolder.
+ * Use `create(SeatHolderSchema)` to create a new message.
+ */
+export const SeatHolderSchema: GenMessage<SeatHolder> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
+
+/**
+ * A page of seat holders.
+ *
+ * @generated from message ticketqueue.v1.ListSeatHoldersResponse
+ */
+export type ListSeatHoldersResponse = Message<"ticketqueue.v1.ListSeatHoldersResponse"> & {
+  /**
+   * The seat holders on this page.
+   *
+   * @generated from field: repeated ticketqueue.v1.SeatHolder seat_holders = 1;
+   */
+  seatHolders: SeatHolder[];
+
+  /**
+   * Pass as `page_token` for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.ListSeatHoldersResponse.
+ * Use `create(ListSeatHoldersResponseSchema)` to create a new message.
+ */
+export const ListSeatHoldersResponseSchema: GenMessage<ListSeatHoldersResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
+
+/**
  * Creates an event.
  *
  * @generated from message ticketqueue.v1.CreateEventRequest
@@ -874,7 +972,7 @@ export type CreateEventRequest = Message<"ticketqueue.v1.CreateEventRequest"> & 
  * Use `create(CreateEventRequestSchema)` to create a new message.
  */
 export const CreateEventRequestSchema: GenMessage<CreateEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
 
 /**
  * The created event.
@@ -895,7 +993,7 @@ export type CreateEventResponse = Message<"ticketqueue.v1.CreateEventResponse"> 
  * Use `create(CreateEventResponseSchema)` to create a new message.
  */
 export const CreateEventResponseSchema: GenMessage<CreateEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
 
 /**
  * Changes an event; fields left unset keep their value.
@@ -972,7 +1070,7 @@ export type UpdateEventRequest = Message<"ticketqueue.v1.UpdateEventRequest"> & 
  * Use `create(UpdateEventRequestSchema)` to create a new message.
  */
 export const UpdateEventRequestSchema: GenMessage<UpdateEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
 
 /**
  * The changed event.
@@ -1000,7 +1098,7 @@ export type UpdateEventResponse = Message<"ticketqueue.v1.UpdateEventResponse"> 
  * Use `create(UpdateEventResponseSchema)` to create a new message.
  */
 export const UpdateEventResponseSchema: GenMessage<UpdateEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
 
 /**
  * Asks to follow an event.
@@ -1029,7 +1127,7 @@ export type WatchEventRequest = Message<"ticketqueue.v1.WatchEventRequest"> & {
  * Use `create(WatchEventRequestSchema)` to create a new message.
  */
 export const WatchEventRequestSchema: GenMessage<WatchEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
 
 /**
  * One seat change in an event's feed.
@@ -1071,7 +1169,7 @@ export type FeedEntry = Message<"ticketqueue.v1.FeedEntry"> & {
  * Use `create(FeedEntrySchema)` to create a new message.
  */
 export const FeedEntrySchema: GenMessage<FeedEntry> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
 
 /**
  * An event at one moment.
@@ -1127,7 +1225,7 @@ export type WatchEventResponse = Message<"ticketqueue.v1.WatchEventResponse"> & 
  * Use `create(WatchEventResponseSchema)` to create a new message.
  */
 export const WatchEventResponseSchema: GenMessage<WatchEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
 
 /**
  * Asks for one event.
@@ -1148,7 +1246,7 @@ export type GetEventRequest = Message<"ticketqueue.v1.GetEventRequest"> & {
  * Use `create(GetEventRequestSchema)` to create a new message.
  */
 export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
 
 /**
  * One event.
@@ -1169,7 +1267,7 @@ export type GetEventResponse = Message<"ticketqueue.v1.GetEventResponse"> & {
  * Use `create(GetEventResponseSchema)` to create a new message.
  */
 export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
 
 /**
  * Asks for every event.
@@ -1184,7 +1282,7 @@ export type ListEventsRequest = Message<"ticketqueue.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
 
 /**
  * Every event.
@@ -1205,7 +1303,7 @@ export type ListEventsResponse = Message<"ticketqueue.v1.ListEventsResponse"> & 
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 31);
 
 /**
  * Asks for the ticket verification keys.
@@ -1220,7 +1318,7 @@ export type GetTicketKeysRequest = Message<"ticketqueue.v1.GetTicketKeysRequest"
  * Use `create(GetTicketKeysRequestSchema)` to create a new message.
  */
 export const GetTicketKeysRequestSchema: GenMessage<GetTicketKeysRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 32);
 
 /**
  * One public key (RFC 7517 / RFC 8037 field names).
@@ -1276,7 +1374,7 @@ export type JsonWebKey = Message<"ticketqueue.v1.JsonWebKey"> & {
  * Use `create(JsonWebKeySchema)` to create a new message.
  */
 export const JsonWebKeySchema: GenMessage<JsonWebKey> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 33);
 
 /**
  * A JSON Web Key Set: {"keys": [...]}.
@@ -1297,7 +1395,7 @@ export type GetTicketKeysResponse = Message<"ticketqueue.v1.GetTicketKeysRespons
  * Use `create(GetTicketKeysResponseSchema)` to create a new message.
  */
 export const GetTicketKeysResponseSchema: GenMessage<GetTicketKeysResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 31);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 34);
 
 /**
  * Asks whether the service is healthy.
@@ -1312,7 +1410,7 @@ export type HealthRequest = Message<"ticketqueue.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 32);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 35);
 
 /**
  * A healthy service's answer.
@@ -1347,7 +1445,7 @@ export type HealthResponse = Message<"ticketqueue.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 33);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 36);
 
 /**
  * Where a user stands.
@@ -1689,6 +1787,18 @@ export const TicketQueueService: GenService<{
     methodKind: "unary";
     input: typeof AdminCancelRequestSchema;
     output: typeof AdminCancelResponseSchema;
+  },
+  /**
+   * Admin. The users holding a seat, a page at a time in no fixed order (the
+   * support desk's export). While seats change, a seat held throughout the
+   * listing is returned at least once, possibly twice: dedupe by user_id.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.ListSeatHolders
+   */
+  listSeatHolders: {
+    methodKind: "unary";
+    input: typeof ListSeatHoldersRequestSchema;
+    output: typeof ListSeatHoldersResponseSchema;
   },
   /**
    * Admin. Creates an event. ALREADY_EXISTS if the id is taken.

@@ -1,0 +1,28 @@
+#!lua flags=no-writes
+--[[
+  ListSeatHolders: one page of the seats hash, with each seat's hold. Read-only.
+  HSCAN's guarantee holds: a seat held from the first page to the last is
+  returned at least once (possibly twice).
+
+  KEYS: see includes/event.lua
+  ARGV[1] HSCAN cursor ('0' for the first page)
+  ARGV[2] page size hint (HSCAN COUNT)
+  ARGV[3] default event's capacity ('' for any other event)
+
+  Returns {0, next_cursor, user, seq, hold_expires_ms, user, seq, hold_expires_ms, ...}
+          (next_cursor '0' on the last page; hold_expires_ms 0 when confirmed)
+       or {-1} no such event
+]]
+--- @include "event"
+
+if not load_event(ARGV[3], true) then return {ERR_NO_EVENT} end
+local page = redis.call('HSCAN', K_SEATS, ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local reply = {0, page[1]}
+local fields = page[2]
+for i = 1, #fields, 2 do
+  local user = fields[i]
+  reply[#reply + 1] = user
+  reply[#reply + 1] = tonumber((string.gsub(fields[i + 1], 'p$', '')))
+  reply[#reply + 1] = tonumber(redis.call('ZSCORE', K_HOLDS, user) or '0')
+end
+return reply
