@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build stage: install everything, compile TypeScript to dist/.
+# Build stage: install everything, compile TypeScript and the web app (Vite) to dist/.
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -9,6 +9,7 @@ COPY gen ./gen
 COPY src ./src
 COPY scripts ./scripts
 COPY examples ./examples
+COPY web ./web
 RUN npm run build
 
 # Runtime stage: production dependencies and the compiled service only.

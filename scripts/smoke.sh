@@ -45,6 +45,7 @@ expect "REST status" '"status":"RESERVATION_STATUS_RESERVED"' "$(curl -s "$base/
 expect "REST process_queue" '"promoted_count":0' "$(curl -s -X POST "$base/process_queue" -H 'X-Token: my-secret-token')"
 expect "REST process_queue without token" '401' "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/process_queue")"
 expect "REST health" '"redis_ok":true' "$(curl -s "$base/health")"
+expect "web app" 'id="join-form"' "$(curl -s "$base/")"
 expect "Connect JSON over HTTP/2" '"userId":"user_123"' "$(curl -s --http2-prior-knowledge -X POST "$base/ticketqueue.v1.TicketQueueService/GetStatus" -H 'content-type: application/json' -d '{"userId":"user_123"}')"
 expect "gRPC, gRPC-web, Connect (examples/connect-client)" 'connect: ' "$("$node_bin" dist/examples/connect-client.js "$base")"
 expect "@grpc/grpc-js (examples/grpc-js-client)" 'process_queue: promoted' "$("$node_bin" dist/examples/grpc-js-client.js "127.0.0.1:$port" my-secret-token)"

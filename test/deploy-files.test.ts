@@ -17,6 +17,14 @@ describe("Dockerfile", () => {
     expect(runtime).toMatch(/COPY --from=build \/app\/dist/);
   });
 
+  it("copies into the build stage every folder the build reads", () => {
+    const copied = new Set([...(stages[0] ?? "").matchAll(/^COPY (?!--)(.+) \S+$/gm)].flatMap((m) => (m[1] ?? "").split(" ")));
+    // tsconfig.build.json's sources (bench is optional: not part of the image) and the web app.
+    for (const needed of ["tsconfig.json", "tsconfig.build.json", "gen", "src", "scripts", "examples", "web", "package-lock.json"]) {
+      expect(copied, needed).toContain(needed);
+    }
+  });
+
   it("runs as a non-root user with a healthcheck on the service port", () => {
     const user = /^USER (\S+)/m.exec(runtime)?.[1];
     expect(user).toBeDefined();

@@ -27,6 +27,7 @@ import { createLeanGrpc } from "./lean-grpc.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
 import { createOnePortServer } from "./one-port.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
+import { BUILT_WEB_DIR, createWebApp } from "./web-app.js";
 
 /** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -42,6 +43,8 @@ export interface ServerDeps {
   rateLimit?: RateLimitOptions;
   /** Browser origins allowed by CORS ("*" for any); empty: same-origin only. */
   corsOrigins?: readonly string[];
+  /** The built browser app served at / and /admin; default: dist/web. */
+  webDir?: string;
   store: QueueStore;
   tickets: Tickets;
   hub: ChangeHub;
@@ -101,6 +104,8 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES });
 
   const cors = createCors(deps.corsOrigins ?? []);
+  const web = createWebApp(deps.webDir ?? BUILT_WEB_DIR);
+  if (!web.built) deps.log.warn({ dir: deps.webDir ?? BUILT_WEB_DIR }, "the web app is not built (npm run build): / and /admin answer 404");
   // The same services and interceptors as connectNodeAdapter below (default JSON options).
   const connectRouter = createConnectRouter({ interceptors, readMaxBytes: MAX_REQUEST_BYTES });
   routes(connectRouter);
@@ -120,6 +125,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     // HEAD is GET without a body (Node sends none for HEAD): answered by the same routes.
     if (req.method === "HEAD") Object.defineProperty(req, "method", { value: "GET" });
     if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, res);
+    if (web.handle(req, res)) return;
     if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
     if (connectBinaryGuard(req, res)) return;
     rpcHandler(req, res);

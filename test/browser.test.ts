@@ -1,0 +1,199 @@
+// The web app in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core), against the real service and Redis, over gRPC-web.
+// TQ_SCREENSHOTS=1 writes the screenshots into docs/screenshots/ (committed).
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import axe from "axe-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+
+const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const SHOTS = process.env["TQ_SCREENSHOTS"] === "1" ? "docs/screenshots" : mkdtempSync(join(tmpdir(), "tq-shots-"));
+const PHONE = { width: 360, height: 740 };
+const DESKTOP = { width: 1280, height: 900 };
+const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
+
+let redis: TestRedis;
+let svc: TestService;
+let browser: Browser;
+let api: ReturnType<typeof createClient<typeof TicketQueueService>>;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url);
+  api = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+  // As root, with no network beyond loopback: no sandbox, no background fetches.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  mkdirSync(SHOTS, { recursive: true });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await svc?.close();
+  await redis?.dispose();
+});
+
+async function open(path: string, viewport = PHONE, locale = "en-US"): Promise<Page> {
+  const context = await browser.newContext({ viewport, locale, acceptDownloads: true });
+  contexts.push(context);
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(String(err)));
+  await page.goto(svc.baseUrl + path);
+  return page;
+}
+
+/** axe-core's serious and critical findings (WCAG 2 A and AA rules). */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  // Evaluated through the DevTools protocol: the page's CSP forbids inline scripts, rightly.
+  await page.evaluate(axe.source);
+  // Runs in the page (this file is compiled without the DOM's types, hence globalThis).
+  const found = await page.evaluate(async () => {
+    const page = globalThis as unknown as { axe: typeof axe; document: axe.ElementContext };
+    const result = await page.axe.run(page.document, { runOnly: ["wcag2a", "wcag2aa", "best-practice"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact ?? "", nodes: v.nodes.map((n) => n.target.join(" ")).join(", ") }));
+  });
+  return found.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}): ${v.nodes}`);
+}
+
+async function joinTrain(page: Page, eventId: string): Promise<void> {
+  await page.selectOption("#train", eventId);
+  await page.click("#join");
+}
+
+describe("waiting page", () => {
+  it("a traveller in a full train sees a live place, and the promotion without a reload when another cancels", async () => {
+    await api.createEvent({ eventId: "ktx-7", name: "KTX 7 서울→부산", capacity: 1 }, admin);
+
+    const seated = await open("/");
+    await joinTrain(seated, "ktx-7");
+    await expect.poll(() => seated.textContent("#position")).toContain("You have a seat on KTX 7");
+
+    const waiting = await open("/");
+    await joinTrain(waiting, "ktx-7");
+    await expect.poll(() => waiting.textContent("#position")).toBe("You are number 1 in line.");
+    // Someone joins behind, someone ahead leaves: the place follows live.
+    await waiting.evaluate(() => Object.assign(globalThis, { notReloaded: true }));
+
+    await seated.click("#cancel");
+    await expect.poll(() => seated.textContent("#position")).toContain("You left the line");
+    await expect.poll(() => waiting.textContent("#promotion"), { timeout: 5000 }).toBe("Your turn came: you have a seat on KTX 7 서울→부산!");
+    expect(await waiting.evaluate(() => (globalThis as { notReloaded?: boolean }).notReloaded)).toBe(true);
+
+    // A reload keeps the place; the link moves it to another device.
+    await waiting.reload();
+    await expect.poll(() => waiting.textContent("#position")).toContain("You have a seat on KTX 7");
+    const link = await waiting.inputValue("#resume-link");
+    expect(link).toMatch(/\/#ticket=[\w-]+\.[\w-]+\.[\w-]+$/);
+    const otherDevice = await open(new URL(link).pathname + new URL(link).hash);
+    await expect.poll(() => otherDevice.textContent("#position")).toContain("You have a seat on KTX 7");
+    expect(otherDevice.url()).not.toContain("ticket="); // taken out of the address bar and history
+  });
+
+  it("shows the place and the estimated wait in Korean, fits a 360-pixel phone, and passes axe", async () => {
+    await api.createEvent({ eventId: "srt-3", name: "SRT 3 수서→목포", capacity: 1 }, admin);
+    await api.reserve({ eventId: "srt-3", userId: "first" });
+    await api.reserve({ eventId: "srt-3", userId: "second" });
+
+    const page = await open("/", PHONE, "ko-KR");
+    await expect.poll(() => page.textContent("h1")).toBe("좌석을 기다리세요");
+    expect(await page.getAttribute("html", "lang")).toBe("ko");
+    await page.selectOption("#train", "srt-3");
+    expect(await page.textContent("#train-info")).toBe("좌석 1석 중 0석 남음, 1명 대기 중");
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, "waiting-phone-ko-choose.png"), fullPage: true });
+
+    await page.click("#join");
+    await expect.poll(() => page.textContent("#position")).toBe("대기 순번 2번입니다.");
+    expect(await page.textContent("#wait")).toBe("예상 대기 시간: 아직 알 수 없습니다.");
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, "waiting-phone.png"), fullPage: true });
+
+    await page.click("#lang");
+    expect(await page.textContent("#position")).toBe("You are number 2 in line.");
+    const desktop = await open("/", DESKTOP);
+    await joinTrain(desktop, "srt-3");
+    await expect.poll(() => desktop.textContent("#position")).toBe("You are number 3 in line.");
+    await desktop.screenshot({ path: join(SHOTS, "waiting-desktop.png"), fullPage: true });
+  });
+});
+
+describe("operator dashboard", () => {
+  it("signs in, follows the counts live, changes capacity, exports seat holders, resets with a confirmation", async () => {
+    await api.createEvent({ eventId: "itx-9", name: "ITX 9", capacity: 2 }, admin);
+    for (const user of ["a", "b", "c", "d", "e"]) await api.reserve({ eventId: "itx-9", userId: user });
+
+    const page = await open("/admin", DESKTOP);
+    await page.fill("#token", "wrong-token");
+    await page.click("#sign-in-form button[type=submit]");
+    await expect.poll(() => page.textContent("#error")).toBe("That token was refused.");
+    await page.fill("#token", TEST_ADMIN_TOKEN);
+    await page.click("#sign-in-form button[type=submit]");
+
+    const cell = (col: string) => page.textContent(`tr[data-event="itx-9"] td[data-col="${col}"]`);
+    await expect.poll(() => cell("reserved")).toBe("2");
+    expect(await cell("waiting")).toBe("3");
+
+    // A traveller joins elsewhere: the count moves without a reload (WatchEvent).
+    await api.reserve({ eventId: "itx-9", userId: "f" });
+    await expect.poll(() => cell("waiting"), { timeout: 5000 }).toBe("4");
+
+    await page.click(`tr[data-event="itx-9"] th button`);
+    await page.fill("#capacity", "5");
+    await page.click("#capacity-form button[type=submit]");
+    await expect.poll(() => page.textContent("#notice")).toBe("Seats set to 5; 3 promoted from the line.");
+    await expect.poll(() => cell("reserved"), { timeout: 5000 }).toBe("5");
+    expect(await cell("waiting")).toBe("1");
+    expect(await cell("capacity")).toBe("5");
+    await expect.poll(() => page.textContent("#chart-summary"), { timeout: 5000 }).toMatch(/Last second: \d+ joins, \d+ promotions\./);
+
+    const download = page.waitForEvent("download");
+    await page.click("#export");
+    const csv = readFileSync(await (await download).path(), "utf8");
+    expect(csv.trim().split("\r\n")).toEqual(["user_id,entry,hold_expires_at", "a,1,", "b,2,", "c,3,", "d,4,", "e,5,"]);
+
+    await page.fill("#user-id", "f");
+    await page.click("#lookup-form button[type=submit]");
+    await expect.poll(() => page.textContent("#user-status")).toBe("f: waiting, no. 1");
+    await page.click("#cancel-user");
+    await expect.poll(() => page.textContent("#notice")).toBe("f cancelled; 0 promoted.");
+
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    await page.click("#reset");
+    await page.fill("#reset-confirm", "not-this-one");
+    await page.click("#reset-form button[type=submit]");
+    await expect.poll(() => page.textContent("#error")).toContain('send confirm="itx-9"');
+    await page.fill("#reset-confirm", "itx-9");
+    await page.click("#reset-form button[type=submit]");
+    await expect.poll(() => page.textContent("#notice")).toBe("Reset: 5 seats and 0 places cleared.");
+    await expect.poll(() => cell("reserved"), { timeout: 5000 }).toBe("0");
+
+    // A few seconds of joins and cancels so the chart has something to show.
+    for (let second = 0; second < 6; second++) {
+      const joins = await Promise.all(Array.from({ length: 3 + second * 2 }, (_, i) => api.reserve({ eventId: "itx-9", userId: `rush-${second}-${i}` })));
+      const seated = joins.find((r) => r.status === 1);
+      if (seated) await api.cancel({ eventId: "itx-9", userId: seated.userId, ticket: seated.ticket });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    await page.screenshot({ path: join(SHOTS, "dashboard-desktop.png"), fullPage: true });
+
+    const phone = await open("/admin", PHONE, "ko-KR");
+    await phone.fill("#token", TEST_ADMIN_TOKEN);
+    await phone.click("#sign-in-form button[type=submit]");
+    await expect.poll(() => phone.textContent("#events-heading")).toBe("열차");
+    await phone.click(`tr[data-event="itx-9"] th button`);
+    expect(await accessibilityProblems(phone)).toEqual([]);
+    await phone.screenshot({ path: join(SHOTS, "dashboard-phone.png"), fullPage: true });
+  });
+});

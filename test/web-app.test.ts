@@ -1,0 +1,62 @@
+import { request } from "node:http";
+import { brotliDecompressSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, type TestService } from "./helpers/service.js";
+
+let redis: TestRedis;
+let svc: TestService;
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url);
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+function get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    // Options, not a URL string: a URL would normalise the dot segments this test sends.
+    const req = request({ host: "127.0.0.1", port: svc.port, path, method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("the web app on the service's own port", () => {
+  it("serves both pages with a strict CSP, compressed, revalidated by ETag", async () => {
+    const page = await get("/", { "accept-encoding": "gzip, br" });
+    expect(page.status).toBe(200);
+    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(page.headers["content-encoding"]).toBe("br");
+    expect(page.headers["content-security-policy"]).toContain("script-src 'self'");
+    expect(page.headers["cache-control"]).toBe("no-cache");
+    const html = brotliDecompressSync(page.body).toString();
+    expect(html).toContain('id="join-form"');
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1] ?? "";
+    const asset = await get(script);
+    expect(asset.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    expect(asset.headers["cache-control"]).toContain("immutable");
+    expect(asset.headers["content-encoding"]).toBeUndefined();
+
+    const again = await get("/", { "if-none-match": String(page.headers["etag"]) });
+    expect(again.status).toBe(304);
+    expect((await get("/admin")).body.toString()).toContain('id="sign-in-form"');
+    const head = await get("/admin", {}, "HEAD");
+    expect(head.status).toBe(200);
+    expect(head.body.length).toBe(0);
+  });
+
+  it("serves nothing but the built files, and leaves the API paths alone", async () => {
+    for (const path of ["/../package.json", "/assets/../../package.json", "/%2e%2e/package.json", "/index.html/..", "/assets/"]) {
+      expect((await get(path)).status, path).toBe(404);
+    }
+    expect((await get("/health")).status).toBe(200);
+    expect((await get("/", {}, "POST")).status).toBe(404);
+  });
+});

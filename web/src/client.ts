@@ -1,0 +1,37 @@
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+
+export type QueueClient = Client<typeof TicketQueueService>;
+
+/**
+ * The generated client over gRPC-web to the origin that served the page. With
+ * `adminToken`, every call carries it: a JWT as `Authorization: Bearer`, anything
+ * else as `X-Token`.
+ */
+export function queueClient(adminToken?: () => string): QueueClient {
+  const interceptors: Interceptor[] = [];
+  if (adminToken) {
+    interceptors.push((next) => (req) => {
+      const token = adminToken();
+      if (/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) req.header.set("authorization", `Bearer ${token}`);
+      else if (token !== "") req.header.set("x-token", token);
+      return next(req);
+    });
+  }
+  return createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: location.origin, interceptors }));
+}
+
+/** The server's own message for an RPC error (it says what to do). */
+export function errorMessage(err: unknown): string {
+  return ConnectError.from(err).rawMessage;
+}
+
+export function isCode(err: unknown, code: Code): boolean {
+  return ConnectError.from(err).code === code;
+}
+
+/** Aborted by our own AbortController (not a failure to show). */
+export function isCanceled(err: unknown): boolean {
+  return isCode(err, Code.Canceled);
+}

@@ -1,0 +1,54 @@
+// The traveller's place in line, kept in this browser: the ticket alone is enough
+// to pick it up again (it names the user and the train), so a link carrying it
+// moves the place to another device.
+
+export interface Entry {
+  eventId: string;
+  userId: string;
+  ticket: string;
+}
+
+const ENTRY_KEY = "tq.entry";
+const TRAVELLER_KEY = "tq.traveller";
+
+export function loadEntry(): Entry | undefined {
+  const saved = localStorage.getItem(ENTRY_KEY);
+  return saved ? entryFromTicket(saved) : undefined;
+}
+
+export function saveEntry(entry: Entry): void {
+  localStorage.setItem(ENTRY_KEY, entry.ticket);
+  localStorage.setItem(TRAVELLER_KEY, entry.userId);
+}
+
+export function clearEntry(): void {
+  localStorage.removeItem(ENTRY_KEY);
+}
+
+/** This browser's traveller id: made once, then reused for every train. */
+export function travellerId(): string {
+  let id = localStorage.getItem(TRAVELLER_KEY);
+  if (!id) {
+    id = crypto.randomUUID();
+    localStorage.setItem(TRAVELLER_KEY, id);
+  }
+  return id;
+}
+
+/**
+ * Reads the train (`evt`) and user (`sub`) from a ticket's claims. The signature
+ * is the server's to check (every call that takes a ticket verifies it).
+ */
+export function entryFromTicket(ticket: string): Entry | undefined {
+  const payload = ticket.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const bytes = Uint8Array.from(atob(payload.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    if (typeof claims !== "object" || claims === null) return undefined;
+    const { evt, sub } = claims as Record<string, unknown>;
+    return typeof evt === "string" && typeof sub === "string" ? { eventId: evt, userId: sub, ticket } : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,261 @@
+// The travellers' page: choose a train, join its line, follow your place live
+// (WatchStatus over gRPC-web), confirm or give up your seat.
+import { Code } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { EventState, ReservationStatus, StatusChange, type Event, type WatchStatusResponse } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { errorMessage, isCanceled, isCode, queueClient } from "./client.js";
+import { byId, show } from "./dom.js";
+import { setUpLanguageSwitch, t } from "./i18n.js";
+import { clearEntry, entryFromTicket, loadEntry, saveEntry, travellerId, type Entry } from "./entry.js";
+
+const client = queueClient();
+
+const el = {
+  choose: byId("choose"),
+  form: byId<HTMLFormElement>("join-form"),
+  train: byId<HTMLSelectElement>("train"),
+  trainInfo: byId("train-info"),
+  join: byId<HTMLButtonElement>("join"),
+  noTrains: byId("no-trains"),
+  status: byId("status"),
+  statusHeading: byId("status-heading"),
+  trainName: byId("train-name"),
+  position: byId("position"),
+  wait: byId("wait"),
+  promotion: byId("promotion"),
+  hold: byId("hold"),
+  connection: byId("connection"),
+  confirm: byId<HTMLButtonElement>("confirm"),
+  cancel: byId<HTMLButtonElement>("cancel"),
+  again: byId<HTMLButtonElement>("again"),
+  resumeLink: byId<HTMLInputElement>("resume-link"),
+  copy: byId<HTMLButtonElement>("copy"),
+  copied: byId("copied"),
+  error: byId("error"),
+};
+
+let trains: Event[] = [];
+let entry: Entry | undefined;
+let trainLabel = "";
+let last: WatchStatusResponse | undefined;
+let watching: AbortController | undefined;
+let holdTimer: number | undefined;
+
+setUpLanguageSwitch(byId<HTMLButtonElement>("lang"), () => {
+  drawTrains();
+  drawStatus();
+});
+
+// A link from another device carries the ticket in the fragment (never sent to the server).
+const fromLink = new URLSearchParams(location.hash.slice(1)).get("ticket");
+if (fromLink) {
+  const linked = entryFromTicket(fromLink);
+  if (linked) saveEntry(linked);
+  history.replaceState(null, "", location.pathname);
+}
+entry = loadEntry();
+if (entry) void follow(entry);
+else void chooseTrain();
+
+async function chooseTrain(): Promise<void> {
+  show(el.status, false);
+  show(el.choose, true);
+  try {
+    trains = (await client.listEvents({})).events;
+    drawTrains();
+  } catch (err: unknown) {
+    fail(err);
+  }
+}
+
+function drawTrains(): void {
+  const selected = el.train.value;
+  el.train.replaceChildren(
+    ...trains.map((e) => {
+      const option = new Option(e.state === EventState.OPEN ? e.name : `${e.name} (${stateText(e.state)})`, e.eventId);
+      option.disabled = e.state !== EventState.OPEN;
+      return option;
+    }),
+  );
+  const firstOpen = trains.find((e) => e.state === EventState.OPEN);
+  el.train.value = trains.some((e) => e.eventId === selected && e.state === EventState.OPEN) ? selected : (firstOpen?.eventId ?? "");
+  show(el.noTrains, !firstOpen);
+  el.join.disabled = !firstOpen;
+  drawTrainInfo();
+}
+
+function drawTrainInfo(): void {
+  const e = trains.find((x) => x.eventId === el.train.value);
+  const c = e?.counts;
+  el.trainInfo.textContent = e && c ? t("waiting.seatsLeft", { free: Math.max(0, e.capacity - c.reserved), capacity: e.capacity, waiting: c.waiting }) : "";
+}
+
+el.train.addEventListener("change", drawTrainInfo);
+
+el.form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void join(el.train.value);
+});
+
+async function join(eventId: string): Promise<void> {
+  el.join.disabled = true;
+  el.join.textContent = t("waiting.joining");
+  el.error.textContent = "";
+  try {
+    const r = await client.reserve({ eventId, userId: travellerId() });
+    if (r.ticket === "") {
+      // Already in this line from an earlier visit whose ticket this browser lost.
+      throw new Error(t("status.notFound"));
+    }
+    const joined = { eventId: r.eventId, userId: r.userId, ticket: r.ticket };
+    saveEntry(joined);
+    entry = joined;
+    await follow(joined);
+    el.statusHeading.focus();
+  } catch (err: unknown) {
+    fail(err);
+  } finally {
+    el.join.disabled = false;
+    el.join.textContent = t("waiting.join");
+  }
+}
+
+/** Shows the entry and follows it live until it ends, reconnecting after failures. */
+async function follow(e: Entry): Promise<void> {
+  show(el.choose, false);
+  show(el.status, true);
+  el.promotion.textContent = "";
+  last = undefined;
+  el.resumeLink.value = `${location.origin}/#ticket=${e.ticket}`;
+  trainLabel = e.eventId;
+  drawStatus();
+  client.getEvent({ eventId: e.eventId }).then(
+    (r) => {
+      trainLabel = r.event?.name ?? e.eventId;
+      drawStatus();
+    },
+    () => undefined,
+  );
+  watching?.abort();
+  const controller = new AbortController();
+  watching = controller;
+  let backoffMs = 500;
+  while (!controller.signal.aborted) {
+    try {
+      let ended = false;
+      for await (const update of client.watchStatus(e, { signal: controller.signal })) {
+        el.connection.textContent = "";
+        backoffMs = 500;
+        onUpdate(update);
+        ended = isFinal(update.status);
+      }
+      if (ended) return;
+    } catch (err: unknown) {
+      if (isCanceled(err) || controller.signal.aborted) return;
+      if (isCode(err, Code.Unauthenticated) || isCode(err, Code.PermissionDenied) || isCode(err, Code.NotFound)) {
+        clearEntry();
+        fail(err);
+        return;
+      }
+      el.connection.textContent = t("status.reconnecting");
+    }
+    await new Promise((resolve) => setTimeout(resolve, backoffMs));
+    backoffMs = Math.min(backoffMs * 2, 10_000);
+  }
+}
+
+function onUpdate(update: WatchStatusResponse): void {
+  const wasQueued = last?.status === ReservationStatus.QUEUED;
+  last = update;
+  if (update.change === StatusChange.PROMOTED || (wasQueued && update.status === ReservationStatus.RESERVED)) {
+    el.promotion.textContent = t("status.promoted", { train: trainLabel });
+  }
+  if (isFinal(update.status)) clearEntry();
+  drawStatus();
+}
+
+function drawStatus(): void {
+  el.trainName.textContent = trainLabel;
+  const s = last;
+  const status = s?.status;
+  el.position.textContent = "";
+  el.wait.textContent = "";
+  el.hold.textContent = "";
+  window.clearInterval(holdTimer);
+  if (s && status === ReservationStatus.QUEUED) {
+    el.position.textContent = t("status.queued", { position: s.position });
+    el.wait.textContent = s.estimatedWait ? t("status.wait", { wait: waitText(Number(s.estimatedWait.seconds)) }) : t("status.waitUnknown");
+  } else if (s && status === ReservationStatus.RESERVED) {
+    el.position.textContent = s.promoted && el.promotion.textContent ? "" : t("status.reserved", { train: trainLabel });
+    if (s.holdExpiresAt) {
+      const until = timestampDate(s.holdExpiresAt).getTime();
+      const tick = (): void => {
+        const left = Math.max(0, Math.round((until - Date.now()) / 1000));
+        el.hold.textContent = t("status.hold", { time: `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` });
+      };
+      tick();
+      holdTimer = window.setInterval(tick, 1000);
+    } else if (s.change === StatusChange.CONFIRMED) {
+      el.wait.textContent = t("status.confirmed");
+    }
+  } else if (status === ReservationStatus.CANCELLED) {
+    el.position.textContent = t("status.cancelled");
+  } else if (status === ReservationStatus.EXPIRED) {
+    el.position.textContent = t("status.expired");
+  } else if (status === ReservationStatus.NOT_FOUND) {
+    el.position.textContent = t("status.notFound");
+  }
+  const final = isFinal(status);
+  show(el.confirm, status === ReservationStatus.RESERVED && s?.holdExpiresAt !== undefined);
+  show(el.cancel, s !== undefined && !final);
+  el.cancel.textContent = status === ReservationStatus.RESERVED ? t("status.cancelSeat") : t("status.cancel");
+  show(el.again, final);
+  show(byId("devices"), !final);
+}
+
+el.confirm.addEventListener("click", () => {
+  const e = entry;
+  if (e) void act(() => client.confirm(e));
+});
+el.cancel.addEventListener("click", () => {
+  const e = entry;
+  if (e) void act(() => client.cancel(e));
+});
+el.again.addEventListener("click", () => {
+  watching?.abort();
+  entry = undefined;
+  void chooseTrain();
+});
+el.copy.addEventListener("click", () => {
+  void navigator.clipboard.writeText(el.resumeLink.value).then(
+    () => (el.copied.textContent = t("status.copied")),
+    () => el.resumeLink.select(),
+  );
+});
+
+async function act(call: () => Promise<unknown>): Promise<void> {
+  el.error.textContent = "";
+  try {
+    await call(); // the watch stream brings the new state
+  } catch (err: unknown) {
+    fail(err);
+  }
+}
+
+function isFinal(status: ReservationStatus | undefined): boolean {
+  return status === ReservationStatus.CANCELLED || status === ReservationStatus.EXPIRED || status === ReservationStatus.NOT_FOUND;
+}
+
+function waitText(seconds: number): string {
+  return seconds < 60 ? t("wait.seconds") : t("wait.minutes", { n: Math.round(seconds / 60) });
+}
+
+function stateText(state: EventState): string {
+  if (state === EventState.SCHEDULED) return t("waiting.stateUpcoming");
+  if (state === EventState.PAUSED) return t("waiting.statePaused");
+  return t("waiting.stateClosed");
+}
+
+function fail(err: unknown): void {
+  el.error.textContent = t("error.generic", { message: err instanceof Error && !("code" in err) ? err.message : errorMessage(err) });
+}

@@ -1,0 +1,25 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vite";
+
+// The browser app: two pages, built into dist/web and served by the service itself.
+export default defineConfig({
+  root: fileURLToPath(new URL(".", import.meta.url)),
+  base: "/",
+  build: {
+    outDir: fileURLToPath(new URL("../dist/web", import.meta.url)),
+    emptyOutDir: true,
+    // No inline scripts or styles: the pages run under a strict Content-Security-Policy.
+    assetsInlineLimit: 0,
+    modulePreload: { polyfill: false },
+    rollupOptions: {
+      input: {
+        waiting: fileURLToPath(new URL("index.html", import.meta.url)),
+        dashboard: fileURLToPath(new URL("admin.html", import.meta.url)),
+      },
+    },
+  },
+  server: {
+    // `npx vite web` during development: RPCs go to the service on :8000.
+    proxy: { "/ticketqueue.v1.TicketQueueService": "http://127.0.0.1:8000" },
+  },
+});
