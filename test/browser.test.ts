@@ -128,6 +128,23 @@ describe("waiting page", () => {
   });
 });
 
+describe("by keyboard alone", () => {
+  it("a traveller joins with Tab and Enter, and focus lands on their place", async () => {
+    await api.createEvent({ eventId: "mugunghwa-1", name: "Mugunghwa 1", capacity: 10 }, admin);
+    const page = await open("/");
+    await expect.poll(() => page.locator("#train option").count()).toBeGreaterThan(0);
+    await page.keyboard.press("Tab"); // the language switch
+    await page.keyboard.press("Tab"); // the train list
+    expect(await page.evaluate<string>("document.activeElement.id")).toBe("train");
+    await page.selectOption("#train", "mugunghwa-1"); // what arrow keys do in a focused list
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<string>("document.activeElement.id")).toBe("join");
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.textContent("#position")).toContain("You have a seat on Mugunghwa 1");
+    expect(await page.evaluate<string>("document.activeElement.id")).toBe("status-heading");
+  });
+});
+
 describe("operator dashboard", () => {
   it("signs in, follows the counts live, changes capacity, exports seat holders, resets with a confirmation", async () => {
     await api.createEvent({ eventId: "itx-9", name: "ITX 9", capacity: 2 }, admin);
@@ -187,6 +204,26 @@ describe("operator dashboard", () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     await page.screenshot({ path: join(SHOTS, "dashboard-desktop.png"), fullPage: true });
+
+    // A new train from the form; pause and resume; process the queue.
+    await page.fill("#new-id", "ktx-new");
+    await page.fill("#new-name", "KTX 새 열차");
+    await page.fill("#new-capacity", "1");
+    await page.click("#create-form button[type=submit]");
+    await expect.poll(() => page.textContent("#notice")).toBe("Created ktx-new.");
+    await expect.poll(() => page.textContent("#manage-heading")).toBe("Manage KTX 새 열차");
+    await api.reserve({ eventId: "ktx-new", userId: "p1" });
+    await api.reserve({ eventId: "ktx-new", userId: "p2" });
+    await expect.poll(() => page.textContent('tr[data-event="ktx-new"] td[data-col="waiting"]'), { timeout: 5000 }).toBe("1");
+    await page.click("#pause");
+    await expect.poll(() => page.textContent("#notice")).toBe("Sales paused.");
+    await expect.poll(() => page.textContent('tr[data-event="ktx-new"] td[data-col="state"]'), { timeout: 5000 }).toBe("paused");
+    await expect(api.reserve({ eventId: "ktx-new", userId: "p3" })).rejects.toThrow(/paused/);
+    await page.click("#pause");
+    await expect.poll(() => page.textContent("#notice")).toBe("Sales resumed.");
+    // Seats pass on by themselves (cancels, expiries, capacity): nothing is left for a manual run.
+    await page.click("#process");
+    await expect.poll(() => page.textContent("#notice")).toBe("0 promoted.");
 
     const phone = await open("/admin", PHONE, "ko-KR");
     await phone.fill("#token", TEST_ADMIN_TOKEN);

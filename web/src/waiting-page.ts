@@ -110,7 +110,7 @@ async function join(eventId: string): Promise<void> {
     const joined = { eventId: r.eventId, userId: r.userId, ticket: r.ticket };
     saveEntry(joined);
     entry = joined;
-    await follow(joined);
+    void follow(joined); // runs as long as the entry lives; it shows the status at once
     el.statusHeading.focus();
   } catch (err: unknown) {
     fail(err);
