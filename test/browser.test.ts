@@ -128,6 +128,19 @@ describe("waiting page", () => {
   });
 });
 
+describe("purchase holds", () => {
+  it("shows the time left to confirm, and the confirmation", async () => {
+    await api.createEvent({ eventId: "ktx-hold", name: "KTX hold", capacity: 1, holdSeconds: 120 }, admin);
+    const page = await open("/");
+    await joinTrain(page, "ktx-hold");
+    await expect.poll(() => page.textContent("#hold")).toMatch(/^Confirm your seat within (2:00|1:5\d), or it passes to the next person\.$/);
+    await page.click("#confirm");
+    await expect.poll(() => page.textContent("#wait")).toBe("Your seat is confirmed.");
+    expect(await page.isVisible("#confirm")).toBe(false);
+    expect(await page.textContent("#hold")).toBe("");
+  });
+});
+
 describe("by keyboard alone", () => {
   it("a traveller joins with Tab and Enter, and focus lands on their place", async () => {
     await api.createEvent({ eventId: "mugunghwa-1", name: "Mugunghwa 1", capacity: 10 }, admin);
