@@ -7,5 +7,7 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // npm run test:cluster: the integration files against one real Redis Cluster.
+    globalSetup: process.env["TQ_TEST_ON_CLUSTER"] === "1" ? ["test/helpers/cluster-global-setup.ts"] : [],
   },
 });

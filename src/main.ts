@@ -149,6 +149,10 @@ async function runProcess(config: Config, redis: RedisTarget, adminToken: string
     await service.stop();
     await redis.local?.stop();
   });
+  // A worker whose primary died exits at once (Node's cluster does that on disconnect);
+  // one already draining may first fail to tell the dead primary that its listener
+  // closed (EPIPE), which is no reason to crash with a stack trace.
+  cluster.worker?.on("error", (err: unknown) => log.warn({ err }, "lost the channel to the primary"));
 }
 
 /**

@@ -180,6 +180,29 @@ describe("npm start (dist/src/main.js)", () => {
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
   });
 
+  it("workers whose primary was killed (-9) exit instead of holding the port, without a crash report", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `orphans-${port}` });
+    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    const workers = listeningPidsOf(proc);
+    expect(workers).toHaveLength(2);
+    // Mid-drain, as when a supervisor gives up waiting: SIGTERM, then SIGKILL.
+    proc.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 5));
+    proc.child.kill("SIGKILL");
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && workers.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(workers.filter(alive)).toEqual([]);
+    expect(proc.stderr()).not.toMatch(/EPIPE|Unhandled/);
+  });
+
   it("with no REDIS_URL and nothing on the dev port, starts its own redis-server (AOF on) and stops it on exit", async () => {
     const port = await freePort();
     const devRedisPort = await freePort();

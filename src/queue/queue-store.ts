@@ -256,12 +256,13 @@ export class QueueStore {
 
   /** Runs a script; a negative first element is a script error, mapped to an RPC error. */
   private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number)[]): Promise<unknown[]> {
-    const reply = await this.run(name, eventKeys(this.options.prefix, eventId), args);
+    const keys = eventKeys(this.options.prefix, eventId);
+    const reply = await this.run(name, keys, args);
     if (!Array.isArray(reply) || typeof reply[0] !== "number") {
       throw new Error(`script ${name} answered ${JSON.stringify(reply)}`);
     }
     if (reply[0] < 0) throw scriptError(reply[0], eventId, typeof reply[1] === "number" ? reply[1] : undefined);
-    if (this.options.durability && !READ_ONLY_SCRIPTS.has(name)) await this.options.durability.afterWrite();
+    if (this.options.durability && !READ_ONLY_SCRIPTS.has(name)) await this.options.durability.afterWrite(keys[0] ?? "");
     return reply;
   }
 }

@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
+import type { Cluster, Redis } from "ioredis";
 import { callRedis, RedisUnavailableError } from "./redis-errors.js";
 
 export type DurabilityMode = "fast" | "strict";
@@ -9,8 +10,11 @@ export class DurabilityError extends Error {
 
 /** Waits after writes until they are durable; a no-op in fast mode. */
 export interface DurabilityGate {
-  /** Resolves once every write sent before it on this connection is on disk (and on a replica, when there are any). */
-  afterWrite(): Promise<void>;
+  /**
+   * Resolves once every write sent before it on the connection that wrote `key`
+   * is on disk (and on a replica, when there are any).
+   */
+  afterWrite(key: string): Promise<void>;
   readonly description: string;
 }
 
@@ -27,7 +31,43 @@ export interface DurabilityGate {
  */
 export async function createDurabilityGate(redis: Redis, mode: DurabilityMode, timeoutMs: number): Promise<DurabilityGate> {
   if (mode === "fast") return { afterWrite: () => Promise.resolve(), description: "fast: AOF as the server is configured" };
+  if (redis.isCluster) return clusterGate(redis as unknown as Cluster, timeoutMs);
+  return nodeGate(redis, timeoutMs);
+}
 
+/**
+ * On a Redis Cluster each master has its own connection (ioredis keeps one per
+ * node): a write is made durable by a gate on the connection of the master that
+ * holds its key's slot. Every master is checked at start; a master that appears
+ * later (a promoted replica) is checked on its first write.
+ */
+async function clusterGate(cluster: Cluster, timeoutMs: number): Promise<DurabilityGate> {
+  const gates = new WeakMap<Redis, Promise<DurabilityGate>>();
+  const gateOf = (node: Redis): Promise<DurabilityGate> => {
+    let gate = gates.get(node);
+    if (!gate) {
+      gate = nodeGate(node, timeoutMs);
+      gates.set(node, gate);
+      gate.catch(() => gates.delete(node)); // checked again on the next write
+    }
+    return gate;
+  };
+  const masters = cluster.nodes("master");
+  if (masters.length === 0) throw new RedisUnavailableError("redis is unavailable: the cluster has no master yet");
+  const descriptions = await Promise.all(masters.map(async (node) => (await gateOf(node)).description));
+  return {
+    description: `${descriptions[0] ?? "strict"}, per master of the cluster (${masters.length})`,
+    async afterWrite(key) {
+      const address = cluster.slots[calculateSlot(key)]?.[0];
+      const node = cluster.nodes("master").find((n) => `${n.options.host ?? ""}:${n.options.port ?? 0}` === address);
+      if (!node) throw new RedisUnavailableError("redis is unavailable: no master holds the slot of the write");
+      await (await gateOf(node)).afterWrite(key);
+    },
+  };
+}
+
+/** The gate on one server's connection. */
+async function nodeGate(redis: Redis, timeoutMs: number): Promise<DurabilityGate> {
   const hasWaitAof = await callRedis(() => redis.call("COMMAND", "INFO", "WAITAOF")).then(
     (info) => Array.isArray(info) && info[0] !== null,
     () => false,

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import { inject } from "vitest";
 import { pino } from "pino";
 import { startHoldSweeper } from "../../src/queue/hold-sweeper.js";
 import { ticketKeyKey } from "../../src/queue/keys.js";
@@ -14,6 +15,12 @@ import { Tickets } from "../../src/tickets/tickets.js";
 import { connectChangeHub, type ChangeHub } from "../../src/watch/change-hub.js";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token";
+
+/**
+ * True under npm run test:cluster, where services use the shared cluster: tests
+ * that stop, pause or slow the file's own redis-server do not apply there.
+ */
+export const ON_CLUSTER = (inject("clusterNodes") as string[] | undefined) !== undefined;
 
 export interface TestService {
   port: number;
@@ -34,7 +41,9 @@ export interface TestService {
  * prefix so tests never see each other's queues.
  */
 export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number; durability?: DurabilityMode; clusterNodes?: string[] } = {}): Promise<TestService> {
-  const redisOptions = { url: redisUrl, clusterNodes: options.clusterNodes, commandTimeoutMs: options.commandTimeoutMs ?? 1000 };
+  // npm run test:cluster: the run's shared Redis Cluster stands in for the file's redis-server.
+  const clusterNodes = options.clusterNodes ?? (ON_CLUSTER ? inject("clusterNodes") : undefined);
+  const redisOptions = { url: redisUrl, clusterNodes, commandTimeoutMs: options.commandTimeoutMs ?? 1000 };
   const redis = createRedisClient(redisOptions);
   redis.on("error", () => undefined); // outages are expected in some tests; calls report them
   await redis.connect();
