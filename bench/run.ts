@@ -59,6 +59,10 @@ await measureReserve("REST POST /reserve", ours, "rest");
 const best = rows[0]?.result.rps ?? 0;
 const half = await load(ours, { requests: Math.min(REQUESTS, Math.round(best * 10)), rate: Math.round(best / 2), request: () => reserveNewUser("grpc") });
 rows.push({ name: `gRPC Reserve at half the max (${Math.round(best / 2)}/s, open loop)`, result: half });
+// The same open loop against a server that does nothing: the generator's own share of that latency.
+const noop = await startTarget("noop", ["dist/bench/noop-grpc-server.js"]);
+const floor = await load(noop, { requests: Math.min(REQUESTS, Math.round(best * 10)), rate: Math.round(best / 2), request: () => reserveNewUser("grpc") });
+rows.push({ name: `no-op HTTP/2 responder at the same rate (the load generator's floor)`, result: floor, note: "no Redis, no handler: latency the generator and the shared cores add by themselves" });
 
 for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
   const result = await load(ours, { requests: REQUESTS, request: mixed(transport, ADMIN_TOKEN) });
