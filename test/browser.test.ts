@@ -134,6 +134,33 @@ describe("waiting page", () => {
   });
 });
 
+describe("a service restart", () => {
+  it("the waiting page says it is reconnecting, then shows the same place again", async () => {
+    const own = await startTestService(redis.url);
+    const ownApi = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
+    await ownApi.createEvent({ eventId: "restart", name: "KTX restart", capacity: 1 }, admin);
+    await ownApi.reserve({ eventId: "restart", userId: "ahead" });
+    const context = await browser.newContext({ viewport: PHONE, locale: "en-US" });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(own.baseUrl + "/");
+    await joinTrain(page, "restart");
+    await expect.poll(() => page.textContent("#position")).toBe("You are number 1 in line.");
+
+    await own.close(); // open watch streams end with UNAVAILABLE
+    await expect.poll(() => page.textContent("#connection"), { timeout: 5000 }).toBe("Connection lost; reconnecting…");
+    const again = await startTestService(redis.url, { port: own.port, prefix: own.prefix });
+    try {
+      await expect.poll(() => page.textContent("#connection"), { timeout: 15_000 }).toBe("");
+      expect(await page.textContent("#position")).toBe("You are number 1 in line.");
+      await createClient(TicketQueueService, createGrpcTransport({ baseUrl: again.baseUrl })).adminCancel({ eventId: "restart", userId: "ahead" }, admin);
+      await expect.poll(() => page.textContent("#promotion"), { timeout: 5000 }).toBe("Your turn came: you have a seat on KTX restart!");
+    } finally {
+      await again.close();
+    }
+  }, 40_000);
+});
+
 describe("purchase holds", () => {
   it("shows the time left to confirm, and the confirmation", async () => {
     await api.createEvent({ eventId: "ktx-hold", name: "KTX hold", capacity: 1, holdSeconds: 120 }, admin);

@@ -40,14 +40,15 @@ export interface TestService {
  * The real server on a free port, against the given real Redis, with its own key
  * prefix so tests never see each other's queues.
  */
-export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number; durability?: DurabilityMode; clusterNodes?: string[] } = {}): Promise<TestService> {
+export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; maxConnections?: number; durability?: DurabilityMode; clusterNodes?: string[]; port?: number; prefix?: string } = {}): Promise<TestService> {
   // npm run test:cluster: the run's shared Redis Cluster stands in for the file's redis-server.
   const clusterNodes = options.clusterNodes ?? (ON_CLUSTER ? inject("clusterNodes") : undefined);
   const redisOptions = { url: redisUrl, clusterNodes, commandTimeoutMs: options.commandTimeoutMs ?? 1000 };
   const redis = createRedisClient(redisOptions);
   redis.on("error", () => undefined); // outages are expected in some tests; calls report them
   await redis.connect();
-  const prefix = `test-${randomUUID()}`;
+  // A restarted service passes the port and prefix of the one it replaces.
+  const prefix = options.prefix ?? `test-${randomUUID()}`;
   const durability = await createDurabilityGate(redis, options.durability ?? "fast", options.commandTimeoutMs ?? 1000);
   const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability });
   // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
@@ -56,7 +57,7 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   const sweeper = startHoldSweeper(store, log, 100);
   const hub = await connectChangeHub(redisOptions, store, log);
   const server = createTicketQueueServer({ metrics: createMetrics(store), store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt, maxConnections: options.maxConnections });
-  const { port } = await server.listen(0, "127.0.0.1");
+  const { port } = await server.listen(options.port ?? 0, "127.0.0.1");
   return {
     port,
     baseUrl: `http://127.0.0.1:${port}`,
