@@ -174,6 +174,19 @@ describe("purchase holds", () => {
   });
 });
 
+describe("a lost ticket", () => {
+  it("joining again from the same browser says the place exists and how to reach it", async () => {
+    await api.createEvent({ eventId: "ktx-lost", name: "KTX lost", capacity: 5 }, admin);
+    const page = await open("/");
+    await joinTrain(page, "ktx-lost");
+    await expect.poll(() => page.textContent("#position")).toContain("You have a seat");
+    await page.evaluate(() => (globalThis as unknown as { localStorage: { removeItem(k: string): void } }).localStorage.removeItem("tq.entry"));
+    await page.reload();
+    await joinTrain(page, "ktx-lost");
+    await expect.poll(() => page.textContent("#error")).toBe("Something went wrong: You are already in this line from an earlier visit: open the link you kept to follow it there.");
+  });
+});
+
 describe("by keyboard alone", () => {
   it("a traveller joins with Tab and Enter, and focus lands on their place", async () => {
     await api.createEvent({ eventId: "mugunghwa-1", name: "Mugunghwa 1", capacity: 10 }, admin);

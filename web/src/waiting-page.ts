@@ -105,7 +105,7 @@ async function join(eventId: string): Promise<void> {
     const r = await client.reserve({ eventId, userId: travellerId() });
     if (r.ticket === "") {
       // Already in this line from an earlier visit whose ticket this browser lost.
-      throw new Error(t("status.notFound"));
+      throw new Error(t("status.alreadyInLine"));
     }
     const joined = { eventId: r.eventId, userId: r.userId, ticket: r.ticket };
     saveEntry(joined);
