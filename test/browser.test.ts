@@ -289,6 +289,9 @@ describe("operator dashboard", () => {
     await phone.click("#sign-in-form button[type=submit]");
     await expect.poll(() => phone.textContent("#events-heading")).toBe("열차");
     await phone.click(`tr[data-event="itx-9"] th button`);
+    // Each train is a card on a phone: nothing scrolls sideways.
+    expect(await phone.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
+    expect(await phone.evaluate<number>("document.querySelector('.table-wrap').scrollWidth")).toBeLessThanOrEqual(PHONE.width);
     expect(await accessibilityProblems(phone)).toEqual([]);
     await phone.screenshot({ path: join(SHOTS, "dashboard-phone.png"), fullPage: true });
   });

@@ -196,6 +196,8 @@ function fillRow(row: HTMLTableRowElement, train: Train): void {
     ...cells.map((value, i) => {
       const td = document.createElement("td");
       td.dataset["col"] = keys[i];
+      // Shown above the value where a phone lays each train out as a card.
+      td.dataset["label"] = t(`admin.col.${keys[i] ?? "live"}` as TextKey);
       td.textContent = String(value);
       return td;
     }),
