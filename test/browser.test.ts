@@ -8,7 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import axe from "axe-core";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
@@ -25,6 +25,11 @@ let svc: TestService;
 let browser: Browser;
 let api: ReturnType<typeof createClient<typeof TicketQueueService>>;
 const contexts: BrowserContext[] = [];
+/** Uncaught errors in any page: a test that leaves one fails. */
+const pageErrors: string[] = [];
+afterEach(() => {
+  expect(pageErrors.splice(0)).toEqual([]);
+});
 
 beforeAll(async () => {
   redis = await startTestRedis();
@@ -43,13 +48,13 @@ afterAll(async () => {
   await redis?.dispose();
 });
 
-async function open(path: string, viewport = PHONE, locale = "en-US"): Promise<Page> {
+/** A new browser context (its own storage: another traveller or device) on `path`. */
+async function open(path: string, viewport = PHONE, locale = "en-US", baseUrl = svc.baseUrl): Promise<Page> {
   const context = await browser.newContext({ viewport, locale, acceptDownloads: true });
   contexts.push(context);
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (err) => problems.push(String(err)));
-  await page.goto(svc.baseUrl + path);
+  page.on("pageerror", (err) => pageErrors.push(String(err)));
+  await page.goto(baseUrl + path);
   return page;
 }
 
@@ -140,10 +145,7 @@ describe("a service restart", () => {
     const ownApi = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
     await ownApi.createEvent({ eventId: "restart", name: "KTX restart", capacity: 1 }, admin);
     await ownApi.reserve({ eventId: "restart", userId: "ahead" });
-    const context = await browser.newContext({ viewport: PHONE, locale: "en-US" });
-    contexts.push(context);
-    const page = await context.newPage();
-    await page.goto(own.baseUrl + "/");
+    const page = await open("/", PHONE, "en-US", own.baseUrl);
     await joinTrain(page, "restart");
     await expect.poll(() => page.textContent("#position")).toBe("You are number 1 in line.");
 

@@ -1,6 +1,6 @@
-import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { rawRequest } from "./helpers/raw-http.js";
 import { startTestService, type TestService } from "./helpers/service.js";
 
 let redis: TestRedis;
@@ -14,16 +14,7 @@ afterAll(async () => {
   await redis.dispose();
 });
 
-function call(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${svc.baseUrl}${path}`, { method, headers }, (res) => {
-      res.resume();
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const call = (method: string, path: string, headers: Record<string, string>, body?: string) => rawRequest(svc.port, method, path, headers, body);
 
 describe("CORS allow-list", () => {
   it("answers a gRPC-web preflight from an allowed origin", async () => {

@@ -1,7 +1,7 @@
-import { request } from "node:http";
 import { brotliDecompressSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { rawRequest } from "./helpers/raw-http.js";
 import { startTestService, type TestService } from "./helpers/service.js";
 
 let redis: TestRedis;
@@ -15,18 +15,7 @@ afterAll(async () => {
   await redis.dispose();
 });
 
-function get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    // Options, not a URL string: a URL would normalise the dot segments this test sends.
-    const req = request({ host: "127.0.0.1", port: svc.port, path, method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+const get = (path: string, headers: Record<string, string> = {}, method = "GET") => rawRequest(svc.port, method, path, headers);
 
 describe("the web app on the service's own port", () => {
   it("serves both pages with a strict CSP, compressed, revalidated by ETag", async () => {

@@ -27,7 +27,7 @@ import { createLeanGrpc } from "./lean-grpc.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
 import { createOnePortServer } from "./one-port.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
-import { BUILT_WEB_DIR, createWebApp } from "./web-app.js";
+import { createWebApp } from "./web-app.js";
 
 /** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -104,8 +104,8 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES });
 
   const cors = createCors(deps.corsOrigins ?? []);
-  const web = createWebApp(deps.webDir ?? BUILT_WEB_DIR);
-  if (!web.built) deps.log.warn({ dir: deps.webDir ?? BUILT_WEB_DIR }, "the web app is not built (npm run build): / and /admin answer 404");
+  const web = createWebApp(deps.webDir);
+  if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
   // The same services and interceptors as connectNodeAdapter below (default JSON options).
   const connectRouter = createConnectRouter({ interceptors, readMaxBytes: MAX_REQUEST_BYTES });
   routes(connectRouter);

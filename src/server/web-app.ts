@@ -4,7 +4,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { brotliCompressSync, gzipSync } from "node:zlib";
+import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
 
 /**
  * Where `npm run build` puts the browser app (web/, built by Vite): dist/web at
@@ -51,7 +51,7 @@ type Response = http.ServerResponse | http2.Http2ServerResponse;
  * file system. Answers GET of its own paths and returns true; anything else is
  * left to the RPC routes (false). Absent build: `/` says how to build it.
  */
-export function createWebApp(dir: string): { handle: (req: Request, res: Response) => boolean; built: boolean } {
+export function createWebApp(dir = BUILT_WEB_DIR): { handle: (req: Request, res: Response) => boolean; built: boolean; dir: string } {
   const files = new Map<string, StaticFile>();
   if (existsSync(join(dir, "index.html"))) {
     for (const path of walk(dir)) {
@@ -61,8 +61,10 @@ export function createWebApp(dir: string): { handle: (req: Request, res: Respons
       const immutable = url.startsWith("/assets/");
       files.set(url, {
         body,
-        br: brotliCompressSync(body),
-        gzip: gzipSync(body, { level: 9 }),
+        // Quality 5: about 6 ms for the whole app at every worker's start, where the
+        // default 11 took 250 ms for 9 % smaller files.
+        br: brotliCompressSync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: 5 } }),
+        gzip: gzipSync(body),
         headers: {
           vary: "accept-encoding",
           "content-type": CONTENT_TYPES[extname(path)] ?? "application/octet-stream",
@@ -97,7 +99,7 @@ export function createWebApp(dir: string): { handle: (req: Request, res: Respons
     res.end(body);
     return true;
   };
-  return { handle, built };
+  return { handle, built, dir };
 }
 
 function* walk(dir: string): Generator<string> {

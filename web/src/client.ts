@@ -35,3 +35,29 @@ export function isCode(err: unknown, code: Code): boolean {
 export function isCanceled(err: unknown): boolean {
   return isCode(err, Code.Canceled);
 }
+
+/**
+ * Follows a server stream until `signal` aborts: reopens it after a failure or an
+ * unexpected end, with pauses growing from 0.5 s to 10 s. `onMessage` returns
+ * true when nothing more is to come; `onFailure` returns true to stop following.
+ */
+export async function keepFollowing<T>(
+  open: (signal: AbortSignal) => AsyncIterable<T>,
+  signal: AbortSignal,
+  onMessage: (message: T) => boolean,
+  onFailure: (err: unknown) => boolean,
+): Promise<void> {
+  let pauseMs = 500;
+  while (!signal.aborted) {
+    try {
+      for await (const message of open(signal)) {
+        pauseMs = 500;
+        if (onMessage(message)) return;
+      }
+    } catch (err: unknown) {
+      if (isCanceled(err) || signal.aborted || onFailure(err)) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    pauseMs = Math.min(pauseMs * 2, 10_000);
+  }
+}

@@ -4,7 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { EventState, ReservationStatus, type Event } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { drawChart, type Sample } from "./chart.js";
-import { errorMessage, isCanceled, isCode, queueClient } from "./client.js";
+import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { download, toCsv } from "./csv.js";
 import { byId, show } from "./dom.js";
 import { setUpLanguageSwitch, t, type TextKey } from "./i18n.js";
@@ -133,29 +133,25 @@ function followLive(): void {
 async function watch(eventId: string, train: Train): Promise<void> {
   const controller = new AbortController();
   train.stream = controller;
-  let backoffMs = 500;
-  while (!controller.signal.aborted) {
-    try {
-      for await (const update of client.watchEvent({ eventId, cursor: "" }, { signal: controller.signal })) {
-        backoffMs = 500;
-        if (update.event) train.event = update.event;
-        const now = Date.now();
-        train.samples.push({ at: now, joins: update.joinsPerSecond, promotions: update.promotionsPerSecond });
-        while ((train.samples[0]?.at ?? now) < now - CHART_WINDOW_MS) train.samples.shift();
-        drawRow(train);
-        if (eventId === selected) drawManage();
-      }
-    } catch (err: unknown) {
-      if (isCanceled(err) || controller.signal.aborted) return;
-      if (isCode(err, Code.Unauthenticated) || isCode(err, Code.PermissionDenied)) {
-        el.signOut.click();
-        el.error.textContent = t("admin.badToken");
-        return;
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, backoffMs));
-    backoffMs = Math.min(backoffMs * 2, 10_000);
-  }
+  await keepFollowing(
+    (signal) => client.watchEvent({ eventId, cursor: "" }, { signal }),
+    controller.signal,
+    (update) => {
+      if (update.event) train.event = update.event;
+      const now = Date.now();
+      train.samples.push({ at: now, joins: update.joinsPerSecond, promotions: update.promotionsPerSecond });
+      while ((train.samples[0]?.at ?? now) < now - CHART_WINDOW_MS) train.samples.shift();
+      drawRow(train);
+      if (eventId === selected) drawManage();
+      return false;
+    },
+    (err) => {
+      if (!isCode(err, Code.Unauthenticated) && !isCode(err, Code.PermissionDenied)) return false;
+      el.signOut.click();
+      el.error.textContent = t("admin.badToken");
+      return true;
+    },
+  );
 }
 
 function drawTable(): void {

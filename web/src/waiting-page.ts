@@ -3,7 +3,7 @@
 import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { EventState, ReservationStatus, StatusChange, type Event, type WatchStatusResponse } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { errorMessage, isCanceled, isCode, queueClient } from "./client.js";
+import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { byId, show } from "./dom.js";
 import { setUpLanguageSwitch, t } from "./i18n.js";
 import { clearEntry, entryFromTicket, loadEntry, saveEntry, travellerId, type Entry } from "./entry.js";
@@ -139,29 +139,24 @@ async function follow(e: Entry): Promise<void> {
   watching?.abort();
   const controller = new AbortController();
   watching = controller;
-  let backoffMs = 500;
-  while (!controller.signal.aborted) {
-    try {
-      let ended = false;
-      for await (const update of client.watchStatus(e, { signal: controller.signal })) {
-        el.connection.textContent = "";
-        backoffMs = 500;
-        onUpdate(update);
-        ended = isFinal(update.status);
-      }
-      if (ended) return;
-    } catch (err: unknown) {
-      if (isCanceled(err) || controller.signal.aborted) return;
+  await keepFollowing(
+    (signal) => client.watchStatus(e, { signal }),
+    controller.signal,
+    (update) => {
+      el.connection.textContent = "";
+      onUpdate(update);
+      return isFinal(update.status); // the server ends the stream after a final state
+    },
+    (err) => {
       if (isCode(err, Code.Unauthenticated) || isCode(err, Code.PermissionDenied) || isCode(err, Code.NotFound)) {
         clearEntry();
         fail(err);
-        return;
+        return true;
       }
       el.connection.textContent = t("status.reconnecting");
-    }
-    await new Promise((resolve) => setTimeout(resolve, backoffMs));
-    backoffMs = Math.min(backoffMs * 2, 10_000);
-  }
+      return false;
+    },
+  );
 }
 
 function onUpdate(update: WatchStatusResponse): void {
