@@ -88,6 +88,25 @@ describe("unary gRPC fast path", () => {
     expect(((await rest.json()) as { details: { type: string }[] }).details[0]?.type).toBe("google.rpc.BadRequest");
   });
 
+  it("answers the caller's x-request-id in the headers, and in the only HEADERS frame of an error", async () => {
+    const ok = await raw(RESERVE, grpcFrame(ReserveRequestSchema, { userId: "raw-rid" }), { "x-request-id": "rid-ok-1" });
+    expect(ok.headers["x-request-id"]).toBe("rid-ok-1");
+    expect(ok.trailers?.["grpc-status"]).toBe("0");
+    const bad = await raw(RESERVE, grpcFrame(ReserveRequestSchema, { userId: "bad\nid" }), { "x-request-id": "rid-bad-1" });
+    expect(bad.headers["grpc-status"]).toBe("3");
+    expect(bad.headers["x-request-id"]).toBe("rid-bad-1");
+    const admin = await raw("/ticketqueue.v1.TicketQueueService/ProcessQueue", Buffer.alloc(5));
+    expect(admin.headers["grpc-status"]).toBe("16");
+    expect(String(admin.headers["x-request-id"] ?? "")).toMatch(/^[\w-]{36}$/);
+  });
+
+  it("refuses an oversized message by its declared length too, before reading it", async () => {
+    const big = grpcFrame(ReserveRequestSchema, { userId: "x".repeat(70_000) });
+    const a = await raw(RESERVE, big, { "content-length": String(big.length) });
+    expect(a.headers["grpc-status"]).toBe("8");
+    expect(decodeURIComponent(String(a.headers["grpc-message"]))).toContain("larger than 65536 bytes");
+  });
+
   it("refuses a malformed frame, a compressed flag without grpc-encoding, and an oversized message", async () => {
     expect((await raw(RESERVE, Buffer.from([0, 0, 0]))).headers["grpc-status"]).toBe("3");
     const flagged = grpcFrame(ReserveRequestSchema, { userId: "x" });

@@ -3,7 +3,9 @@ import { create, fromBinary, toBinary, type DescMethod, type DescMethodUnary, ty
 import {
   Code,
   ConnectError,
-  createHandlerContext,
+  createContextKey,
+  type ContextValues,
+  type HandlerContext,
   type Interceptor,
   type UnaryRequest,
   type UnaryResponse,
@@ -11,10 +13,10 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "./caller.js";
 import { toConnectError } from "./errors.js";
-import { BodyTooLarge, readBody } from "./http-body.js";
 
-type UnaryImpl = (request: MessageShape<DescMessageOf>, context: ReturnType<typeof createHandlerContext>) => Promise<object> | object;
-type DescMessageOf = DescMethodUnary["input"];
+type Method = DescMethod & DescMethodUnary;
+type Call = (req: UnaryRequest) => Promise<UnaryResponse>;
+type UnaryImpl = (request: MessageShape<Method["input"]>, context: HandlerContext) => Promise<object> | object;
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -23,139 +25,240 @@ export interface LeanGrpcOptions {
   maxRequestBytes: number;
 }
 
+/** Takes an HTTP/2 stream it serves (true) or leaves it alone (false). */
+export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
 const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
+
+// The call's deadline (epoch ms), carried from the stream to the handler's context.
+const deadlineKey = createContextKey<number | undefined>(undefined, { description: "lean gRPC deadline" });
 
 /**
  * A lean path for the hottest case: unary gRPC over HTTP/2, binary protobuf,
- * uncompressed. It runs the same interceptors and handlers as Connect but skips
- * Connect's general streaming machinery (async iterables, per-call abort
- * plumbing), which is most of the cost of a small unary call. Anything else
- * (streaming, gRPC-web, Connect, compressed requests) answers `false` and goes
- * to connect-node untouched.
+ * uncompressed, straight on node:http2's stream API. It runs the same
+ * interceptors and handlers as Connect but skips Connect's general machinery and
+ * node's compatibility layer (request/response stream wrappers, async
+ * iterables, an AbortController and four Headers per call), which cost more
+ * than the call's own work. Anything else (streaming, gRPC-web, Connect,
+ * compressed requests, browser origins) answers `false` and goes to connect-node
+ * untouched.
  *
  * The protocol stays whole: grpc-timeout deadlines (DEADLINE_EXCEEDED),
  * trailers-only error responses with grpc-status, grpc-message and
  * grpc-status-details-bin (Connect's own encoder), response headers and
- * trailers set by handlers, client cancellation, and the 64 KiB limit
- * (RESOURCE_EXHAUSTED).
+ * trailers set by handlers, client cancellation (the handler's signal aborts),
+ * and the 64 KiB limit (RESOURCE_EXHAUSTED).
  */
-export function createLeanGrpc(options: LeanGrpcOptions): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean {
-  const unary = new Map<string, { service: DescService; method: DescMethod & DescMethodUnary; call: (req: UnaryRequest) => Promise<UnaryResponse> }>();
+export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
+  const unary = new Map<string, { service: DescService; method: Method; call: Call }>();
   for (const { service, impl } of options.services) {
     for (const descMethod of service.methods) {
       if (descMethod.methodKind !== "unary") continue;
-      const method = descMethod as DescMethod & DescMethodUnary;
+      const method = descMethod as Method;
       const handler: unknown = Reflect.get(impl, method.localName);
       if (typeof handler !== "function") continue;
       const inner = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const context = createHandlerContext({
-          service,
-          method,
-          protocolName: "grpc",
-          requestMethod: "POST",
-          url: req.url,
-          requestSignal: req.signal,
-          requestHeader: req.header,
-          contextValues: req.contextValues,
-        });
+        const context = new LeanContext(service, method, req);
         const result = (await (handler as UnaryImpl).call(impl, req.message, context)) as Parameters<typeof create<typeof method.output>>[1];
         return { stream: false, service, method, header: context.responseHeader, trailer: context.responseTrailer, message: create(method.output, result) };
       };
-      const call = options.interceptors.reduceRight<(req: UnaryRequest) => Promise<UnaryResponse>>(
-        (next, interceptor) => interceptor(next as Parameters<Interceptor>[0]) as (req: UnaryRequest) => Promise<UnaryResponse>,
-        inner,
-      );
+      const call = options.interceptors.reduceRight<Call>((next, interceptor) => interceptor(next as Parameters<Interceptor>[0]) as Call, inner);
       unary.set(`/${service.typeName}/${method.name}`, { service, method, call });
     }
   }
 
-  return (req, res) => {
-    if (req.method !== "POST" || !GRPC_CONTENT_TYPES.has(req.headers["content-type"] ?? "")) return false;
-    const encoding = req.headers["grpc-encoding"];
+  return (stream, headers) => {
+    if (headers[":method"] !== "POST" || !GRPC_CONTENT_TYPES.has(headers["content-type"] ?? "")) return false;
+    const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false; // compressed: Connect decompresses
-    const target = unary.get(req.url);
+    if (headers.origin !== undefined) return false; // a browser: CORS is answered on the general path
+    const target = unary.get(headers[":path"] ?? "");
     if (!target) return false;
-    void serve(req, res, target.service, target.method, target.call, options.maxRequestBytes);
+    new LeanCall(stream, headers, target.service, target.method, target.call, options.maxRequestBytes).start();
     return true;
   };
 }
 
-async function serve(
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
-  service: DescService,
-  method: DescMethod & DescMethodUnary,
-  call: (req: UnaryRequest) => Promise<UnaryResponse>,
-  maxBytes: number,
-): Promise<void> {
-  const stream = req.stream;
-  const abort = new AbortController();
-  // Only a stream that closes before the answer is a cancellation (aborting costs an event per call).
-  const onClose = (): void => abort.abort(new ConnectError("the client cancelled", Code.Canceled));
-  stream.once("close", onClose);
-  let deadline: NodeJS.Timeout | undefined;
-  try {
-    const timeout = parseTimeout(headerValue(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
-    if (timeout.error) throw timeout.error;
+/** One unary call on one stream: read the message, run the chain, answer once. */
+class LeanCall {
+  private finished = false;
+  private deadline: NodeJS.Timeout | undefined;
+  private controller: AbortController | undefined;
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly headers: http2.IncomingHttpHeaders,
+    private readonly service: DescService,
+    private readonly method: Method,
+    private readonly call: Call,
+    private readonly maxBytes: number,
+  ) {}
+
+  start(): void {
+    const { stream } = this;
+    // Stream errors also reach the session; without a listener they would throw.
+    stream.on("error", ignore);
+    // A stream that closes before the answer was cancelled by the client (or its connection died).
+    stream.once("close", () => this.finish("the client cancelled"));
+    const timeout = parseTimeout(headerValue(this.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    if (timeout.error) return this.fail(timeout.error);
+    let deadlineAt: number | undefined;
     if (timeout.timeoutMs !== undefined) {
-      deadline = setTimeout(() => abort.abort(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)), timeout.timeoutMs);
+      deadlineAt = Date.now() + timeout.timeoutMs;
+      this.deadline = setTimeout(() => this.fail(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)), timeout.timeoutMs);
     }
-    const frame = await readFrame(req, maxBytes);
-    if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
-    let message: MessageShape<typeof method.input>;
+    if (Number(this.headers["content-length"] ?? 0) > this.maxBytes + 5) return this.fail(this.tooLarge());
+    stream.on("data", (chunk: Buffer) => {
+      if (this.finished) return;
+      this.size += chunk.length;
+      if (this.size > this.maxBytes + 5) return this.fail(this.tooLarge());
+      this.chunks.push(chunk);
+    });
+    stream.once("end", () => void this.run(deadlineAt));
+  }
+
+  private async run(deadlineAt: number | undefined): Promise<void> {
+    if (this.finished) return;
+    const { method, stream } = this;
     try {
-      message = fromBinary(method.input, frame.subarray(5));
+      const frame = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks);
+      this.chunks = [];
+      if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5) {
+        throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
+      }
+      if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
+      let message: MessageShape<Method["input"]>;
+      try {
+        message = fromBinary(method.input, frame.subarray(5));
+      } catch (err: unknown) {
+        throw new ConnectError(`cannot decode ${method.input.typeName}: ${String(err)}`, Code.InvalidArgument);
+      }
+      const contextValues = peerContext(stream.session?.socket?.remoteAddress).set(deadlineKey, deadlineAt);
+      const url = this.headers[":path"] ?? "";
+      const header = requestHeader(this.headers);
+      const signal = (): AbortSignal => this.signal();
+      const response = await this.call({
+        stream: false,
+        service: this.service,
+        method,
+        requestMethod: "POST",
+        url,
+        header,
+        contextValues,
+        message,
+        // Made only when somebody listens: most calls never do.
+        get signal() {
+          return signal();
+        },
+      });
+      if (this.finished) return;
+      const body = toBinary(method.output, response.message);
+      const out = Buffer.allocUnsafe(5 + body.length);
+      out[0] = 0;
+      out.writeUInt32BE(body.length, 1);
+      out.set(body, 5);
+      const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+      for (const [name, value] of response.trailer) trailers[name] = value;
+      const responseHeaders: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
+      for (const [name, value] of response.header) responseHeaders[name] = value;
+      stream.respond(responseHeaders, { waitForTrailers: true });
+      this.finish("the call is complete");
+      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end(out);
     } catch (err: unknown) {
-      throw new ConnectError(`cannot decode ${method.input.typeName}: ${String(err)}`, Code.InvalidArgument);
+      this.fail(err);
     }
-    const header = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (!name.startsWith(":") && value !== undefined) header.set(name, Array.isArray(value) ? value.join(", ") : value);
-    }
-    let onAbort: (() => void) | undefined;
-    const response = await Promise.race([
-      call({ stream: false, service, method, requestMethod: "POST", url: req.url, signal: abort.signal, header, contextValues: peerContext(req.socket.remoteAddress), message }),
-      new Promise<never>((_, reject) => {
-        onAbort = () => reject(abort.signal.reason);
-        abort.signal.addEventListener("abort", onAbort, { once: true });
-      }),
-    ]).finally(() => onAbort && abort.signal.removeEventListener("abort", onAbort));
-    if (stream.destroyed) return;
-    const body = toBinary(method.output, response.message);
-    const out = Buffer.alloc(5 + body.length);
-    out.writeUInt32BE(body.length, 1);
-    out.set(body, 5);
-    // The compatibility response owns the stream's trailers: set them through it.
-    res.addTrailers({ "grpc-status": "0", ...Object.fromEntries(response.trailer) });
-    res.writeHead(200, { "content-type": "application/grpc", ...Object.fromEntries(response.header) });
-    res.end(out);
-  } catch (err: unknown) {
+  }
+
+  /** Answers trailers-only: the status travels in the only HEADERS frame. */
+  private fail(err: unknown): void {
+    if (this.finished) return;
+    const error = toConnectError(err);
+    this.finish(error.rawMessage, error.code);
+    const { stream } = this;
     if (stream.destroyed || stream.headersSent) return;
-    // Trailers-only: the status travels in the only HEADERS frame.
-    const status = setTrailerStatus(new Headers(), toConnectError(err));
-    stream.respond({ ":status": 200, "content-type": "application/grpc", ...Object.fromEntries(status) }, { endStream: true });
-  } finally {
-    clearTimeout(deadline);
-    stream.off("close", onClose);
+    const status = setTrailerStatus(new Headers(), error);
+    const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
+    for (const [name, value] of status) headers[name] = value;
+    stream.respond(headers, { endStream: true });
+    // Whatever the client still sends is read and dropped.
+    stream.resume();
+  }
+
+  /** The call is over: stop the deadline, and abort the handler's signal if it was asked for. */
+  private finish(reason: string, code = Code.Canceled): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.deadline);
+    // An error is built only for a listener: it captures a stack, which costs more than the call's framing.
+    this.controller?.abort(new ConnectError(reason, code));
+  }
+
+  private signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.finished && !this.controller.signal.aborted) this.controller.abort(new ConnectError("the call is over", Code.Canceled));
+    return this.controller.signal;
+  }
+
+  private tooLarge(): ConnectError {
+    return new ConnectError(`message is larger than ${this.maxBytes} bytes`, Code.ResourceExhausted);
   }
 }
 
-function headerValue(req: http2.Http2ServerRequest, name: string): string | null {
-  const value = req.headers[name];
+/**
+ * The handler's view of the call (Connect's HandlerContext), built without
+ * what unary handlers rarely touch: the signal and response metadata are made
+ * on first use.
+ */
+class LeanContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly values: ContextValues;
+  readonly timeoutMs: () => number | undefined;
+  private header: Headers | undefined;
+  private trailer: Headers | undefined;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    private readonly request: UnaryRequest,
+  ) {
+    this.url = request.url;
+    this.requestHeader = request.header;
+    this.values = request.contextValues;
+    const deadlineAt = request.contextValues.get(deadlineKey);
+    this.timeoutMs = () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now());
+  }
+
+  get signal(): AbortSignal {
+    return this.request.signal;
+  }
+
+  get responseHeader(): Headers {
+    return (this.header ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.trailer ??= new Headers());
+  }
+}
+
+/** The request's metadata without HTTP/2 pseudo-headers. */
+function requestHeader(headers: http2.IncomingHttpHeaders): Headers {
+  const header = new Headers();
+  for (const name in headers) {
+    const value = headers[name];
+    if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) header.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return header;
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
   return typeof value === "string" ? value : null;
 }
 
-/** The request's one length-prefixed message, refused past `maxBytes`. */
-async function readFrame(req: http2.Http2ServerRequest, maxBytes: number): Promise<Buffer> {
-  let frame: Buffer;
-  try {
-    frame = await readBody(req, maxBytes + 5);
-  } catch (err: unknown) {
-    if (err instanceof BodyTooLarge) throw new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted);
-    throw err;
-  }
-  if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5) {
-    throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
-  }
-  return frame;
-}
+function ignore(): void {}

@@ -13,6 +13,8 @@ type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.
 export interface OnePortOptions {
   /** A connection that sends nothing for this long before its first request is closed. */
   firstByteTimeoutMs: number;
+  /** Sees every HTTP/2 stream first and may serve it on the stream API (true); the rest reach `handler`. */
+  takeStream?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 }
 
 /**
@@ -35,6 +37,18 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     handler,
   );
   const h1 = http.createServer({}, handler);
+
+  const { takeStream } = options;
+  if (takeStream) {
+    // node:http2 turns each stream into a request/response pair in its own
+    // 'stream' listener; streams that are taken never get one.
+    const toRequest = h2.listeners("stream");
+    h2.removeAllListeners("stream");
+    h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (takeStream(stream, headers)) return;
+      for (const listener of toRequest) listener.call(h2, stream, headers, ...rest);
+    });
+  }
 
   // Keep HTTP/1's own connection handling and put the sniffer in front of it.
   const http1Connection = h1.listeners("connection")[0] as ((socket: Socket) => void) | undefined;

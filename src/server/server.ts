@@ -126,7 +126,6 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     if (req.method === "HEAD") Object.defineProperty(req, "method", { value: "GET" });
     if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, res);
     if (web.handle(req, res)) return;
-    if (req.httpVersionMajor === 2 && leanGrpc(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
     if (connectBinaryGuard(req, res)) return;
     rpcHandler(req, res);
   };
@@ -144,7 +143,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       }
       dispatch(req, res);
     },
-    { firstByteTimeoutMs: 10_000 },
+    { firstByteTimeoutMs: 10_000, takeStream: leanGrpc },
   );
   http1.headersTimeout = 10_000;
   http1.requestTimeout = 30_000;
