@@ -19,6 +19,8 @@ const CONNECTIONS = Number(process.env["BENCH_CONNECTIONS"] ?? 8);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 16);
 const ADMIN_TOKEN = "bench-token";
 const CAPACITY = 500;
+/** A Reserve answer with its ticket is about 400 bytes; an error answer carries none. */
+const MIN_RESERVE_ANSWER_BYTES = 200;
 
 interface Row {
   name: string;
@@ -168,7 +170,11 @@ async function h2loadReserve(target: Target): Promise<H2loadRun | undefined> {
   const after = await recorded(target);
   const added = after.total - before.total;
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
-  const check = `${added === REQUESTS && after.duplicates === 0 ? "verified" : "MISMATCH"}: ${added} users recorded for ${REQUESTS} calls`;
+  // h2load counts any HTTP 200 as a success, and a gRPC error is one: an error answer
+  // has no message, so the DATA bytes show whether the answers carried responses.
+  const dataPerCall = Number(/\((\d+)\) data/.exec(out)?.[1] ?? 0) / REQUESTS;
+  const answered = dataPerCall >= MIN_RESERVE_ANSWER_BYTES;
+  const check = `${added === REQUESTS && after.duplicates === 0 && answered ? "verified" : "MISMATCH"}: ${added} users recorded for ${REQUESTS} calls, ${dataPerCall.toFixed(0)} response bytes per call`;
   return { rps, summary: out.split("\n").filter((l) => /finished in|requests:|status codes/.test(l)).join("\n"), check };
 }
 

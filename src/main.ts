@@ -71,6 +71,11 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   });
   const address = await server.listen(config.port, config.host);
   log.info({ port: address.port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
+  // Loads the ticket key now rather than on the first Reserve (retried then if Redis is not up yet).
+  tickets.signingLibrary().then(
+    (library) => log.info({ library }, "ticket signing key loaded"),
+    () => undefined,
+  );
 
   return {
     port: address.port,
