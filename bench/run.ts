@@ -2,7 +2,7 @@
 // server, in one run on this machine. Throughput is reported as ratios within the
 // run (the machine is shared and noisy); a timing never fails anything.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -75,6 +75,11 @@ for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
 const h2Ours = await h2loadReserve(ours);
 const h2Ref = await h2loadReserve(reference);
 const h2Unpipelined = await h2loadReserve(unpipelined);
+// Latency at half of h2load's max, open loop, from h2load's per-request log (its
+// floor is lower than the Node generator's), and the no-op server at the same rate.
+const h2Half = h2Ours ? Math.round(h2Ours.rps / 2) : 0;
+const h2HalfOurs = h2Ours ? h2loadOpenLoop(ours, h2Half) : undefined;
+const h2HalfNoop = h2Ours ? h2loadOpenLoop(noop, h2Half) : undefined;
 
 report();
 for (const c of children) c.kill("SIGTERM");
@@ -178,6 +183,30 @@ async function h2loadReserve(target: Target): Promise<H2loadRun | undefined> {
   return { rps, summary: out.split("\n").filter((l) => /finished in|requests:|status codes/.test(l)).join("\n"), check };
 }
 
+interface Latencies {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+}
+
+/** gRPC Reserve at a fixed total rate (h2load --rps per connection), percentiles from its --log-file. */
+function h2loadOpenLoop(target: Target, rate: number): Latencies | undefined {
+  const frame = join(redisDir, "reserve.bin");
+  const log = join(redisDir, `latency-${target.name}.tsv`);
+  const requests = Math.min(REQUESTS, rate * 10);
+  const out = spawnSync(
+    "h2load",
+    ["-n", String(requests), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY * 4), "--rps", String(Math.max(1, Math.round(rate / CONNECTIONS))), "--log-file", log, "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${target.port}/ticketqueue.v1.TicketQueueService/Reserve`],
+    { encoding: "utf8" },
+  ).stdout;
+  // Columns: start (µs since epoch), HTTP status, µs until the end of the response.
+  const micros = readFileSync(log, "utf8").trim().split("\n").map((line) => Number(line.split("\t")[2])).filter(Number.isFinite).sort((a, b) => a - b);
+  if (micros.length === 0) return undefined;
+  const at = (q: number): number => (micros[Math.min(micros.length - 1, Math.floor(micros.length * q))] ?? 0) / 1000;
+  return { rps: Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0), p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999) };
+}
+
 function report(): void {
   const reserveOurs = rows.find((r) => r.name.startsWith("gRPC Reserve (ticket-queue"))?.result.rps ?? 0;
   const reserveRef = rows.find((r) => r.name.startsWith("gRPC Reserve (plain"))?.result.rps ?? 0;
@@ -203,6 +232,17 @@ function report(): void {
       ...(h2Unpipelined
         ? [`| ticket-queue, REDIS_AUTO_PIPELINING=false | ${h2Unpipelined.rps.toFixed(0)} | ${(h2Unpipelined.rps / ceiling).toFixed(3)} | ${(h2Unpipelined.rps / h2Ref.rps).toFixed(2)} | ${h2Unpipelined.check} |`]
         : []),
+    );
+  }
+  if (h2HalfOurs && h2HalfNoop) {
+    const row = (name: string, l: Latencies): string => `| ${name} | ${l.rps.toFixed(0)} | ${l.p50Ms.toFixed(2)} | ${l.p99Ms.toFixed(2)} | ${l.p999Ms.toFixed(2)} |`;
+    lines.push(
+      "",
+      `h2load, gRPC Reserve open loop at half its max (${h2Half}/s, --rps per connection, percentiles from --log-file):`,
+      "| server | req/s | p50 ms | p99 ms | p99.9 ms |",
+      "|---|---:|---:|---:|---:|",
+      row("ticket-queue", h2HalfOurs),
+      row("no-op HTTP/2 responder (the floor of h2load and the shared cores)", h2HalfNoop),
     );
   }
   lines.push("", `Redis round trips per gRPC Reserve: ${commandsPerReserve.toFixed(3)} script calls (commandstats over the run: ${commandsDetail})`);
