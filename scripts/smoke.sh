@@ -49,6 +49,7 @@ expect "web app" 'id="join-form"' "$(curl -s "$base/")"
 expect "Connect JSON over HTTP/2" '"userId":"user_123"' "$(curl -s --http2-prior-knowledge -X POST "$base/ticketqueue.v1.TicketQueueService/GetStatus" -H 'content-type: application/json' -d '{"userId":"user_123"}')"
 expect "gRPC, gRPC-web, Connect (examples/connect-client)" 'connect: ' "$("$node_bin" dist/examples/connect-client.js "$base")"
 expect "@grpc/grpc-js (examples/grpc-js-client)" 'process_queue: promoted' "$("$node_bin" dist/examples/grpc-js-client.js "127.0.0.1:$port" my-secret-token)"
+expect "tickets signed by libsodium (sodium-native loads)" '"library":"libsodium"' "$(cat "$tmp/service.log")"
 expect "REST reset" '"cleared_reserved"' "$(curl -s -X POST "$base/admin/reset" -H 'X-Token: my-secret-token')"
 
 kill -TERM "$svc_pid"
