@@ -7,9 +7,8 @@ import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { eventKeys } from "../src/queue/keys.js";
-import { QueueStore } from "../src/queue/queue-store.js";
-import { scriptSource } from "../src/queue/scripts.js";
 import { isListening } from "../src/redis/local-redis.js";
+import { redisCeiling } from "./ceiling.js";
 import { runLoad, type LoadOptions, type LoadResult } from "./load-generator.js";
 import { mixed, reserveNewUser, type Transport } from "./scenarios.js";
 
@@ -43,7 +42,7 @@ console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${p
 console.log(`load: ${REQUESTS} requests, ${CONNECTIONS} HTTP/2 connections × ${CONCURRENCY} in flight (closed loop)\n`);
 
 // 1. The ceiling: Redis running the service's own reserve script, new user each call.
-const ceiling = redisBenchmarkCeiling();
+const ceiling = await redisCeiling(redisUrl, REQUESTS * 3, CAPACITY);
 console.log(`ceiling: redis-benchmark EVALSHA reserve-7.lua: ${ceiling.toFixed(0)} calls/s`);
 
 // 2. The service and the grpc-js reference, same Redis, same WORKERS, same load flags.
@@ -140,19 +139,6 @@ async function commandsPer(calls: number): Promise<{ perCall: number; detail: st
   const counts = [...stats.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)].map((m) => [m[1] ?? "", Number(m[2])] as const).filter(([name]) => !ours.has(name));
   const scripts = counts.filter(([name]) => name === "evalsha" || name === "eval").reduce((sum, [, n]) => sum + n, 0);
   return { perCall: scripts / calls, detail: counts.map(([name, n]) => `${name} ${n}`).join(", ") };
-}
-
-function redisBenchmarkCeiling(): number {
-  const store = new QueueStore(redis, { prefix: "bench-ceiling", defaultCapacity: CAPACITY });
-  const keys = eventKeys(store.options.prefix, "default");
-  const sha = spawnSync("redis-cli", ["-p", String(redisPort), "SCRIPT", "LOAD", scriptSource("reserve-7.lua")], { encoding: "utf8" }).stdout.trim();
-  const out = spawnSync(
-    "redis-benchmark",
-    ["-p", String(redisPort), "-n", String(REQUESTS * 3), "-c", "50", "-P", "16", "-r", "1000000000", "--csv", "EVALSHA", sha, String(keys.length), ...keys, "u:__rand_int__", String(CAPACITY)],
-    { encoding: "utf8" },
-  ).stdout;
-  const line = out.trim().split("\n").at(-1) ?? "";
-  return Number(line.split(",")[1]?.replaceAll('"', "") ?? 0);
 }
 
 interface H2loadRun {
