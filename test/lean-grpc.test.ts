@@ -110,6 +110,13 @@ describe("the unary gRPC fast path, from a handler's side", () => {
     expect(seen.timeoutMs).toBeUndefined();
   });
 
+  it("takes a deadline too far off for a timer (the largest grpc-timeout, 99999999H) as none", async () => {
+    setTimeout(() => release?.(), 50);
+    const a = await call({ "grpc-timeout": "99999999H" }, HEALTH);
+    expect(a.trailers?.["grpc-status"]).toBe("0");
+    expect(seen.timeoutMs).toBeUndefined();
+  });
+
   it("refuses an empty body and a message over the limit without calling the handler", async () => {
     expect((await call({}, Buffer.alloc(0))).headers["grpc-status"]).toBe(String(Code.InvalidArgument));
     const big = Buffer.alloc(5 + 2000);

@@ -29,6 +29,7 @@ export interface LeanGrpcOptions {
 export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
 const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 // The call's deadline (epoch ms), carried from the stream to the handler's context.
 const deadlineKey = createContextKey<number | undefined>(undefined, { description: "lean gRPC deadline" });
@@ -105,7 +106,8 @@ class LeanCall {
     const timeout = parseTimeout(headerValue(this.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
     if (timeout.error) return this.fail(timeout.error);
     let deadlineAt: number | undefined;
-    if (timeout.timeoutMs !== undefined) {
+    // A timer cannot wait past 2^31-1 ms (Node would fire it at once); a deadline that far off is none.
+    if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) {
       deadlineAt = Date.now() + timeout.timeoutMs;
       this.deadline = setTimeout(() => this.fail(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)), timeout.timeoutMs);
     }
