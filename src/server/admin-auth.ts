@@ -60,8 +60,8 @@ export async function adminJwtVerifier(options: { publicKey?: string; jwksUrl?: 
  */
 export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt?: AdminJwtVerifier): Interceptor {
   const adminMethods = adminMethodsOf(services);
-  return (next) => async (req) => {
-    if (adminMethods.has(req.method)) {
+  return (next) => {
+    const authenticated: typeof next = async (req) => {
       const bearer = /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
       const token = req.header.get(ADMIN_TOKEN_HEADER);
       if (bearer !== undefined && jwt) {
@@ -72,8 +72,10 @@ export function adminAuthInterceptor(services: readonly DescService[], adminToke
       } else {
         throw new ConnectError(`${req.method.name} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
       }
-    }
-    return next(req);
+      return next(req);
+    };
+    // Other calls pass straight through (no async frame of their own: this runs on every call).
+    return (req) => (adminMethods.has(req.method) ? authenticated(req) : next(req));
   };
 }
 

@@ -18,8 +18,8 @@ export interface RateLimitOptions extends CallerOptions {
  */
 export function rateLimitInterceptor(services: readonly DescService[], store: QueueStore, options: RateLimitOptions): Interceptor {
   const limited = new Set(services.flatMap((s) => s.methods).filter((m) => getOption(m, throttled)));
-  return (next) => async (req) => {
-    if (options.perMinute > 0 && limited.has(req.method)) {
+  return (next) => {
+    const throttle: typeof next = async (req) => {
       const caller = callerIdentity(req.header, req.contextValues.get(peerAddressKey), options);
       const { allowed, retryAfterMs } = await store.allowCall(`${req.method.name}:${caller}`, options.perMinute, 60_000);
       if (!allowed) {
@@ -28,7 +28,8 @@ export function rateLimitInterceptor(services: readonly DescService[], store: Qu
           { desc: RetryInfoSchema, value: { retryDelay: create(DurationSchema, { seconds: BigInt(seconds) }) } },
         ]);
       }
-    }
-    return next(req);
+      return next(req);
+    };
+    return (req) => (options.perMinute > 0 && limited.has(req.method) ? throttle(req) : next(req));
   };
 }
