@@ -1,5 +1,6 @@
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
+import { Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import { ConfigError, loadConfig, type Config } from "./config.js";
@@ -13,7 +14,8 @@ import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createMetrics, serveClusterMetrics, shareWithPrimary } from "./observability/metrics.js";
 import { adminJwtVerifier } from "./server/admin-auth.js";
-import { createTicketQueueServer } from "./server/server.js";
+import { ConnectionBalancer, CLOSED, CONNECTION, READY } from "./server/connection-balancer.js";
+import { createTicketQueueServer, type TicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
 import { connectChangeHub } from "./watch/change-hub.js";
 
@@ -69,8 +71,10 @@ export async function startService(config: Config, redisUrl: string, adminToken:
     corsOrigins: config.corsOrigins,
     rateLimit: { perMinute: config.rateLimitPerMinute, trustedProxies: new Set(config.trustedProxies), serviceTokens: config.serviceTokens },
   });
-  const address = await server.listen(config.port, config.host);
-  log.info({ port: address.port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
+  // A cluster worker serves the connections its primary hands over; a single process listens itself.
+  const port = cluster.isWorker ? serveHandedOver(server, config.port) : (await server.listen(config.port, config.host)).port;
+  log.info({ port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
+  if (cluster.isWorker) process.send?.({ type: READY });
   // Loads the ticket key now rather than on the first Reserve (retried then if Redis is not up yet).
   tickets.signingLibrary().then(
     (library) => log.info({ library }, "ticket signing key loaded"),
@@ -78,13 +82,23 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   );
 
   return {
-    port: address.port,
+    port,
     async stop() {
       sweeper.stop();
       await server.close();
       redis.disconnect();
     },
   };
+}
+
+/** In a worker: takes the connections the primary sends, and tells it when each closes. */
+function serveHandedOver(server: TicketQueueServer, port: number): number {
+  process.on("message", (message: { type?: string }, handle: unknown) => {
+    if (message.type !== CONNECTION || !(handle instanceof Socket)) return;
+    handle.once("close", () => process.send?.({ type: CLOSED }));
+    server.accept(handle);
+  });
+  return port;
 }
 
 async function main(): Promise<void> {
@@ -169,15 +183,31 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
   serveClusterMetrics();
   // Workers read the resolved Redis and the token from their environment.
   const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
+  const balancer = new ConnectionBalancer(config.maxConnections);
+  const fork = (): Worker => {
+    const worker = cluster.fork(env);
+    balancer.add(worker);
+    return worker;
+  };
   let stopping = false;
   const retiring = new Set<number>();
-  for (let i = 0; i < config.workers; i++) cluster.fork(env);
+  for (let i = 0; i < config.workers; i++) fork();
   cluster.on("exit", (worker, code, signal) => {
     if (stopping || retiring.delete(worker.id)) return;
     log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
-    cluster.fork(env);
+    fork();
   });
   log.info({ workers: config.workers }, "primary started its workers");
+  // The port opens once a worker can take what arrives on it.
+  void balancer.firstReady.then(() =>
+    balancer.listen(config.port, config.host).then(
+      (address) => log.info({ port: address.port, workers: config.workers }, "primary hands each new connection to the worker with the fewest"),
+      (err: unknown) => {
+        log.error({ err }, "cannot listen");
+        process.kill(process.pid, "SIGTERM");
+      },
+    ),
+  );
 
   let rolling = false;
   process.on("SIGHUP", () => {
@@ -186,10 +216,10 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
     void (async () => {
       log.info("SIGHUP: replacing the workers one by one");
       for (const old of Object.values(cluster.workers ?? {})) {
-        if (!old || old.isDead() || stopping) continue;
-        const fresh = cluster.fork(env);
-        await new Promise<void>((resolve) => fresh.once("listening", () => resolve()));
+        if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
+        await ready(fork());
         retiring.add(old.id);
+        balancer.retire(old);
         // The old worker sends GOAWAY, finishes its calls and exits.
         await new Promise<void>((resolve) => {
           old.once("exit", () => resolve());
@@ -202,6 +232,7 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
   });
   onStopSignal(log, async () => {
     stopping = true;
+    void balancer.close(); // no new connections; the open ones drain in their workers
     const exits = Object.values(cluster.workers ?? {}).map(
       (worker) =>
         new Promise<void>((resolve) => {
@@ -212,6 +243,18 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
     );
     await Promise.all(exits);
     await redis.local?.stop();
+  });
+}
+
+/** Resolves when the worker says it serves (or never, if it dies first). */
+function ready(worker: Worker): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (message: { type?: string }): void => {
+      if (message.type !== READY) return;
+      worker.off("message", onMessage);
+      resolve();
+    };
+    worker.on("message", onMessage);
   });
 }
 

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import * as http2 from "node:http2";
 import { Agent, request } from "node:http";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -178,6 +179,45 @@ describe("npm start (dist/src/main.js)", () => {
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it("WORKERS=2 spreads a burst of connections evenly: the primary hands each to the worker with the fewest", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `spread-${port}` });
+    try {
+      for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitForHealth(port);
+      const workers = listeningPidsOf(proc);
+      // Eight HTTP/2 connections at once, as a load generator or a client pool opens them.
+      const sessions = Array.from({ length: 8 }, () => http2.connect(`http://127.0.0.1:${port}`));
+      try {
+        await Promise.all(
+          sessions.map(
+            (session) =>
+              new Promise<void>((resolve, reject) => {
+                const stream = session.request({ ":path": "/health" });
+                stream.on("response", () => resolve());
+                stream.on("error", reject);
+                stream.resume();
+                stream.end();
+              }),
+          ),
+        );
+        // Which process holds the server side of each connection.
+        const held = spawnSync("ss", ["-tnpH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" }).stdout;
+        const pids = [...held.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+        // The 8, and the kept-alive connection of the health check before them.
+        expect(pids.length).toBeGreaterThanOrEqual(8);
+        const [a = 0, b = 0] = workers.map((pid) => pids.filter((p) => p === pid).length);
+        expect(a + b).toBe(pids.length);
+        expect(Math.abs(a - b)).toBeLessThanOrEqual(1);
+      } finally {
+        for (const session of sessions) session.close();
+      }
+    } finally {
+      proc.child.kill("SIGTERM");
+      await proc.exited;
+    }
   });
 
   it("workers whose primary was killed (-9) exit instead of holding the port, without a crash report", async () => {

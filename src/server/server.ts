@@ -55,6 +55,8 @@ export interface ServerDeps {
 export interface TicketQueueServer {
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Serves a connection accepted elsewhere (a cluster worker's, handed over by the primary). */
+  accept(socket: Socket): void;
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs?: number): Promise<void>;
 }
@@ -170,6 +172,12 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
           resolve(http1.address() as AddressInfo);
         });
       });
+    },
+
+    accept(socket) {
+      // What net.Server does for the connections it accepts itself (small gRPC frames must not wait for Nagle).
+      socket.setNoDelay(true);
+      http1.emit("connection", socket);
     },
 
     async close(graceMs = 10_000) {

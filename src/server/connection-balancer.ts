@@ -1,0 +1,89 @@
+import type { Worker } from "node:cluster";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+
+/** Messages between the primary and its workers about connections. */
+export const READY = "tq:ready";
+export const CONNECTION = "tq:connection";
+export const CLOSED = "tq:closed";
+
+interface Entry {
+  worker: Worker;
+  open: number;
+  accepting: boolean;
+}
+
+/**
+ * WORKERS > 1: the primary owns the port and hands each new connection to the
+ * worker with the fewest open ones. Node's cluster round-robin gives a burst of
+ * connections to whichever worker answers first (8 connections from one load
+ * generator landed 2 and 6); gRPC clients keep few, long-lived connections, so
+ * that skew would leave a core idle for as long as they live.
+ */
+export class ConnectionBalancer {
+  private readonly workers = new Map<number, Entry>();
+  private readonly server: Server;
+  private someoneReady: () => void = () => undefined;
+  /** Resolves when the first worker is ready: the port should not open before. */
+  readonly firstReady = new Promise<void>((resolve) => (this.someoneReady = resolve));
+
+  constructor(private readonly maxConnectionsPerWorker: number) {
+    // Paused: the bytes a client sends first stay in the kernel until the worker reads them.
+    this.server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.handOver(socket));
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Follows a worker: it takes connections once it says it is ready. */
+  add(worker: Worker): void {
+    const entry: Entry = { worker, open: 0, accepting: false };
+    this.workers.set(worker.id, entry);
+    worker.on("message", (message: { type?: string }) => {
+      if (message.type === READY) {
+        entry.accepting = true;
+        this.someoneReady();
+      }
+      else if (message.type === CLOSED) entry.open = Math.max(0, entry.open - 1);
+    });
+    worker.once("exit", () => this.workers.delete(worker.id));
+  }
+
+  /** Sends the worker no new connections (it is about to drain). */
+  retire(worker: Worker): void {
+    const entry = this.workers.get(worker.id);
+    if (entry) entry.accepting = false;
+  }
+
+  /** Stops taking connections; open ones stay with their workers. */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handOver(socket: Socket): void {
+    // A client that resets before the handover must not crash the primary.
+    socket.on("error", () => socket.destroy());
+    let chosen: Entry | undefined;
+    for (const entry of this.workers.values()) {
+      if (entry.accepting && entry.worker.isConnected() && (!chosen || entry.open < chosen.open)) chosen = entry;
+    }
+    if (!chosen || chosen.open >= this.maxConnectionsPerWorker) {
+      socket.destroy();
+      return;
+    }
+    const entry = chosen;
+    entry.open++;
+    entry.worker.send({ type: CONNECTION }, socket, (err: Error | null) => {
+      if (err) {
+        entry.open = Math.max(0, entry.open - 1);
+        socket.destroy();
+      }
+    });
+  }
+}
