@@ -14,7 +14,7 @@ import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createMetrics, serveClusterMetrics, shareWithPrimary } from "./observability/metrics.js";
 import { adminJwtVerifier } from "./server/admin-auth.js";
-import { ConnectionBalancer, CLOSED, CONNECTION, READY } from "./server/connection-balancer.js";
+import { ConnectionBalancer, CLOSED, CONNECTION, DRAINING, READY } from "./server/connection-balancer.js";
 import { createTicketQueueServer, type TicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
 import { connectChangeHub } from "./watch/change-hub.js";
@@ -85,6 +85,8 @@ export async function startService(config: Config, redisUrl: string, adminToken:
     port,
     async stop() {
       sweeper.stop();
+      // However the stop came (the primary, or a signal to this worker alone), no new connections come here.
+      if (cluster.isWorker) process.send?.({ type: DRAINING });
       await server.close();
       redis.disconnect();
     },
@@ -217,7 +219,10 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
       log.info("SIGHUP: replacing the workers one by one");
       for (const old of Object.values(cluster.workers ?? {})) {
         if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
-        await ready(fork());
+        if (!(await ready(fork()))) {
+          log.warn({ pid: old.process.pid }, "the new worker died before it was ready; keeping the old one");
+          continue;
+        }
         retiring.add(old.id);
         balancer.retire(old);
         // The old worker sends GOAWAY, finishes its calls and exits.
@@ -246,15 +251,21 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
   });
 }
 
-/** Resolves when the worker says it serves (or never, if it dies first). */
-function ready(worker: Worker): Promise<void> {
+/** True when the worker says it serves; false if it exits first. */
+function ready(worker: Worker): Promise<boolean> {
   return new Promise((resolve) => {
     const onMessage = (message: { type?: string }): void => {
       if (message.type !== READY) return;
       worker.off("message", onMessage);
-      resolve();
+      worker.off("exit", onExit);
+      resolve(true);
+    };
+    const onExit = (): void => {
+      worker.off("message", onMessage);
+      resolve(false);
     };
     worker.on("message", onMessage);
+    worker.once("exit", onExit);
   });
 }
 

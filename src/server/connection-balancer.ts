@@ -5,6 +5,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 export const READY = "tq:ready";
 export const CONNECTION = "tq:connection";
 export const CLOSED = "tq:closed";
+export const DRAINING = "tq:draining";
 
 interface Entry {
   worker: Worker;
@@ -51,6 +52,7 @@ export class ConnectionBalancer {
         this.someoneReady();
       }
       else if (message.type === CLOSED) entry.open = Math.max(0, entry.open - 1);
+      else if (message.type === DRAINING) entry.accepting = false;
     });
     worker.once("exit", () => this.workers.delete(worker.id));
   }
