@@ -1,22 +1,13 @@
 import type * as http2 from "node:http2";
-import { create, fromBinary, toBinary, type DescMethod, type DescMethodUnary, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createContextKey,
-  type ContextValues,
-  type HandlerContext,
-  type Interceptor,
-  type UnaryRequest,
-  type UnaryResponse,
-} from "@connectrpc/connect";
+import { fromBinary, toBinary, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "./caller.js";
 import { toConnectError } from "./errors.js";
+import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryCall, type UnaryMethod } from "./unary-calls.js";
 
-type Method = DescMethod & DescMethodUnary;
-type Call = (req: UnaryRequest) => Promise<UnaryResponse>;
-type UnaryImpl = (request: MessageShape<Method["input"]>, context: HandlerContext) => Promise<object> | object;
+type Method = UnaryMethod;
+type Call = UnaryCall;
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -30,9 +21,6 @@ export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.Incom
 
 const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-// The call's deadline (epoch ms), carried from the stream to the handler's context.
-const deadlineKey = createContextKey<number | undefined>(undefined, { description: "lean gRPC deadline" });
 
 /**
  * A lean path for the hottest case: unary gRPC over HTTP/2, binary protobuf,
@@ -52,20 +40,8 @@ const deadlineKey = createContextKey<number | undefined>(undefined, { descriptio
  */
 export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
   const unary = new Map<string, { service: DescService; method: Method; call: Call }>();
-  for (const { service, impl } of options.services) {
-    for (const descMethod of service.methods) {
-      if (descMethod.methodKind !== "unary") continue;
-      const method = descMethod as Method;
-      const handler: unknown = Reflect.get(impl, method.localName);
-      if (typeof handler !== "function") continue;
-      const inner = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const context = new LeanContext(service, method, req);
-        const result = (await (handler as UnaryImpl).call(impl, req.message, context)) as Parameters<typeof create<typeof method.output>>[1];
-        return { stream: false, service, method, header: context.responseHeader, trailer: context.responseTrailer, message: create(method.output, result) };
-      };
-      const call = options.interceptors.reduceRight<Call>((next, interceptor) => interceptor(next as Parameters<Interceptor>[0]) as Call, inner);
-      unary.set(`/${service.typeName}/${method.name}`, { service, method, call });
-    }
+  for (const target of createUnaryCalls(options.services, options.interceptors, "grpc").values()) {
+    unary.set(`/${target.service.typeName}/${target.method.name}`, target);
   }
 
   return (stream, headers) => {
@@ -81,7 +57,7 @@ export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
 }
 
 /** One unary call on one stream: read the message, run the chain, answer once. */
-class LeanCall {
+class LeanCall implements SignalSource {
   private finished = false;
   private deadline: NodeJS.Timeout | undefined;
   private controller: AbortController | undefined;
@@ -138,7 +114,7 @@ class LeanCall {
         throw new ConnectError(`cannot decode ${method.input.typeName}: ${String(err)}`, Code.InvalidArgument);
       }
       const contextValues = peerContext(stream.session?.socket?.remoteAddress).set(deadlineKey, deadlineAt);
-      const request = new LeanRequest(this.service, method, this.headers[":path"] ?? "", requestHeader(this.headers), contextValues, message, this);
+      const request = new CallRequest(this.service, method, this.headers[":path"] ?? "", requestHeader(this.headers), contextValues, message, this);
       const response = await this.call(request);
       if (this.finished) return;
       const body = toBinary(method.output, response.message);
@@ -192,71 +168,6 @@ class LeanCall {
 
   private tooLarge(): ConnectError {
     return new ConnectError(`message is larger than ${this.maxBytes} bytes`, Code.ResourceExhausted);
-  }
-}
-
-/**
- * The call as interceptors see it (Connect's UnaryRequest). A class, not an
- * object literal: a literal with a getter gets a hidden class of its own on
- * every call (a new map and descriptor array each time, and slower property
- * reads in every interceptor after it).
- */
-class LeanRequest implements UnaryRequest {
-  readonly stream = false;
-  readonly requestMethod = "POST";
-
-  constructor(
-    readonly service: DescService,
-    readonly method: Method,
-    readonly url: string,
-    readonly header: Headers,
-    readonly contextValues: ContextValues,
-    readonly message: MessageShape<Method["input"]>,
-    private readonly call: LeanCall,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.call.signal();
-  }
-}
-
-/**
- * The handler's view of the call (Connect's HandlerContext), built without
- * what unary handlers rarely touch: the signal and response metadata are made
- * on first use.
- */
-class LeanContext implements HandlerContext {
-  readonly protocolName = "grpc";
-  readonly requestMethod = "POST";
-  readonly url: string;
-  readonly requestHeader: Headers;
-  readonly values: ContextValues;
-  readonly timeoutMs: () => number | undefined;
-  private header: Headers | undefined;
-  private trailer: Headers | undefined;
-
-  constructor(
-    readonly service: DescService,
-    readonly method: DescMethod,
-    private readonly request: UnaryRequest,
-  ) {
-    this.url = request.url;
-    this.requestHeader = request.header;
-    this.values = request.contextValues;
-    const deadlineAt = request.contextValues.get(deadlineKey);
-    this.timeoutMs = () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now());
-  }
-
-  get signal(): AbortSignal {
-    return this.request.signal;
-  }
-
-  get responseHeader(): Headers {
-    return (this.header ??= new Headers());
-  }
-
-  get responseTrailer(): Headers {
-    return (this.trailer ??= new Headers());
   }
 }
 
