@@ -1,4 +1,4 @@
-import { getOption, ScalarType, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, getOption, ScalarType, toJsonString, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -7,6 +7,7 @@ import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../server/caller.js";
 import { BodyTooLarge, readBody, sendConnectError } from "../server/http-body.js";
 import { toConnectError } from "../server/errors.js";
+import { CallRequest, type SignalSource, type UnaryTarget } from "../server/unary-calls.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { envelope, sendServerSentEvents } from "./server-sent-events.js";
 
@@ -21,12 +22,25 @@ interface Route {
   /** A server-streaming RPC, answered as Server-Sent Events. */
   streaming: boolean;
   handler: UniversalHandler;
+  /** A unary RPC's interceptors and handler, called without the router (the fast path). */
+  unary: UnaryTarget | undefined;
 }
 
 export interface RestGatewayOptions {
   /** Largest request body; a larger one is answered 413. */
   maxBodyBytes: number;
+  /**
+   * The unary RPCs with the router's interceptors (createUnaryCalls): their
+   * routes skip Connect's handler (its per-call abort controllers and JSON
+   * round trip cost more than the call). Without them every route goes through
+   * the router.
+   */
+  unaryCalls?: ReadonlyMap<DescMethod, UnaryTarget>;
 }
+
+// The router's REST JSON: proto field names, defaults always present, unknown fields refused.
+const READ_JSON = { ignoreUnknownFields: false };
+const WRITE_JSON = { useProtoFieldName: true, alwaysEmitImplicit: true };
 
 /**
  * REST transcoding driven by the proto's google.api.http rules.
@@ -39,7 +53,7 @@ export interface RestGatewayOptions {
  * status (400, 401, 403, 404, 429, 503, ...).
  */
 export function createRestGateway(router: ConnectRouter, options: RestGatewayOptions) {
-  const routes = router.handlers.flatMap(routesOf);
+  const routes = router.handlers.flatMap(routesOf).map((route) => ({ ...route, unary: route.streaming ? undefined : options.unaryCalls?.get(route.handler.method) }));
 
   return async function restGateway(req: NodeRequest, res: NodeResponse): Promise<void> {
     try {
@@ -56,13 +70,14 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
         await readBody(req, options.maxBodyBytes);
         if (matching.length > 0) {
           const allow = matching.map((m) => m.route.verb.toUpperCase()).join(", ");
-          return sendConnectError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), 405, { allow });
+          return sendConnectError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), { status: 405, headers: { allow }, json: WRITE_JSON });
         }
-        return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound));
+        return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound), { json: WRITE_JSON });
       }
       const { route, vars } = match;
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
       const header = forwardedHeaders(req, route.streaming ? "application/connect+json" : "application/json");
+      if (route.unary) return await serveUnary(route.unary, message, header, req, res);
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
@@ -73,17 +88,17 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
         contextValues: peerContext(req.socket.remoteAddress),
       });
       if (route.streaming) {
-        await sendServerSentEvents(response, res, (err) => sendConnectError(res, err));
+        await sendServerSentEvents(response, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
       } else {
         await universalResponseToNodeResponse(response, res);
       }
     } catch (err: unknown) {
       if (err instanceof BodyTooLarge) {
         // The rest of the body is not read: tell HTTP/1.1 clients not to reuse the connection.
-        sendConnectError(res, new ConnectError(err.message, Code.ResourceExhausted), 413, req.httpVersionMajor === 1 ? { connection: "close" } : {});
+        sendConnectError(res, new ConnectError(err.message, Code.ResourceExhausted), { status: 413, headers: req.httpVersionMajor === 1 ? { connection: "close" } : {}, json: WRITE_JSON });
       } else {
         // An error before the body was read: HTTP/1.1 clients must not reuse the connection.
-        sendConnectError(res, toConnectError(err), undefined, req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {});
+        sendConnectError(res, toConnectError(err), { headers: req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {}, json: WRITE_JSON });
       }
     }
   };
@@ -110,7 +125,7 @@ function routeOf(handler: UniversalHandler, rule: HttpRule): Route[] {
   const { pattern } = rule;
   if (pattern.case === undefined) return [];
   const [verb, path] = pattern.case === "custom" ? [pattern.value.kind.toLowerCase(), pattern.value.path] : [pattern.case, pattern.value];
-  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming: handler.method.methodKind === "server_streaming" }];
+  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming: handler.method.methodKind === "server_streaming", unary: undefined }];
 }
 
 /** The request message as proto JSON: body, then path variables, then query parameters. */
@@ -176,6 +191,54 @@ function forwardedHeaders(req: NodeRequest, contentType: string): Headers {
   }
   headers.set("content-type", contentType);
   return headers;
+}
+
+/**
+ * A unary RPC without the router: the JSON becomes the request message with the
+ * router's own options, the call runs the same interceptors and handler, and
+ * the answer is what Connect's unary JSON response would be (response trailers
+ * as `trailer-` headers). Errors go to the gateway's error answer.
+ */
+async function serveUnary(target: UnaryTarget, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
+  const { service, method, call } = target;
+  let message;
+  try {
+    message = fromJson(method.input, json, READ_JSON);
+  } catch (err: unknown) {
+    throw ConnectError.from(err, Code.InvalidArgument);
+  }
+  const signals = new ResponseSignals(res);
+  const url = `http://localhost/${service.typeName}/${method.name}`;
+  const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signals));
+  signals.done();
+  const body = Buffer.from(toJsonString(method.output, response.message, WRITE_JSON));
+  const headers: Record<string, string | number> = {};
+  for (const [name, value] of response.header) headers[name] = value;
+  for (const [name, value] of response.trailer) headers[`trailer-${name}`] = value;
+  res.writeHead(200, { ...headers, "content-type": "application/json", "content-length": body.length });
+  res.end(body);
+}
+
+/** The handler's abort signal for a REST call, made on first use; aborts when the client leaves first. */
+class ResponseSignals implements SignalSource {
+  private controller: AbortController | undefined;
+  private finished = false;
+
+  constructor(res: NodeResponse) {
+    res.once("close", () => {
+      if (!this.finished) this.controller?.abort(new ConnectError("client closed the request", Code.Canceled));
+      this.finished = true;
+    });
+  }
+
+  signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  done(): void {
+    this.finished = true;
+  }
 }
 
 function abortOnClose(res: NodeResponse): AbortSignal {

@@ -1,3 +1,4 @@
+import type { JsonWriteOptions } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import type { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
@@ -27,13 +28,24 @@ export async function readBody(req: Request, limit: number): Promise<Buffer> {
   return chunks.length === 1 ? (chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(chunks);
 }
 
-/** Answers with Connect's JSON error and the HTTP status of its code (or `status`). */
-export function sendConnectError(res: Response, err: ConnectError, status = codeToHttpStatus(err.code), headers: Record<string, string> = {}): void {
+export interface ErrorAnswerOptions {
+  /** Default: the HTTP status of the error's code. */
+  status?: number;
+  headers?: Record<string, string>;
+  /** How error details are written (REST: proto field names, defaults emitted). */
+  json?: Partial<JsonWriteOptions>;
+}
+
+/** Answers with Connect's JSON error and the HTTP status of its code. */
+export function sendConnectError(res: Response, err: ConnectError, { status = codeToHttpStatus(err.code), headers = {}, json = {} }: ErrorAnswerOptions = {}): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const body = errorToJsonBytes(err, {});
-  res.writeHead(status, { "content-type": "application/json", "content-length": body.length, ...headers });
+  const body = errorToJsonBytes(err, json);
+  // The error's metadata travels as response headers, as in Connect's own error answers (x-request-id, retry-after).
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of err.metadata) metadata[name] = value;
+  res.writeHead(status, { ...metadata, "content-type": "application/json", "content-length": body.length, ...headers });
   res.end(body);
 }

@@ -27,6 +27,7 @@ import { createLeanGrpc } from "./lean-grpc.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
 import { createOnePortServer } from "./one-port.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
+import { createUnaryCalls } from "./unary-calls.js";
 import { createWebApp } from "./web-app.js";
 
 /** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
@@ -84,11 +85,13 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     router.service(ReflectionV1, reflection.v1);
     router.service(ReflectionV1Alpha, reflection.v1alpha);
   };
+  // The unary RPCs the fast paths (gRPC on HTTP/2, REST) call without a Connect router.
+  const unaryServices = [
+    { service: TicketQueueService, impl },
+    { service: Health, impl: health },
+  ];
   const leanGrpc = createLeanGrpc({
-    services: [
-      { service: TicketQueueService, impl },
-      { service: Health, impl: health },
-    ],
+    services: unaryServices,
     interceptors,
     maxRequestBytes: MAX_REQUEST_BYTES,
   });
@@ -103,7 +106,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     jsonOptions: { ignoreUnknownFields: false, useProtoFieldName: true, alwaysEmitImplicit: true },
   });
   routes(restRouter);
-  const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES });
+  const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES, unaryCalls: createUnaryCalls(unaryServices, interceptors, "connect") });
 
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
@@ -139,7 +142,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       if (req.httpVersionMajor === 1 && !BODY_METHODS.has(req.method ?? "") && hasBody(req)) {
         void readBody(req, MAX_REQUEST_BYTES).then(
           () => dispatch(req, res),
-          (err: unknown) => sendConnectError(res, new ConnectError(String(err instanceof Error ? err.message : err), Code.ResourceExhausted), 413, { connection: "close" }),
+          (err: unknown) => sendConnectError(res, new ConnectError(String(err instanceof Error ? err.message : err), Code.ResourceExhausted), { status: 413, headers: { connection: "close" } }),
         );
         return;
       }
