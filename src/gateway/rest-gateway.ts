@@ -47,10 +47,12 @@ const WRITE_JSON = { useProtoFieldName: true, alwaysEmitImplicit: true };
  *
  * `router` must be a Connect router holding the same services and interceptors
  * as the RPC transports, configured for REST JSON (proto field names, defaults
- * emitted, unknown fields refused). A REST request becomes a Connect unary JSON
- * request to that router, so validation, auth, handlers and error mapping are
- * exactly the RPCs'; errors come back as Connect's JSON error with its HTTP
- * status (400, 401, 403, 404, 429, 503, ...).
+ * emitted, unknown fields refused). A REST request becomes the RPC's request
+ * message; unary RPCs given in `unaryCalls` are called straight through their
+ * interceptors (the fast path), the rest (and Server-Sent Events) as a Connect
+ * JSON request to the router. Either way validation, auth, handlers and error
+ * mapping are exactly the RPCs'; errors come back as Connect's JSON error with
+ * its HTTP status (400, 401, 403, 404, 429, 503, ...).
  */
 export function createRestGateway(router: ConnectRouter, options: RestGatewayOptions) {
   const routes = router.handlers.flatMap(routesOf).map((route) => ({ ...route, unary: route.streaming ? undefined : options.unaryCalls?.get(route.handler.method) }));
