@@ -181,7 +181,7 @@ describe("npm start (dist/src/main.js)", () => {
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
   });
 
-  it("WORKERS=2 spreads a burst of connections evenly: the primary hands each to the worker with the fewest", async () => {
+  it("WORKERS=2 spreads a burst of connections evenly (the worker with the fewest gets the next) and sends none to a draining worker", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `spread-${port}` });
     try {
@@ -191,26 +191,27 @@ describe("npm start (dist/src/main.js)", () => {
       // Eight HTTP/2 connections at once, as a load generator or a client pool opens them.
       const sessions = Array.from({ length: 8 }, () => http2.connect(`http://127.0.0.1:${port}`));
       try {
-        await Promise.all(
-          sessions.map(
-            (session) =>
-              new Promise<void>((resolve, reject) => {
-                const stream = session.request({ ":path": "/health" });
-                stream.on("response", () => resolve());
-                stream.on("error", reject);
-                stream.resume();
-                stream.end();
-              }),
-          ),
-        );
-        // Which process holds the server side of each connection.
-        const held = spawnSync("ss", ["-tnpH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" }).stdout;
-        const pids = [...held.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+        await Promise.all(sessions.map(health));
+        const pids = [...holders(port).values()];
         // The 8, and the kept-alive connection of the health check before them.
         expect(pids.length).toBeGreaterThanOrEqual(8);
         const [a = 0, b = 0] = workers.map((pid) => pids.filter((p) => p === pid).length);
         expect(a + b).toBe(pids.length);
         expect(Math.abs(a - b)).toBeLessThanOrEqual(1);
+
+        // A worker told to stop on its own (not through the primary) gets no new connection while it drains.
+        const [draining = 0] = workers;
+        process.kill(draining, "SIGTERM");
+        await new Promise((r) => setTimeout(r, 300));
+        const later = Array.from({ length: 4 }, () => http2.connect(`http://127.0.0.1:${port}`));
+        sessions.push(...later);
+        await Promise.all(later.map(health));
+        const held = holders(port);
+        for (const session of later) {
+          const holder = held.get(session.socket.localPort ?? 0);
+          expect(holder).toBeDefined();
+          expect(holder).not.toBe(draining);
+        }
       } finally {
         for (const session of sessions) session.close();
       }
@@ -322,3 +323,25 @@ describe("rolling restart", () => {
     expect(await proc.exited).toBe(0);
   }, 60_000);
 });
+
+/** A GET /health on an HTTP/2 session, answered. */
+function health(session: http2.ClientHttp2Session): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":path": "/health" });
+    stream.on("response", () => resolve());
+    stream.on("error", reject);
+    stream.resume();
+    stream.end();
+  });
+}
+
+/** Client port -> pid of the process holding the server side of each connection to `port` (from ss). */
+function holders(port: number): Map<number, number> {
+  const out = spawnSync("ss", ["-tnpH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" }).stdout;
+  const held = new Map<number, number>();
+  for (const line of out.split("\n")) {
+    const match = /:(\d+)\s+users:.*pid=(\d+)/.exec(line);
+    if (match) held.set(Number(match[1]), Number(match[2]));
+  }
+  return held;
+}
