@@ -4,10 +4,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "./caller.js";
 import { toConnectError } from "./errors.js";
-import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryCall, type UnaryMethod } from "./unary-calls.js";
-
-type Method = UnaryMethod;
-type Call = UnaryCall;
+import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryCall, type UnaryMethod, type UnaryTarget } from "./unary-calls.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -39,7 +36,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * and the 64 KiB limit (RESOURCE_EXHAUSTED).
  */
 export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
-  const unary = new Map<string, { service: DescService; method: Method; call: Call }>();
+  const unary = new Map<string, UnaryTarget>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc").values()) {
     unary.set(`/${target.service.typeName}/${target.method.name}`, target);
   }
@@ -68,8 +65,8 @@ class LeanCall implements SignalSource {
     private readonly stream: http2.ServerHttp2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
     private readonly service: DescService,
-    private readonly method: Method,
-    private readonly call: Call,
+    private readonly method: UnaryMethod,
+    private readonly call: UnaryCall,
     private readonly maxBytes: number,
   ) {}
 
@@ -107,7 +104,7 @@ class LeanCall implements SignalSource {
         throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
       }
       if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
-      let message: MessageShape<Method["input"]>;
+      let message: MessageShape<UnaryMethod["input"]>;
       try {
         message = fromBinary(method.input, frame.subarray(5));
       } catch (err: unknown) {
