@@ -19,10 +19,14 @@ if not load_event(ARGV[3], true) then return {ERR_NO_EVENT} end
 local page = redis.call('HSCAN', K_SEATS, ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local reply = {0, page[1]}
 local fields = page[2]
-for i = 1, #fields, 2 do
-  local user = fields[i]
+if #fields == 0 then return reply end
+-- Every seat's hold in one ZMSCORE (nil where the seat is confirmed).
+local users = {}
+for i = 1, #fields, 2 do users[#users + 1] = fields[i] end
+local holds = redis.call('ZMSCORE', K_HOLDS, unpack(users))
+for j, user in ipairs(users) do
   reply[#reply + 1] = user
-  reply[#reply + 1] = tonumber((string.gsub(fields[i + 1], 'p$', '')))
-  reply[#reply + 1] = tonumber(redis.call('ZSCORE', K_HOLDS, user) or '0')
+  reply[#reply + 1] = tonumber((string.gsub(fields[2 * j], 'p$', '')))
+  reply[#reply + 1] = tonumber(holds[j] or '0')
 end
 return reply
