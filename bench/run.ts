@@ -46,8 +46,6 @@ console.log(`load: ${REQUESTS} requests, ${CONNECTIONS} HTTP/2 connections × ${
 // the ratios use the mean of the two.
 const ceilingAtStart = await redisCeiling(redisUrl, REQUESTS * 3, CAPACITY);
 console.log(`ceiling: redis-benchmark EVALSHA reserve-7.lua: ${ceilingAtStart.toFixed(0)} calls/s (measured again at the end)`);
-let ceiling = ceilingAtStart;
-let ceilingAtEnd = ceilingAtStart;
 
 // 2. The service and the grpc-js reference, same Redis, same WORKERS, same load flags.
 const ours = await startTarget("ours", ["dist/src/main.js"]);
@@ -84,8 +82,8 @@ const h2Half = h2Ours ? Math.round(h2Ours.rps / 2) : 0;
 const h2HalfOurs = h2Ours ? h2loadOpenLoop(ours, h2Half) : undefined;
 const h2HalfNoop = h2Ours ? h2loadOpenLoop(noop, h2Half) : undefined;
 
-ceilingAtEnd = await redisCeiling(redisUrl, REQUESTS * 3, CAPACITY);
-ceiling = (ceilingAtStart + ceilingAtEnd) / 2;
+const ceilingAtEnd = await redisCeiling(redisUrl, REQUESTS * 3, CAPACITY);
+const ceiling = (ceilingAtStart + ceilingAtEnd) / 2;
 report();
 for (const c of children) c.kill("SIGTERM");
 redis.disconnect();

@@ -86,7 +86,7 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
         url: `http://localhost${route.handler.requestPath}`,
         header,
         body: route.streaming ? envelope(message) : message,
-        signal: abortOnClose(res),
+        signal: new ResponseSignals(res).signal(),
         contextValues: peerContext(req.socket.remoteAddress),
       });
       if (route.streaming) {
@@ -209,10 +209,8 @@ async function serveUnary(target: UnaryTarget, json: JsonObject, header: Headers
   } catch (err: unknown) {
     throw ConnectError.from(err, Code.InvalidArgument);
   }
-  const signals = new ResponseSignals(res);
   const url = `http://localhost/${service.typeName}/${method.name}`;
-  const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signals));
-  signals.done();
+  const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, new ResponseSignals(res)));
   const body = Buffer.from(toJsonString(method.output, response.message, WRITE_JSON));
   const headers: Record<string, string | number> = {};
   for (const [name, value] of response.header) headers[name] = value;
@@ -221,32 +219,28 @@ async function serveUnary(target: UnaryTarget, json: JsonObject, header: Headers
   res.end(body);
 }
 
-/** The handler's abort signal for a REST call, made on first use; aborts when the client leaves first. */
+/** A REST call's abort signal, made on first use; it aborts when the client leaves before the answer is written. */
 class ResponseSignals implements SignalSource {
   private controller: AbortController | undefined;
-  private finished = false;
+  private clientLeft = false;
 
   constructor(res: NodeResponse) {
     res.once("close", () => {
-      if (!this.finished) this.controller?.abort(new ConnectError("client closed the request", Code.Canceled));
-      this.finished = true;
+      if (res.writableFinished) return;
+      this.clientLeft = true;
+      this.controller?.abort(clientLeft());
     });
   }
 
   signal(): AbortSignal {
-    this.controller ??= new AbortController();
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.clientLeft) this.controller.abort(clientLeft());
+    }
     return this.controller.signal;
-  }
-
-  done(): void {
-    this.finished = true;
   }
 }
 
-function abortOnClose(res: NodeResponse): AbortSignal {
-  const controller = new AbortController();
-  res.once("close", () => {
-    if (!res.writableFinished) controller.abort(new ConnectError("client closed the request", Code.Canceled));
-  });
-  return controller.signal;
+function clientLeft(): ConnectError {
+  return new ConnectError("client closed the request", Code.Canceled);
 }
