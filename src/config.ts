@@ -67,7 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ticketTtlSeconds: integer(env, "TICKET_TTL_SECONDS", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
-    redisAutoPipelining: env["REDIS_AUTO_PIPELINING"] !== "false",
+    redisAutoPipelining: boolean(env, "REDIS_AUTO_PIPELINING", false),
     durability: durabilityOf(env["DURABILITY"]),
     production,
     workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
@@ -108,6 +108,13 @@ function serviceTokens(value: string | undefined): Map<string, string> {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
+}
+
+function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = nonEmpty(env[name])?.trim().toLowerCase();
+  if (raw === undefined) return fallback;
+  if (raw !== "true" && raw !== "false") throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(env[name])}`);
+  return raw === "true";
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

@@ -17,8 +17,8 @@ export function startHoldSweeper(store: QueueStore, log: Logger, intervalMs = 25
     running = true;
     try {
       // One SMEMBERS a tick: a new event's holds are swept from its first second.
-      // All events at once: with auto-pipelining a tick is one write per Redis node,
-      // not one round trip per train.
+      // All events at once: the scripts go out together, not one round trip per
+      // train after another.
       await Promise.all(
         (await store.eventIds()).map(async (eventId) => {
           // One event's failure (e.g. the default event not created yet) must not stop the others.
