@@ -24,6 +24,12 @@ export interface Config {
   production: boolean;
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
+  /**
+   * WORKER_GC: how each worker collects garbage. "single-threaded" (the default when
+   * there are as many workers as cores): V8's parallel GC helpers would compete
+   * with the other workers for the cores. "parallel": V8's default.
+   */
+  workerGc: "single-threaded" | "parallel";
   logLevel: string;
   /** Admin JWTs: a public key (JWK, JWKS JSON or SPKI PEM) or a JWKS URL, and an optional issuer. */
   adminJwtPublicKey: string | undefined;
@@ -55,6 +61,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (production && ticketKey === undefined) {
     throw new ConfigError("TICKET_KEY must be set when NODE_ENV=production (npm run ticket-key makes one)");
   }
+  const workers = integer(env, "WORKERS", availableParallelism(), 1, 256);
   return {
     port: integer(env, "PORT", 8000, 0, 65535),
     host: nonEmpty(env["HOST"]) ?? "0.0.0.0",
@@ -70,7 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisAutoPipelining: boolean(env, "REDIS_AUTO_PIPELINING", false),
     durability: durabilityOf(env["DURABILITY"]),
     production,
-    workers: integer(env, "WORKERS", availableParallelism(), 1, 256),
+    workers,
+    workerGc: workerGcOf(env["WORKER_GC"], workers),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
     maxConnections: integer(env, "MAX_CONNECTIONS", 50_000, 1, 10_000_000),
@@ -86,6 +94,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function durabilityOf(value: string | undefined): "fast" | "strict" {
   const mode = nonEmpty(value) ?? "fast";
   if (mode !== "fast" && mode !== "strict") throw new ConfigError(`DURABILITY must be fast or strict, got ${JSON.stringify(mode)}`);
+  return mode;
+}
+
+function workerGcOf(value: string | undefined, workers: number): "single-threaded" | "parallel" {
+  const mode = nonEmpty(value) ?? (workers >= availableParallelism() ? "single-threaded" : "parallel");
+  if (mode !== "single-threaded" && mode !== "parallel") throw new ConfigError(`WORKER_GC must be single-threaded or parallel, got ${JSON.stringify(mode)}`);
   return mode;
 }
 

@@ -186,6 +186,10 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
   // Workers read the resolved Redis and the token from their environment.
   const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
   const balancer = new ConnectionBalancer(config.maxConnections);
+  // With a worker per core, V8's parallel GC helper threads take cores from the other
+  // workers and Redis; measured at 5,000 calls/s on 2 cores, single-threaded GC cut
+  // gRPC Reserve's p99 from 15-25 ms to 10-16 ms (BENCHMARKS.md).
+  if (config.workerGc === "single-threaded") cluster.setupPrimary({ execArgv: [...process.execArgv, "--single-threaded-gc"] });
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     balancer.add(worker);

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
 
@@ -8,7 +9,16 @@ describe("configuration from the environment", () => {
     expect(loadConfig({ REDIS_AUTO_PIPELINING: " FALSE " }).redisAutoPipelining).toBe(false);
   });
 
+  it("has workers that fill the cores collect garbage on their own thread, unless told otherwise", () => {
+    const cores = availableParallelism();
+    expect(loadConfig({ WORKERS: String(cores) }).workerGc).toBe("single-threaded");
+    expect(loadConfig({ WORKERS: String(cores), WORKER_GC: "parallel" }).workerGc).toBe("parallel");
+    expect(loadConfig({ WORKERS: "1", WORKER_GC: "single-threaded" }).workerGc).toBe("single-threaded");
+    if (cores > 1) expect(loadConfig({ WORKERS: "1" }).workerGc).toBe("parallel");
+  });
+
   it("refuses a value it cannot read instead of guessing", () => {
+    expect(() => loadConfig({ WORKER_GC: "none" })).toThrow(ConfigError);
     expect(() => loadConfig({ REDIS_AUTO_PIPELINING: "yes" })).toThrow(new ConfigError('REDIS_AUTO_PIPELINING must be true or false, got "yes"'));
     expect(() => loadConfig({ WORKERS: "0" })).toThrow(ConfigError);
     expect(() => loadConfig({ DURABILITY: "sometimes" })).toThrow(ConfigError);

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as http2 from "node:http2";
 import { Agent, request } from "node:http";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -166,6 +166,9 @@ describe("npm start (dist/src/main.js)", () => {
     const [first, second] = listeningPids();
     expect(first).not.toBe(second);
     expect(first).not.toBe(proc.child.pid);
+    // Workers that fill the cores collect garbage on their own thread (WORKER_GC's default).
+    const singleThreadedGc = availableParallelism() <= 2;
+    for (const pid of [first, second]) expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("--single-threaded-gc")).toBe(singleThreadedGc);
     await waitForHealth(port);
     process.kill(first ?? 0, "SIGKILL");
     await waitFor(() => listeningPids().length === 3);
