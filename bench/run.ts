@@ -189,19 +189,21 @@ interface Latencies {
  * h2load's --rps timer fires at most every 10 ms and sends all that is due at once,
  * and connections opened together fire together: 8 connections at 4,000/s were
  * bursts of 40 calls every 10 ms, whose wait to be served is most of what such a
- * run measures. Here each connection sends at most about one call a tick (100/s),
- * and connections open C/10 per millisecond, so their ticks spread over the 10 ms.
+ * run measures. Here the same connections as the max run open a tenth of them a
+ * millisecond (8: 1 ms apart), so their ticks spread over the 10 ms (8 at 7,000/s:
+ * about 9 calls every 1.25 ms).
+ * (One connection per 100 calls/s, each sending one call a tick, spreads them
+ * further but costs more per call: 70 connections at 7,000/s overloaded 2 cores.)
  */
 function h2loadOpenLoop(target: Target, rate: number): Latencies | undefined {
   const frame = join(redisDir, "reserve.bin");
   const log = join(redisDir, `latency-${target.name}.tsv`);
   const requests = Math.min(REQUESTS, rate * 10);
-  const connections = Math.max(CONNECTIONS, Math.ceil(rate / 100));
   const out = spawnSync(
     "h2load",
     [
-      ...["-n", String(requests), "-c", String(connections), "-m", String(CONCURRENCY)],
-      ...["-r", String(Math.ceil(connections / 10)), "--rate-period", "1ms", "--rps", String(Math.max(1, Math.round(rate / connections)))],
+      ...["-n", String(requests), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY)],
+      ...["-r", String(Math.ceil(CONNECTIONS / 10)), "--rate-period", "1ms", "--rps", String(Math.max(1, Math.round(rate / CONNECTIONS)))],
       ...["--log-file", log, "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers"],
       `http://127.0.0.1:${target.port}/ticketqueue.v1.TicketQueueService/Reserve`,
     ],
@@ -258,7 +260,7 @@ function report(): void {
     const row = (name: string, l: Latencies): string => `| ${name} | ${l.rps.toFixed(0)} | ${l.p50Ms.toFixed(2)} | ${l.p99Ms.toFixed(2)} | ${l.p999Ms.toFixed(2)} | ${l.p99AllMs.toFixed(2)} |`;
     lines.push(
       "",
-      `h2load, gRPC Reserve open loop at half its max (${h2Half}/s; ${Math.max(CONNECTIONS, Math.ceil(h2Half / 100))} connections opened over 10 ms so their send timers are out of phase; percentiles from --log-file over the calls after the first second, while connections open and warm up):`,
+      `h2load, gRPC Reserve open loop at half its max (${h2Half}/s over ${CONNECTIONS} connections opened ${Math.ceil(CONNECTIONS / 10)} a millisecond, so that their 10 ms send timers are out of phase; percentiles from --log-file over the calls after the first second, while connections open and warm up):`,
       "| server | req/s | p50 ms | p99 ms | p99.9 ms | p99 ms with the first second |",
       "|---|---:|---:|---:|---:|---:|",
       row("ticket-queue", h2HalfOurs),
