@@ -76,7 +76,7 @@ export class CallRequest implements UnaryRequest {
  * what unary handlers rarely touch: the signal and response metadata are made
  * on first use.
  */
-class CallContext implements HandlerContext {
+export class CallContext implements HandlerContext {
   readonly requestMethod = "POST";
   readonly url: string;
   readonly requestHeader: Headers;
