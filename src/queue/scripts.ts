@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { callRedis } from "../redis/redis-errors.js";
 
 /**
@@ -50,13 +50,38 @@ export function loadScripts(redis: Redis): ScriptRunner {
   for (const [name, file] of Object.entries(scriptFiles)) {
     redis.defineCommand(commandName(name), { lua: scriptSource(file), numberOfKeys: numberOfKeys(file) });
   }
+  const batch = writeBatcher(redis);
   return (name, keys, args) => {
     const command: unknown = Reflect.get(redis, commandName(name));
     if (typeof command !== "function") throw new Error(`script ${name} is not defined`);
+    batch();
     return callRedis(() => Promise.resolve(command.call(redis, ...keys, ...args)));
   };
 }
 
 function commandName(name: string): string {
   return `tq_${name}`;
+}
+
+/**
+ * ioredis writes each command to its socket at once: a system call per command.
+ * Corking the socket until the current callbacks are done sends the scripts
+ * called together (by the calls a read from the network brought in) in one
+ * write, without auto-pipelining's per-batch objects. A Cluster keeps a socket
+ * per node and is left as it is.
+ */
+function writeBatcher(redis: Redis): () => void {
+  let corked: Redis["stream"] | undefined;
+  const uncork = (): void => {
+    corked?.uncork();
+    corked = undefined;
+  };
+  return () => {
+    // No stream yet: not connected (ioredis then refuses the command itself).
+    const stream = redis instanceof Redis ? (redis.stream as Redis["stream"] | undefined) : undefined;
+    if (corked !== undefined || stream === undefined) return;
+    corked = stream;
+    stream.cork();
+    process.nextTick(uncork);
+  };
 }
