@@ -43,6 +43,18 @@ describe("keys", () => {
   });
 });
 
+describe("script calls made together", () => {
+  it("wait in the corked socket and go out in one write once the current callbacks are done", async () => {
+    const calls = ["w1", "w2", "w3"].map((u) => store.reserve(D, u));
+    // All three commands are buffered, none written yet.
+    expect(redis.stream.writableCorked).toBe(1);
+    expect(redis.stream.writableLength).toBeGreaterThan(3 * 200);
+    await new Promise((resolve) => process.nextTick(resolve));
+    expect(redis.stream.writableCorked).toBe(0);
+    expect((await Promise.all(calls)).map((r) => r.status)).toEqual([RESERVED, RESERVED, QUEUED]);
+  });
+});
+
 describe("reserve-7.lua", () => {
   it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
     expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
