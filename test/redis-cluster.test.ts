@@ -63,6 +63,18 @@ describe("on a Redis Cluster", () => {
   // It once failed under the full suite's load: the replica was still in its first
   // full sync when its master died (no data to serve, too stale to take over).
   // Hence replicasInSync() before the kill.
+  it("writes the scripts called together to each master in one write", async () => {
+    const masters = (svc.redis as unknown as Cluster).nodes("master").filter((node) => node.status === "ready");
+    expect(masters.length).toBe(3);
+    const calls = [1, 2, 3, 4, 5].map((i) => svc.store.reserve("default", `batch-${i}`));
+    // Every master's socket holds what this tick wrote; nothing has gone out yet.
+    for (const node of masters) expect(node.stream.writableCorked).toBe(1);
+    expect(masters.reduce((bytes, node) => bytes + node.stream.writableLength, 0)).toBeGreaterThan(5 * 200);
+    await new Promise((resolve) => process.nextTick(resolve));
+    for (const node of masters) expect(node.stream.writableCorked).toBe(0);
+    expect(await Promise.all(calls)).toHaveLength(5);
+  });
+
   it("keeps serving after a master is killed and its replica takes over", async () => {
     const r = await killMasterUnderLoad(cluster, svc, client, EVENTS[0] ?? "");
     // Reported, not asserted: with asynchronous replication the last writes before

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { callRedis } from "../redis/redis-errors.js";
 
 /**
@@ -67,21 +67,27 @@ function commandName(name: string): string {
  * ioredis writes each command to its socket at once: a system call per command.
  * Corking the socket until the current callbacks are done sends the scripts
  * called together (by the calls a read from the network brought in) in one
- * write, without auto-pipelining's per-batch objects. A Cluster keeps a socket
- * per node and is left as it is.
+ * write, without auto-pipelining's per-batch objects. On a Cluster every
+ * master's socket is corked the same way.
  */
 function writeBatcher(redis: Redis): () => void {
-  let corked: Redis["stream"] | undefined;
+  let corked: Socket[] = [];
   const uncork = (): void => {
-    corked?.uncork();
-    corked = undefined;
+    for (const socket of corked) socket.uncork();
+    corked = [];
   };
   return () => {
-    // No stream yet: not connected (ioredis then refuses the command itself).
-    const stream = redis instanceof Redis ? (redis.stream as Redis["stream"] | undefined) : undefined;
-    if (corked !== undefined || stream === undefined) return;
-    corked = stream;
-    stream.cork();
-    process.nextTick(uncork);
+    if (corked.length > 0) return;
+    corked = socketsOf(redis);
+    for (const socket of corked) socket.cork();
+    if (corked.length > 0) process.nextTick(uncork);
   };
+}
+
+type Socket = Redis["stream"];
+
+// A connection not (yet) connected has no stream: ioredis refuses its commands itself.
+function socketsOf(redis: Redis | Cluster): Socket[] {
+  const connections = redis instanceof Cluster ? redis.nodes("master") : [redis];
+  return connections.map((connection) => connection.stream as Socket | undefined).filter((socket) => socket !== undefined);
 }
