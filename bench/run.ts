@@ -78,6 +78,9 @@ for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
 const h2Pipelined = await h2loadReserve(pipelined);
 const h2Ours = await h2loadReserve(ours);
 const h2Ref = await h2loadReserve(reference);
+// Connect JSON and REST with the same tool and flags (the Node generator above takes more of the cores).
+const h2ConnectJson = await h2loadReserve(ours, "connect-json");
+const h2Rest = await h2loadReserve(ours, "rest");
 // Latency at half of h2load's max, open loop, from h2load's per-request log (its
 // floor is lower than the Node generator's), and the no-op server at the same rate.
 const h2Half = h2Ours ? Math.round(h2Ours.rps / 2) : 0;
@@ -153,22 +156,31 @@ interface H2loadRun {
   check: string;
 }
 
-/** gRPC Reserve driven by h2load; h2load cannot read grpc-status, so Redis's count is the check. */
-async function h2loadReserve(target: Target): Promise<H2loadRun | undefined> {
+/** A new user's Reserve request body over `transport`, in a file for h2load's -d. */
+function reserveBodyFile(transport: Transport): string {
+  const file = join(redisDir, `reserve-${transport}.bin`);
+  writeFileSync(file, reserveNewUser(transport).body);
+  return file;
+}
+
+/** Reserve driven by h2load (gRPC unless told); h2load cannot read grpc-status, so Redis's count is the check. */
+async function h2loadReserve(target: Target, transport: Transport = "grpc"): Promise<H2loadRun | undefined> {
   if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) return undefined;
-  const frame = join(redisDir, "reserve.bin");
-  writeFileSync(frame, reserveNewUser("grpc").body);
+  const request = reserveNewUser(transport);
+  const body = reserveBodyFile(transport);
+  const headers = ["-H", `content-type: ${request.contentType}`, ...(transport === "grpc" ? ["-H", "te: trailers"] : [])];
   const before = await recorded(target);
   const out = spawnSync(
     "h2load",
-    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${target.port}/ticketqueue.v1.TicketQueueService/Reserve`],
+    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", body, ...headers, `http://127.0.0.1:${target.port}${request.path}`],
     { encoding: "utf8" },
   ).stdout;
   const after = await recorded(target);
   const added = after.total - before.total;
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
   // h2load counts any HTTP 200 as a success, and a gRPC error is one: an error answer
-  // has no message, so the DATA bytes show whether the answers carried responses.
+  // has no message (and a JSON error is a few dozen bytes), so the DATA bytes show
+  // whether the answers carried responses.
   const dataPerCall = Number(/\((\d+)\) data/.exec(out)?.[1] ?? 0) / REQUESTS;
   const answered = dataPerCall >= MIN_RESERVE_ANSWER_BYTES;
   const check = `${added === REQUESTS && after.duplicates === 0 && answered ? "verified" : "MISMATCH"}: ${added} users recorded for ${REQUESTS} calls, ${dataPerCall.toFixed(0)} response bytes per call`;
@@ -196,7 +208,7 @@ interface Latencies {
  * further but costs more per call: 70 connections at 7,000/s overloaded 2 cores.)
  */
 function h2loadOpenLoop(target: Target, rate: number): Latencies | undefined {
-  const frame = join(redisDir, "reserve.bin");
+  const frame = reserveBodyFile("grpc");
   const log = join(redisDir, `latency-${target.name}.tsv`);
   const requests = Math.min(REQUESTS, rate * 10);
   const out = spawnSync(
@@ -254,6 +266,16 @@ function report(): void {
       ...(h2Pipelined
         ? [`| ticket-queue, REDIS_AUTO_PIPELINING=true (run first) | ${h2Pipelined.rps.toFixed(0)} | ${(h2Pipelined.rps / ceiling).toFixed(3)} | ${(h2Pipelined.rps / h2Ref.rps).toFixed(2)} | ${h2Pipelined.check} |`]
         : []),
+    );
+  }
+  if (h2ConnectJson && h2Rest) {
+    lines.push(
+      "",
+      `h2load, Reserve over Connect JSON and REST (new user per call, -c ${CONNECTIONS} -m ${CONCURRENCY}, body {}):`,
+      `| transport | req/s | × ceiling | check |`,
+      `|---|---:|---:|---|`,
+      `| Connect JSON (POST /ticketqueue.v1.TicketQueueService/Reserve) | ${h2ConnectJson.rps.toFixed(0)} | ${(h2ConnectJson.rps / ceiling).toFixed(3)} | ${h2ConnectJson.check} |`,
+      `| REST (POST /reserve) | ${h2Rest.rps.toFixed(0)} | ${(h2Rest.rps / ceiling).toFixed(3)} | ${h2Rest.check} |`,
     );
   }
   if (h2HalfOurs && h2HalfNoop) {
