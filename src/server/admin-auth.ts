@@ -2,6 +2,7 @@ import { getOption, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, importJWK, importSPKI, jwtVerify, type JWK, type JWTVerifyResult } from "jose";
 import { admin } from "../../gen/ticketqueue/v1/options_pb.js";
+import { interceptOnly } from "./intercept-only.js";
 import { sameSecret } from "./secrets.js";
 
 /** The metadata key (HTTP header) that carries the static admin token. */
@@ -59,24 +60,19 @@ export async function adminJwtVerifier(options: { publicKey?: string; jwksUrl?: 
  * Records who it was in the call's context values.
  */
 export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt?: AdminJwtVerifier): Interceptor {
-  const adminMethods = adminMethodsOf(services);
-  return (next) => {
-    const authenticated: typeof next = async (req) => {
-      const bearer = /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
-      const token = req.header.get(ADMIN_TOKEN_HEADER);
-      if (bearer !== undefined && jwt) {
-        req.contextValues.set(adminIdentityKey, `jwt:${await jwt(bearer)}`);
-      } else if (token) {
-        if (!sameSecret(token, adminToken)) throw new ConnectError("the admin token is not valid", Code.Unauthenticated);
-        req.contextValues.set(adminIdentityKey, "token");
-      } else {
-        throw new ConnectError(`${req.method.name} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
-      }
-      return next(req);
-    };
-    // Other calls pass straight through (no async frame of their own: this runs on every call).
-    return (req) => (adminMethods.has(req.method) ? authenticated(req) : next(req));
-  };
+  return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
+    const bearer = /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
+    const token = req.header.get(ADMIN_TOKEN_HEADER);
+    if (bearer !== undefined && jwt) {
+      req.contextValues.set(adminIdentityKey, `jwt:${await jwt(bearer)}`);
+    } else if (token) {
+      if (!sameSecret(token, adminToken)) throw new ConnectError("the admin token is not valid", Code.Unauthenticated);
+      req.contextValues.set(adminIdentityKey, "token");
+    } else {
+      throw new ConnectError(`${req.method.name} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
+    }
+    return next(req);
+  });
 }
 
 export function adminMethodsOf(services: readonly DescService[]) {
