@@ -55,7 +55,7 @@ const WRITE_JSON = { useProtoFieldName: true, alwaysEmitImplicit: true };
  * its HTTP status (400, 401, 403, 404, 429, 503, ...).
  */
 export function createRestGateway(router: ConnectRouter, options: RestGatewayOptions) {
-  const routes = router.handlers.flatMap(routesOf).map((route) => ({ ...route, unary: route.streaming ? undefined : options.unaryCalls?.get(route.handler.method) }));
+  const routes = router.handlers.flatMap((handler) => routesOf(handler, options.unaryCalls));
 
   return async function restGateway(req: NodeRequest, res: NodeResponse): Promise<void> {
     try {
@@ -79,11 +79,12 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
       const { route, vars } = match;
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
       const header = forwardedHeaders(req, route.streaming ? "application/connect+json" : "application/json");
-      if (route.unary) return await serveUnary(route.unary, message, header, req, res);
+      const rpcUrl = `http://localhost${route.handler.requestPath}`;
+      if (route.unary) return await serveUnary(route.unary, rpcUrl, message, header, req, res);
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
-        url: `http://localhost${route.handler.requestPath}`,
+        url: rpcUrl,
         header,
         body: route.streaming ? envelope(message) : message,
         signal: new ResponseSignals(res).signal(),
@@ -117,17 +118,19 @@ function requestUrl(target: string | undefined): URL {
   }
 }
 
-function routesOf(handler: UniversalHandler): Route[] {
+function routesOf(handler: UniversalHandler, unaryCalls: RestGatewayOptions["unaryCalls"]): Route[] {
   if (handler.method.methodKind !== "unary" && handler.method.methodKind !== "server_streaming") return [];
   const rule = getOption(handler.method, httpRule);
-  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding));
+  const streaming = handler.method.methodKind === "server_streaming";
+  const unary = streaming ? undefined : unaryCalls?.get(handler.method);
+  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding, streaming, unary));
 }
 
-function routeOf(handler: UniversalHandler, rule: HttpRule): Route[] {
+function routeOf(handler: UniversalHandler, rule: HttpRule, streaming: boolean, unary: UnaryTarget | undefined): Route[] {
   const { pattern } = rule;
   if (pattern.case === undefined) return [];
   const [verb, path] = pattern.case === "custom" ? [pattern.value.kind.toLowerCase(), pattern.value.path] : [pattern.case, pattern.value];
-  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming: handler.method.methodKind === "server_streaming", unary: undefined }];
+  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming, unary }];
 }
 
 /** The request message as proto JSON: body, then path variables, then query parameters. */
@@ -201,7 +204,7 @@ function forwardedHeaders(req: NodeRequest, contentType: string): Headers {
  * the answer is what Connect's unary JSON response would be (response trailers
  * as `trailer-` headers). Errors go to the gateway's error answer.
  */
-async function serveUnary(target: UnaryTarget, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
+async function serveUnary(target: UnaryTarget, url: string, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
   const { service, method, call } = target;
   let message;
   try {
@@ -209,7 +212,6 @@ async function serveUnary(target: UnaryTarget, json: JsonObject, header: Headers
   } catch (err: unknown) {
     throw ConnectError.from(err, Code.InvalidArgument);
   }
-  const url = `http://localhost/${service.typeName}/${method.name}`;
   const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, new ResponseSignals(res)));
   const body = Buffer.from(toJsonString(method.output, response.message, WRITE_JSON));
   const headers: Record<string, string | number> = {};
