@@ -14,7 +14,7 @@ import { createRedisClient } from "./redis/redis-client.js";
 import { isListening, RedisNotInstalledError, startLocalRedis, type LocalRedis } from "./redis/local-redis.js";
 import { createMetrics, serveClusterMetrics, shareWithPrimary } from "./observability/metrics.js";
 import { adminJwtVerifier } from "./server/admin-auth.js";
-import { ConnectionBalancer, CLOSED, CONNECTION, DRAINING, READY } from "./server/connection-balancer.js";
+import { ConnectionBalancer, CLOSED, CONNECTION, DRAINING, READY, whenReady } from "./server/connection-balancer.js";
 import { createTicketQueueServer, type TicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
 import { connectChangeHub } from "./watch/change-hub.js";
@@ -223,7 +223,7 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
       log.info("SIGHUP: replacing the workers one by one");
       for (const old of Object.values(cluster.workers ?? {})) {
         if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
-        if (!(await ready(fork()))) {
+        if (!(await whenReady(fork()))) {
           log.warn({ pid: old.process.pid }, "the new worker died before it was ready; keeping the old one");
           continue;
         }
@@ -252,24 +252,6 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
     );
     await Promise.all(exits);
     await redis.local?.stop();
-  });
-}
-
-/** True when the worker says it serves; false if it exits first. */
-function ready(worker: Worker): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onMessage = (message: { type?: string }): void => {
-      if (message.type !== READY) return;
-      worker.off("message", onMessage);
-      worker.off("exit", onExit);
-      resolve(true);
-    };
-    const onExit = (): void => {
-      worker.off("message", onMessage);
-      resolve(false);
-    };
-    worker.on("message", onMessage);
-    worker.once("exit", onExit);
   });
 }
 

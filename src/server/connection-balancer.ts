@@ -89,3 +89,21 @@ export class ConnectionBalancer {
     });
   }
 }
+
+/** True when the worker says it serves; false if it exits first. */
+export function whenReady(worker: Worker): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onMessage = (message: { type?: string }): void => {
+      if (message.type !== READY) return;
+      worker.off("message", onMessage);
+      worker.off("exit", onExit);
+      resolve(true);
+    };
+    const onExit = (): void => {
+      worker.off("message", onMessage);
+      resolve(false);
+    };
+    worker.on("message", onMessage);
+    worker.once("exit", onExit);
+  });
+}
