@@ -75,10 +75,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",
     redisCommandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 1000, 10, 60_000),
     redisAutoPipelining: boolean(env, "REDIS_AUTO_PIPELINING", false),
-    durability: durabilityOf(env["DURABILITY"]),
+    durability: oneOf(env, "DURABILITY", ["fast", "strict"], "fast"),
     production,
     workers,
-    workerGc: workerGcOf(env["WORKER_GC"], workers),
+    workerGc: oneOf(env, "WORKER_GC", ["single-threaded", "parallel"], workers >= availableParallelism() ? "single-threaded" : "parallel"),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
     maxConnections: integer(env, "MAX_CONNECTIONS", 50_000, 1, 10_000_000),
@@ -91,16 +91,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-function durabilityOf(value: string | undefined): "fast" | "strict" {
-  const mode = nonEmpty(value) ?? "fast";
-  if (mode !== "fast" && mode !== "strict") throw new ConfigError(`DURABILITY must be fast or strict, got ${JSON.stringify(mode)}`);
-  return mode;
-}
-
-function workerGcOf(value: string | undefined, workers: number): "single-threaded" | "parallel" {
-  const mode = nonEmpty(value) ?? (workers >= availableParallelism() ? "single-threaded" : "parallel");
-  if (mode !== "single-threaded" && mode !== "parallel") throw new ConfigError(`WORKER_GC must be single-threaded or parallel, got ${JSON.stringify(mode)}`);
-  return mode;
+function oneOf<const T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  const value = values.find((v) => v === raw);
+  if (value === undefined) throw new ConfigError(`${name} must be ${values.join(" or ")}, got ${JSON.stringify(raw)}`);
+  return value;
 }
 
 function list(value: string | undefined): string[] {
