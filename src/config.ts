@@ -25,11 +25,13 @@ export interface Config {
   /** Processes serving the port (Node cluster); 1: no cluster. */
   workers: number;
   /**
-   * WORKER_GC: how each worker collects garbage. "single-threaded" (the default when
-   * there are as many workers as cores): V8's parallel GC helpers would compete
-   * with the other workers for the cores. "parallel": V8's default.
+   * WORKER_GC: how each worker collects garbage. "serial" (the default when there
+   * are as many workers as cores): pauses run on the worker's own thread, since
+   * V8's parallel GC helpers would compete with the other workers for the cores,
+   * while freeing memory stays in the background. "single-threaded": all of it on
+   * the worker's thread (V8's --single-threaded-gc). "parallel": V8's default.
    */
-  workerGc: "single-threaded" | "parallel";
+  workerGc: "serial" | "single-threaded" | "parallel";
   logLevel: string;
   /** Admin JWTs: a public key (JWK, JWKS JSON or SPKI PEM) or a JWKS URL, and an optional issuer. */
   adminJwtPublicKey: string | undefined;
@@ -78,7 +80,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     durability: oneOf(env, "DURABILITY", ["fast", "strict"], "fast"),
     production,
     workers,
-    workerGc: oneOf(env, "WORKER_GC", ["single-threaded", "parallel"], workers >= availableParallelism() ? "single-threaded" : "parallel"),
+    workerGc: oneOf(env, "WORKER_GC", ["serial", "single-threaded", "parallel"], workers >= availableParallelism() ? "serial" : "parallel"),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
     maxConnections: integer(env, "MAX_CONNECTIONS", 50_000, 1, 10_000_000),

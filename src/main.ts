@@ -177,6 +177,20 @@ async function runProcess(config: Config, redis: RedisTarget, adminToken: string
 }
 
 /**
+ * V8 flags for each WORKER_GC. With a worker per core, V8's parallel GC helpers take
+ * cores from the other workers and Redis, and concurrent marking added long pauses;
+ * freeing dead ArrayBuffers, about half of a scavenge when done in the pause, is left
+ * to V8's background sweeper. Measured on 2 cores at 6,000 gRPC Reserve/s (BENCHMARKS.md):
+ * scavenges 1.0 ms against 2.0 ms with --single-threaded-gc. --no-parallel-marking is
+ * not among them: Node 20's V8 aborts with it.
+ */
+const WORKER_GC_FLAGS: Record<Config["workerGc"], string[]> = {
+  serial: ["--no-parallel-scavenge", "--no-parallel-compaction", "--no-parallel-pointer-update", "--no-concurrent-marking"],
+  "single-threaded": ["--single-threaded-gc"],
+  parallel: [],
+};
+
+/**
  * WORKERS > 1: a primary that forks the workers (they share the port and
  * nothing but Redis), replaces any that die, rolls them one by one on SIGHUP
  * (a new one listens before the old one drains), and on SIGTERM stops them all.
@@ -186,10 +200,7 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
   // Workers read the resolved Redis and the token from their environment.
   const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
   const balancer = new ConnectionBalancer(config.maxConnections);
-  // With a worker per core, V8's parallel GC helper threads take cores from the other
-  // workers and Redis; measured at 5,000 calls/s on 2 cores, single-threaded GC cut
-  // gRPC Reserve's p99 from 15-25 ms to 10-16 ms (BENCHMARKS.md).
-  if (config.workerGc === "single-threaded") cluster.setupPrimary({ execArgv: [...process.execArgv, "--single-threaded-gc"] });
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...WORKER_GC_FLAGS[config.workerGc]] });
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     balancer.add(worker);

@@ -9,11 +9,12 @@ describe("configuration from the environment", () => {
     expect(loadConfig({ REDIS_AUTO_PIPELINING: " FALSE " }).redisAutoPipelining).toBe(false);
   });
 
-  it("has workers that fill the cores collect garbage on their own thread, unless told otherwise", () => {
+  it("has workers that fill the cores pause for garbage on their own thread, unless told otherwise", () => {
     const cores = availableParallelism();
-    expect(loadConfig({ WORKERS: String(cores) }).workerGc).toBe("single-threaded");
+    expect(loadConfig({ WORKERS: String(cores) }).workerGc).toBe("serial");
     expect(loadConfig({ WORKERS: String(cores), WORKER_GC: "parallel" }).workerGc).toBe("parallel");
     expect(loadConfig({ WORKERS: "1", WORKER_GC: "single-threaded" }).workerGc).toBe("single-threaded");
+    expect(loadConfig({ WORKERS: "1", WORKER_GC: "serial" }).workerGc).toBe("serial");
     if (cores > 1) expect(loadConfig({ WORKERS: "1" }).workerGc).toBe("parallel");
   });
 

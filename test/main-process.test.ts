@@ -166,9 +166,12 @@ describe("npm start (dist/src/main.js)", () => {
     const [first, second] = listeningPids();
     expect(first).not.toBe(second);
     expect(first).not.toBe(proc.child.pid);
-    // Workers that fill the cores collect garbage on their own thread (WORKER_GC's default).
-    const singleThreadedGc = availableParallelism() <= 2;
-    for (const pid of [first, second]) expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("--single-threaded-gc")).toBe(singleThreadedGc);
+    // Workers that fill the cores pause for garbage on their own thread (WORKER_GC's default).
+    const serialGc = availableParallelism() <= 2;
+    for (const pid of [first, second]) {
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      expect(args.includes("--no-parallel-scavenge") && args.includes("--no-concurrent-marking")).toBe(serialGc);
+    }
     await waitForHealth(port);
     process.kill(first ?? 0, "SIGKILL");
     await waitFor(() => listeningPids().length === 3);
