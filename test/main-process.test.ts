@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isListening } from "../src/redis/local-redis.js";
 import { sample, scrape } from "./helpers/metrics.js";
 import { freePort, startTestRedis, type TestRedis } from "./helpers/redis-server.js";
@@ -20,6 +20,10 @@ interface Proc {
   exited: Promise<number | null>;
 }
 
+// Every service a test started; one that a failed assertion left running is killed
+// after the test (its workers exit when they lose their primary).
+const started: Proc[] = [];
+
 function run(env: Record<string, string>, cwd = process.cwd()): Proc {
   const child = spawn(process.execPath, [MAIN], { cwd, env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", ...env } });
   let out = "";
@@ -27,7 +31,9 @@ function run(env: Record<string, string>, cwd = process.cwd()): Proc {
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
+  const proc = { child, stdout: () => out, stderr: () => err, exited };
+  started.push(proc);
+  return proc;
 }
 
 /** The pids of the processes that logged "listening", in order. */
@@ -56,6 +62,13 @@ let redis: TestRedis;
 beforeAll(async () => {
   expect(existsSync(MAIN), "run npm run build first").toBe(true);
   redis = await startTestRedis(["--enable-debug-command", "local"]);
+});
+afterEach(async () => {
+  for (const proc of started.splice(0)) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) continue;
+    proc.child.kill("SIGKILL");
+    await proc.exited;
+  }
 });
 afterAll(async () => {
   await redis.dispose();
