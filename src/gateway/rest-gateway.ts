@@ -22,6 +22,8 @@ interface Route {
   /** A server-streaming RPC, answered as Server-Sent Events. */
   streaming: boolean;
   handler: UniversalHandler;
+  /** The RPC's URL as its handlers see it (Connect's request path). */
+  rpcUrl: string;
   /** A unary RPC's interceptors and handler, called without the router (the fast path). */
   unary: UnaryTarget | undefined;
 }
@@ -79,12 +81,11 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
       const { route, vars } = match;
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
       const header = forwardedHeaders(req, route.streaming ? "application/connect+json" : "application/json");
-      const rpcUrl = `http://localhost${route.handler.requestPath}`;
-      if (route.unary) return await serveUnary(route.unary, rpcUrl, message, header, req, res);
+      if (route.unary) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
-        url: rpcUrl,
+        url: route.rpcUrl,
         header,
         body: route.streaming ? envelope(message) : message,
         signal: new ResponseSignals(res).signal(),
@@ -123,14 +124,15 @@ function routesOf(handler: UniversalHandler, unaryCalls: RestGatewayOptions["una
   const rule = getOption(handler.method, httpRule);
   const streaming = handler.method.methodKind === "server_streaming";
   const unary = streaming ? undefined : unaryCalls?.get(handler.method);
-  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding, streaming, unary));
+  const rpcUrl = `http://localhost${handler.requestPath}`;
+  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding, streaming, rpcUrl, unary));
 }
 
-function routeOf(handler: UniversalHandler, rule: HttpRule, streaming: boolean, unary: UnaryTarget | undefined): Route[] {
+function routeOf(handler: UniversalHandler, rule: HttpRule, streaming: boolean, rpcUrl: string, unary: UnaryTarget | undefined): Route[] {
   const { pattern } = rule;
   if (pattern.case === undefined) return [];
   const [verb, path] = pattern.case === "custom" ? [pattern.value.kind.toLowerCase(), pattern.value.path] : [pattern.case, pattern.value];
-  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming, unary }];
+  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming, rpcUrl, unary }];
 }
 
 /** The request message as proto JSON: body, then path variables, then query parameters. */
