@@ -156,23 +156,22 @@ interface H2loadRun {
   check: string;
 }
 
-/** A new user's Reserve request body over `transport`, in a file for h2load's -d. */
-function reserveBodyFile(transport: Transport): string {
+/** h2load's arguments for a new user's Reserve over `transport`: the body (in a file, for -d), headers and URL. */
+function h2loadReserveRequest(target: Target, transport: Transport): string[] {
+  const request = reserveNewUser(transport);
   const file = join(redisDir, `reserve-${transport}.bin`);
-  writeFileSync(file, reserveNewUser(transport).body);
-  return file;
+  writeFileSync(file, request.body);
+  const headers = ["-H", `content-type: ${request.contentType}`, ...(transport === "grpc" ? ["-H", "te: trailers"] : [])];
+  return ["-d", file, ...headers, `http://127.0.0.1:${target.port}${request.path}`];
 }
 
 /** Reserve driven by h2load (gRPC unless told); h2load cannot read grpc-status, so Redis's count is the check. */
 async function h2loadReserve(target: Target, transport: Transport = "grpc"): Promise<H2loadRun | undefined> {
   if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) return undefined;
-  const request = reserveNewUser(transport);
-  const body = reserveBodyFile(transport);
-  const headers = ["-H", `content-type: ${request.contentType}`, ...(transport === "grpc" ? ["-H", "te: trailers"] : [])];
   const before = await recorded(target);
   const out = spawnSync(
     "h2load",
-    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", body, ...headers, `http://127.0.0.1:${target.port}${request.path}`],
+    ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), ...h2loadReserveRequest(target, transport)],
     { encoding: "utf8" },
   ).stdout;
   const after = await recorded(target);
@@ -208,7 +207,6 @@ interface Latencies {
  * further but costs more per call: 70 connections at 7,000/s overloaded 2 cores.)
  */
 function h2loadOpenLoop(target: Target, rate: number): Latencies | undefined {
-  const frame = reserveBodyFile("grpc");
   const log = join(redisDir, `latency-${target.name}.tsv`);
   const requests = Math.min(REQUESTS, rate * 10);
   const out = spawnSync(
@@ -216,8 +214,7 @@ function h2loadOpenLoop(target: Target, rate: number): Latencies | undefined {
     [
       ...["-n", String(requests), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY)],
       ...["-r", String(Math.ceil(CONNECTIONS / 10)), "--rate-period", "1ms", "--rps", String(Math.max(1, Math.round(rate / CONNECTIONS)))],
-      ...["--log-file", log, "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers"],
-      `http://127.0.0.1:${target.port}/ticketqueue.v1.TicketQueueService/Reserve`,
+      ...["--log-file", log, ...h2loadReserveRequest(target, "grpc")],
     ],
     { encoding: "utf8" },
   ).stdout;
