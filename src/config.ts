@@ -45,6 +45,12 @@ export interface Config {
   serviceTokens: Map<string, string>;
   /** Open connections at most per process. */
   maxConnections: number;
+  /** Open connections from one address per process; 0: no cap (the default: carrier NAT). */
+  maxConnectionsPerIp: number;
+  /** An HTTP/2 connection with no open stream is closed after this. */
+  idleTimeoutMs: number;
+  /** A request must be complete (headers and body) within this. */
+  requestTimeoutMs: number;
   /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
   corsOrigins: string[];
 }
@@ -84,6 +90,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
     maxConnections: integer(env, "MAX_CONNECTIONS", 50_000, 1, 10_000_000),
+    maxConnectionsPerIp: integer(env, "MAX_CONNECTIONS_PER_IP", 0, 0, 10_000_000),
+    idleTimeoutMs: integer(env, "IDLE_TIMEOUT_SECONDS", 120, 1, 86_400) * 1000,
+    requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_SECONDS", 30, 1, 3600) * 1000,
     adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
     adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),
     adminJwtIssuer: nonEmpty(env["ADMIN_JWT_ISSUER"]),

@@ -60,7 +60,12 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   if (cluster.isWorker) shareWithPrimary(metrics.registry);
   const adminJwt = await adminJwtVerifier({ publicKey: config.adminJwtPublicKey, jwksUrl: config.adminJwksUrl, issuer: config.adminJwtIssuer });
   const server = createTicketQueueServer({
-    maxConnections: config.maxConnections,
+    limits: {
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      idleTimeoutMs: config.idleTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+    },
     metrics,
     adminJwt,
     store,

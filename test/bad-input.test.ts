@@ -120,7 +120,7 @@ describe("request ids", () => {
 describe("connection limit", () => {
   it("refuses connections past MAX_CONNECTIONS and serves again once they close", async () => {
     const { connect } = await import("node:net");
-    const limited = await startTestService(redis.url, { maxConnections: 3 });
+    const limited = await startTestService(redis.url, { limits: { maxConnections: 3 } });
     try {
       const open = await Promise.all(
         Array.from({ length: 3 }, () => new Promise<import("node:net").Socket>((resolve) => {

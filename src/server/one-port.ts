@@ -13,6 +13,8 @@ type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.
 export interface OnePortOptions {
   /** A connection that sends nothing for this long before its first request is closed. */
   firstByteTimeoutMs: number;
+  /** HTTP/1.1 requests must be complete within this (checked every second, not Node's 30). */
+  requestTimeoutMs: number;
   /** Sees every HTTP/2 stream first and may serve it on the stream API (true); the rest reach `handler`. */
   takeStream?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 }
@@ -36,7 +38,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     },
     handler,
   );
-  const h1 = http.createServer({}, handler);
+  const h1 = http.createServer({ requestTimeout: options.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs) }, handler);
 
   const { takeStream } = options;
   if (takeStream) {
@@ -76,6 +78,11 @@ function sniff(socket: Socket, timeoutMs: number, route: (isHttp2: boolean) => v
     socket.off("close", onClose);
     socket.off("end", onEnd);
     if (isHttp2) {
+      // http.Server keeps sockets half-open, but HTTP/2 has no half-closed
+      // connection: a peer's FIN ends the session. Without this the session
+      // (its descriptor and connection slot) outlived every client that left
+      // with a plain FIN, and a single process ran out of both.
+      socket.once("end", () => socket.destroy());
       // The HTTP/2 session reads bytes already buffered on the socket first.
       socket.pause();
       socket.unshift(seen);

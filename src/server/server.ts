@@ -25,6 +25,8 @@ import { rateLimitInterceptor, type RateLimitOptions } from "./rate-limit.js";
 import { healthService } from "./health-service.js";
 import { createLeanGrpc } from "./lean-grpc.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
+import { ConnectionsPerIp } from "./connections-per-ip.js";
+import { guardSessions } from "./http2-session-guard.js";
 import { createOnePortServer } from "./one-port.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
 import { createUnaryCalls } from "./unary-calls.js";
@@ -33,9 +35,31 @@ import { createWebApp } from "./web-app.js";
 /** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
+/** How much one process lets its clients hold (README: Configure it). */
+export interface ServerLimits {
+  /** Open connections at most; more are refused at once. */
+  maxConnections: number;
+  /** Open connections from one address at most; 0: no cap. */
+  maxConnectionsPerIp: number;
+  /** An HTTP/2 connection with no open stream for this long is closed (GOAWAY). */
+  idleTimeoutMs: number;
+  /** A request (headers and body) must be complete within this; a stalled one is cut off. */
+  requestTimeoutMs: number;
+  /** After the server's GOAWAY (or the client's), a session's last streams get this long. */
+  goawayGraceMs: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxConnections: 50_000,
+  maxConnectionsPerIp: 0,
+  idleTimeoutMs: 120_000,
+  requestTimeoutMs: 30_000,
+  goawayGraceMs: 10_000,
+};
+
 export interface ServerDeps {
-  /** Open connections at most; more are refused at once. Default 50,000. */
-  maxConnections?: number;
+  /** Defaults: DEFAULT_LIMITS. */
+  limits?: Partial<ServerLimits>;
   /** Prometheus metrics, served at /metrics; absent: none. */
   metrics?: Metrics;
   /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
@@ -68,6 +92,7 @@ export interface TicketQueueServer {
  * on one port.
  */
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
   const interceptors: Interceptor[] = [
     errorInterceptor(deps.log),
@@ -148,15 +173,18 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       }
       dispatch(req, res);
     },
-    { firstByteTimeoutMs: 10_000, takeStream: leanGrpc },
+    { firstByteTimeoutMs: 10_000, takeStream: leanGrpc, requestTimeoutMs: limits.requestTimeoutMs },
   );
-  http1.headersTimeout = 10_000;
-  http1.requestTimeout = 30_000;
+  http1.headersTimeout = Math.min(10_000, limits.requestTimeoutMs);
+  http1.requestTimeout = limits.requestTimeoutMs;
   http1.keepAliveTimeout = 5_000;
-  http1.maxConnections = deps.maxConnections ?? 50_000;
+  http1.maxConnections = limits.maxConnections;
+  const sessionGuard = guardSessions(h2, limits);
 
+  const perIp = new ConnectionsPerIp(limits.maxConnectionsPerIp);
   const sockets = new Set<Socket>();
   http1.prependListener("connection", (socket: Socket) => {
+    if (!perIp.admit(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
@@ -191,9 +219,9 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       // Two-step GOAWAY (as grpc-go does): first a notice that admits any stream
       // already on its way, then, a round trip later, the final one. A single
       // GOAWAY would refuse (REFUSED_STREAM) the streams that crossed it.
-      for (const session of sessions) session.goaway(http2Constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      for (const session of sessions) if (!session.closed && !session.destroyed) session.goaway(http2Constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
       await Promise.all([...sessions].map((session) => pingOrWait(session, 1000)));
-      for (const session of sessions) session.close();
+      for (const session of sessions) sessionGuard.retire(session);
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) {
         http1.closeIdleConnections();
