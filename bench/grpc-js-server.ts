@@ -35,7 +35,7 @@ if (cluster.isPrimary && config.workers > 1) {
   const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const hub = await connectChangeHub(redisOptions, store, log);
-  const impl = ticketQueueService(store, tickets, hub) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
+  const impl = ticketQueueService(store, tickets, hub, { maxWatchesPerUser: config.maxWatchesPerUser }) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
 
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of TicketQueueService.methods) {

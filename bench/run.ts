@@ -7,9 +7,9 @@ import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { eventKeys } from "../src/queue/keys.js";
-import { isListening } from "../src/redis/local-redis.js";
 import { redisCeiling } from "./ceiling.js";
 import { runLoad, type LoadOptions, type LoadResult } from "./load-generator.js";
+import { freePort, waitListening } from "./ports.js";
 import { mixed, reserveNewUser, type Transport } from "./scenarios.js";
 
 const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
@@ -290,20 +290,3 @@ function report(): void {
   console.log(lines.join("\n"));
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function waitListening(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await isListening("127.0.0.1", port)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}

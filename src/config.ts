@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { getHeapStatistics } from "node:v8";
 
 /** The service's settings, read from the environment and validated once at start. */
 export interface Config {
@@ -51,6 +52,12 @@ export interface Config {
   idleTimeoutMs: number;
   /** A request must be complete (headers and body) within this. */
   requestTimeoutMs: number;
+  /** Streaming calls open at once per process (default: from the heap limit). */
+  maxStreams: number;
+  /** HTTP/2 streams one connection may have open. */
+  maxStreamsPerConnection: number;
+  /** WatchStatus streams per user of an event, per process. */
+  maxWatchesPerUser: number;
   /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
   corsOrigins: string[];
 }
@@ -93,6 +100,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnectionsPerIp: integer(env, "MAX_CONNECTIONS_PER_IP", 0, 0, 10_000_000),
     idleTimeoutMs: integer(env, "IDLE_TIMEOUT_SECONDS", 120, 1, 86_400) * 1000,
     requestTimeoutMs: integer(env, "REQUEST_TIMEOUT_SECONDS", 30, 1, 3600) * 1000,
+    maxStreams: integer(env, "MAX_STREAMS", defaultMaxStreams(), 1, 10_000_000),
+    maxStreamsPerConnection: integer(env, "MAX_STREAMS_PER_CONNECTION", 2048, 1, 2 ** 31 - 1),
+    maxWatchesPerUser: integer(env, "MAX_WATCHES_PER_USER", 4, 1, 1000),
     adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
     adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),
     adminJwtIssuer: nonEmpty(env["ADMIN_JWT_ISSUER"]),
@@ -100,6 +110,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies: list(env["TRUSTED_PROXIES"]),
     serviceTokens: serviceTokens(env["SERVICE_TOKENS"]),
   };
+}
+
+/**
+ * Heap one open stream may cost on its most expensive path (SSE or gRPC-web
+ * through connect-node; bench/stream-heap.ts measures them), with room to spare.
+ */
+export const HEAP_PER_STREAM_BYTES = 64 * 1024;
+
+/** MAX_STREAMS by default: open streams may take a third of the heap limit (--max-old-space-size). */
+export function defaultMaxStreams(heapLimitBytes = getHeapStatistics().heap_size_limit): number {
+  return Math.max(100, Math.floor(heapLimitBytes / 3 / HEAP_PER_STREAM_BYTES));
 }
 
 function oneOf<const T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {

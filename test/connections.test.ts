@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { startTestService } from "./helpers/service.js";
 
 // Every connection ends, whatever its client does: a plain FIN, silence, a body
 // that never ends, a GOAWAY with a connection kept open. A single process (what

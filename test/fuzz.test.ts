@@ -131,7 +131,7 @@ describe("fuzzing", () => {
           expect(a.status).toBeLessThan(500);
           if (a.status === 200 && !contentType.startsWith("application/grpc-web")) {
             expect(a.grpcStatus, `${method} ${contentType} ${payload.toString("hex").slice(0, 40)}`).toBeDefined();
-            expect(a.grpcMessage).not.toBe("internal error");
+            expect(a.grpcMessage).not.toMatch(/^internal error/);
           }
         },
       ),

@@ -5,7 +5,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
-import { ReserveRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { CancelRequestSchema, ReserveRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { encodeGrpcMessage } from "../src/server/lean-grpc.js";
 import { grpcFrame } from "../bench/scenarios.js";
 import { createGrpcJsClient } from "../src/client/grpc-js-client.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
@@ -49,6 +50,24 @@ function raw(path: string, body: Buffer, headers: Record<string, string> = {}): 
 }
 
 const RESERVE = "/ticketqueue.v1.TicketQueueService/Reserve";
+
+describe("grpc-message", () => {
+  it("is percent-encoded as the gRPC spec says: grpc-js reads colons and spaces back as sent", async () => {
+    const grpcJs = createGrpcJsClient(TicketQueueService, svc.address);
+    try {
+      const noTicket = (await grpcJs.cancel({ userId: "kim" }).catch((e: unknown) => e)) as ServiceError;
+      expect(noTicket.details).toBe("a ticket is required: send the one Reserve returned");
+      const badId = (await grpcJs.getStatus({ userId: "김\u0001" }).catch((e: unknown) => e)) as ServiceError;
+      expect(badId.details).toBe("user_id contains a control character");
+      const answer = await raw("/ticketqueue.v1.TicketQueueService/Cancel", grpcFrame(CancelRequestSchema, { userId: "kim" }));
+      expect(answer.headers["grpc-message"]).toBe("a ticket is required: send the one Reserve returned");
+      // Only bytes outside 0x20-0x7E and "%" are encoded; UTF-8 goes byte by byte.
+      expect(encodeGrpcMessage("자리 50%: ok")).toBe("%EC%9E%90%EB%A6%AC 50%25: ok");
+    } finally {
+      grpcJs.close();
+    }
+  });
+});
 
 describe("unary gRPC fast path", () => {
   it("answers with headers, one message and grpc-status 0 in the trailers", async () => {

@@ -44,7 +44,7 @@ beforeAll(async () => {
       res.writeHead(404);
       res.end("not taken by the fast path");
     },
-    { firstByteTimeoutMs: 5000, takeStream: lean },
+    { firstByteTimeoutMs: 5000, requestTimeoutMs: 30_000, maxStreamsPerConnection: 1000, takeStream: lean },
   );
   await new Promise<void>((resolve) => http1.listen(0, "127.0.0.1", resolve));
   port = (http1.address() as AddressInfo).port;

@@ -47,8 +47,10 @@ describe("many watchers in one process", () => {
   it("10,000 concurrent HTTP/2 watchers all see a promotion move them up, from one subscription", async () => {
     const N = 10_000;
     const { users, tickets } = await crowd("big-train", N);
-    // Like any HTTP/2 peer carrying this many streams, the client needs more than nghttp2's default 10 MB per session.
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl, nodeOptions: { maxSessionMemory: 64 } }));
+    // Ten connections of 1,000 streams (one connection may carry MAX_STREAMS_PER_CONNECTION, 2,048 by default);
+    // like any HTTP/2 peer carrying this many streams, the client needs more than nghttp2's default 10 MB per session.
+    const clients = Array.from({ length: 10 }, () => createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl, nodeOptions: { maxSessionMemory: 64 } })));
+    const client = clients[0]!;
     const abort = new AbortController();
     const heapBefore = process.memoryUsage().heapUsed;
     const initial: (WatchStatusResponse | undefined)[] = new Array(N);
@@ -58,7 +60,7 @@ describe("many watchers in one process", () => {
     const errors: string[] = [];
     const streams = users.map(async (userId, i) => {
       try {
-        for await (const m of client.watchStatus({ eventId: "big-train", userId, ticket: tickets[i] }, { signal: abort.signal })) {
+        for await (const m of clients[i % 10]!.watchStatus({ eventId: "big-train", userId, ticket: tickets[i] }, { signal: abort.signal })) {
           if (!initial[i]) {
             initial[i] = m;
             firstCount++;

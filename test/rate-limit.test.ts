@@ -1,5 +1,5 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
@@ -48,6 +48,29 @@ describe("per-caller rate limit on Reserve and Cancel", () => {
     for (let i = 0; i < 3; i++) expect((await reserveRest(svc, { "x-service-token": "s3cret" })).status).toBe(200);
     expect((await reserveRest(svc, { "x-service-token": "s3cret" })).status).toBe(429);
     expect((await reserveRest(svc, { "x-service-token": "wrong" })).status).toBe(429); // falls back to the (exhausted) IP
+  });
+});
+
+describe("one address, every transport", () => {
+  it("Connect binary, gRPC, gRPC-web, Connect JSON and REST from one address share one bucket", async () => {
+    const svc = await startTestService(redis.url, { rateLimit: { perMinute: 5, trustedProxies: new Set(), serviceTokens: new Map() } });
+    try {
+      const clients = [
+        createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1", useBinaryFormat: true }),
+        createGrpcTransport({ baseUrl: svc.baseUrl }),
+        createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" }),
+        createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" }),
+      ].map((t) => createClient(TicketQueueService, t));
+      const codeOf = (p: Promise<unknown>): Promise<Code | "ok"> => p.then(() => "ok" as const, (e: unknown) => ConnectError.from(e).code);
+      const rest = async (): Promise<Code | "ok"> => ((await reserveRest(svc)).status === 429 ? Code.ResourceExhausted : "ok");
+      // Five calls, one on each transport, empty the bucket of 5; the next on any transport is refused.
+      expect([...(await Promise.all(clients.map((c) => codeOf(c.reserve({}))))), await rest()]).toEqual(["ok", "ok", "ok", "ok", "ok"]);
+      expect([...(await Promise.all(clients.map((c) => codeOf(c.reserve({}))))), await rest()]).toEqual(Array(5).fill(Code.ResourceExhausted));
+      const keys = await svc.redis.keys(`${svc.prefix}:rl:*`);
+      expect(keys).toEqual([`${svc.prefix}:rl:{Reserve:ip:127.0.0.1}`]);
+    } finally {
+      await svc.close();
+    }
   });
 });
 

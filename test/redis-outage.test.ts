@@ -46,10 +46,14 @@ async function expectAllUnavailableFast(): Promise<void> {
   for (const r of results) {
     expect(r.error?.code).toBe(Code.Unavailable);
     expect(r.ms).toBeLessThan(FAST_MS);
+    // Our words and the request id, never the Redis client's ("Stream isn't writeable and enableOfflineQueue ...").
+    expect(r.error?.rawMessage).toMatch(/^redis is unavailable \(request id [\w.:-]+\)$/);
   }
   const res = await fetch(`${svc.baseUrl}/health`);
   expect(res.status).toBe(503);
-  expect(await res.json()).toMatchObject({ code: "unavailable" });
+  const body = (await res.json()) as { code: string; message: string };
+  expect(body).toMatchObject({ code: "unavailable" });
+  expect(body.message).toBe(`redis is unavailable (request id ${res.headers.get("x-request-id") ?? ""})`);
   const reserve = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: "{}" });
   expect(reserve.status).toBe(503);
 }

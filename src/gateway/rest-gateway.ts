@@ -230,7 +230,10 @@ class ResponseSignals implements SignalSource {
 
   constructor(res: NodeResponse) {
     res.once("close", () => {
-      if (res.writableFinished) return;
+      // Not writableFinished: node:http2's compatibility response reports that true
+      // when its stream closes, answered or not, and SSE streams left by HTTP/2
+      // clients were never ended (their watchers and heap stayed).
+      if (res.writableEnded) return;
       this.clientLeft = true;
       this.controller?.abort(clientLeft());
     });

@@ -7,6 +7,13 @@ type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
 /** Comment lines keep idle connections (and the proxies in between) open. */
 const HEARTBEAT_MS = 15_000;
+/**
+ * Bytes a client may leave unread before it is dropped. A client that stops
+ * reading (or a bot that never does) would otherwise make the server buffer
+ * every later update for it; one that comes back reconnects and reads its
+ * state afresh.
+ */
+export const SSE_MAX_UNREAD_BYTES = 64 * 1024;
 const END_STREAM = 0b10;
 
 /** One Connect streaming request message: a 5-byte envelope around the JSON. */
@@ -50,6 +57,7 @@ interface EndStream {
 export async function sendServerSentEvents(response: UniversalServerResponse, res: NodeResponse, sendError: (err: ConnectError) => void): Promise<void> {
   if (!response.body || response.status !== 200) throw new ConnectError(`stream failed with HTTP ${response.status}`, Code.Internal);
   let started = false;
+  let dropped = false;
   let heartbeat: NodeJS.Timeout | undefined;
   try {
     for await (const e of envelopes(response.body)) {
@@ -60,22 +68,34 @@ export async function sendServerSentEvents(response: UniversalServerResponse, re
           return;
         }
         if (!started) start();
-        res.write(end.error ? `event: error\ndata: ${JSON.stringify(end.error)}\n\n` : "event: end\ndata: {}\n\n");
+        send(end.error ? `event: error\ndata: ${JSON.stringify(end.error)}\n\n` : "event: end\ndata: {}\n\n");
         break;
       }
       if (!started) start();
       const version = (JSON.parse(e.text) as { version?: string }).version ?? "";
-      res.write(`id: ${version}\nevent: status\ndata: ${e.text}\n\n`);
+      // Leaving the loop ends the stream (and its watcher) for a client that does not read.
+      if (!send(`id: ${version}\nevent: status\ndata: ${e.text}\n\n`)) break;
     }
   } finally {
     clearInterval(heartbeat);
-    if (started) res.end();
+    if (started && !dropped) res.end();
   }
 
   function start(): void {
     started = true;
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" });
-    heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
+    heartbeat = setInterval(() => send(": keep-alive\n\n"), HEARTBEAT_MS);
     heartbeat.unref();
+  }
+
+  /** Writes, unless the client has left more than SSE_MAX_UNREAD_BYTES unread: then it is dropped (false). */
+  function send(text: string): boolean {
+    if (dropped) return false;
+    res.write(text);
+    if (res.writableLength <= SSE_MAX_UNREAD_BYTES) return true;
+    // (node:http2's compatibility response has no `destroyed`: hence the flag.)
+    dropped = true;
+    res.destroy();
+    return false;
   }
 }

@@ -10,6 +10,8 @@ export interface Metrics {
   interceptor: Interceptor;
   /** The text exposition: this process's, or every worker's combined when run under the cluster primary. */
   exposition(): Promise<string>;
+  /** Reports the server's open streams at scrape time (the server calls it once it exists). */
+  observeOpenStreams(count: () => number): void;
 }
 
 /**
@@ -64,6 +66,16 @@ export function createMetrics(store: QueueStore): Metrics {
     },
   });
 
+  let openStreams = (): number => 0;
+  new Gauge({
+    name: "ticketqueue_open_streams",
+    help: "Streaming calls open now (watch streams, Health.Watch, reflection), at most MAX_STREAMS per process",
+    registers: [registry],
+    collect() {
+      this.set(openStreams());
+    },
+  });
+
   const interceptor: Interceptor = (next) => async (req) => {
     const end = duration.startTimer({ rpc: req.method.name });
     try {
@@ -82,6 +94,7 @@ export function createMetrics(store: QueueStore): Metrics {
     registry,
     interceptor,
     exposition: () => (cluster.isWorker ? askPrimary() : registry.metrics()),
+    observeOpenStreams: (count) => (openStreams = count),
   };
 }
 

@@ -22,6 +22,7 @@ export async function callRedis<T>(call: () => Promise<T>): Promise<T> {
     if (err instanceof ReplyError && !TRANSIENT_REPLIES.some((prefix) => message.startsWith(prefix))) {
       throw err;
     }
-    throw new RedisUnavailableError(`redis is unavailable: ${message}`, { cause: err });
+    // The client library's own words (a socket state, an option name) stay in the cause, for the log.
+    throw new RedisUnavailableError("redis is unavailable", { cause: err });
   }
 }

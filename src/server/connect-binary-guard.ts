@@ -4,6 +4,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { peerContext } from "./caller.js";
 import { BodyTooLarge, readBody, sendConnectError } from "./http-body.js";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
@@ -37,7 +38,8 @@ export function createConnectBinaryGuard(router: ConnectRouter, maxBytes: number
       } catch (err: unknown) {
         return sendConnectError(res, new ConnectError(`cannot decode ${handler.method.input.typeName}: ${String(err)}`, Code.InvalidArgument));
       }
-      const universal = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      // The TCP peer, as every entry point gives it: per-caller limits key on it.
+      const universal = universalRequestFromNodeRequest(req, res, undefined, peerContext(req.socket.remoteAddress));
       const response = await handler({
         ...universal,
         body: (async function* () {

@@ -29,19 +29,36 @@ export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const given = req.header.get(REQUEST_ID_HEADER);
     const requestId = given !== null && USABLE_REQUEST_ID.test(given) ? given : randomUUID();
+    const mapped = (err: unknown): ConnectError => {
+      let connectErr = toConnectError(err);
+      if (connectErr.code === Code.Internal || connectErr.code === Code.Unavailable) {
+        const cause = connectErr.cause ?? err;
+        if (connectErr.code === Code.Internal) log.error({ err: cause, rpc: req.method.name, requestId }, "rpc failed");
+        else log.debug({ rpc: req.method.name, requestId, reason: connectErr.rawMessage, cause: cause instanceof Error && cause.cause instanceof Error ? cause.cause.message : undefined }, "rpc unavailable");
+        // The id in the message too: what a user quotes to support finds the log line.
+        const withId = new ConnectError(`${connectErr.rawMessage} (request id ${requestId})`, connectErr.code, connectErr.metadata, [], connectErr.cause);
+        withId.details.push(...connectErr.details);
+        connectErr = withId;
+      }
+      connectErr.metadata.set(REQUEST_ID_HEADER, requestId);
+      return connectErr;
+    };
     try {
       const response = await next(req);
       response.header.set(REQUEST_ID_HEADER, requestId);
+      // A stream's handler runs as it is read: its failures are mapped here too.
+      if (response.stream) return { ...response, message: mapErrors(response.message, mapped) };
       return response;
     } catch (err: unknown) {
-      const connectErr = toConnectError(err);
-      connectErr.metadata.set(REQUEST_ID_HEADER, requestId);
-      if (connectErr.code === Code.Internal) {
-        log.error({ err: connectErr.cause ?? err, rpc: req.method.name, requestId }, "rpc failed");
-      } else if (connectErr.code === Code.Unavailable) {
-        log.debug({ rpc: req.method.name, requestId, reason: connectErr.rawMessage }, "rpc unavailable");
-      }
-      throw connectErr;
+      throw mapped(err);
     }
   };
+}
+
+async function* mapErrors<T>(messages: AsyncIterable<T>, mapped: (err: unknown) => ConnectError): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (err: unknown) {
+    throw mapped(err);
+  }
 }

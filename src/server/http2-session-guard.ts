@@ -40,6 +40,8 @@ export function guardSessions(server: http2.Http2Server, limits: SessionLimits):
       clearTimeout(idle);
       const stalled = stream.endAfterHeaders ? undefined : setTimeout(() => cutIfStalled(stream), limits.requestTimeoutMs);
       stalled?.unref();
+      // The body is complete: long-lived (watch) streams keep no timer.
+      if (stalled) stream.once("end", () => clearTimeout(stalled));
       stream.once("close", () => {
         clearTimeout(stalled);
         open--;

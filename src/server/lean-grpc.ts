@@ -4,7 +4,8 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "./caller.js";
 import { toConnectError } from "./errors.js";
-import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryCall, type UnaryMethod, type UnaryTarget } from "./unary-calls.js";
+import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "./stream-calls.js";
+import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "./unary-calls.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -36,9 +37,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * and the 64 KiB limit (RESOURCE_EXHAUSTED).
  */
 export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
-  const unary = new Map<string, UnaryTarget>();
+  const targets = new Map<string, Target>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc").values()) {
-    unary.set(`/${target.service.typeName}/${target.method.name}`, target);
+    targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "unary", ...target });
+  }
+  for (const target of createServerStreamCalls(options.services, options.interceptors).values()) {
+    targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "server_streaming", ...target });
   }
 
   return (stream, headers) => {
@@ -46,16 +50,23 @@ export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false; // compressed: Connect decompresses
     if (headers.origin !== undefined) return false; // a browser: CORS is answered on the general path
-    const target = unary.get(headers[":path"] ?? "");
+    const target = targets.get(headers[":path"] ?? "");
     if (!target) return false;
-    new LeanCall(stream, headers, target.service, target.method, target.call, options.maxRequestBytes).start();
+    new LeanCall(stream, headers, target, options.maxRequestBytes).start();
     return true;
   };
 }
 
-/** One unary call on one stream: read the message, run the chain, answer once. */
+type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
+
+/**
+ * One call on one stream: read the request message, run the chain, answer
+ * once (unary) or with each message the handler yields (server streaming).
+ */
 class LeanCall implements SignalSource {
   private finished = false;
+  /** Set when the call failed after the response headers went out: it ends with these trailers. */
+  private failure: ConnectError | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private controller: AbortController | undefined;
   private chunks: Buffer[] = [];
@@ -64,9 +75,7 @@ class LeanCall implements SignalSource {
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
-    private readonly service: DescService,
-    private readonly method: UnaryMethod,
-    private readonly call: UnaryCall,
+    private readonly target: Target,
     private readonly maxBytes: number,
   ) {}
 
@@ -96,7 +105,8 @@ class LeanCall implements SignalSource {
 
   private async run(deadlineAt: number | undefined): Promise<void> {
     if (this.finished) return;
-    const { method, stream } = this;
+    const { target, stream } = this;
+    const { method } = target;
     try {
       const frame = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks);
       this.chunks = [];
@@ -104,29 +114,40 @@ class LeanCall implements SignalSource {
         throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
       }
       if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
-      let message: MessageShape<UnaryMethod["input"]>;
+      let message: MessageShape<Target["method"]["input"]>;
       try {
         message = fromBinary(method.input, frame.subarray(5));
       } catch (err: unknown) {
         throw new ConnectError(`cannot decode ${method.input.typeName}: ${String(err)}`, Code.InvalidArgument);
       }
       const contextValues = peerContext(stream.session?.socket?.remoteAddress).set(deadlineKey, deadlineAt);
-      const request = new CallRequest(this.service, method, this.headers[":path"] ?? "", requestHeader(this.headers), contextValues, message, this);
-      const response = await this.call(request);
+      const path = this.headers[":path"] ?? "";
+      if (target.kind === "unary") {
+        const response = await target.call(new CallRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this));
+        if (this.finished) return;
+        stream.respond(responseHeaders(response.header), { waitForTrailers: true });
+        this.finish("the call is complete");
+        const trailers = okTrailers(response.trailer);
+        stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+        stream.end(frameOf(toBinary(method.output, response.message)));
+        return;
+      }
+      const response = await target.call(new ServerStreamRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this.signal()));
       if (this.finished) return;
-      const body = toBinary(method.output, response.message);
-      const out = Buffer.allocUnsafe(5 + body.length);
-      out[0] = 0;
-      out.writeUInt32BE(body.length, 1);
-      out.set(body, 5);
-      const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
-      for (const [name, value] of response.trailer) trailers[name] = value;
-      const responseHeaders: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
-      for (const [name, value] of response.header) responseHeaders[name] = value;
-      stream.respond(responseHeaders, { waitForTrailers: true });
+      stream.respond(responseHeaders(response.header), { waitForTrailers: true });
+      try {
+        for await (const out of response.message) {
+          if (this.finished) break;
+          if (!stream.write(frameOf(toBinary(target.method.output, out)))) await drained(stream);
+        }
+      } catch (err: unknown) {
+        this.failure ??= toConnectError(err);
+      }
+      if (stream.destroyed || stream.closed) return this.finish("the client cancelled");
+      const trailers = this.failure ? Object.fromEntries(statusTrailers(this.failure)) : okTrailers(response.trailer);
       this.finish("the call is complete");
       stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      stream.end(out);
+      stream.end();
     } catch (err: unknown) {
       this.fail(err);
     }
@@ -136,10 +157,12 @@ class LeanCall implements SignalSource {
   private fail(err: unknown): void {
     if (this.finished) return;
     const error = toConnectError(err);
+    // Mid-stream (headers sent): the streaming loop ends with this status in its trailers.
+    this.failure = error;
     this.finish(error.rawMessage, error.code);
     const { stream } = this;
     if (stream.destroyed || stream.headersSent) return;
-    const status = setTrailerStatus(new Headers(), error);
+    const status = statusTrailers(error);
     const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
     for (const [name, value] of status) headers[name] = value;
     stream.respond(headers, { endStream: true });
@@ -166,6 +189,61 @@ class LeanCall implements SignalSource {
   private tooLarge(): ConnectError {
     return new ConnectError(`message is larger than ${this.maxBytes} bytes`, Code.ResourceExhausted);
   }
+}
+
+/** grpc-status, grpc-message and grpc-status-details-bin for an error (Connect's encoder, the message as the spec says). */
+function statusTrailers(error: ConnectError): Headers {
+  const trailers = setTrailerStatus(new Headers(), error);
+  trailers.set("grpc-message", encodeGrpcMessage(error.rawMessage));
+  return trailers;
+}
+
+/**
+ * grpc-message as the gRPC spec (PROTOCOL-HTTP2.md) encodes it: UTF-8, with
+ * only bytes outside 0x20-0x7E and "%" percent-encoded. Connect encodes it with
+ * encodeURIComponent, and grpc-js, which decodes with decodeURI, then showed
+ * "%3A" for every colon.
+ */
+export function encodeGrpcMessage(message: string): string {
+  let out = "";
+  for (const byte of Buffer.from(message, "utf8")) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** A gRPC length-prefixed message, uncompressed. */
+function frameOf(body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = 0;
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, 5);
+  return out;
+}
+
+function responseHeaders(header: Headers): http2.OutgoingHttpHeaders {
+  const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
+  for (const [name, value] of header) headers[name] = value;
+  return headers;
+}
+
+function okTrailers(trailer: Headers): http2.OutgoingHttpHeaders {
+  const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+  for (const [name, value] of trailer) trailers[name] = value;
+  return trailers;
+}
+
+/** Resolves when the stream can take more, or is gone. */
+function drained(stream: http2.ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    stream.once("close", done);
+  });
 }
 
 /** The request's metadata without HTTP/2 pseudo-headers. */

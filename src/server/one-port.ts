@@ -5,14 +5,13 @@ import type { Socket } from "node:net";
 /** Every cleartext HTTP/2 connection starts with this preface (RFC 9113, 3.4). */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/** Concurrent HTTP/2 streams one connection may open. */
-export const MAX_STREAMS_PER_CONNECTION = 16_384;
-
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 export interface OnePortOptions {
   /** A connection that sends nothing for this long before its first request is closed. */
   firstByteTimeoutMs: number;
+  /** Concurrent HTTP/2 streams one connection may open (clients queue the rest). */
+  maxStreamsPerConnection: number;
   /** HTTP/1.1 requests must be complete within this (checked every second, not Node's 30). */
   requestTimeoutMs: number;
   /** Sees every HTTP/2 stream first and may serve it on the stream API (true); the rest reach `handler`. */
@@ -34,7 +33,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       // Watch streams are long-lived: a proxy may carry thousands of them on one
       // connection. nghttp2's default 10 MB per session refuses them (ENHANCE_YOUR_CALM).
       maxSessionMemory: 64,
-      settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION },
+      settings: { maxConcurrentStreams: options.maxStreamsPerConnection },
     },
     handler,
   );

@@ -28,6 +28,7 @@ import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
 import { ConnectionsPerIp } from "./connections-per-ip.js";
 import { guardSessions } from "./http2-session-guard.js";
 import { createOnePortServer } from "./one-port.js";
+import { streamLimit } from "./stream-limit.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
 import { createUnaryCalls } from "./unary-calls.js";
 import { createWebApp } from "./web-app.js";
@@ -47,6 +48,17 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** After the server's GOAWAY (or the client's), a session's last streams get this long. */
   goawayGraceMs: number;
+  /** Streaming calls open at once in this process; more get RESOURCE_EXHAUSTED. */
+  maxStreams: number;
+  /**
+   * HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS);
+   * clients queue the rest. Not much lower: node:http2 counts a stream until its
+   * close is processed, a client reusing a slot a moment earlier is refused
+   * (ENHANCE_YOUR_CALM), and after 100 refusals node ends the whole connection.
+   */
+  maxStreamsPerConnection: number;
+  /** WatchStatus streams open at once per user of an event, in this process. */
+  maxWatchesPerUser: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -55,6 +67,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 120_000,
   requestTimeoutMs: 30_000,
   goawayGraceMs: 10_000,
+  maxStreams: 10_000,
+  maxStreamsPerConnection: 2048,
+  maxWatchesPerUser: 4,
 };
 
 export interface ServerDeps {
@@ -82,6 +97,8 @@ export interface TicketQueueServer {
   listen(port: number, host?: string): Promise<AddressInfo>;
   /** Serves a connection accepted elsewhere (a cluster worker's, handed over by the primary). */
   accept(socket: Socket): void;
+  /** Streaming calls open now. */
+  openStreams(): number;
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs?: number): Promise<void>;
 }
@@ -94,14 +111,19 @@ export interface TicketQueueServer {
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
+  const streams = streamLimit(limits.maxStreams);
   const interceptors: Interceptor[] = [
     errorInterceptor(deps.log),
+    streams.interceptor,
     auditInterceptor(services, deps.store),
     adminAuthInterceptor(services, deps.adminToken, deps.adminJwt),
   ];
-  if (deps.metrics) interceptors.unshift(deps.metrics.interceptor);
+  if (deps.metrics) {
+    interceptors.unshift(deps.metrics.interceptor);
+    deps.metrics.observeOpenStreams(streams.open);
+  }
   if (deps.rateLimit && deps.rateLimit.perMinute > 0) interceptors.push(rateLimitInterceptor(services, deps.store, deps.rateLimit));
-  const impl = ticketQueueService(deps.store, deps.tickets, deps.hub);
+  const impl = ticketQueueService(deps.store, deps.tickets, deps.hub, { maxWatchesPerUser: limits.maxWatchesPerUser });
   const health = healthService(deps.store, [TicketQueueService.typeName], deps.hub.closing);
   const reflection = reflectionServices([TicketQueueService, Health, ...REFLECTION_SERVICES]);
   const routes = (router: ConnectRouter): void => {
@@ -173,7 +195,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       }
       dispatch(req, res);
     },
-    { firstByteTimeoutMs: 10_000, takeStream: leanGrpc, requestTimeoutMs: limits.requestTimeoutMs },
+    { firstByteTimeoutMs: 10_000, takeStream: leanGrpc, requestTimeoutMs: limits.requestTimeoutMs, maxStreamsPerConnection: limits.maxStreamsPerConnection },
   );
   http1.headersTimeout = Math.min(10_000, limits.requestTimeoutMs);
   http1.requestTimeout = limits.requestTimeoutMs;
@@ -204,6 +226,8 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
         });
       });
     },
+
+    openStreams: streams.open,
 
     accept(socket) {
       // What net.Server does for the connections it accepts itself (small gRPC frames must not wait for Nagle).

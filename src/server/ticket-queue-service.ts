@@ -16,6 +16,7 @@ import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { watchEvent } from "../watch/event-watcher.js";
 import { watchStatus } from "../watch/status-watcher.js";
+import { WatchQuota } from "../watch/watch-quota.js";
 
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
@@ -28,7 +29,8 @@ const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRE
  * call one store method (one Lua script), shape the answer. Admin auth and error
  * mapping live in interceptors.
  */
-export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: ChangeHub): ServiceImpl<typeof TicketQueueService> {
+export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: ChangeHub, options: { maxWatchesPerUser: number }): ServiceImpl<typeof TicketQueueService> {
+  const watchQuota = new WatchQuota(options.maxWatchesPerUser);
   return {
     async reserve(req) {
       const eventId = eventIdOf(req.eventId);
@@ -77,19 +79,24 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const eventId = eventIdOf(req.eventId);
       checkUserId(req.userId);
       const seq = await tickets.verify(req.ticket, eventId, req.userId);
-      for await (const u of watchStatus(store, hub, eventId, req.userId, seq, ctx.signal)) {
-        yield {
-          version: BigInt(u.version),
-          change: u.change,
-          userId: req.userId,
-          eventId,
-          status: u.state.status,
-          position: u.state.position,
-          promoted: u.state.promoted,
-          holdExpiresAt: timestamp(u.state.holdExpiresAt),
-          estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
-          eventState: u.eventState,
-        };
+      const release = watchQuota.take(`${eventId}\n${req.userId}`);
+      try {
+        for await (const u of watchStatus(store, hub, eventId, req.userId, seq, ctx.signal)) {
+          yield {
+            version: BigInt(u.version),
+            change: u.change,
+            userId: req.userId,
+            eventId,
+            status: u.state.status,
+            position: u.state.position,
+            promoted: u.state.promoted,
+            holdExpiresAt: timestamp(u.state.holdExpiresAt),
+            estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
+            eventState: u.eventState,
+          };
+        }
+      } finally {
+        release();
       }
     },
 

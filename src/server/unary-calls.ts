@@ -1,5 +1,5 @@
 import { create, type DescMethod, type DescMethodUnary, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { createContextKey, type ContextValues, type HandlerContext, type Interceptor, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { createContextKey, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
 export type UnaryMethod = DescMethod & DescMethodUnary;
 /** A unary RPC with every interceptor around its handler: what the fast paths call. */
@@ -88,7 +88,7 @@ export class CallContext implements HandlerContext {
   constructor(
     readonly service: DescService,
     readonly method: DescMethod,
-    private readonly request: UnaryRequest,
+    private readonly request: UnaryRequest | StreamRequest,
     readonly protocolName: string,
   ) {
     this.url = request.url;

@@ -162,7 +162,7 @@ export class ChangeHub {
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RedisUnavailableError(`redis is unavailable: no answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new RedisUnavailableError("redis is unavailable", { cause: new Error(`no answer within ${ms} ms`) })), ms);
     promise.then(
       (value) => {
         clearTimeout(timer);

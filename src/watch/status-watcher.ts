@@ -14,6 +14,9 @@ export interface StatusUpdate {
   eventState: EventState;
 }
 
+/** Changes kept for a watcher that is not read; past it they collapse into one re-read. */
+const MAX_INBOX = 256;
+
 /** Warn this long (at most) before a hold runs out. */
 const HOLD_WARNING_MS = 30_000;
 
@@ -36,6 +39,13 @@ export async function* watchStatus(
   const inbox: (HubMessage | { kind: "holdExpiring" })[] = [];
   let wake: (() => void) | undefined;
   const deliver = (message: HubMessage | { kind: "holdExpiring" }): void => {
+    if (inbox.length >= MAX_INBOX) {
+      // Not read for a while (a client that does not read its stream): keep no
+      // change at all, only a note to re-read Redis once it is read again.
+      const kept = inbox.filter((m) => m.kind !== "change" && m.kind !== "resync");
+      inbox.length = 0;
+      inbox.push(...kept, { kind: "resync" });
+    }
     inbox.push(message);
     wake?.();
   };

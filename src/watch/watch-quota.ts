@@ -1,0 +1,26 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * At most `max` concurrent watch streams per key (a user of an event) in this
+ * process: a few tabs and devices, not the thousands one ticket could open.
+ */
+export class WatchQuota {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly max: number) {}
+
+  /** Counts one more stream for `key`, or throws RESOURCE_EXHAUSTED; answers the release. */
+  take(key: string): () => void {
+    const n = this.open.get(key) ?? 0;
+    if (n >= this.max) throw new ConnectError(`${this.max} watch streams are already open for this user: close one first`, Code.ResourceExhausted);
+    this.open.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(key) ?? 1) - 1;
+      if (left <= 0) this.open.delete(key);
+      else this.open.set(key, left);
+    };
+  }
+}

@@ -1,0 +1,98 @@
+import { spawn } from "node:child_process";
+import { resolve } from "node:path";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health } from "../gen/health/v1/health_pb.js";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { defaultMaxStreams } from "../src/config.js";
+import { freePort, startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+
+// A service with a small heap (--max-old-space-size=384, as in a small container)
+// flooded with streams: 12,000 WatchStatus attempts with one ticket, then 8,000
+// Health.Watch attempts (no ticket needed), over gRPC-web, the transport whose
+// streams cost the most heap. Without the stream bounds it died of heap exhaustion.
+
+const MAIN = resolve("dist/src/main.js");
+const CONNECTIONS = 30;
+let redis: TestRedis;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis.dispose();
+});
+
+/** Opens a stream and resolves once it is open (first message) or refused; it stays open until the signal. */
+function attempt(stream: AsyncIterable<unknown>): Promise<"open" | Code> {
+  return new Promise((settle) => {
+    void (async () => {
+      try {
+        for await (const _ of stream) settle("open");
+        settle("open");
+      } catch (err: unknown) {
+        settle(ConnectError.from(err).code);
+      }
+    })();
+  });
+}
+
+function tally(results: ("open" | Code)[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of results) {
+    const key = r === "open" ? "open" : Code[r];
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+describe("a flood of streams against a 384 MB heap", () => {
+  it("12,000 WatchStatus attempts with one ticket and 8,000 Health.Watch attempts leave the service up and answering", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ["--max-old-space-size=384", MAIN], {
+      env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(port), WORKERS: "1", REDIS_URL: redis.url, ADMIN_TOKEN: "flood", LOG_LEVEL: "warn", RATE_LIMIT_PER_MINUTE: "0", REDIS_COMMAND_TIMEOUT_MS: "10000" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const abort = new AbortController();
+    try {
+      for (let i = 0; i < 200 && !(await fetch(`${baseUrl}/health`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+      // 30 connections: node:http2's client ends a session after 1,000 frames for
+      // streams it has closed (maxSessionInvalidFrames), which refused streams leave.
+      const transports: Transport[] = Array.from({ length: CONNECTIONS }, () => createGrpcWebTransport({ baseUrl, httpVersion: "2", nodeOptions: { maxSessionMemory: 64 } }));
+      const queue = createClient(TicketQueueService, transports[0]!);
+      const { userId, ticket } = await queue.reserve({ userId: "one-ticket" });
+
+      const watches = await Promise.all(
+        Array.from({ length: 12_000 }, (_, i) => attempt(createClient(TicketQueueService, transports[i % CONNECTIONS]!).watchStatus({ userId, ticket }, { signal: abort.signal }))),
+      );
+      expect(tally(watches)).toEqual({ open: 4, ResourceExhausted: 11_996 });
+
+      const health = await Promise.all(Array.from({ length: 8_000 }, (_, i) => attempt(createClient(Health, transports[i % CONNECTIONS]!).watch({}, { signal: abort.signal }))));
+      const counts = tally(health);
+      // MAX_STREAMS by default: a third of the heap limit at 64 KiB a stream (the four watch streams count too).
+      const bound = defaultMaxStreams(452_984_832);
+      expect(counts["open"]).toBeGreaterThan(bound - 100);
+      expect(counts["open"]).toBeLessThanOrEqual(bound - 4);
+      expect((counts["open"] ?? 0) + (counts["ResourceExhausted"] ?? 0)).toBe(8_000);
+
+      // Still up, and answering every kind of call.
+      expect(child.exitCode).toBeNull();
+      expect((await fetch(`${baseUrl}/health`)).status).toBe(200);
+      expect((await queue.reserve({ userId: "after-the-flood" })).ticket).not.toBe("");
+      abort.abort();
+      const metrics = async (): Promise<string> => (await fetch(`${baseUrl}/metrics`)).text();
+      for (let i = 0; i < 100 && !/^ticketqueue_open_streams 0$/m.test(await metrics()); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await metrics()).toMatch(/^ticketqueue_open_streams 0$/m);
+      expect(stderr).not.toMatch(/heap|out of memory/i);
+    } finally {
+      abort.abort();
+      child.kill("SIGTERM");
+      await exited;
+    }
+  }, 120_000);
+});

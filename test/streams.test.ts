@@ -1,0 +1,190 @@
+import * as http2 from "node:http2";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/health/v1/health_pb.js";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { eventKeys } from "../src/queue/keys.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+
+// Open streams are bounded three ways (per process, per connection, per user),
+// each stream lets go of everything when its client leaves, and a client that
+// stops reading cannot make the server buffer for it without end.
+
+let redis: TestRedis;
+const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis.dispose();
+});
+
+async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return check();
+}
+
+/** Follows a stream until it ends; resolves with its first message's arrival, or its error code. */
+function follow(stream: AsyncIterable<unknown>): { first: Promise<"message" | Code>; done: Promise<void> } {
+  let settle: (v: "message" | Code) => void = () => undefined;
+  const first = new Promise<"message" | Code>((resolve) => (settle = resolve));
+  const done = (async () => {
+    try {
+      for await (const _ of stream) settle("message");
+    } catch (err: unknown) {
+      settle(ConnectError.from(err).code);
+    }
+  })();
+  return { first, done };
+}
+
+describe("stream limits", () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService(redis.url, { limits: { maxStreams: 6, maxWatchesPerUser: 2 } });
+  });
+  afterAll(async () => {
+    await svc.close();
+  });
+
+  it("MAX_WATCHES_PER_USER: a third WatchStatus with one ticket is refused, and allowed again once one closes", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const { userId, ticket } = await client.reserve({ userId: "tabs" });
+    const abort = [new AbortController(), new AbortController()];
+    const open = abort.map((a) => follow(client.watchStatus({ userId, ticket }, { signal: a.signal })));
+    expect(await Promise.all(open.map((o) => o.first))).toEqual(["message", "message"]);
+    // Over every transport the same limit: it is the user's, not the connection's.
+    const web = createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" }));
+    expect(await follow(web.watchStatus({ userId, ticket })).first).toBe(Code.ResourceExhausted);
+    expect(await follow(client.watchStatus({ userId, ticket })).first).toBe(Code.ResourceExhausted);
+    abort[0]?.abort();
+    await open[0]?.done;
+    const again = new AbortController();
+    expect(await until(async () => (await follow(client.watchStatus({ userId, ticket }, { signal: again.signal })).first) === "message")).toBe(true);
+    again.abort();
+    abort[1]?.abort();
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+  });
+
+  it("MAX_STREAMS: past the process's bound streams are refused at once, and each closed one frees its place (gRPC, gRPC-web, Connect)", async () => {
+    const transports = [
+      createGrpcTransport({ baseUrl: svc.baseUrl }),
+      createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "2" }),
+      createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "2" }),
+    ];
+    const abort = new AbortController();
+    const open = Array.from({ length: 6 }, (_, i) => follow(createClient(Health, transports[i % 3]!).watch({}, { signal: abort.signal })));
+    expect(await Promise.all(open.map((o) => o.first))).toEqual(Array(6).fill("message"));
+    expect(svc.server.openStreams()).toBe(6);
+    for (const transport of transports) expect(await follow(createClient(Health, transport).watch({})).first).toBe(Code.ResourceExhausted);
+    // Unary calls are not streams: they still go through.
+    expect((await createClient(Health, transports[0]!).check({})).status).toBe(ServingStatus.SERVING);
+    abort.abort();
+    await Promise.all(open.map((o) => o.done));
+    expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+  });
+});
+
+describe("Health.Watch", () => {
+  it("keeps its timers and abort listeners flat over a 20 s stream, and 200 watchers share one Redis check a second", async () => {
+    const svc = await startTestService(redis.url);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+      const client = createClient(Health, createGrpcTransport({ baseUrl: svc.baseUrl }));
+      // One controller per stream: a signal shared by 201 calls would warn in this (client) process too.
+      const aborts: AbortController[] = [];
+      const signal = (): AbortSignal => {
+        const a = new AbortController();
+        aborts.push(a);
+        return a.signal;
+      };
+      const one = follow(client.watch({}, { signal: signal() }));
+      expect(await one.first).toBe("message");
+      await new Promise((r) => setTimeout(r, 2000));
+      const timersAt2s = timers();
+      const pings = async (): Promise<number> => Number(/^cmdstat_ping:calls=(\d+)/m.exec(await svc.redis.info("commandstats"))?.[1] ?? 0);
+      const many = Array.from({ length: 200 }, () => follow(client.watch({}, { signal: signal() })));
+      await Promise.all(many.map((m) => m.first));
+      const pingsBefore = await pings();
+      await new Promise((r) => setTimeout(r, 18_000));
+      const pingsIn18s = (await pings()) - pingsBefore - 1;
+      expect(timers()).toBeLessThanOrEqual(timersAt2s + 2);
+      expect(warnings).not.toContain("MaxListenersExceededWarning");
+      expect(pingsIn18s).toBeGreaterThanOrEqual(10);
+      expect(pingsIn18s).toBeLessThanOrEqual(25);
+      aborts.forEach((a) => a.abort());
+      await Promise.all([one.done, ...many.map((m) => m.done)]);
+      expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+    } finally {
+      process.off("warning", onWarning);
+      await svc.close();
+    }
+  }, 40_000);
+});
+
+describe("connections and clients that misbehave", () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService(redis.url);
+  });
+  afterAll(async () => {
+    await svc.close();
+  });
+
+  it("1,500 concurrent unary calls on one connection all succeed", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await client.createEvent({ eventId: "burst", capacity: 100_000 }, admin);
+    const answers = await Promise.all(Array.from({ length: 1500 }, (_, i) => client.reserve({ eventId: "burst", userId: `b${i}` })));
+    expect(answers.every((a) => a.ticket !== "")).toBe(true);
+    expect((await client.getEvent({ eventId: "burst" })).event?.counts?.joinedTotal).toBe(1500);
+  });
+
+  it("an SSE client on HTTP/2 that closes its stream ends its watcher", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const { userId, ticket } = await client.reserve({ userId: "sse-h2" });
+    const session = http2.connect(svc.baseUrl);
+    const stream = session.request({ ":path": `/v1/events/default/watch?user_id=${userId}&ticket=${encodeURIComponent(ticket)}` });
+    await new Promise((r) => stream.once("data", r));
+    expect(svc.hub.watcherCount()).toBe(1);
+    stream.close();
+    expect(await until(() => svc.hub.watcherCount() === 0)).toBe(true);
+    session.close();
+  });
+
+  it("an SSE client that stops reading is dropped once 64 KiB wait unread, and the service goes on", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await client.createEvent({ eventId: "unread", capacity: 1 }, admin);
+    await client.reserve({ eventId: "unread", userId: "seated" });
+    // 600 users ahead of the reader; each one that leaves moves it up (a message of about 300 bytes).
+    const [meta = "", , waiting = ""] = eventKeys(svc.prefix, "unread");
+    const pipeline = svc.redis.pipeline();
+    for (let i = 0; i < 600; i++) pipeline.zadd(waiting, i + 2, `ahead-${i}`);
+    pipeline.hset(meta, "next_seq", 601);
+    await pipeline.exec();
+    const reader = await client.reserve({ eventId: "unread", userId: "reader" });
+    // A tiny window, and a stream never read: everything past 1 KiB stays on the server.
+    const session = http2.connect(svc.baseUrl, { settings: { initialWindowSize: 1024 } });
+    const stream = session.request({ ":path": `/v1/events/unread/watch?user_id=reader&ticket=${encodeURIComponent(reader.ticket)}` });
+    await new Promise((r) => stream.once("response", r));
+    stream.pause();
+    const closed = new Promise<void>((r) => stream.once("close", () => r()));
+    stream.on("error", () => undefined);
+    for (let i = 0; i < 600; i++) await svc.store.cancel("unread", `ahead-${i}`, undefined);
+    expect(await until(() => svc.hub.watcherCount() === 0, 10_000)).toBe(true);
+    // Read again: what was sent arrives, then the stream's end, never the rest.
+    stream.resume();
+    await closed;
+    session.destroy();
+    expect((await client.getStatus({ eventId: "unread", userId: "reader" })).position).toBe(1);
+  });
+});
