@@ -52,7 +52,12 @@ export async function startService(config: Config, redisUrl: string, adminToken:
   // Strict durability is checked against the server before serving: no acknowledgement it cannot keep.
   const durability = await createDurabilityGate(redis, config.durability, config.redisCommandTimeoutMs);
   log.info({ durability: durability.description }, "durability");
-  const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity, durability });
+  const store = new QueueStore(redis, {
+    prefix: config.keyPrefix,
+    defaultCapacity: config.capacity,
+    durability,
+    onInvalidStored: (event, fields) => log.warn({ event, fields }, "stored event fields hold invalid values: they read as 0"),
+  });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log);
   const hub = await connectChangeHub(redisOptions, store, log);
@@ -68,6 +73,7 @@ export async function startService(config: Config, redisUrl: string, adminToken:
       maxStreams: config.maxStreams,
       maxStreamsPerConnection: config.maxStreamsPerConnection,
       maxWatchesPerUser: config.maxWatchesPerUser,
+      adminFailuresPerMinute: config.adminFailuresPerMinute,
     },
     metrics,
     adminJwt,

@@ -58,25 +58,64 @@ describe("admin JWTs", () => {
 
 describe("audit log", () => {
   it("records every admin call, allowed or refused: who, what, when, outcome", async () => {
-    await svc.redis.del(`${svc.prefix}:audit`);
+    await svc.redis.del(`${svc.prefix}:audit`, `${svc.prefix}:audit:refused`);
     await client.createEvent({ eventId: "audited", capacity: 2 }, bearer(await jwt({ aud: "ticketqueue:admin", sub: "ops-lee" })));
     await client.reset({ eventId: "audited", confirm: "audited" }, { headers: { "x-token": TEST_ADMIN_TOKEN } });
     await client.reset({ eventId: "audited", confirm: "audited" }, { headers: { "x-token": "guess" } }).catch(() => undefined);
     await client.reserve({ userId: "not-admin" }); // not an admin call: not recorded
     await new Promise((r) => setTimeout(r, 100)); // a refusal is recorded without delaying the answer
-    const entries = (await svc.redis.xrange(`${svc.prefix}:audit`, "-", "+")).map(([id, fields]) => {
-      const record: Record<string, string> = { id };
-      for (let i = 0; i < fields.length; i += 2) record[fields[i] ?? ""] = fields[i + 1] ?? "";
-      return record;
-    });
+    const read = async (key: string): Promise<Record<string, string>[]> =>
+      (await svc.redis.xrange(key, "-", "+")).map(([id, fields]) => {
+        const record: Record<string, string> = { id };
+        for (let i = 0; i < fields.length; i += 2) record[fields[i] ?? ""] = fields[i + 1] ?? "";
+        return record;
+      });
+    const entries = await read(`${svc.prefix}:audit`);
     expect(entries.map(({ who, rpc, outcome }) => ({ who, rpc, outcome }))).toEqual([
       { who: "jwt:ops-lee", rpc: "CreateEvent", outcome: "ok" },
       { who: "token", rpc: "Reset", outcome: "ok" },
+    ]);
+    // Refusals are kept apart: a flood of them cannot push an admin action out.
+    expect((await read(`${svc.prefix}:audit:refused`)).map(({ who, rpc, outcome }) => ({ who, rpc, outcome }))).toEqual([
       { who: "unauthenticated", rpc: "Reset", outcome: String(Code.Unauthenticated) },
     ]);
     expect(JSON.parse(entries[0]?.["request"] ?? "{}")).toMatchObject({ eventId: "audited", capacity: 2 });
     expect(Number(entries[0]?.id.split("-")[0])).toBeGreaterThan(Date.now() - 60_000);
     // Tokens never reach the log.
     expect(JSON.stringify(entries)).not.toContain(TEST_ADMIN_TOKEN);
+  });
+});
+
+describe("failed admin logins", () => {
+  it("are limited per caller whatever RATE_LIMIT_PER_MINUTE says (30 a minute by default), then 429 even with the right token; refusals never reach the actions' audit stream", async () => {
+    // No per-caller rate limit at all: the admin failure limit is on by itself.
+    const own = await startTestService(redis.url);
+    try {
+      const processQueue = (token: string) => fetch(`${own.baseUrl}/process_queue`, { method: "POST", headers: { "x-token": token } });
+      expect((await processQueue(TEST_ADMIN_TOKEN)).status).toBe(200);
+      const statuses: number[] = [];
+      for (let i = 0; i < 31; i++) statuses.push((await processQueue(`guess-${i}`)).status);
+      expect(statuses.slice(0, 30)).toEqual(Array(30).fill(401));
+      const limited = await processQueue("guess-31");
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      // While limited, no credential is even checked.
+      expect((await processQueue(TEST_ADMIN_TOKEN)).status).toBe(429);
+      const grpc = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
+      expect(code(await grpc.processQueue({}, { headers: { "x-token": TEST_ADMIN_TOKEN } }).catch((e: unknown) => e))).toBe(Code.ResourceExhausted);
+      // Travellers' calls are not admin calls: untouched.
+      expect((await grpc.reserve({ userId: "traveller" })).ticket).not.toBe("");
+      await new Promise((r) => setTimeout(r, 100));
+      const actions = await own.redis.xrange(`${own.prefix}:audit`, "-", "+");
+      expect(actions).toHaveLength(1);
+      expect(await own.redis.xlen(`${own.prefix}:audit:refused`)).toBe(34);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("an admin JWT without exp is refused", async () => {
+    const forever = await new SignJWT({}).setProtectedHeader({ alg: "EdDSA" }).setAudience("ticketqueue:admin").setSubject("ops-forever").sign(signingKey);
+    expect(code(await client.processQueue({}, bearer(forever)).catch((e: unknown) => e))).toBe(Code.Unauthenticated);
   });
 });

@@ -25,7 +25,7 @@ if status == 4 then return {0, 4, 1} end
 if status == 5 then return {0, 5, 0} end
 
 redis.call('HSET', K_GONE, user, 'C' .. seq)
-redis.call('HINCRBY', K_META, 'cancelled_total', 1)
+add_to(K_META, 'cancelled_total', 1)
 local result = {0, 4, 0}
 if status == 1 then
   redis.call('HDEL', K_SEATS, user)

@@ -27,7 +27,7 @@ for _, user in ipairs(due) do
     feed('E', user)
   end
 end
-redis.call('HINCRBY', K_META, 'expired_total', #due)
+add_to(K_META, 'expired_total', #due)
 local promoted = fill(ev, now)
 ops[#ops + 1] = {'P', #promoted}
 changed(ops)

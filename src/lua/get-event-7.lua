@@ -16,4 +16,4 @@ if not ev then return {ERR_NO_EVENT} end
 local m = redis.call('HMGET', K_META, 'name', 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total', 'version')
 return {0, m[1] or 'default', ev.capacity, ev.hold_ms / 1000, ev.opens_at, ev.closes_at, ev.paused and 1 or 0,
   redis.call('HLEN', K_SEATS), redis.call('ZCARD', K_HOLDS), redis.call('ZCARD', K_WAITING),
-  tonumber(m[2] or '0'), tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0'), now_ms(), tonumber(m[6] or '0')}
+  stored_number(m[2]), stored_number(m[3]), stored_number(m[4]), stored_number(m[5]), now_ms(), stored_number(m[6])}

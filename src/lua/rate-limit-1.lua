@@ -5,6 +5,8 @@
 
   KEYS[1] the caller's limit key (holds the theoretical arrival time, ms)
   ARGV[1] limit (calls per period), ARGV[2] period_ms
+  ARGV[3] '1' (or absent): count the call when allowed; '0': only tell whether
+          one would be allowed (failed admin logins are counted after the fact)
 
   Returns {1, 0} allowed, or {0, retry_after_ms}
 ]]
@@ -20,5 +22,5 @@ local over = next_tat - now - period
 if over > 0 then
   return {0, math.ceil(over)}
 end
-redis.call('SET', key, next_tat, 'PX', math.ceil(next_tat - now))
+if ARGV[3] ~= '0' then redis.call('SET', key, next_tat, 'PX', math.ceil(next_tat - now)) end
 return {1, 0}

@@ -28,8 +28,8 @@ if ev.paused then return {-3} end
 if ev.closes_at > 0 and now >= ev.closes_at then return {-4, ev.closes_at} end
 
 redis.call('HDEL', K_GONE, user)
-local seq = redis.call('HINCRBY', K_META, 'next_seq', 1)
-redis.call('HINCRBY', K_META, 'joined_total', 1)
+local seq = add_to(K_META, 'next_seq', 1)
+add_to(K_META, 'joined_total', 1)
 
 -- A free seat goes to a newcomer only when nobody waits: the queue comes first.
 if redis.call('ZCARD', K_WAITING) == 0 and redis.call('HLEN', K_SEATS) < ev.capacity then

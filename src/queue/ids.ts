@@ -11,8 +11,14 @@ export const DEFAULT_EVENT_ID = "default";
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-// Event ids go inside a Redis hash tag, so braces (and anything unusual) are out.
-const EVENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+// Unicode format and separator characters (bidi overrides, zero-width joiners, the
+// BOM, line and paragraph separators): invisible, they spoof names on the dashboard
+// and in the CSV export.
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}]/u;
+
+// Event ids go inside a Redis hash tag, so braces (and anything unusual) are out;
+// ids made only of dots would be path segments ("." and "..") no URL can reach.
+const EVENT_ID = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * InvalidArgument for one request field, with a google.rpc.BadRequest detail so
@@ -29,11 +35,12 @@ export function checkUserId(userId: string): void {
   if (userId.length === 0) throw invalidField("user_id", "is required");
   if (Buffer.byteLength(userId, "utf8") > MAX_USER_ID_BYTES) throw invalidField("user_id", `is longer than ${MAX_USER_ID_BYTES} bytes`);
   if (CONTROL.test(userId)) throw invalidField("user_id", "contains a control character");
+  if (INVISIBLE.test(userId)) throw invalidField("user_id", "contains an invisible format or separator character");
 }
 
 /** The event id to use: empty means the default event; anything else must be a valid id. */
 export function eventIdOf(eventId: string): string {
   if (eventId === "") return DEFAULT_EVENT_ID;
-  if (!EVENT_ID.test(eventId)) throw invalidField("event_id", "must be 1 to 64 of A-Z a-z 0-9 . _ -");
+  if (!EVENT_ID.test(eventId)) throw invalidField("event_id", "must be 1 to 64 of A-Z a-z 0-9 . _ -, not only dots");
   return eventId;
 }

@@ -23,3 +23,13 @@ export function eventRegistryKey(prefix: string): string {
 export function ticketKeyKey(prefix: string): string {
   return `${prefix}:ticket-key`;
 }
+
+/** The admin audit stream: every admin action, allowed or failed, by whom. */
+export function auditKey(prefix: string): string {
+  return `${prefix}:audit`;
+}
+
+/** Admin calls refused for want of a valid credential, kept apart (and capped) so they never push actions out. */
+export function refusedAuditKey(prefix: string): string {
+  return `${prefix}:audit:refused`;
+}

@@ -3,7 +3,7 @@ import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
-import { eventKeys, eventRegistryKey } from "./keys.js";
+import { auditKey, eventKeys, eventRegistryKey, refusedAuditKey } from "./keys.js";
 import { scriptError } from "./script-errors.js";
 import { loadScripts, type ScriptRunner } from "./scripts.js";
 
@@ -62,6 +62,8 @@ export interface EventInfo extends EventSettings {
   now: number;
   /** The event's change counter. */
   version: number;
+  /** Stored fields that held no valid value (read as 0). */
+  invalid: string[];
 }
 
 /** A seat and its holder, as ListSeatHolders pages them. */
@@ -91,6 +93,8 @@ export interface QueueStoreOptions {
   durability?: DurabilityGate;
   /** Capacity the default event is created with; afterwards the stored value wins. */
   defaultCapacity: number;
+  /** Told when a read finds stored fields out of range (the log names them). */
+  onInvalidStored?: (eventId: string, fields: string[]) => void;
 }
 
 /**
@@ -168,26 +172,37 @@ export class QueueStore {
     return strings(r.slice(1));
   }
 
+  /**
+   * An event's settings and counts. A stored value out of its range (written by
+   * hand, or before input was checked) reads as 0 and is named in `invalid`,
+   * so that one bad field never makes the event unreadable.
+   */
   async getEvent(eventId: string): Promise<EventInfo> {
     const r = await this.call("getEvent", eventId, [this.defaultCapacity(eventId)]);
-    return {
+    const invalid: string[] = [];
+    const count = (i: number, field: string): number => inRange(r[i], 0, MAX_UINT32, field, invalid);
+    const time = (i: number, field: string): number => (r[i] === 0 ? 0 : inRange(r[i], MIN_TIME_MS, MAX_TIME_MS, field, invalid));
+    const info: EventInfo = {
       eventId,
-      name: String(r[1]),
-      capacity: num(r[2]),
-      holdSeconds: num(r[3]),
-      opensAt: num(r[4]),
-      closesAt: num(r[5]),
+      name: typeof r[1] === "string" ? r[1] : String(r[1]),
+      capacity: count(2, "capacity"),
+      holdSeconds: count(3, "hold_seconds"),
+      opensAt: time(4, "opens_at"),
+      closesAt: time(5, "closes_at"),
       paused: r[6] === 1,
-      seats: num(r[7]),
-      held: num(r[8]),
-      waiting: num(r[9]),
-      joinedTotal: num(r[10]),
-      promotedTotal: num(r[11]),
-      cancelledTotal: num(r[12]),
-      expiredTotal: num(r[13]),
+      seats: count(7, "seats"),
+      held: count(8, "held"),
+      waiting: count(9, "waiting"),
+      joinedTotal: count(10, "joined_total"),
+      promotedTotal: count(11, "promoted_total"),
+      cancelledTotal: count(12, "cancelled_total"),
+      expiredTotal: count(13, "expired_total"),
       now: num(r[14]),
-      version: num(r[15]),
+      version: inRange(r[15], 0, Number.MAX_SAFE_INTEGER, "version", invalid),
+      invalid,
     };
+    if (invalid.length > 0) this.options.onInvalidStored?.(eventId, invalid);
+    return info;
   }
 
   /** One page of seat holders from HSCAN `cursor` ("0" first); `next` is "0" after the last page. */
@@ -230,17 +245,23 @@ export class QueueStore {
 
   /**
    * One more call for `caller` under a limit of `limit` calls per `periodMs`?
-   * When not, how long until there is room.
+   * When not, how long until there is room. `count` false only asks.
    */
-  async allowCall(caller: string, limit: number, periodMs: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const reply = await this.run("rateLimit", [`${this.options.prefix}:rl:{${caller}}`], [limit, periodMs]);
+  async allowCall(caller: string, limit: number, periodMs: number, count = true): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    const reply = await this.run("rateLimit", [`${this.options.prefix}:rl:{${caller}}`], [limit, periodMs, count ? 1 : 0]);
     if (!Array.isArray(reply)) throw new Error(`rate-limit script answered ${JSON.stringify(reply)}`);
     return { allowed: reply[0] === 1, retryAfterMs: num(reply[1]) };
   }
 
-  /** Appends an entry to the audit stream (capped near 100,000 entries). */
-  async appendAudit(entry: Record<string, string>): Promise<void> {
-    await callRedis(() => this.redis.xadd(`${this.options.prefix}:audit`, "MAXLEN", "~", 100_000, "*", ...Object.entries(entry).flat()));
+  /**
+   * Appends an entry to the audit stream: admin actions to `<prefix>:audit`
+   * (capped near 100,000 entries), calls refused for want of a credential to
+   * `<prefix>:audit:refused` (capped near 10,000), so that a flood of refusals
+   * never pushes an accepted action out.
+   */
+  async appendAudit(entry: Record<string, string>, refused: boolean): Promise<void> {
+    const [key, cap] = refused ? [refusedAuditKey(this.options.prefix), 10_000] : [auditKey(this.options.prefix), 100_000];
+    await callRedis(() => this.redis.xadd(key, "MAXLEN", "~", cap, "*", ...Object.entries(entry).flat()));
   }
 
   /** Round trip to Redis in milliseconds. */
@@ -268,6 +289,20 @@ export class QueueStore {
 }
 
 const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent", "listSeats"]);
+
+const MAX_UINT32 = 2 ** 32 - 1;
+/**
+ * Event times are stored as epoch ms, 0 for none: from just after the Unix epoch
+ * to 9999-12-31T23:59:59.999Z, the last instant a google.protobuf.Timestamp holds.
+ */
+export const MIN_TIME_MS = 1;
+export const MAX_TIME_MS = 253_402_300_799_999;
+
+function inRange(value: unknown, min: number, max: number, field: string, invalid: string[]): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
+  invalid.push(field);
+  return 0;
+}
 
 function num(value: unknown): number {
   if (typeof value !== "number") throw new Error(`script answered ${JSON.stringify(value)} where a number belongs`);

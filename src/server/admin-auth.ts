@@ -2,6 +2,8 @@ import { getOption, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, importJWK, importSPKI, jwtVerify, type JWK, type JWTVerifyResult } from "jose";
 import { admin } from "../../gen/ticketqueue/v1/options_pb.js";
+import type { QueueStore } from "../queue/queue-store.js";
+import { callerIdentity, peerAddressKey, type CallerOptions } from "./caller.js";
 import { interceptOnly } from "./intercept-only.js";
 import { sameSecret } from "./secrets.js";
 
@@ -23,7 +25,8 @@ export type AdminJwtVerifier = (token: string) => Promise<string>;
  * never verifies admin calls.
  */
 export async function adminJwtVerifier(options: { publicKey?: string; jwksUrl?: string; issuer?: string }): Promise<AdminJwtVerifier | undefined> {
-  const checks = { audience: ADMIN_AUDIENCE, issuer: options.issuer };
+  // An admin JWT without exp would be a credential for ever.
+  const checks = { audience: ADMIN_AUDIENCE, issuer: options.issuer, requiredClaims: ["exp"] };
   let verify: (token: string) => Promise<JWTVerifyResult>;
   if (options.jwksUrl) {
     const jwks = createRemoteJWKSet(new URL(options.jwksUrl));
@@ -54,25 +57,54 @@ export async function adminJwtVerifier(options: { publicKey?: string; jwksUrl?: 
 }
 
 /**
+ * Failed admin authentications per caller, always on (ADMIN_AUTH_FAILURES_PER_MINUTE):
+ * past the limit a caller's admin calls answer RESOURCE_EXHAUSTED without a
+ * credential being checked, whatever it sends, until the minute has refilled.
+ */
+export interface AdminFailureLimit {
+  perMinute: number;
+  store: QueueStore;
+  caller: CallerOptions;
+}
+
+/**
  * Requires an admin credential on every RPC the proto marks `(ticketqueue.v1.admin)`:
  * `Authorization: Bearer <JWT>` (audience ticketqueue:admin) when a verifier is
  * configured, or the static token in `x-token`, compared in constant time.
  * Records who it was in the call's context values.
  */
-export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt?: AdminJwtVerifier): Interceptor {
+export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt: AdminJwtVerifier | undefined, failures: AdminFailureLimit): Interceptor {
+  const limit = (caller: string, count: boolean) => failures.store.allowCall(`admin-auth:${caller}`, failures.perMinute, 60_000, count);
   return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
-    const token = req.header.get(ADMIN_TOKEN_HEADER);
-    if (bearer !== undefined && jwt) {
-      req.contextValues.set(adminIdentityKey, `jwt:${await jwt(bearer)}`);
-    } else if (token) {
-      if (!sameSecret(token, adminToken)) throw new ConnectError("the admin token is not valid", Code.Unauthenticated);
-      req.contextValues.set(adminIdentityKey, "token");
-    } else {
-      throw new ConnectError(`${req.method.name} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
+    const caller = callerIdentity(req.header, req.contextValues.get(peerAddressKey), failures.caller);
+    const before = await limit(caller, false);
+    if (!before.allowed) throw tooManyFailures(before.retryAfterMs);
+    try {
+      req.contextValues.set(adminIdentityKey, await authenticate(req.header, req.method.name, adminToken, jwt));
+    } catch (err: unknown) {
+      if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw err;
+      const after = await limit(caller, true);
+      throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
     }
     return next(req);
   });
+}
+
+/** The caller's admin identity ("token" or "jwt:<sub>"), or Unauthenticated. */
+async function authenticate(header: Headers, rpc: string, adminToken: string, jwt: AdminJwtVerifier | undefined): Promise<string> {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(header.get("authorization") ?? "")?.[1];
+  const token = header.get(ADMIN_TOKEN_HEADER);
+  if (bearer !== undefined && jwt) return `jwt:${await jwt(bearer)}`;
+  if (token) {
+    if (!sameSecret(token, adminToken)) throw new ConnectError("the admin token is not valid", Code.Unauthenticated);
+    return "token";
+  }
+  throw new ConnectError(`${rpc} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
+}
+
+function tooManyFailures(retryAfterMs: number): ConnectError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new ConnectError(`too many failed admin logins from this caller: retry in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) });
 }
 
 export function adminMethodsOf(services: readonly DescService[]) {

@@ -1,6 +1,6 @@
-import { toJsonString } from "@bufbuild/protobuf";
+import { toJsonString, type DescService } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { DescService } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
 import type { QueueStore } from "../queue/queue-store.js";
 import { adminIdentityKey, adminMethodsOf } from "./admin-auth.js";
 import { interceptOnly } from "./intercept-only.js";
@@ -9,29 +9,46 @@ import { interceptOnly } from "./intercept-only.js";
 const MAX_REQUEST_CHARS = 2000;
 
 /**
- * Appends every admin call, allowed or refused, to the audit stream
- * (`<prefix>:audit`): who (token, jwt:<sub>, or unauthenticated), what (RPC and
- * its request as JSON; admin requests carry no secrets), when (the stream id),
- * and the outcome (ok or the error code). Runs outside admin auth, so refusals
- * are recorded too.
+ * Appends every admin call, allowed or refused, to the audit streams: who
+ * (token, jwt:<sub>, or unauthenticated), what (RPC and its request as JSON;
+ * admin requests carry no secrets), when (the stream id), and the outcome (ok
+ * or the error code). Runs outside admin auth, so refusals are recorded too,
+ * in a stream of their own (QueueStore.appendAudit).
+ *
+ * Recording never changes the answer: a request that cannot be written as
+ * JSON is summarised, and a record that cannot be stored (Redis down) is
+ * logged, not turned into an error.
  */
-export function auditInterceptor(services: readonly DescService[], store: QueueStore): Interceptor {
+export function auditInterceptor(services: readonly DescService[], store: QueueStore, log: Logger): Interceptor {
   return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
-    const record = (outcome: string): Promise<void> =>
-      store.appendAudit({
-        who: req.contextValues.get(adminIdentityKey) ?? "unauthenticated",
-        rpc: req.method.name,
-        request: req.stream ? "(stream)" : toJsonString(req.method.input, req.message).slice(0, MAX_REQUEST_CHARS),
-        outcome,
-      });
+    const record = async (outcome: string): Promise<void> => {
+      const who = req.contextValues.get(adminIdentityKey) ?? "unauthenticated";
+      const entry = { who, rpc: req.method.name, request: summary(req), outcome };
+      try {
+        await store.appendAudit(entry, who === "unauthenticated");
+      } catch (err: unknown) {
+        log.error({ err, audit: entry }, "could not write the audit record");
+      }
+    };
+    let response;
     try {
-      const response = await next(req);
-      await record("ok");
-      return response;
+      response = await next(req);
     } catch (err: unknown) {
       // Not awaited: with Redis down the record would only add its own timeout to the error.
-      record(ConnectError.from(err).code.toString()).catch(() => undefined);
+      void record(ConnectError.from(err).code.toString());
       throw err;
     }
+    await record("ok");
+    return response;
   });
+}
+
+function summary(req: Parameters<Parameters<Interceptor>[0]>[0]): string {
+  if (req.stream) return "(stream)";
+  try {
+    return toJsonString(req.method.input, req.message).slice(0, MAX_REQUEST_CHARS);
+  } catch (err: unknown) {
+    // A field JSON cannot hold (a Timestamp out of range): the call is refused, the record kept.
+    return `(not representable as JSON: ${err instanceof Error ? err.message : String(err)})`.slice(0, MAX_REQUEST_CHARS);
+  }
 }

@@ -59,6 +59,8 @@ export interface ServerLimits {
   maxStreamsPerConnection: number;
   /** WatchStatus streams open at once per user of an event, in this process. */
   maxWatchesPerUser: number;
+  /** Failed admin authentications per caller per minute; past it RESOURCE_EXHAUSTED. Always on. */
+  adminFailuresPerMinute: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -70,6 +72,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxStreams: 10_000,
   maxStreamsPerConnection: 2048,
   maxWatchesPerUser: 4,
+  adminFailuresPerMinute: 30,
 };
 
 export interface ServerDeps {
@@ -115,8 +118,12 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const interceptors: Interceptor[] = [
     errorInterceptor(deps.log),
     streams.interceptor,
-    auditInterceptor(services, deps.store),
-    adminAuthInterceptor(services, deps.adminToken, deps.adminJwt),
+    auditInterceptor(services, deps.store, deps.log),
+    adminAuthInterceptor(services, deps.adminToken, deps.adminJwt, {
+      perMinute: limits.adminFailuresPerMinute,
+      store: deps.store,
+      caller: { trustedProxies: deps.rateLimit?.trustedProxies ?? new Set(), serviceTokens: deps.rateLimit?.serviceTokens ?? new Map() },
+    }),
   ];
   if (deps.metrics) {
     interceptors.unshift(deps.metrics.interceptor);

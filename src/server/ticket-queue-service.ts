@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { DurationSchema, timestampDate, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   ReservationStatus,
@@ -8,8 +8,8 @@ import {
   type EventSchema,
   type TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { checkUserId, eventIdOf } from "../queue/ids.js";
-import type { EventInfo, QueueStore } from "../queue/queue-store.js";
+import { checkUserId, eventIdOf, invalidField } from "../queue/ids.js";
+import { MAX_TIME_MS, MIN_TIME_MS, type EventInfo, type QueueStore } from "../queue/queue-store.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import type { Tickets } from "../tickets/tickets.js";
@@ -119,8 +119,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const eventId = eventIdOf(req.eventId);
       if (req.pageSize > MAX_PAGE_SIZE) throw new ConnectError(`page_size must be at most ${MAX_PAGE_SIZE}`, Code.InvalidArgument);
       // The token is Redis's HSCAN cursor: a number, and nothing else reaches Redis.
-      if (req.pageToken !== "" && !/^[1-9]\d{0,19}$/.test(req.pageToken)) {
-        throw new ConnectError("page_token is not one this service gave out", Code.InvalidArgument);
+      if (req.pageToken !== "" && !(/^[1-9]\d{0,19}$/.test(req.pageToken) && BigInt(req.pageToken) < 2n ** 64n)) {
+        throw invalidField("page_token", "is not one this service gave out");
       }
       const page = await store.seatHolders(eventId, req.pageToken || "0", req.pageSize || DEFAULT_PAGE_SIZE);
       return {
@@ -145,8 +145,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
     async createEvent(req) {
       if (req.eventId === "") throw new ConnectError("event_id is required", Code.InvalidArgument);
       const eventId = eventIdOf(req.eventId);
-      const opensAt = ms(req.opensAt);
-      const closesAt = ms(req.closesAt);
+      const opensAt = ms(req.opensAt, "opens_at");
+      const closesAt = ms(req.closesAt, "closes_at");
       checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt });
       await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt });
       return { event: toEvent(await store.getEvent(eventId)) };
@@ -156,8 +156,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const eventId = eventIdOf(req.eventId);
       if (req.opensAt && req.clearOpensAt) throw new ConnectError("opens_at and clear_opens_at contradict each other", Code.InvalidArgument);
       if (req.closesAt && req.clearClosesAt) throw new ConnectError("closes_at and clear_closes_at contradict each other", Code.InvalidArgument);
-      const opensAt = req.clearOpensAt ? 0 : req.opensAt ? ms(req.opensAt) : undefined;
-      const closesAt = req.clearClosesAt ? 0 : req.closesAt ? ms(req.closesAt) : undefined;
+      const opensAt = req.clearOpensAt ? 0 : req.opensAt ? ms(req.opensAt, "opens_at") : undefined;
+      const closesAt = req.clearClosesAt ? 0 : req.closesAt ? ms(req.closesAt, "closes_at") : undefined;
       const before = await store.getEvent(eventId);
       checkSettings({
         capacity: req.capacity ?? before.capacity,
@@ -179,6 +179,11 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
 
     async *watchEvent(req, ctx) {
       const eventId = eventIdOf(req.eventId);
+      // A feed cursor is a Redis stream id (ms-seq) this service gave out, or "0" for the oldest kept.
+      const id = /^(\d{1,20})(?:-(\d{1,20}))?$/.exec(req.cursor);
+      if (req.cursor !== "" && !(id && BigInt(id[1] ?? "0") < 2n ** 64n && BigInt(id[2] ?? "0") < 2n ** 64n)) {
+        throw invalidField("cursor", "is not one this service gave out");
+      }
       for await (const u of watchEvent(store, eventId, req.cursor, AbortSignal.any([ctx.signal, hub.closing]))) {
         yield {
           version: BigInt(u.info.version),
@@ -228,8 +233,19 @@ function checkSettings(s: { capacity: number; holdSeconds: number; name: string;
   if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
 }
 
-function ms(t: Timestamp | undefined): number {
-  return t ? timestampDate(t).getTime() : 0;
+/**
+ * A request's Timestamp as epoch ms (0 when absent), checked before anything is
+ * stored: seconds and nanos in range and the time within MIN_TIME_MS..MAX_TIME_MS.
+ * (Times before 1970 are refused: 0 stands for "none" in storage, and no sale opens then.)
+ */
+function ms(t: Timestamp | undefined, field: string): number {
+  if (!t) return 0;
+  if (t.nanos < 0 || t.nanos > 999_999_999) throw invalidField(field, "nanos must be 0 to 999,999,999");
+  const value = Number(t.seconds) * 1000 + Math.floor(t.nanos / 1_000_000);
+  if (!Number.isSafeInteger(value) || value < MIN_TIME_MS || value > MAX_TIME_MS) {
+    throw invalidField(field, "must be a time from 1970-01-01T00:00:00.001Z to 9999-12-31T23:59:59.999Z");
+  }
+  return value;
 }
 
 function timestamp(epochMs: number): Timestamp | undefined {

@@ -67,7 +67,7 @@ export class Tickets {
     const key = await this.signingKey();
     let payload;
     try {
-      ({ payload } = await jwtVerify(ticket, key.publicKey, { audience: TICKET_AUDIENCE, algorithms: ["EdDSA"] }));
+      ({ payload } = await jwtVerify(ticket, key.publicKey, { audience: TICKET_AUDIENCE, algorithms: ["EdDSA"], requiredClaims: ["exp"] }));
     } catch (err: unknown) {
       const reason = err instanceof joseErrors.JWTExpired ? "the ticket has expired" : "the ticket is not valid";
       throw new ConnectError(reason, Code.Unauthenticated);

@@ -50,9 +50,9 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   // A restarted service passes the port and prefix of the one it replaces.
   const prefix = options.prefix ?? `test-${randomUUID()}`;
   const durability = await createDurabilityGate(redis, options.durability ?? "fast", options.commandTimeoutMs ?? 1000);
-  const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability });
   // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
   const log = pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
+  const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability, onInvalidStored: (event, fields) => log.warn({ event, fields }, "invalid stored fields") });
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
   const hub = await connectChangeHub(redisOptions, store, log);

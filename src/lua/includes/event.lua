@@ -27,6 +27,25 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A stored number, or 0 when the field is missing or holds no finite number
+-- (a value written by hand or by an older version must not break every script).
+local function stored_number(v)
+  local n = tonumber(v or '0')
+  if not n or n ~= n or n == math.huge or n == -math.huge then return 0 end
+  return n
+end
+
+-- HINCRBY that survives a field holding no integer (written by hand, or out of
+-- range): the count starts again from n instead of failing the whole script.
+local function add_to(key, field, n)
+  local v = redis.pcall('HINCRBY', key, field, n)
+  if type(v) == 'table' and v.err then
+    redis.call('HSET', key, field, n)
+    return n
+  end
+  return v
+end
+
 -- The event's settings, or nil when it does not exist. With `default_capacity`
 -- (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
@@ -39,10 +58,10 @@ local function load_event(default_capacity, read_only)
     v = {default_capacity, '0', false, false, false}
   end
   return {
-    capacity = tonumber(v[1]),
-    hold_ms = tonumber(v[2] or '0') * 1000,
-    opens_at = tonumber(v[3] or '0'),
-    closes_at = tonumber(v[4] or '0'),
+    capacity = stored_number(v[1]),
+    hold_ms = stored_number(v[2]) * 1000,
+    opens_at = stored_number(v[3]),
+    closes_at = stored_number(v[4]),
     paused = v[5] == '1',
   }
 end
@@ -56,7 +75,7 @@ end
 --   {"X"}             reset: every entry is gone
 --   {"U"}             the event's settings changed
 local function changed(ops)
-  local version = redis.call('HINCRBY', K_META, 'version', 1)
+  local version = add_to(K_META, 'version', 1)
   redis.call('PUBLISH', string.sub(K_META, 1, -5) .. 'changes', cjson.encode({v = version, ops = ops}))
   return version
 end
@@ -68,9 +87,9 @@ end
 
 local function record_promotions(now, n)
   local bucket = math.floor(now / RATE_BUCKET_MS)
-  redis.call('HINCRBY', K_RATE, bucket, n)
+  add_to(K_RATE, bucket, n)
   redis.call('HDEL', K_RATE, bucket - RATE_BUCKETS)
-  redis.call('HINCRBY', K_META, 'promoted_total', n)
+  add_to(K_META, 'promoted_total', n)
 end
 
 -- Moves the first n waiting users into seats, in FIFO order.

@@ -1,0 +1,139 @@
+import { create } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { importJWK, SignJWT, type JWK } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { eventKeys, ticketKeyKey } from "../src/queue/keys.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+
+// Input is checked before anything is written; what is already stored never
+// makes a read fail; ids and credentials that look harmless but are not are refused.
+
+let redis: TestRedis;
+let svc: TestService;
+let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
+const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
+const codeOf = (p: Promise<unknown>): Promise<Code | "ok"> => p.then(() => "ok" as const, (e: unknown) => ConnectError.from(e).code);
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  svc = await startTestService(redis.url);
+  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+});
+afterAll(async () => {
+  await svc.close();
+  await redis.dispose();
+});
+
+async function auditOf(key: string): Promise<Record<string, string>[]> {
+  return (await svc.redis.xrange(key, "-", "+")).map(([, fields]) => {
+    const record: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) record[fields[i] ?? ""] = fields[i + 1] ?? "";
+    return record;
+  });
+}
+
+describe("timestamps are checked before they are stored", () => {
+  const bad = [
+    { name: "year 10000", t: { seconds: 253_402_300_800n, nanos: 0 } },
+    { name: "seconds 2^62", t: { seconds: 2n ** 62n, nanos: 0 } },
+    { name: "year 0", t: { seconds: -62_135_596_801n, nanos: 0 } },
+    { name: "before 1970", t: { seconds: -1n, nanos: 0 } },
+    { name: "negative nanos", t: { seconds: 1_900_000_000n, nanos: -1 } },
+    { name: "nanos of a whole second", t: { seconds: 1_900_000_000n, nanos: 1_000_000_000 } },
+  ];
+
+  it.each(bad)("CreateEvent and UpdateEvent refuse $name with INVALID_ARGUMENT, record the refusal, and every read still works", async ({ t }) => {
+    const stamp = create(TimestampSchema, t);
+    const eventId = `t-${Math.abs(Number(t.seconds % 1000n))}-${t.nanos}`.replace(/[^\w-]/g, "");
+    expect(await codeOf(client.createEvent({ eventId, capacity: 1, opensAt: stamp }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(client.createEvent({ eventId, capacity: 1, closesAt: stamp }, admin))).toBe(Code.InvalidArgument);
+    await client.createEvent({ eventId: `${eventId}-ok`, capacity: 1 }, admin);
+    expect(await codeOf(client.updateEvent({ eventId: `${eventId}-ok`, opensAt: stamp }, admin))).toBe(Code.InvalidArgument);
+    expect(await codeOf(client.updateEvent({ eventId: `${eventId}-ok`, closesAt: stamp }, admin))).toBe(Code.InvalidArgument);
+    expect((await client.getEvent({ eventId: `${eventId}-ok` })).event?.opensAt).toBeUndefined();
+    expect((await client.listEvents({})).events.length).toBeGreaterThan(0);
+    expect((await fetch(`${svc.baseUrl}/v1/events`)).status).toBe(200);
+    // The refused call is in the audit log, its request summarised.
+    const last = (await auditOf(`${svc.prefix}:audit`)).at(-1);
+    expect(last).toMatchObject({ who: "token", rpc: "UpdateEvent", outcome: String(Code.InvalidArgument) });
+  });
+
+  it("REST refuses a time JSON cannot hold with 400", async () => {
+    const res = await fetch(`${svc.baseUrl}/v1/events`, {
+      method: "POST",
+      headers: { "x-token": TEST_ADMIN_TOKEN, "content-type": "application/json" },
+      body: JSON.stringify({ event_id: "rest-time", capacity: 1, opens_at: "10000-01-01T00:00:00Z" }),
+    });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe("what is already stored never breaks a read", () => {
+  it("garbage in an event's fields (written by hand or an older version) reads as 0: GetEvent, ListEvents, Reserve and the metrics still answer", async () => {
+    await client.createEvent({ eventId: "tampered", capacity: 5 }, admin);
+    const [meta = ""] = eventKeys(svc.prefix, "tampered");
+    await svc.redis.hset(meta, { opens_at: "abc", closes_at: "1e300", hold_seconds: "nan", joined_total: "-7", version: "inf", promoted_total: "99999999999999999999" });
+    const event = (await client.getEvent({ eventId: "tampered" })).event;
+    expect(event).toMatchObject({ eventId: "tampered", capacity: 5, holdSeconds: 0 });
+    expect(event?.opensAt).toBeUndefined();
+    expect(event?.closesAt).toBeUndefined();
+    expect((await client.listEvents({})).events.map((e) => e.eventId)).toContain("tampered");
+    expect((await fetch(`${svc.baseUrl}/v1/events/tampered`)).status).toBe(200);
+    expect((await client.reserve({ eventId: "tampered", userId: "after-tampering" })).ticket).not.toBe("");
+    expect((await fetch(`${svc.baseUrl}/metrics`)).status).toBe(200);
+  });
+});
+
+describe("paging tokens and feed cursors", () => {
+  it("a page_token or cursor this service never gave out is INVALID_ARGUMENT (400), not an internal error", async () => {
+    for (const token of ["99999999999999999999", "18446744073709551616", "abc", "-1", "1e3"]) {
+      expect(await codeOf(client.listSeatHolders({ pageToken: token }, admin))).toBe(Code.InvalidArgument);
+      expect((await fetch(`${svc.baseUrl}/v1/events/default/seats?page_token=${token}`, admin)).status).toBe(400);
+    }
+    for (const cursor of ["abc", "1-2-3", "99999999999999999999-0", "-5"]) {
+      const first = client.watchEvent({ cursor }, admin)[Symbol.asyncIterator]().next();
+      expect(await codeOf(first)).toBe(Code.InvalidArgument);
+    }
+    const ok = client.watchEvent({ cursor: "0-0" }, admin)[Symbol.asyncIterator]();
+    expect(await codeOf(ok.next())).toBe("ok");
+    await ok.return?.();
+  });
+});
+
+describe("ids", () => {
+  it("event ids made only of dots are refused", async () => {
+    for (const eventId of [".", "..", "..."]) {
+      expect(await codeOf(client.createEvent({ eventId, capacity: 1 }, admin))).toBe(Code.InvalidArgument);
+      expect(await codeOf(client.reserve({ eventId }))).toBe(Code.InvalidArgument);
+    }
+    expect(await codeOf(client.createEvent({ eventId: "ktx.101", capacity: 1 }, admin))).toBe("ok");
+  });
+
+  it("user ids with bidi overrides, invisible or separator characters are refused on every RPC", async () => {
+    for (const userId of ["kim\u202eevil", "a\u2028b", "a\u2029b", "k\u200dim", "\ufeffkim", "kim\u2066"]) {
+      expect(await codeOf(client.reserve({ userId }))).toBe(Code.InvalidArgument);
+      expect(await codeOf(client.getStatus({ userId }))).toBe(Code.InvalidArgument);
+      expect(await codeOf(client.adminCancel({ userId }, admin))).toBe(Code.InvalidArgument);
+    }
+    const res = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "\u202ekim" }) });
+    expect(res.status).toBe(400);
+    // Letters of every script, and ordinary spaces, are fine.
+    expect(await codeOf(client.reserve({ userId: "김 민수" }))).toBe("ok");
+  });
+});
+
+describe("credentials must expire", () => {
+  it("a ticket without exp, signed with the real ticket key, is UNAUTHENTICATED", async () => {
+    const { userId, ticket } = await client.reserve({ userId: "no-exp" });
+    const claims = JSON.parse(Buffer.from(ticket.split(".")[1] ?? "", "base64url").toString()) as Record<string, unknown>;
+    delete claims["exp"];
+    const jwk = JSON.parse((await svc.redis.get(ticketKeyKey(svc.prefix))) ?? "{}") as JWK;
+    const forever = await new SignJWT(claims).setProtectedHeader({ alg: "EdDSA" }).sign(await importJWK(jwk, "EdDSA"));
+    expect(await codeOf(client.cancel({ userId, ticket: forever }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(client.cancel({ userId, ticket }))).toBe("ok");
+  });
+});
