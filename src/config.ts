@@ -62,6 +62,8 @@ export interface Config {
   adminFailuresPerMinute: number;
   /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
   corsOrigins: string[];
+  /** METRICS_TOKEN: /metrics wants it as a bearer token; undefined: open. */
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerGc: oneOf(env, "WORKER_GC", ["serial", "single-threaded", "parallel"], workers >= availableParallelism() ? "serial" : "parallel"),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
+    metricsToken: nonEmpty(env["METRICS_TOKEN"]),
     maxConnections: integer(env, "MAX_CONNECTIONS", 50_000, 1, 10_000_000),
     maxConnectionsPerIp: integer(env, "MAX_CONNECTIONS_PER_IP", 0, 0, 10_000_000),
     idleTimeoutMs: integer(env, "IDLE_TIMEOUT_SECONDS", 120, 1, 86_400) * 1000,

@@ -83,6 +83,7 @@ export async function startService(config: Config, redisUrl: string, adminToken:
     adminToken,
     log,
     corsOrigins: config.corsOrigins,
+    metricsToken: config.metricsToken,
     rateLimit: { perMinute: config.rateLimitPerMinute, trustedProxies: new Set(config.trustedProxies), serviceTokens: config.serviceTokens },
   });
   // A cluster worker serves the connections its primary hands over; a single process listens itself.

@@ -40,3 +40,33 @@ describe("/metrics (read by a Prometheus text-format parser)", () => {
     expect(sample(families, "ticketqueue_process_resident_memory_bytes", {})).toBeGreaterThan(0);
   });
 });
+
+describe("/metrics under load and behind a token", () => {
+  it("reads each event's users from Redis at most once a second, whatever the scrape rate", async () => {
+    const calls = async (): Promise<number> => {
+      const stats = await svc.redis.info("commandstats");
+      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval|ping):calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    await fetch(`${svc.baseUrl}/metrics`);
+    const before = await calls();
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 20 }, () => fetch(`${svc.baseUrl}/metrics`).then((r) => r.text())));
+    const seconds = (performance.now() - started) / 1000;
+    // 200 scrapes: one reading (a script per event and a PING) per second at most, plus the hold sweeper's own calls.
+    const sweeper = Math.ceil(seconds * 10) + 2;
+    expect((await calls()) - before).toBeLessThanOrEqual((Math.ceil(seconds) + 1) * 3 + sweeper);
+  });
+
+  it("with METRICS_TOKEN wants it as a bearer token", async () => {
+    const guarded = await startTestService(redis.url, { metricsToken: "scrape-me" });
+    try {
+      expect((await fetch(`${guarded.baseUrl}/metrics`)).status).toBe(401);
+      expect((await fetch(`${guarded.baseUrl}/metrics`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+      const ok = await fetch(`${guarded.baseUrl}/metrics`, { headers: { authorization: "Bearer scrape-me" } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain("ticketqueue_rpc_requests_total");
+    } finally {
+      await guarded.close();
+    }
+  });
+});

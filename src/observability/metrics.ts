@@ -21,6 +21,26 @@ export interface Metrics {
  * primary combines them with prom-client's AggregatorRegistry).
  */
 export function createMetrics(store: QueueStore): Metrics {
+  // What costs Redis work is read at most once a second, whatever the scrape rate.
+  const eventUsers = atMostEvery(1000, async () => {
+    const users = new Map<string, Record<string, number>>();
+    for (const id of await store.eventIds().catch(() => [])) {
+      const e = await store.getEvent(id).catch(() => undefined);
+      if (!e) continue;
+      users.set(id, {
+        capacity: e.capacity,
+        reserved: e.seats,
+        held: e.held,
+        waiting: e.waiting,
+        joined_total: e.joinedTotal,
+        promoted_total: e.promotedTotal,
+        cancelled_total: e.cancelledTotal,
+        expired_total: e.expiredTotal,
+      });
+    }
+    return users;
+  });
+  const redisPing = atMostEvery(1000, () => store.ping().then((ms) => ms / 1000, () => -1));
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "ticketqueue_" });
   const requests = new Counter({ name: "ticketqueue_rpc_requests_total", help: "RPCs by method and final code", labelNames: ["rpc", "code"], registers: [registry] });
@@ -39,19 +59,7 @@ export function createMetrics(store: QueueStore): Metrics {
     aggregator: "first",
     registers: [registry],
     async collect() {
-      for (const id of await store.eventIds().catch(() => [])) {
-        const e = await store.getEvent(id).catch(() => undefined);
-        if (!e) continue;
-        const values: Record<string, number> = {
-          capacity: e.capacity,
-          reserved: e.seats,
-          held: e.held,
-          waiting: e.waiting,
-          joined_total: e.joinedTotal,
-          promoted_total: e.promotedTotal,
-          cancelled_total: e.cancelledTotal,
-          expired_total: e.expiredTotal,
-        };
+      for (const [id, values] of await eventUsers()) {
         for (const [kind, value] of Object.entries(values)) this.set({ event: id, kind }, value);
       }
     },
@@ -62,7 +70,7 @@ export function createMetrics(store: QueueStore): Metrics {
     aggregator: "max",
     registers: [registry],
     async collect() {
-      this.set(await store.ping().then((ms) => ms / 1000, () => -1));
+      this.set(await redisPing());
     },
   });
 
@@ -95,6 +103,16 @@ export function createMetrics(store: QueueStore): Metrics {
     interceptor,
     exposition: () => (cluster.isWorker ? askPrimary() : registry.metrics()),
     observeOpenStreams: (count) => (openStreams = count),
+  };
+}
+
+/** `read`'s answer, read again only once it is `ms` old; concurrent callers share one reading. */
+function atMostEvery<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at >= ms) last = { at: now, value: read() };
+    return last.value;
   };
 }
 

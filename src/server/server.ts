@@ -31,6 +31,7 @@ import { createOnePortServer } from "./one-port.js";
 import { streamLimit } from "./stream-limit.js";
 import { ticketQueueService } from "./ticket-queue-service.js";
 import { createUnaryCalls } from "./unary-calls.js";
+import { sameSecret } from "./secrets.js";
 import { createWebApp } from "./web-app.js";
 
 /** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
@@ -80,6 +81,8 @@ export interface ServerDeps {
   limits?: Partial<ServerLimits>;
   /** Prometheus metrics, served at /metrics; absent: none. */
   metrics?: Metrics;
+  /** METRICS_TOKEN: /metrics then wants `Authorization: Bearer <token>`; absent: open. */
+  metricsToken?: string;
   /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
   adminJwt?: AdminJwtVerifier;
   /** Per-caller limits on RPCs marked throttled; absent: off. */
@@ -183,7 +186,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     if (cors(req, res)) return;
     // HEAD is GET without a body (Node sends none for HEAD): answered by the same routes.
     if (req.method === "HEAD") Object.defineProperty(req, "method", { value: "GET" });
-    if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, res);
+    if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, deps.metricsToken, req, res);
     if (web.handle(req, res)) return;
     if (connectBinaryGuard(req, res)) return;
     rpcHandler(req, res);
@@ -264,7 +267,13 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   };
 }
 
-async function serveMetrics(metrics: Metrics, res: http.ServerResponse | http2.Http2ServerResponse): Promise<void> {
+async function serveMetrics(metrics: Metrics, token: string | undefined, req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): Promise<void> {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (token !== undefined && (bearer === undefined || !sameSecret(bearer, token))) {
+    res.writeHead(401, { "content-type": "text/plain", "www-authenticate": 'Bearer realm="metrics"' });
+    res.end("metrics need Authorization: Bearer <METRICS_TOKEN>\n");
+    return;
+  }
   try {
     const text = await metrics.exposition();
     res.writeHead(200, { "content-type": metrics.registry.contentType });

@@ -40,7 +40,7 @@ export interface TestService {
  * The real server on a free port, against the given real Redis, with its own key
  * prefix so tests never see each other's queues.
  */
-export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; limits?: Partial<ServerLimits>; durability?: DurabilityMode; clusterNodes?: string[]; port?: number; prefix?: string } = {}): Promise<TestService> {
+export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; limits?: Partial<ServerLimits>; metricsToken?: string; durability?: DurabilityMode; clusterNodes?: string[]; port?: number; prefix?: string } = {}): Promise<TestService> {
   // npm run test:cluster: the run's shared Redis Cluster stands in for the file's redis-server.
   const clusterNodes = options.clusterNodes ?? (ON_CLUSTER ? inject("clusterNodes") : undefined);
   const redisOptions = { url: redisUrl, clusterNodes, commandTimeoutMs: options.commandTimeoutMs ?? 1000 };
@@ -56,7 +56,7 @@ export async function startTestService(redisUrl: string, options: { capacity?: n
   const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
   const sweeper = startHoldSweeper(store, log, 100);
   const hub = await connectChangeHub(redisOptions, store, log);
-  const server = createTicketQueueServer({ metrics: createMetrics(store), store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt, limits: options.limits });
+  const server = createTicketQueueServer({ metrics: createMetrics(store), store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt, limits: options.limits, metricsToken: options.metricsToken });
   const { port } = await server.listen(options.port ?? 0, "127.0.0.1");
   return {
     port,
