@@ -1,5 +1,5 @@
-import { availableParallelism } from "node:os";
 import { getHeapStatistics } from "node:v8";
+import { usableCpus } from "./process/cpu-limit.js";
 
 /** The service's settings, read from the environment and validated once at start. */
 export interface Config {
@@ -80,7 +80,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (production && ticketKey === undefined) {
     throw new ConfigError("TICKET_KEY must be set when NODE_ENV=production (npm run ticket-key makes one)");
   }
-  const workers = integer(env, "WORKERS", availableParallelism(), 1, 256);
+  // One worker per CPU the container may use, not per core of the host.
+  const cpus = usableCpus();
+  const workers = integer(env, "WORKERS", cpus, 1, 256);
   return {
     port: integer(env, "PORT", 8000, 0, 65535),
     host: nonEmpty(env["HOST"]) ?? "0.0.0.0",
@@ -97,7 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     durability: oneOf(env, "DURABILITY", ["fast", "strict"], "fast"),
     production,
     workers,
-    workerGc: oneOf(env, "WORKER_GC", ["serial", "single-threaded", "parallel"], workers >= availableParallelism() ? "serial" : "parallel"),
+    workerGc: oneOf(env, "WORKER_GC", ["serial", "single-threaded", "parallel"], workers >= cpus ? "serial" : "parallel"),
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
     metricsToken: nonEmpty(env["METRICS_TOKEN"]),

@@ -138,6 +138,7 @@ async function main(): Promise<void> {
   }
 
   if (cluster.isWorker) return runProcess(config, { url: config.redisUrl ?? "", local: undefined }, adminToken, log);
+  if (process.env["npm_lifecycle_event"] === "start") stopWhenOrphaned(log);
 
   let redis: RedisTarget;
   try {
@@ -279,6 +280,23 @@ function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log:
     await Promise.all(exits);
     await redis.local?.stop();
   });
+}
+
+/**
+ * Under `npm start` the service is npm's child: a supervisor that stops npm
+ * stops the service (npm forwards SIGTERM; the script execs node, so no shell
+ * sits between them). If npm itself is killed outright (-9), the service is
+ * reparented: it then stops as if it had been sent SIGTERM.
+ */
+function stopWhenOrphaned(log: Logger): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    log.warn({ parent }, "npm, which started this service, is gone: stopping");
+    process.kill(process.pid, "SIGTERM");
+  }, 1000);
+  timer.unref();
 }
 
 function onStopSignal(log: Logger, stop: () => Promise<void>): void {

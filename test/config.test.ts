@@ -1,6 +1,9 @@
-import { availableParallelism } from "node:os";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
+import { cgroupCpuLimit, usableCpus } from "../src/process/cpu-limit.js";
 
 describe("configuration from the environment", () => {
   it("turns ioredis auto-pipelining on only when asked", () => {
@@ -23,5 +26,37 @@ describe("configuration from the environment", () => {
     expect(() => loadConfig({ REDIS_AUTO_PIPELINING: "yes" })).toThrow(new ConfigError('REDIS_AUTO_PIPELINING must be true or false, got "yes"'));
     expect(() => loadConfig({ WORKERS: "0" })).toThrow(ConfigError);
     expect(() => loadConfig({ DURABILITY: "sometimes" })).toThrow(ConfigError);
+  });
+});
+
+describe("CPUs a container may use (cgroup CPU limits)", () => {
+  /** A directory laid out like / with the given files. */
+  function root(files: Record<string, string>): string {
+    const dir = mkdtempSync(join(tmpdir(), "tq-cgroup-"));
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(dir, path, ".."), { recursive: true });
+      writeFileSync(join(dir, path), text);
+    }
+    return dir;
+  }
+
+  it("reads cgroup v2 cpu.max of the process's cgroup and its parents, the tightest winning", () => {
+    expect(cgroupCpuLimit(root({ "/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/cpu.max": "max 100000\n" }))).toBeUndefined();
+    expect(cgroupCpuLimit(root({ "/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/cpu.max": "150000 100000\n" }))).toBe(1.5);
+    const nested = root({ "/proc/self/cgroup": "0::/kubepods/pod1/c1\n", "/sys/fs/cgroup/cpu.max": "max 100000", "/sys/fs/cgroup/kubepods/pod1/cpu.max": "100000 100000", "/sys/fs/cgroup/kubepods/pod1/c1/cpu.max": "400000 100000" });
+    expect(cgroupCpuLimit(nested)).toBe(1);
+    expect(usableCpus(nested)).toBe(1);
+    expect(usableCpus(root({ "/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/cpu.max": "50000 100000" }))).toBe(1);
+  });
+
+  it("reads cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us (-1: no limit)", () => {
+    const v1 = (quota: string) => root({ "/proc/self/cgroup": "2:cpuacct:/\n1:cpu:/\n", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": quota, "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000" });
+    expect(cgroupCpuLimit(v1("-1"))).toBeUndefined();
+    expect(cgroupCpuLimit(v1("200000"))).toBe(2);
+    expect(usableCpus(v1("-1"))).toBe(availableParallelism());
+  });
+
+  it("no cgroup files (another OS, no /proc): the cores Node sees", () => {
+    expect(usableCpus(root({}))).toBe(availableParallelism());
   });
 });

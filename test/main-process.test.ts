@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as http2 from "node:http2";
 import { Agent, request } from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
@@ -198,6 +198,83 @@ describe("npm start (dist/src/main.js)", () => {
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it.each([
+    { workers: "1", signal: "SIGTERM" as const },
+    { workers: "2", signal: "SIGTERM" as const },
+    { workers: "1", signal: "SIGKILL" as const },
+  ])("npm start with WORKERS=$workers: $signal to npm itself stops every process of the service within 10 s", async ({ workers, signal }) => {
+    const port = await freePort();
+    // --ignore-scripts: the test runs the built service (pretest built it); npm would otherwise rebuild dist/ under the other tests.
+    const npm = spawn("npm", ["start", "--ignore-scripts"], {
+      env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url, ADMIN_TOKEN: "t", WORKERS: workers, KEY_PREFIX: `npm-${port}` },
+    });
+    let out = "";
+    npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const npmExited = new Promise<void>((done) => npm.once("exit", () => done()));
+    try {
+      await waitForHealth(port);
+      const pids = (): number[] => [...new Set([...out.matchAll(/"pid":(\d+)/g)].map((m) => Number(m[1])))];
+      for (let i = 0; i < 100 && pids().length < Number(workers) + (workers === "1" ? 0 : 1); i++) await new Promise((r) => setTimeout(r, 50));
+      const service = pids();
+      expect(service.length).toBe(Number(workers) + (workers === "1" ? 0 : 1));
+      expect(service).not.toContain(npm.pid);
+      npm.kill(signal);
+      const alive = (pid: number): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && (service.some(alive) || (await isListening("127.0.0.1", port)))) await new Promise((r) => setTimeout(r, 100));
+      expect(service.filter(alive)).toEqual([]);
+      expect(await isListening("127.0.0.1", port)).toBe(false);
+      await npmExited;
+    } finally {
+      npm.kill("SIGKILL");
+    }
+  }, 30_000);
+
+  // A real cgroup with a CPU limit of one CPU (v1 here; this machine mounts the cpu
+  // controller there), as a container runtime makes one for a 1-CPU pod.
+  const cgroupDir = "/sys/fs/cgroup/cpu";
+  const canMakeCgroups = availableParallelism() > 1 && (() => {
+    try {
+      accessSync(cgroupDir, constants.W_OK);
+      return existsSync(`${cgroupDir}/cpu.cfs_quota_us`);
+    } catch {
+      return false;
+    }
+  })();
+  it.skipIf(!canMakeCgroups)("in a cgroup limited to one CPU, the default WORKERS is 1 (not one per host core)", async () => {
+    const group = `${cgroupDir}/tq-test-${process.pid}`;
+    mkdirSync(group);
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      writeFileSync(`${group}/cpu.cfs_quota_us`, "100000");
+      const port = await freePort();
+      child = spawn("sh", ["-c", `echo $$ > ${group}/cgroup.procs && exec "${process.execPath}" "${MAIN}"`], {
+        env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url, ADMIN_TOKEN: "t", KEY_PREFIX: `cg-${port}` },
+      });
+      let out = "";
+      child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+      await waitForHealth(port);
+      // One process serves the port itself: no primary, no workers.
+      expect(out).not.toContain("primary started its workers");
+      expect(out.match(/ticket-queue listening/g)).toHaveLength(1);
+      expect(out).toContain(`"pid":${child.pid}`);
+    } finally {
+      if (child && child.exitCode === null) {
+        const exited = new Promise<void>((done) => child?.once("exit", () => done()));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmdirSync(group);
+    }
   });
 
   it("WORKERS=2 spreads a burst of connections evenly (the worker with the fewest gets the next) and sends none to a draining worker", async () => {
