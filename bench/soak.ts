@@ -197,13 +197,18 @@ await new Promise((r) => setTimeout(r, 2000));
 const idle = await reading(MINUTES + 1);
 console.log(`after the load stopped: RSS ${idle.rssMb.toFixed(0)} MB, heap ${idle.heapMb.toFixed(1)} MB, fds ${idle.fds}, open streams ${idle.streams}`);
 
-// Growth once warm: the first warm minute (2) against the mean of the last three.
-const warm = readings[1] ?? readings[0];
-const tail = readings.slice(-3);
-if (warm && tail.length > 0) {
-  const mean = (f: (r: Reading) => number): number => tail.reduce((n, r) => n + f(r), 0) / tail.length;
-  for (const [name, f] of [["RSS", (r: Reading) => r.rssMb], ["heap", (r: Reading) => r.heapMb], ["fds", (r: Reading) => r.fds], ["open streams", (r: Reading) => r.streams]] as const) {
-    console.log(`${name}: minute ${warm.minute} ${f(warm).toFixed(1)}, last ${tail.length} minutes' mean ${mean(f).toFixed(1)} (${(((mean(f) - f(warm)) / Math.max(f(warm), 1e-9)) * 100).toFixed(1)} %)`);
+// Growth once warm: the warm minutes (from the second) split in halves, their means
+// compared. Single readings swing with garbage collection and with a killed worker's
+// fresh replacement; a leak shows as a second half above the first.
+const warm = readings.slice(1);
+if (warm.length >= 2) {
+  const half = Math.floor(warm.length / 2);
+  const mean = (rows: Reading[], f: (r: Reading) => number): number => rows.reduce((n, r) => n + f(r), 0) / rows.length;
+  for (const [name, f] of [["RSS MB", (r: Reading) => r.rssMb], ["heap MB", (r: Reading) => r.heapMb], ["fds", (r: Reading) => r.fds], ["open streams", (r: Reading) => r.streams]] as const) {
+    const first = mean(warm.slice(0, half), f);
+    const second = mean(warm.slice(half), f);
+    const values = warm.map(f);
+    console.log(`${name}: minutes 2-${half + 1} mean ${first.toFixed(1)}, minutes ${half + 2}-${MINUTES} mean ${second.toFixed(1)} (${(((second - first) / Math.max(first, 1e-9)) * 100).toFixed(1)} %), range ${Math.min(...values).toFixed(1)}-${Math.max(...values).toFixed(1)}`);
   }
 }
 process.exit(0);

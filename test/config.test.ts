@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.js";
+import { ConfigError, defaultMaxStreams, loadConfig } from "../src/config.js";
 import { cgroupCpuLimit, usableCpus } from "../src/process/cpu-limit.js";
 
 describe("configuration from the environment", () => {
@@ -26,6 +26,25 @@ describe("configuration from the environment", () => {
     expect(() => loadConfig({ REDIS_AUTO_PIPELINING: "yes" })).toThrow(new ConfigError('REDIS_AUTO_PIPELINING must be true or false, got "yes"'));
     expect(() => loadConfig({ WORKERS: "0" })).toThrow(ConfigError);
     expect(() => loadConfig({ DURABILITY: "sometimes" })).toThrow(ConfigError);
+  });
+});
+
+describe("limits for a hostile crowd", () => {
+  it("have the documented defaults, and refuse values out of range with a message naming the variable", () => {
+    const c = loadConfig({});
+    expect(c.maxConnectionsPerIp).toBe(0);
+    expect(c.idleTimeoutMs).toBe(120_000);
+    expect(c.requestTimeoutMs).toBe(30_000);
+    expect(c.maxStreams).toBe(defaultMaxStreams());
+    expect(defaultMaxStreams(452_984_832)).toBe(2304);
+    expect(c.maxStreamsPerConnection).toBe(2048);
+    expect(c.maxWatchesPerUser).toBe(4);
+    expect(c.adminFailuresPerMinute).toBe(30);
+    expect(c.metricsToken).toBeUndefined();
+    expect(loadConfig({ IDLE_TIMEOUT_SECONDS: "5", MAX_STREAMS: "100", METRICS_TOKEN: "m" })).toMatchObject({ idleTimeoutMs: 5000, maxStreams: 100, metricsToken: "m" });
+    for (const [name, value] of [["ADMIN_AUTH_FAILURES_PER_MINUTE", "0"], ["MAX_WATCHES_PER_USER", "0"], ["REQUEST_TIMEOUT_SECONDS", "-1"], ["MAX_STREAMS", "lots"]] as const) {
+      expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
+    }
   });
 });
 

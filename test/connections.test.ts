@@ -5,6 +5,7 @@ import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { until } from "./helpers/wait.js";
 import { startTestService } from "./helpers/service.js";
 
 // Every connection ends, whatever its client does: a plain FIN, silence, a body
@@ -23,15 +24,6 @@ afterAll(async () => {
 
 function openDescriptors(): number {
   return readdirSync("/proc/self/fd").length;
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
 }
 
 function h2Connect(baseUrl: string): Promise<http2.ClientHttp2Session> {

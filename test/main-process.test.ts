@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isListening } from "../src/redis/local-redis.js";
 import { sample, scrape } from "./helpers/metrics.js";
 import { freePort, startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { isAlive } from "./helpers/wait.js";
 
 // `npm test` builds first (pretest); these tests run the real entry point, as `npm start` does.
 const MAIN = resolve("dist/src/main.js");
@@ -221,17 +222,9 @@ describe("npm start (dist/src/main.js)", () => {
       expect(service.length).toBe(Number(workers) + (workers === "1" ? 0 : 1));
       expect(service).not.toContain(npm.pid);
       npm.kill(signal);
-      const alive = (pid: number): boolean => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
       const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && (service.some(alive) || (await isListening("127.0.0.1", port)))) await new Promise((r) => setTimeout(r, 100));
-      expect(service.filter(alive)).toEqual([]);
+      while (Date.now() < deadline && (service.some(isAlive) || (await isListening("127.0.0.1", port)))) await new Promise((r) => setTimeout(r, 100));
+      expect(service.filter(isAlive)).toEqual([]);
       expect(await isListening("127.0.0.1", port)).toBe(false);
       await npmExited;
     } finally {
@@ -327,16 +320,8 @@ describe("npm start (dist/src/main.js)", () => {
     proc.child.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 5));
     proc.child.kill("SIGKILL");
-    const alive = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    for (let i = 0; i < 100 && workers.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(workers.filter(alive)).toEqual([]);
+    for (let i = 0; i < 100 && workers.some(isAlive); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(workers.filter(isAlive)).toEqual([]);
     expect(proc.stderr()).not.toMatch(/EPIPE|Unhandled/);
   });
 

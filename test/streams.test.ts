@@ -6,6 +6,7 @@ import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../g
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { until } from "./helpers/wait.js";
 import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
 
 // Open streams are bounded three ways (per process, per connection, per user),
@@ -21,15 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.dispose();
 });
-
-async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
-}
 
 /** Follows a stream until it ends; resolves with its first message's arrival, or its error code. */
 function follow(stream: AsyncIterable<unknown>): { first: Promise<"message" | Code>; done: Promise<void> } {
