@@ -4,7 +4,7 @@ import { Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import { ConfigError, loadConfig, type Config } from "./config.js";
-import { createLogger } from "./log.js";
+import { createLogger, flushLog } from "./log.js";
 import { startHoldSweeper } from "./queue/hold-sweeper.js";
 import { ticketKeyKey } from "./queue/keys.js";
 import { QueueStore } from "./queue/queue-store.js";
@@ -308,11 +308,11 @@ function onStopSignal(log: Logger, stop: () => Promise<void>): void {
     stop().then(
       () => {
         log.info("stopped");
-        process.exit(0);
+        void flushLog(log, 1000).then(() => process.exit(0));
       },
       (err: unknown) => {
         log.error({ err }, "unclean stop");
-        process.exit(1);
+        void flushLog(log, 1000).then(() => process.exit(1));
       },
     );
   };

@@ -270,6 +270,32 @@ describe("npm start (dist/src/main.js)", () => {
     }
   });
 
+  it("stops on SIGTERM within 10 s even when nobody reads its log any more (stdout full, then a broken pipe)", async () => {
+    const port = await freePort();
+    // Its stdout is a pipe nobody reads: log lines pile up in the process once the pipe is full.
+    const child = spawn(process.execPath, [MAIN], {
+      env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url, ADMIN_TOKEN: "t", WORKERS: "1", KEY_PREFIX: `pipe-${port}` },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+    try {
+      await waitForHealth(port);
+      // Each read of an event with a field out of range logs a warning: 2,000 of them fill the pipe.
+      const admin = new Redis(redis.url);
+      await fetch(`http://127.0.0.1:${port}/v1/events`, { method: "POST", headers: { "x-token": "t" }, body: JSON.stringify({ event_id: "noisy", capacity: 1 }) });
+      await admin.hset(`pipe-${port}:{noisy}:meta`, "opens_at", "-5");
+      admin.disconnect();
+      for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 100 }, () => fetch(`http://127.0.0.1:${port}/v1/events/noisy`).then((r) => r.text())));
+      // Then the reader goes away for good, as when the supervisor that piped its log dies.
+      child.stdout?.destroy();
+      child.kill("SIGTERM");
+      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running after 10 s"), 10_000))]);
+      expect(code).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 30_000);
+
   it("WORKERS=2 spreads a burst of connections evenly (the worker with the fewest gets the next) and sends none to a draining worker", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `spread-${port}` });
