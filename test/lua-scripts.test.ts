@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
+import { toConnectError } from "../src/server/errors.js";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
@@ -34,7 +35,8 @@ const keys = (eventId = D): { meta: string; seats: string; waiting: string; hold
   const [meta = "", seats = "", waiting = "", holds = "", gone = ""] = eventKeys(prefix, eventId);
   return { meta, seats, waiting, holds, gone };
 };
-const code = (err: unknown): Code => ConnectError.from(err).code;
+// The store answers typed state errors; the code is the one the client receives.
+const code = (err: unknown): Code => toConnectError(err).code;
 const event = (name: string, capacity: number, holdSeconds = 0) => store.createEvent(name, { name, capacity, holdSeconds, opensAt: 0, closesAt: 0 });
 
 describe("keys", () => {

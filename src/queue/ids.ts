@@ -1,5 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { invalidField } from "./state-errors.js";
 
 /** Longest user id accepted, in UTF-8 bytes. */
 export const MAX_USER_ID_BYTES = 128;
@@ -20,17 +19,7 @@ const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}]/u;
 // ids made only of dots would be path segments ("." and "..") no URL can reach.
 const EVENT_ID = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
 
-/**
- * InvalidArgument for one request field, with a google.rpc.BadRequest detail so
- * that clients can tell which field without parsing the message.
- */
-export function invalidField(field: string, description: string): ConnectError {
-  return new ConnectError(`${field} ${description}`, Code.InvalidArgument, undefined, [
-    { desc: BadRequestSchema, value: { fieldViolations: [{ field, description }] } },
-  ]);
-}
-
-/** Throws InvalidArgument unless `userId` is a usable id. */
+/** Throws an InvalidField state error unless `userId` is a usable id. */
 export function checkUserId(userId: string): void {
   if (userId.length === 0) throw invalidField("user_id", "is required");
   if (Buffer.byteLength(userId, "utf8") > MAX_USER_ID_BYTES) throw invalidField("user_id", `is longer than ${MAX_USER_ID_BYTES} bytes`);

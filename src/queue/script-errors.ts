@@ -1,33 +1,34 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { StateError, StateErrorCode } from "./state-errors.js";
 
 /**
- * The negative codes the Lua scripts answer with, mapped once to RPC errors.
+ * The negative codes the Lua scripts answer with, as typed state errors.
  * `detail` is the number a script sends after the code (a time or a position).
  */
-export function scriptError(code: number, eventId: string, detail: number | undefined): ConnectError {
+export function scriptError(code: number, eventId: string, detail: number | undefined): Error {
   const at = (ms: number | undefined): string => new Date(ms ?? 0).toISOString();
   switch (code) {
     case -1:
-      return new ConnectError(`event ${eventId} does not exist`, Code.NotFound);
+      return new StateError(StateErrorCode.NoSuchEvent, `event ${eventId} does not exist`);
     case -2:
-      return new ConnectError(`event ${eventId} is not open yet: it opens at ${at(detail)}`, Code.FailedPrecondition);
+      return new StateError(StateErrorCode.NotOpenYet, `event ${eventId} is not open yet: it opens at ${at(detail)}`);
     case -3:
-      return new ConnectError(`event ${eventId} is paused: try again when it resumes`, Code.FailedPrecondition);
+      return new StateError(StateErrorCode.Paused, `event ${eventId} is paused: try again when it resumes`);
     case -4:
-      return new ConnectError(`event ${eventId} closed at ${at(detail)}`, Code.FailedPrecondition);
+      return new StateError(StateErrorCode.Closed, `event ${eventId} closed at ${at(detail)}`);
     case -5:
-      return new ConnectError("the ticket belongs to an earlier entry of this user", Code.PermissionDenied);
+      return new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
     case -6:
-      return new ConnectError(`the user is still queued (position ${detail ?? 0}): there is no seat to confirm`, Code.FailedPrecondition);
+      return new StateError(StateErrorCode.StillQueued, `the user is still queued (position ${detail ?? 0}): there is no seat to confirm`);
     case -7:
-      return new ConnectError("the user cancelled: there is no seat to confirm", Code.FailedPrecondition);
+      return new StateError(StateErrorCode.UserCancelled, "the user cancelled: there is no seat to confirm");
     case -8:
-      return new ConnectError("the hold expired: the seat went to the next in line", Code.FailedPrecondition);
+      return new StateError(StateErrorCode.HoldExpired, "the hold expired: the seat went to the next in line");
     case -9:
-      return new ConnectError(`the user has no entry in event ${eventId}`, Code.NotFound);
+      return new StateError(StateErrorCode.NoEntry, `the user has no entry in event ${eventId}`);
     case -10:
-      return new ConnectError(`event ${eventId} already exists`, Code.AlreadyExists);
+      return new StateError(StateErrorCode.EventExists, `event ${eventId} already exists`);
     default:
-      return new ConnectError(`script answered unknown code ${code}`, Code.Internal);
+      // Not a refusal: a script this code does not know (a bug), answered as an internal error.
+      return new Error(`script answered unknown code ${code}`);
   }
 }

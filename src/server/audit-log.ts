@@ -1,8 +1,9 @@
 import { toJsonString, type DescService } from "@bufbuild/protobuf";
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { QueueStore } from "../queue/queue-store.js";
 import { adminIdentityKey, adminMethodsOf } from "./admin-auth.js";
+import { toConnectError } from "./errors.js";
 import { interceptOnly } from "./intercept-only.js";
 
 /** Longest request summary kept per entry. */
@@ -35,7 +36,8 @@ export function auditInterceptor(services: readonly DescService[], store: QueueS
       response = await next(req);
     } catch (err: unknown) {
       // Not awaited: with Redis down the record would only add its own timeout to the error.
-      void record(ConnectError.from(err).code.toString());
+      // The code the client receives: the error as the one table maps it.
+      void record(toConnectError(err).code.toString());
       throw err;
     }
     await record("ok");

@@ -1,15 +1,44 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import { RedisUnavailableError } from "../redis/redis-errors.js";
 
+/** The RPC status of each state error: the one table. */
+const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
+  [StateErrorCode.InvalidField]: Code.InvalidArgument,
+  [StateErrorCode.NoSuchEvent]: Code.NotFound,
+  [StateErrorCode.EventExists]: Code.AlreadyExists,
+  [StateErrorCode.NotOpenYet]: Code.FailedPrecondition,
+  [StateErrorCode.Paused]: Code.FailedPrecondition,
+  [StateErrorCode.Closed]: Code.FailedPrecondition,
+  [StateErrorCode.NoEntry]: Code.NotFound,
+  [StateErrorCode.StillQueued]: Code.FailedPrecondition,
+  [StateErrorCode.UserCancelled]: Code.FailedPrecondition,
+  [StateErrorCode.HoldExpired]: Code.FailedPrecondition,
+  [StateErrorCode.TicketRequired]: Code.Unauthenticated,
+  [StateErrorCode.TicketInvalid]: Code.Unauthenticated,
+  [StateErrorCode.TicketExpired]: Code.Unauthenticated,
+  [StateErrorCode.TicketMismatch]: Code.PermissionDenied,
+  [StateErrorCode.TicketStale]: Code.PermissionDenied,
+  [StateErrorCode.TooManyWatches]: Code.ResourceExhausted,
+  [StateErrorCode.ShuttingDown]: Code.Unavailable,
+};
+
 /**
- * The one place where failures become RPC errors. Deliberate errors are already
- * ConnectErrors; Redis being unreachable is Unavailable (retryable); anything
- * else is a bug and answers Internal without leaking its message.
+ * The one place where failures become RPC errors. The RPC layer's own are
+ * already ConnectErrors; state errors map by their code (a malformed field
+ * with a google.rpc.BadRequest detail naming it); Redis being unreachable is
+ * Unavailable (retryable); anything else is a bug and answers Internal
+ * without leaking its message.
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (err instanceof StateError) {
+    const details = err.field === undefined ? [] : [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: err.field, description: err.message.slice(err.field.length + 1) }] } }];
+    return new ConnectError(err.message, STATE_ERROR_CODES[err.code], undefined, details, err);
+  }
   if (err instanceof RedisUnavailableError) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }

@@ -8,7 +8,8 @@ import {
   type EventSchema,
   type TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { checkUserId, eventIdOf, invalidField } from "../queue/ids.js";
+import { checkUserId, eventIdOf } from "../queue/ids.js";
+import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.js";
 import { MAX_TIME_MS, MIN_TIME_MS, type EventInfo, type QueueStore } from "../queue/queue-store.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
@@ -206,7 +207,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         (await store.eventIds()).map((id) =>
           store.getEvent(id).catch((err: unknown) => {
             // A registry entry whose event is gone (deleted by hand) is skipped.
-            if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+            if (err instanceof StateError && err.code === StateErrorCode.NoSuchEvent) return undefined;
             throw err;
           }),
         ),

@@ -1,4 +1,3 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { KeyObject } from "node:crypto";
 import {
@@ -12,6 +11,7 @@ import {
   type CryptoKey,
   type JWK,
 } from "jose";
+import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { ed25519Signer, type Ed25519Signer } from "./ed25519.js";
 
@@ -59,24 +59,24 @@ export class Tickets {
   }
 
   /**
-   * The entry sequence the ticket is bound to. Forged, malformed or expired:
-   * Unauthenticated. Valid but for another user or event: PermissionDenied.
+   * The entry sequence the ticket is bound to. Missing, forged, malformed or
+   * expired, or valid but for another user or event: a StateError saying which.
    */
   async verify(ticket: string, eventId: string, userId: string): Promise<number> {
-    if (ticket === "") throw new ConnectError("a ticket is required: send the one Reserve returned", Code.Unauthenticated);
+    if (ticket === "") throw new StateError(StateErrorCode.TicketRequired, "a ticket is required: send the one Reserve returned");
     const key = await this.signingKey();
     let payload;
     try {
       ({ payload } = await jwtVerify(ticket, key.publicKey, { audience: TICKET_AUDIENCE, algorithms: ["EdDSA"], requiredClaims: ["exp"] }));
     } catch (err: unknown) {
-      const reason = err instanceof joseErrors.JWTExpired ? "the ticket has expired" : "the ticket is not valid";
-      throw new ConnectError(reason, Code.Unauthenticated);
+      if (err instanceof joseErrors.JWTExpired) throw new StateError(StateErrorCode.TicketExpired, "the ticket has expired");
+      throw new StateError(StateErrorCode.TicketInvalid, "the ticket is not valid");
     }
     if (payload.sub !== userId || payload["evt"] !== eventId) {
-      throw new ConnectError("the ticket is for another user or event", Code.PermissionDenied);
+      throw new StateError(StateErrorCode.TicketMismatch, "the ticket is for another user or event");
     }
     const seq = payload["seq"];
-    if (typeof seq !== "number" || !Number.isInteger(seq)) throw new ConnectError("the ticket is not valid", Code.Unauthenticated);
+    if (typeof seq !== "number" || !Number.isInteger(seq)) throw new StateError(StateErrorCode.TicketInvalid, "the ticket is not valid");
     return seq;
   }
 

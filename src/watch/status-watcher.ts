@@ -1,6 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import { EventState, ReservationStatus, StatusChange } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventStateOf } from "../queue/event-state.js";
+import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import type { QueueStore, StatusResult } from "../queue/queue-store.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import type { ChangeHub, ChangeOp, HubMessage } from "./change-hub.js";
@@ -57,7 +57,7 @@ export async function* watchStatus(
   try {
     let state = await store.status(eventId, userId);
     if (state.status !== ReservationStatus.NOT_FOUND && state.seq !== ticketSeq) {
-      throw new ConnectError("the ticket belongs to an earlier entry of this user", Code.PermissionDenied);
+      throw new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
     }
     let info = await hub.eventInfo(eventId);
     let eventState = eventStateOf(info, info.now);
@@ -85,7 +85,7 @@ export async function* watchStatus(
       for (const message of inbox.splice(0)) {
         switch (message.kind) {
           case "shutdown":
-            throw new ConnectError("the server is shutting down: reconnect", Code.Unavailable);
+            throw new StateError(StateErrorCode.ShuttingDown, "the server is shutting down: reconnect");
           case "resync":
             reread = true;
             break;

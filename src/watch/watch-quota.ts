@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { StateError, StateErrorCode } from "../queue/state-errors.js";
 
 /**
  * At most `max` concurrent watch streams per key (a user of an event) in this
@@ -9,10 +9,10 @@ export class WatchQuota {
 
   constructor(private readonly max: number) {}
 
-  /** Counts one more stream for `key`, or throws RESOURCE_EXHAUSTED; answers the release. */
+  /** Counts one more stream for `key`, or throws TooManyWatches; answers the release. */
   take(key: string): () => void {
     const n = this.open.get(key) ?? 0;
-    if (n >= this.max) throw new ConnectError(`${this.max} watch streams are already open for this user: close one first`, Code.ResourceExhausted);
+    if (n >= this.max) throw new StateError(StateErrorCode.TooManyWatches, `${this.max} watch streams are already open for this user: close one first`);
     this.open.set(key, n + 1);
     let released = false;
     return () => {

@@ -1,0 +1,49 @@
+/**
+ * Why the state layer (queue, tickets, watch, redis) refused or failed a call:
+ * one code each. The RPC layer turns them into RPC statuses in one table
+ * (src/server/errors.ts); this layer knows nothing of transports.
+ */
+export enum StateErrorCode {
+  /** A request field is malformed (`field` names it). */
+  InvalidField = "invalid_field",
+  NoSuchEvent = "no_such_event",
+  EventExists = "event_exists",
+  NotOpenYet = "not_open_yet",
+  Paused = "paused",
+  Closed = "closed",
+  /** The user has no entry in the event. */
+  NoEntry = "no_entry",
+  /** Confirm: the user is still waiting, cancelled, or the hold ran out. */
+  StillQueued = "still_queued",
+  UserCancelled = "user_cancelled",
+  HoldExpired = "hold_expired",
+  TicketRequired = "ticket_required",
+  /** Forged, malformed or without exp. */
+  TicketInvalid = "ticket_invalid",
+  TicketExpired = "ticket_expired",
+  /** A valid ticket, but for another user or event. */
+  TicketMismatch = "ticket_mismatch",
+  /** A valid ticket for an earlier entry of the same user. */
+  TicketStale = "ticket_stale",
+  TooManyWatches = "too_many_watches",
+  /** The process is stopping: long-lived streams end so clients reconnect elsewhere. */
+  ShuttingDown = "shutting_down",
+}
+
+export class StateError extends Error {
+  override readonly name = "StateError";
+
+  constructor(
+    readonly code: StateErrorCode,
+    message: string,
+    /** InvalidField: the request field at fault. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A malformed request field: the message is "<field> <description>". */
+export function invalidField(field: string, description: string): StateError {
+  return new StateError(StateErrorCode.InvalidField, `${field} ${description}`, field);
+}
