@@ -1,5 +1,5 @@
 // The reference a Node user would pick instead of Connect: a plain @grpc/grpc-js
-// server running the same handlers (src/server/ticket-queue-service.ts) on the
+// server running the same handlers (src/rpc/ticket-queue-service.ts) on the
 // same Redis, with the same WORKERS. Admin auth is left out (it is an
 // interceptor of ours); errors are mapped by the same toConnectError.
 import cluster from "node:cluster";
@@ -10,13 +10,9 @@ import { pino } from "pino";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { grpcJsServiceDefinition } from "../src/client/grpc-js-client.js";
 import { loadConfig } from "../src/config.js";
-import { ticketKeyKey } from "../src/queue/keys.js";
-import { QueueStore } from "../src/queue/queue-store.js";
-import { createRedisClient } from "../src/redis/redis-client.js";
-import { toConnectError } from "../src/server/errors.js";
-import { ticketQueueService } from "../src/server/ticket-queue-service.js";
-import { Tickets } from "../src/tickets/tickets.js";
-import { connectChangeHub } from "../src/watch/change-hub.js";
+import { buildState } from "../src/app.js";
+import { toConnectError } from "../src/rpc/errors.js";
+import { ticketQueueService } from "../src/rpc/ticket-queue-service.js";
 
 const config = loadConfig();
 const log = pino({ level: "warn" });
@@ -28,13 +24,8 @@ if (cluster.isPrimary && config.workers > 1) {
     process.exit(0);
   });
 } else {
-  const url = config.redisUrl ?? "redis://127.0.0.1:6379";
-  const redisOptions = { url, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisCommandTimeoutMs };
-  const redis = createRedisClient(redisOptions);
-  await redis.connect();
-  const store = new QueueStore(redis, { prefix: config.keyPrefix, defaultCapacity: config.capacity });
-  const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
-  const hub = await connectChangeHub(redisOptions, store, log);
+  // The service's own state builder: the same Redis client, store, tickets, watch hub and hold sweeper.
+  const { store, tickets, hub } = await buildState({ config, redisUrl: config.redisUrl ?? "redis://127.0.0.1:6379", log });
   const impl = ticketQueueService(store, tickets, hub, { maxWatchesPerUser: config.maxWatchesPerUser }) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
 
   const handlers: grpc.UntypedServiceImplementation = {};

@@ -4,7 +4,7 @@ import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JW
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { ticketKeyKey } from "../src/queue/keys.js";
-import { adminJwtVerifier } from "../src/server/admin-auth.js";
+import { adminJwtVerifier } from "../src/rpc/admin-auth.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import { toConnectError } from "../src/server/errors.js";
+import { toConnectError } from "../src/rpc/errors.js";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";

@@ -1,10 +1,11 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { createRestGateway } from "../src/gateway/rest-gateway.js";
-import { CallContext, createUnaryCalls } from "../src/server/unary-calls.js";
+import type { RpcSurface } from "../src/rpc/rpc-surface.js";
+import { CallContext } from "../src/rpc/unary-calls.js";
 
 // The REST gateway's fast path (unary routes called without Connect's router)
 // against the router path, with handlers that set what the queue's own handlers
@@ -26,14 +27,14 @@ const impl = {
 };
 
 function gateway(fast: boolean) {
-  const router = createConnectRouter({
-    grpc: false,
-    grpcWeb: false,
-    jsonOptions: { ignoreUnknownFields: false, useProtoFieldName: true, alwaysEmitImplicit: true },
-  });
-  router.service(TicketQueueService, impl);
-  const unaryCalls = fast ? createUnaryCalls([{ service: TicketQueueService, impl }], [], "connect") : undefined;
-  return createRestGateway(router, { maxBodyBytes: 1024, unaryCalls });
+  const rpc: RpcSurface = {
+    services: [TicketQueueService],
+    entries: [{ service: TicketQueueService, impl }],
+    interceptors: [],
+    routes: (router) => void router.service(TicketQueueService, impl),
+    openStreams: () => 0,
+  };
+  return createRestGateway(rpc, { maxBodyBytes: 1024, unaryFastPath: fast });
 }
 
 const servers: Server[] = [];

@@ -1,13 +1,14 @@
 import { fromJson, getOption, ScalarType, toJsonString, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
-import { peerContext } from "../server/caller.js";
+import { peerContext } from "../rpc/caller.js";
 import { BodyTooLarge, readBody, sendConnectError } from "../server/http-body.js";
-import { toConnectError } from "../server/errors.js";
-import { CallRequest, type SignalSource, type UnaryTarget } from "../server/unary-calls.js";
+import { toConnectError } from "../rpc/errors.js";
+import type { RpcSurface } from "../rpc/rpc-surface.js";
+import { CallRequest, createUnaryCalls, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { envelope, sendServerSentEvents } from "./server-sent-events.js";
 
@@ -31,13 +32,8 @@ interface Route {
 export interface RestGatewayOptions {
   /** Largest request body; a larger one is answered 413. */
   maxBodyBytes: number;
-  /**
-   * The unary RPCs with the router's interceptors (createUnaryCalls): their
-   * routes skip Connect's handler (its per-call abort controllers and JSON
-   * round trip cost more than the call). Without them every route goes through
-   * the router.
-   */
-  unaryCalls?: ReadonlyMap<DescMethod, UnaryTarget>;
+  /** Unary routes call their interceptors and handler directly (default); false: through the router, as streams do. */
+  unaryFastPath?: boolean;
 }
 
 // The router's REST JSON: proto field names, defaults always present, unknown fields refused.
@@ -45,35 +41,44 @@ const READ_JSON = { ignoreUnknownFields: false };
 const WRITE_JSON = { useProtoFieldName: true, alwaysEmitImplicit: true };
 
 /**
- * REST transcoding driven by the proto's google.api.http rules.
- *
- * `router` must be a Connect router holding the same services and interceptors
- * as the RPC transports, configured for REST JSON (proto field names, defaults
- * emitted, unknown fields refused). A REST request becomes the RPC's request
- * message; unary RPCs given in `unaryCalls` are called straight through their
- * interceptors (the fast path), the rest (and Server-Sent Events) as a Connect
- * JSON request to the router. Either way validation, auth, handlers and error
- * mapping are exactly the RPCs'; errors come back as Connect's JSON error with
- * its HTTP status (400, 401, 403, 404, 429, 503, ...).
+ * REST transcoding driven by the proto's google.api.http rules, over the RPC
+ * surface: a REST request becomes the RPC's request message; unary RPCs are
+ * called straight through their interceptors (the fast path: Connect's
+ * handler would add per-call abort controllers and a JSON round trip), server
+ * streams (Server-Sent Events) as a Connect JSON request to a router of the
+ * same services. Either way validation, auth, handlers and error mapping are
+ * exactly the RPCs'; REST JSON differs only in its shape (proto field names,
+ * defaults always present, unknown fields refused), and errors come back as
+ * Connect's JSON error with its HTTP status (400, 401, 403, 404, 429, 503, ...).
  */
-export function createRestGateway(router: ConnectRouter, options: RestGatewayOptions) {
-  const routes = router.handlers.flatMap((handler) => routesOf(handler, options.unaryCalls));
+export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) {
+  const router = createConnectRouter({
+    grpc: false,
+    grpcWeb: false,
+    interceptors: [...rpc.interceptors],
+    readMaxBytes: options.maxBodyBytes,
+    jsonOptions: { ...READ_JSON, ...WRITE_JSON },
+  });
+  rpc.routes(router);
+  const unaryCalls = options.unaryFastPath === false ? new Map<DescMethod, UnaryTarget>() : createUnaryCalls(rpc.entries, rpc.interceptors, "connect");
+  const routes = router.handlers.flatMap((handler) => routesOf(handler, unaryCalls));
+  // Compiled once and indexed by method: a request is matched against its method's routes only.
+  const byVerb = new Map<string, Route[]>();
+  for (const route of routes) byVerb.set(route.verb, [...(byVerb.get(route.verb) ?? []), route]);
 
   return async function restGateway(req: NodeRequest, res: NodeResponse): Promise<void> {
     try {
       const url = requestUrl(req.url);
       const verb = (req.method ?? "GET").toLowerCase();
-      const matching = routes.flatMap((route) => {
-        const vars = matchPath(route.template, url.pathname);
-        return vars ? [{ route, vars }] : [];
-      });
-      const match = matching.find((m) => m.route.verb === verb);
+      const match = matchRoute(byVerb.get(verb) ?? [], url.pathname);
       if (!match) {
         // Read the unread body first: answering before it is consumed makes Node
         // close a kept-alive HTTP/1.1 connection under the client's next request.
         await readBody(req, options.maxBodyBytes);
-        if (matching.length > 0) {
-          const allow = matching.map((m) => m.route.verb.toUpperCase()).join(", ");
+        // A miss only: which other methods this path has, for 405 and its Allow header.
+        const others = routes.filter((route) => matchPath(route.template, url.pathname) !== undefined);
+        if (others.length > 0) {
+          const allow = others.map((route) => route.verb.toUpperCase()).join(", ");
           return sendConnectError(res, new ConnectError(`${verb.toUpperCase()} is not allowed on ${url.pathname}; use ${allow}`, Code.Unimplemented), { status: 405, headers: { allow }, json: WRITE_JSON });
         }
         return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound), { json: WRITE_JSON });
@@ -108,6 +113,14 @@ export function createRestGateway(router: ConnectRouter, options: RestGatewayOpt
   };
 }
 
+function matchRoute(routes: readonly Route[], path: string): { route: Route; vars: Map<string, string> } | undefined {
+  for (const route of routes) {
+    const vars = matchPath(route.template, path);
+    if (vars) return { route, vars };
+  }
+  return undefined;
+}
+
 /** The request target as a URL: prefixed, not resolved ("//x" is a path here, not a host). */
 function requestUrl(target: string | undefined): URL {
   const path = target ?? "/";
@@ -119,11 +132,11 @@ function requestUrl(target: string | undefined): URL {
   }
 }
 
-function routesOf(handler: UniversalHandler, unaryCalls: RestGatewayOptions["unaryCalls"]): Route[] {
+function routesOf(handler: UniversalHandler, unaryCalls: ReadonlyMap<DescMethod, UnaryTarget>): Route[] {
   if (handler.method.methodKind !== "unary" && handler.method.methodKind !== "server_streaming") return [];
   const rule = getOption(handler.method, httpRule);
   const streaming = handler.method.methodKind === "server_streaming";
-  const unary = streaming ? undefined : unaryCalls?.get(handler.method);
+  const unary = streaming ? undefined : unaryCalls.get(handler.method);
   const rpcUrl = `http://localhost${handler.requestPath}`;
   return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding, streaming, rpcUrl, unary));
 }

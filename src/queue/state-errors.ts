@@ -1,7 +1,7 @@
 /**
  * Why the state layer (queue, tickets, watch, redis) refused or failed a call:
  * one code each. The RPC layer turns them into RPC statuses in one table
- * (src/server/errors.ts); this layer knows nothing of transports.
+ * (src/rpc/errors.ts); this layer knows nothing of transports.
  */
 export enum StateErrorCode {
   /** A request field is malformed (`field` names it). */

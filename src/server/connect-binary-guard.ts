@@ -4,7 +4,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { peerContext } from "./caller.js";
+import { peerContext } from "../rpc/caller.js";
 import { BodyTooLarge, readBody, sendConnectError } from "./http-body.js";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;

@@ -1,7 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { cors as connectCors } from "@connectrpc/connect";
-import { ADMIN_TOKEN_HEADER } from "./admin-auth.js";
+import { ADMIN_TOKEN_HEADER } from "../rpc/admin-auth.js";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;

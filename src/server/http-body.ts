@@ -3,9 +3,11 @@ import type { ConnectError } from "@connectrpc/connect";
 import type { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 
-// node:http and node:http2 (compatibility API) requests and responses alike.
-type Request = Parameters<typeof universalRequestFromNodeRequest>[0];
-type Response = Parameters<typeof universalResponseToNodeResponse>[1];
+// node:http and node:http2 (compatibility API) requests and responses alike, as connect-node takes them.
+export type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
+export type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
+type Request = NodeRequest;
+type Response = NodeResponse;
 
 /** A request body passed its limit (REST answers 413, the RPC transports RESOURCE_EXHAUSTED). */
 export class BodyTooLarge extends Error {

@@ -2,10 +2,10 @@ import type * as http2 from "node:http2";
 import { fromBinary, toBinary, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { peerContext } from "./caller.js";
-import { toConnectError } from "./errors.js";
-import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "./stream-calls.js";
-import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "./unary-calls.js";
+import { peerContext } from "../rpc/caller.js";
+import { toConnectError } from "../rpc/errors.js";
+import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
+import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];

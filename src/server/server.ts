@@ -2,40 +2,21 @@ import type { AddressInfo, Socket } from "node:net";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { constants as http2Constants } from "node:http2";
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { Health } from "../../gen/health/v1/health_pb.js";
-import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { createRestGateway } from "../gateway/rest-gateway.js";
-import type { QueueStore } from "../queue/queue-store.js";
-import type { Tickets } from "../tickets/tickets.js";
-import type { ChangeHub } from "../watch/change-hub.js";
-import { adminAuthInterceptor, type AdminJwtVerifier } from "./admin-auth.js";
-import { auditInterceptor } from "./audit-log.js";
-import { errorInterceptor } from "./errors.js";
-import { peerContext } from "./caller.js";
 import type { Metrics } from "../observability/metrics.js";
+import { peerContext } from "../rpc/caller.js";
+import { MAX_REQUEST_BYTES, type RpcSurface } from "../rpc/rpc-surface.js";
 import { createConnectBinaryGuard } from "./connect-binary-guard.js";
-import { readBody, sendConnectError } from "./http-body.js";
-import { createCors } from "./cors.js";
-import { rateLimitInterceptor, type RateLimitOptions } from "./rate-limit.js";
-import { healthService } from "./health-service.js";
-import { createLeanGrpc } from "./lean-grpc.js";
-import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
 import { ConnectionsPerIp } from "./connections-per-ip.js";
+import { createCors } from "./cors.js";
+import { readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import { guardSessions } from "./http2-session-guard.js";
+import { createLeanGrpc } from "./lean-grpc.js";
+import { serveMetrics } from "./metrics-endpoint.js";
 import { createOnePortServer } from "./one-port.js";
-import { streamLimit } from "./stream-limit.js";
-import { ticketQueueService } from "./ticket-queue-service.js";
-import { createUnaryCalls } from "./unary-calls.js";
-import { sameSecret } from "./secrets.js";
 import { createWebApp } from "./web-app.js";
-
-/** Largest request message (RPC transports: ResourceExhausted) or REST body (413). */
-export const MAX_REQUEST_BYTES = 64 * 1024;
 
 /** How much one process lets its clients hold (README: Configure it). */
 export interface ServerLimits {
@@ -49,8 +30,6 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** After the server's GOAWAY (or the client's), a session's last streams get this long. */
   goawayGraceMs: number;
-  /** Streaming calls open at once in this process; more get RESOURCE_EXHAUSTED. */
-  maxStreams: number;
   /**
    * HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS);
    * clients queue the rest. Not much lower: node:http2 counts a stream until its
@@ -58,10 +37,6 @@ export interface ServerLimits {
    * (ENHANCE_YOUR_CALM), and after 100 refusals node ends the whole connection.
    */
   maxStreamsPerConnection: number;
-  /** WatchStatus streams open at once per user of an event, in this process. */
-  maxWatchesPerUser: number;
-  /** Failed admin authentications per caller per minute; past it RESOURCE_EXHAUSTED. Always on. */
-  adminFailuresPerMinute: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -70,31 +45,26 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 120_000,
   requestTimeoutMs: 30_000,
   goawayGraceMs: 10_000,
-  maxStreams: 10_000,
   maxStreamsPerConnection: 2048,
-  maxWatchesPerUser: 4,
-  adminFailuresPerMinute: 30,
 };
 
 export interface ServerDeps {
+  /** The RPCs, their interceptors and routes. */
+  rpc: RpcSurface;
+  /** Serves what no RPC path matches (the REST gateway). */
+  fallback: (req: NodeRequest, res: NodeResponse) => void;
+  /** Ends long-lived streams (watchers reconnect elsewhere); called first when the server closes. */
+  endStreams: () => Promise<void>;
   /** Defaults: DEFAULT_LIMITS. */
   limits?: Partial<ServerLimits>;
   /** Prometheus metrics, served at /metrics; absent: none. */
   metrics?: Metrics;
   /** METRICS_TOKEN: /metrics then wants `Authorization: Bearer <token>`; absent: open. */
   metricsToken?: string;
-  /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
-  adminJwt?: AdminJwtVerifier;
-  /** Per-caller limits on RPCs marked throttled; absent: off. */
-  rateLimit?: RateLimitOptions;
   /** Browser origins allowed by CORS ("*" for any); empty: same-origin only. */
   corsOrigins?: readonly string[];
   /** The built browser app served at / and /admin; default: dist/web. */
   webDir?: string;
-  store: QueueStore;
-  tickets: Tickets;
-  hub: ChangeHub;
-  adminToken: string;
   log: Logger;
 }
 
@@ -110,75 +80,29 @@ export interface TicketQueueServer {
 }
 
 /**
- * Builds the server without starting it (tests and main share it): gRPC,
- * gRPC-web and Connect from connect-node, the REST gateway as its fallback, all
- * on one port.
+ * The transports on one port, without starting them: gRPC, gRPC-web and
+ * Connect (connect-node, with the lean gRPC path in front), the browser app,
+ * /metrics, and `fallback` (the REST gateway) for every other path. It adapts
+ * HTTP to the RPC surface and knows nothing of what the RPCs do.
  */
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...deps.limits };
-  const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
-  const streams = streamLimit(limits.maxStreams);
-  const interceptors: Interceptor[] = [
-    errorInterceptor(deps.log),
-    streams.interceptor,
-    auditInterceptor(services, deps.store, deps.log),
-    adminAuthInterceptor(services, deps.adminToken, deps.adminJwt, {
-      perMinute: limits.adminFailuresPerMinute,
-      store: deps.store,
-      caller: { trustedProxies: deps.rateLimit?.trustedProxies ?? new Set(), serviceTokens: deps.rateLimit?.serviceTokens ?? new Map() },
-    }),
-  ];
-  if (deps.metrics) {
-    interceptors.unshift(deps.metrics.interceptor);
-    deps.metrics.observeOpenStreams(streams.open);
-  }
-  if (deps.rateLimit && deps.rateLimit.perMinute > 0) interceptors.push(rateLimitInterceptor(services, deps.store, deps.rateLimit));
-  const impl = ticketQueueService(deps.store, deps.tickets, deps.hub, { maxWatchesPerUser: limits.maxWatchesPerUser });
-  const health = healthService(deps.store, [TicketQueueService.typeName], deps.hub.closing);
-  const reflection = reflectionServices([TicketQueueService, Health, ...REFLECTION_SERVICES]);
-  const routes = (router: ConnectRouter): void => {
-    router.service(TicketQueueService, impl);
-    router.service(Health, health);
-    router.service(ReflectionV1, reflection.v1);
-    router.service(ReflectionV1Alpha, reflection.v1alpha);
-  };
-  // The unary RPCs the fast paths (gRPC on HTTP/2, REST) call without a Connect router.
-  const unaryServices = [
-    { service: TicketQueueService, impl },
-    { service: Health, impl: health },
-  ];
-  const leanGrpc = createLeanGrpc({
-    services: unaryServices,
-    interceptors,
-    maxRequestBytes: MAX_REQUEST_BYTES,
-  });
-
-  // REST shares handlers and interceptors; only its JSON differs: proto field
-  // names, defaults always present, unknown fields refused.
-  const restRouter = createConnectRouter({
-    grpc: false,
-    grpcWeb: false,
-    interceptors,
-    readMaxBytes: MAX_REQUEST_BYTES,
-    jsonOptions: { ignoreUnknownFields: false, useProtoFieldName: true, alwaysEmitImplicit: true },
-  });
-  routes(restRouter);
-  const restGateway = createRestGateway(restRouter, { maxBodyBytes: MAX_REQUEST_BYTES, unaryCalls: createUnaryCalls(unaryServices, interceptors, "connect") });
-
+  const { rpc } = deps;
+  const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES });
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
   if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
   // The same services and interceptors as connectNodeAdapter below (default JSON options).
-  const connectRouter = createConnectRouter({ interceptors, readMaxBytes: MAX_REQUEST_BYTES });
-  routes(connectRouter);
+  const connectRouter = createConnectRouter({ interceptors: [...rpc.interceptors], readMaxBytes: MAX_REQUEST_BYTES });
+  rpc.routes(connectRouter);
   const connectBinaryGuard = createConnectBinaryGuard(connectRouter, MAX_REQUEST_BYTES);
   let closing = false;
   const rpcHandler = connectNodeAdapter({
-    routes,
-    interceptors,
+    routes: rpc.routes,
+    interceptors: [...rpc.interceptors],
     contextValues: (req) => peerContext(req.socket.remoteAddress),
     readMaxBytes: MAX_REQUEST_BYTES,
-    fallback: (req, res) => void restGateway(req, res),
+    fallback: deps.fallback,
   });
   const dispatch = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     // While draining, HTTP/1.1 connections close after their current response.
@@ -237,7 +161,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       });
     },
 
-    openStreams: streams.open,
+    openStreams: rpc.openStreams,
 
     accept(socket) {
       // What net.Server does for the connections it accepts itself (small gRPC frames must not wait for Nagle).
@@ -248,7 +172,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     async close(graceMs = 10_000) {
       closing = true;
       // Open watch streams end with Unavailable so their clients reconnect elsewhere.
-      await deps.hub.close();
+      await deps.endStreams();
       const stopped = new Promise<void>((resolve) => http1.close(() => resolve()));
       // Two-step GOAWAY (as grpc-go does): first a notice that admits any stream
       // already on its way, then, a round trip later, the final one. A single
@@ -265,23 +189,6 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       await stopped;
     },
   };
-}
-
-async function serveMetrics(metrics: Metrics, token: string | undefined, req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): Promise<void> {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
-  if (token !== undefined && (bearer === undefined || !sameSecret(bearer, token))) {
-    res.writeHead(401, { "content-type": "text/plain", "www-authenticate": 'Bearer realm="metrics"' });
-    res.end("metrics need Authorization: Bearer <METRICS_TOKEN>\n");
-    return;
-  }
-  try {
-    const text = await metrics.exposition();
-    res.writeHead(200, { "content-type": metrics.registry.contentType });
-    res.end(text);
-  } catch (err: unknown) {
-    res.writeHead(503, { "content-type": "text/plain" });
-    res.end(`metrics unavailable: ${String(err)}\n`);
-  }
 }
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);

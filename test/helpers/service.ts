@@ -2,17 +2,15 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { inject } from "vitest";
 import { pino } from "pino";
-import { startHoldSweeper } from "../../src/queue/hold-sweeper.js";
-import { ticketKeyKey } from "../../src/queue/keys.js";
-import { QueueStore } from "../../src/queue/queue-store.js";
-import { createDurabilityGate, type DurabilityMode } from "../../src/redis/durability.js";
-import { createRedisClient } from "../../src/redis/redis-client.js";
-import { createMetrics } from "../../src/observability/metrics.js";
-import type { AdminJwtVerifier } from "../../src/server/admin-auth.js";
-import type { RateLimitOptions } from "../../src/server/rate-limit.js";
-import { createTicketQueueServer, type ServerLimits, type TicketQueueServer } from "../../src/server/server.js";
-import { Tickets } from "../../src/tickets/tickets.js";
-import { connectChangeHub, type ChangeHub } from "../../src/watch/change-hub.js";
+import { buildApp, type Limits } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import type { QueueStore } from "../../src/queue/queue-store.js";
+import type { DurabilityMode } from "../../src/redis/durability.js";
+import type { AdminJwtVerifier } from "../../src/rpc/admin-auth.js";
+import type { RateLimitOptions } from "../../src/rpc/rate-limit.js";
+import type { TicketQueueServer } from "../../src/server/server.js";
+import type { Tickets } from "../../src/tickets/tickets.js";
+import type { ChangeHub } from "../../src/watch/change-hub.js";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token";
 
@@ -36,42 +34,60 @@ export interface TestService {
   close(): Promise<void>;
 }
 
+export interface TestServiceOptions {
+  capacity?: number;
+  commandTimeoutMs?: number;
+  adminToken?: string;
+  corsOrigins?: string[];
+  /** Per-caller limits; absent: off (the service's default is 120 a minute). */
+  rateLimit?: RateLimitOptions;
+  adminJwt?: AdminJwtVerifier;
+  limits?: Partial<Limits>;
+  metricsToken?: string;
+  durability?: DurabilityMode;
+  clusterNodes?: string[];
+  /** A restarted service passes the port and prefix of the one it replaces. */
+  port?: number;
+  prefix?: string;
+}
+
 /**
- * The real server on a free port, against the given real Redis, with its own key
- * prefix so tests never see each other's queues.
+ * The real service, built by the same builder as `npm start` (src/app.ts), on
+ * a free port against the given real Redis, with its own key prefix so tests
+ * never see each other's queues.
  */
-export async function startTestService(redisUrl: string, options: { capacity?: number; commandTimeoutMs?: number; adminToken?: string; corsOrigins?: string[]; rateLimit?: RateLimitOptions; adminJwt?: AdminJwtVerifier; limits?: Partial<ServerLimits>; metricsToken?: string; durability?: DurabilityMode; clusterNodes?: string[]; port?: number; prefix?: string } = {}): Promise<TestService> {
+export async function startTestService(redisUrl: string, options: TestServiceOptions = {}): Promise<TestService> {
   // npm run test:cluster: the run's shared Redis Cluster stands in for the file's redis-server.
   const clusterNodes = options.clusterNodes ?? (ON_CLUSTER ? inject("clusterNodes") : undefined);
-  const redisOptions = { url: redisUrl, clusterNodes, commandTimeoutMs: options.commandTimeoutMs ?? 1000 };
-  const redis = createRedisClient(redisOptions);
-  redis.on("error", () => undefined); // outages are expected in some tests; calls report them
-  await redis.connect();
-  // A restarted service passes the port and prefix of the one it replaces.
   const prefix = options.prefix ?? `test-${randomUUID()}`;
-  const durability = await createDurabilityGate(redis, options.durability ?? "fast", options.commandTimeoutMs ?? 1000);
+  const config = {
+    ...loadConfig({}),
+    keyPrefix: prefix,
+    capacity: options.capacity ?? 500,
+    redisCommandTimeoutMs: options.commandTimeoutMs ?? 1000,
+    redisClusterNodes: clusterNodes ?? [],
+    durability: options.durability ?? "fast",
+    ticketTtlSeconds: 3600,
+    corsOrigins: options.corsOrigins ?? [],
+    metricsToken: options.metricsToken,
+    rateLimitPerMinute: options.rateLimit?.perMinute ?? 0,
+    trustedProxies: [...(options.rateLimit?.trustedProxies ?? [])],
+    serviceTokens: new Map(options.rateLimit?.serviceTokens ?? []),
+  };
   // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
   const log = pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
-  const store = new QueueStore(redis, { prefix, defaultCapacity: options.capacity ?? 500, durability, onInvalidStored: (event, fields) => log.warn({ event, fields }, "invalid stored fields") });
-  const tickets = new Tickets(redis, { configuredKey: undefined, redisKey: ticketKeyKey(prefix), ttlSeconds: 3600 });
-  const sweeper = startHoldSweeper(store, log, 100);
-  const hub = await connectChangeHub(redisOptions, store, log);
-  const server = createTicketQueueServer({ metrics: createMetrics(store), store, tickets, hub, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, log, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit, adminJwt: options.adminJwt, limits: options.limits, metricsToken: options.metricsToken });
-  const { port } = await server.listen(options.port ?? 0, "127.0.0.1");
+  const app = await buildApp({ config, redisUrl, log, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, adminJwt: options.adminJwt, limits: options.limits, holdSweepMs: 100 });
+  const { port } = await app.listen(options.port ?? 0, "127.0.0.1");
   return {
     port,
     baseUrl: `http://127.0.0.1:${port}`,
     address: `127.0.0.1:${port}`,
-    redis,
-    store,
+    redis: app.redis,
+    store: app.store,
     prefix,
-    server,
-    tickets,
-    hub,
-    async close() {
-      sweeper.stop();
-      await server.close(1000);
-      redis.disconnect();
-    },
+    server: app.server,
+    tickets: app.tickets,
+    hub: app.hub,
+    close: () => app.stop(1000),
   };
 }

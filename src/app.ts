@@ -1,0 +1,166 @@
+import type { AddressInfo, Socket } from "node:net";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Config } from "./config.js";
+import { createRestGateway } from "./gateway/rest-gateway.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { startHoldSweeper, type HoldSweeper } from "./queue/hold-sweeper.js";
+import { ticketKeyKey } from "./queue/keys.js";
+import { QueueStore } from "./queue/queue-store.js";
+import { createDurabilityGate } from "./redis/durability.js";
+import { createRedisClient } from "./redis/redis-client.js";
+import { adminJwtVerifier, type AdminJwtVerifier } from "./rpc/admin-auth.js";
+import { createRpcSurface, MAX_REQUEST_BYTES, type RpcSurface } from "./rpc/rpc-surface.js";
+import { createTicketQueueServer, DEFAULT_LIMITS, type ServerLimits, type TicketQueueServer } from "./server/server.js";
+import { Tickets } from "./tickets/tickets.js";
+import { connectChangeHub, type ChangeHub } from "./watch/change-hub.js";
+
+/** The state of one process: Redis, the store and its scripts, tickets, the watch hub, the hold sweeper. */
+export interface State {
+  redis: Redis;
+  store: QueueStore;
+  tickets: Tickets;
+  hub: ChangeHub;
+  sweeper: HoldSweeper;
+  /** Stops the sweeper and the hub, and disconnects from Redis. */
+  close(): Promise<void>;
+}
+
+export interface StateOptions {
+  config: Config;
+  /** The resolved Redis URL (unused with config.redisClusterNodes). */
+  redisUrl: string;
+  log: Logger;
+  /** How often expired holds are swept; default 250 ms. */
+  holdSweepMs?: number;
+}
+
+/**
+ * config → Redis → store, tickets, watch hub, hold sweeper. The service runs
+ * on it, and so does the bench's plain grpc-js server. Starts even when Redis
+ * is down (Health reports it and the client reconnects by itself), except that
+ * strict durability is checked against the server first.
+ */
+export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOptions): Promise<State> {
+  const redisOptions = { url: redisUrl, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisCommandTimeoutMs, autoPipelining: config.redisAutoPipelining };
+  const redis = createRedisClient(redisOptions);
+  redis.on("error", (err: Error) => log.warn({ err: err.message }, "redis connection error"));
+  redis.on("ready", () => log.info("redis ready"));
+  await redis.connect().catch((err: unknown) => log.warn({ err: String(err) }, "redis not reachable at start; retrying in the background"));
+  // No acknowledgement the server cannot keep: a server unfit for strict mode stops the start.
+  const durability = await createDurabilityGate(redis, config.durability, config.redisCommandTimeoutMs);
+  log.info({ durability: durability.description }, "durability");
+  const store = new QueueStore(redis, {
+    prefix: config.keyPrefix,
+    defaultCapacity: config.capacity,
+    durability,
+    onInvalidStored: (event, fields) => log.warn({ event, fields }, "stored event fields hold invalid values: they read as 0"),
+  });
+  const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
+  const sweeper = startHoldSweeper(store, log, holdSweepMs);
+  const hub = await connectChangeHub(redisOptions, store, log);
+  return {
+    redis,
+    store,
+    tickets,
+    hub,
+    sweeper,
+    async close() {
+      sweeper.stop();
+      await hub.close();
+      redis.disconnect();
+    },
+  };
+}
+
+/** Every limit a process enforces: the transports' and the RPCs'. */
+export interface Limits extends ServerLimits {
+  maxStreams: number;
+  maxWatchesPerUser: number;
+  adminFailuresPerMinute: number;
+}
+
+export interface AppOptions extends StateOptions {
+  adminToken: string;
+  /** Default: built from config (ADMIN_JWT_PUBLIC_KEY or ADMIN_JWKS_URL). */
+  adminJwt?: AdminJwtVerifier;
+  /** Overrides the limits config gives (tests make them small). */
+  limits?: Partial<Limits>;
+  /** The built browser app; default dist/web. */
+  webDir?: string;
+}
+
+export interface App extends State {
+  rpc: RpcSurface;
+  server: TicketQueueServer;
+  metrics: Metrics;
+  /** Listens on the port itself (a single process). */
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Serves a connection accepted elsewhere (a cluster worker's). */
+  accept(socket: Socket): void;
+  /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then closes everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * The one builder: config → state → the RPC surface → the REST gateway and the
+ * transports on one port, the gateway mounted as the server's fallback. main,
+ * the tests' service helper and the bench all build the service here.
+ */
+export async function buildApp(options: AppOptions): Promise<App> {
+  const { config, log } = options;
+  const state = await buildState(options);
+  const limits: Limits = {
+    ...DEFAULT_LIMITS,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    idleTimeoutMs: config.idleTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
+    maxStreams: config.maxStreams,
+    maxWatchesPerUser: config.maxWatchesPerUser,
+    adminFailuresPerMinute: config.adminFailuresPerMinute,
+    ...options.limits,
+  };
+  const metrics = createMetrics(state.store);
+  const adminJwt = options.adminJwt ?? (await adminJwtVerifier({ publicKey: config.adminJwtPublicKey, jwksUrl: config.adminJwksUrl, issuer: config.adminJwtIssuer }));
+  const rpc = createRpcSurface({
+    store: state.store,
+    tickets: state.tickets,
+    hub: state.hub,
+    adminToken: options.adminToken,
+    adminJwt,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    caller: { trustedProxies: new Set(config.trustedProxies), serviceTokens: config.serviceTokens },
+    adminFailuresPerMinute: limits.adminFailuresPerMinute,
+    maxStreams: limits.maxStreams,
+    maxWatchesPerUser: limits.maxWatchesPerUser,
+    metrics,
+    log,
+  });
+  const gateway = createRestGateway(rpc, { maxBodyBytes: MAX_REQUEST_BYTES });
+  const server = createTicketQueueServer({
+    rpc,
+    fallback: (req, res) => void gateway(req, res),
+    endStreams: () => state.hub.close(),
+    limits,
+    metrics,
+    metricsToken: config.metricsToken,
+    corsOrigins: config.corsOrigins,
+    webDir: options.webDir,
+    log,
+  });
+  return {
+    ...state,
+    rpc,
+    server,
+    metrics,
+    listen: (port, host) => server.listen(port, host),
+    accept: (socket) => server.accept(socket),
+    async stop(graceMs) {
+      state.sweeper.stop();
+      await server.close(graceMs);
+      await state.close();
+    },
+  };
+}

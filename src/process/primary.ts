@@ -1,0 +1,97 @@
+import cluster, { type Worker } from "node:cluster";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import { serveClusterMetrics } from "../observability/metrics.js";
+import { ConnectionBalancer, whenReady } from "./connection-balancer.js";
+import type { RedisTarget } from "./redis-target.js";
+import { onStopSignal } from "./signals.js";
+
+/**
+ * V8 flags for each WORKER_GC. With a worker per core, V8's parallel GC helpers take
+ * cores from the other workers and Redis, and concurrent marking added long pauses;
+ * freeing dead ArrayBuffers, about half of a scavenge when done in the pause, is left
+ * to V8's background sweeper. Measured on 2 cores at 6,000 gRPC Reserve/s (BENCHMARKS.md):
+ * scavenges 1.0 ms against 2.0 ms with --single-threaded-gc. --no-parallel-marking is
+ * not among them: Node 20's V8 aborts with it.
+ */
+const WORKER_GC_FLAGS: Record<Config["workerGc"], string[]> = {
+  serial: ["--no-parallel-scavenge", "--no-parallel-compaction", "--no-parallel-pointer-update", "--no-concurrent-marking"],
+  "single-threaded": ["--single-threaded-gc"],
+  parallel: [],
+};
+
+/**
+ * WORKERS > 1: a primary that forks the workers (they share the port and
+ * nothing but Redis), replaces any that die, rolls them one by one on SIGHUP
+ * (a new one listens before the old one drains), and on SIGTERM stops them all.
+ */
+export function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log: Logger): void {
+  serveClusterMetrics();
+  // Workers read the resolved Redis and the token from their environment.
+  const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
+  const balancer = new ConnectionBalancer(config.maxConnections);
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...WORKER_GC_FLAGS[config.workerGc]] });
+  const fork = (): Worker => {
+    const worker = cluster.fork(env);
+    balancer.add(worker);
+    return worker;
+  };
+  let stopping = false;
+  const retiring = new Set<number>();
+  for (let i = 0; i < config.workers; i++) fork();
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping || retiring.delete(worker.id)) return;
+    log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
+    fork();
+  });
+  log.info({ workers: config.workers }, "primary started its workers");
+  // The port opens once a worker can take what arrives on it.
+  void balancer.firstReady.then(() =>
+    balancer.listen(config.port, config.host).then(
+      (address) => log.info({ port: address.port, workers: config.workers }, "primary hands each new connection to the worker with the fewest"),
+      (err: unknown) => {
+        log.error({ err }, "cannot listen");
+        process.kill(process.pid, "SIGTERM");
+      },
+    ),
+  );
+
+  let rolling = false;
+  process.on("SIGHUP", () => {
+    if (rolling || stopping) return;
+    rolling = true;
+    void (async () => {
+      log.info("SIGHUP: replacing the workers one by one");
+      for (const old of Object.values(cluster.workers ?? {})) {
+        if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
+        if (!(await whenReady(fork()))) {
+          log.warn({ pid: old.process.pid }, "the new worker died before it was ready; keeping the old one");
+          continue;
+        }
+        retiring.add(old.id);
+        balancer.retire(old);
+        // The old worker sends GOAWAY, finishes its calls and exits.
+        await new Promise<void>((resolve) => {
+          old.once("exit", () => resolve());
+          old.process.kill("SIGTERM");
+        });
+      }
+      log.info("rolling restart done");
+      rolling = false;
+    })();
+  });
+  onStopSignal(log, async () => {
+    stopping = true;
+    void balancer.close(); // no new connections; the open ones drain in their workers
+    const exits = Object.values(cluster.workers ?? {}).map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (!worker || worker.isDead()) return resolve();
+          worker.once("exit", () => resolve());
+          worker.process.kill("SIGTERM");
+        }),
+    );
+    await Promise.all(exits);
+    await redis.local?.stop();
+  });
+}

@@ -1,0 +1,58 @@
+import cluster from "node:cluster";
+import { Socket } from "node:net";
+import type { Logger } from "pino";
+import { buildApp, type App } from "../app.js";
+import type { Config } from "../config.js";
+import { shareWithPrimary } from "../observability/metrics.js";
+import { DurabilityError } from "../redis/durability.js";
+import { RedisUnavailableError } from "../redis/redis-errors.js";
+import { CLOSED, CONNECTION, DRAINING, READY } from "./connection-balancer.js";
+import type { RedisTarget } from "./redis-target.js";
+import { onStopSignal } from "./signals.js";
+
+/**
+ * One process serving the port: the only one (it listens itself), or a cluster
+ * worker (it serves the connections its primary hands over and says when each
+ * closes). Stops on SIGTERM or SIGINT.
+ */
+export async function serve(config: Config, redis: RedisTarget, adminToken: string, log: Logger): Promise<void> {
+  let app: App;
+  try {
+    app = await buildApp({ config, redisUrl: redis.url, adminToken, log });
+  } catch (err: unknown) {
+    if (err instanceof DurabilityError || (config.durability === "strict" && err instanceof RedisUnavailableError)) {
+      process.stderr.write(`ticket-queue: ${err.message}\n`);
+      await redis.local?.stop();
+      process.exit(1);
+    }
+    throw err;
+  }
+  let port = config.port;
+  if (cluster.isWorker) {
+    shareWithPrimary(app.metrics.registry);
+    process.on("message", (message: { type?: string }, handle: unknown) => {
+      if (message.type !== CONNECTION || !(handle instanceof Socket)) return;
+      handle.once("close", () => process.send?.({ type: CLOSED }));
+      app.accept(handle);
+    });
+  } else {
+    port = (await app.listen(config.port, config.host)).port;
+  }
+  log.info({ port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
+  if (cluster.isWorker) process.send?.({ type: READY });
+  // Loads the ticket key now rather than on the first Reserve (retried then if Redis is not up yet).
+  app.tickets.signingLibrary().then(
+    (library) => log.info({ library }, "ticket signing key loaded"),
+    () => undefined,
+  );
+  onStopSignal(log, async () => {
+    // However the stop came (the primary, or a signal to this worker alone), no new connections come here.
+    if (cluster.isWorker) process.send?.({ type: DRAINING });
+    await app.stop();
+    await redis.local?.stop();
+  });
+  // A worker whose primary died exits at once (Node's cluster does that on disconnect);
+  // one already draining may first fail to tell the dead primary that its listener
+  // closed (EPIPE), which is no reason to crash with a stack trace.
+  cluster.worker?.on("error", (err: unknown) => log.warn({ err }, "lost the channel to the primary"));
+}
