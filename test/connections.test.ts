@@ -137,3 +137,68 @@ describe("connections end when their clients do", () => {
     }
   });
 });
+
+/** HTTP/2 frames written by hand, for what well-behaved clients never send. */
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(stream, 5);
+  return Buffer.concat([header, payload]);
+}
+
+/** A HEADERS block of literal fields (HPACK without indexing or Huffman). */
+function headerBlock(fields: [string, string][]): Buffer {
+  return Buffer.concat(fields.map(([name, value]) => Buffer.concat([Buffer.from([0x10, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)])));
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+describe("clients that break the protocol", () => {
+  it("a gRPC call whose stream the client resets (RST_STREAM NO_ERROR) after half a body does not take the process down", async () => {
+    const svc = await startTestService(redis.url);
+    try {
+      for (const path of ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/ticketqueue.v1.TicketQueueService/Reserve"]) {
+        for (const body of [Buffer.from([0, 0, 0, 0, 9, 1]), Buffer.alloc(0)] as Buffer[]) {
+          const socket = connect(svc.port, "127.0.0.1");
+          socket.on("error", () => undefined);
+          socket.resume();
+          const headers = headerBlock([[":method", "POST"], [":scheme", "http"], [":path", path], [":authority", "x"], ["content-type", "application/grpc"], ["te", "trailers"]]);
+          socket.write(Buffer.concat([PREFACE, frame(4, 0, 0), frame(4, 1, 0), frame(1, 4, 1, headers), ...(body.length > 0 ? [frame(0, 0, 1, body)] : [])]));
+          await new Promise((r) => setTimeout(r, 50));
+          socket.write(frame(3, 0, 1, Buffer.alloc(4))); // RST_STREAM, NO_ERROR
+          await new Promise((r) => setTimeout(r, 50));
+          socket.destroy();
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      // Still here: a call over gRPC answers.
+      const h2 = await run("curl", ["-s", "-m", "5", "--http2-prior-knowledge", `${svc.baseUrl}/health`]);
+      expect(h2.stdout).toContain('"status":"ok"');
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it("a session nghttp2 ended by itself (DATA on a closed stream) is found by its unanswered PING and closed: no slot is held for good", async () => {
+    const svc = await startTestService(redis.url, { limits: { maxConnections: 10, keepaliveMs: 200, pingTimeoutMs: 300 } });
+    try {
+      const before = openDescriptors();
+      const headers = headerBlock([[":method", "GET"], [":scheme", "http"], [":path", "/health"], [":authority", "x"]]);
+      const stuck = Array.from({ length: 10 }, () => {
+        const socket = connect(svc.port, "127.0.0.1", () => socket.write(Buffer.concat([PREFACE, frame(4, 0, 0), frame(4, 1, 0), frame(1, 5, 1, headers), frame(0, 1, 1, Buffer.alloc(5))])));
+        socket.on("error", () => undefined);
+        socket.resume();
+        return socket;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      stuck.forEach((s) => s.end()); // FIN, which the ended session never reads
+      expect(await until(() => openDescriptors() <= before + 2, 5000)).toBe(true);
+      const h1 = await run("curl", ["-s", "-m", "5", `${svc.baseUrl}/health`]);
+      expect(h1.stdout).toContain('"status":"ok"');
+    } finally {
+      await svc.close();
+    }
+  });
+});

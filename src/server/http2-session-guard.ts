@@ -7,6 +7,10 @@ export interface SessionLimits {
   requestTimeoutMs: number;
   /** A session told to go away (GOAWAY, either side) is destroyed this long after, whatever it still holds. */
   goawayGraceMs: number;
+  /** Every session is sent a PING this often... */
+  keepaliveMs: number;
+  /** ...and destroyed when the answer does not come within this. */
+  pingTimeoutMs: number;
 }
 
 /**
@@ -15,7 +19,11 @@ export interface SessionLimits {
  * stream for `idleTimeoutMs` (open watch streams keep it alive), and a stream
  * whose request body stalls is reset after `requestTimeoutMs`. Without this,
  * a client that opens a connection and never uses it, or sends half a body,
- * holds a descriptor and a connection slot for ever. (A peer's FIN is handled
+ * holds a descriptor and a connection slot for ever. A PING every `keepaliveMs`
+ * finds the sessions that can no longer answer: a peer that vanished without a
+ * FIN, or a session nghttp2 ended by itself after a protocol error (it sends
+ * GOAWAY and stops reading, node is not told, and a stream left open kept the
+ * session, its descriptor and its slot for good). (A peer's FIN is handled
  * where the connection is handed to HTTP/2: see one-port.ts.)
  */
 export function guardSessions(server: http2.Http2Server, limits: SessionLimits): { retire(session: http2.ServerHttp2Session): void } {
@@ -50,7 +58,12 @@ export function guardSessions(server: http2.Http2Server, limits: SessionLimits):
     });
     // The peer said it is going away: its last streams get the grace period, then the session ends.
     session.once("goaway", () => destroyAfter(session, limits.goawayGraceMs));
-    session.once("close", () => clearTimeout(idle));
+    const keepalive = setInterval(() => checkAlive(session, limits.pingTimeoutMs), limits.keepaliveMs);
+    keepalive.unref();
+    session.once("close", () => {
+      clearTimeout(idle);
+      clearInterval(keepalive);
+    });
   });
 
   return { retire };
@@ -61,6 +74,25 @@ function destroyAfter(session: http2.ServerHttp2Session, ms: number): void {
   const timer = setTimeout(() => session.destroy(), ms);
   timer.unref();
   session.once("close", () => clearTimeout(timer));
+}
+
+/** Sends a PING; a session that does not answer within `timeoutMs` (or cannot send one) is destroyed. */
+function checkAlive(session: http2.ServerHttp2Session, timeoutMs: number): void {
+  if (session.destroyed) return;
+  const dead = setTimeout(() => session.destroy(), timeoutMs);
+  dead.unref();
+  let sent = false;
+  try {
+    sent = session.ping((err) => {
+      if (!err) clearTimeout(dead);
+    });
+  } catch {
+    // Too many PINGs unanswered: the session is as good as dead.
+  }
+  if (!sent) {
+    clearTimeout(dead);
+    session.destroy();
+  }
 }
 
 function cutIfStalled(stream: http2.ServerHttp2Stream): void {

@@ -100,7 +100,8 @@ class LeanCall implements SignalSource {
       if (this.size > this.maxBytes + 5) return this.fail(this.tooLarge());
       this.chunks.push(chunk);
     });
-    stream.once("end", () => void this.run(deadlineAt));
+    // run() never throws (fail() answers what it can); the catch is a last guard against a crash.
+    stream.once("end", () => void this.run(deadlineAt).catch(ignore));
   }
 
   private async run(deadlineAt: number | undefined): Promise<void> {
@@ -124,7 +125,7 @@ class LeanCall implements SignalSource {
       const path = this.headers[":path"] ?? "";
       if (target.kind === "unary") {
         const response = await target.call(new CallRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this));
-        if (this.finished) return;
+        if (this.finished || stream.closed) return this.finish("the client cancelled");
         stream.respond(responseHeaders(response.header), { waitForTrailers: true });
         this.finish("the call is complete");
         const trailers = okTrailers(response.trailer);
@@ -133,7 +134,7 @@ class LeanCall implements SignalSource {
         return;
       }
       const response = await target.call(new ServerStreamRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this.signal()));
-      if (this.finished) return;
+      if (this.finished || stream.closed) return this.finish("the client cancelled");
       stream.respond(responseHeaders(response.header), { waitForTrailers: true });
       try {
         for await (const out of response.message) {
@@ -161,7 +162,8 @@ class LeanCall implements SignalSource {
     this.failure = error;
     this.finish(error.rawMessage, error.code);
     const { stream } = this;
-    if (stream.destroyed || stream.headersSent) return;
+    // A stream the client reset (RST_STREAM, even with NO_ERROR) is closed before it is destroyed: nothing can be sent.
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
     const status = statusTrailers(error);
     const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
     for (const [name, value] of status) headers[name] = value;

@@ -30,6 +30,9 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** After the server's GOAWAY (or the client's), a session's last streams get this long. */
   goawayGraceMs: number;
+  /** Every HTTP/2 session is pinged this often, and destroyed when it does not answer within pingTimeoutMs. */
+  keepaliveMs: number;
+  pingTimeoutMs: number;
   /**
    * HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS);
    * clients queue the rest. Not much lower: node:http2 counts a stream until its
@@ -45,6 +48,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 120_000,
   requestTimeoutMs: 30_000,
   goawayGraceMs: 10_000,
+  keepaliveMs: 60_000,
+  pingTimeoutMs: 20_000,
   maxStreamsPerConnection: 2048,
 };
 
@@ -169,7 +174,8 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       http1.emit("connection", socket);
     },
 
-    async close(graceMs = 10_000) {
+    // 7 s by default: with the PING round and the rest of a stop, a supervisor's SIGTERM is done within 10 s.
+    async close(graceMs = 7_000) {
       closing = true;
       // Open watch streams end with Unavailable so their clients reconnect elsewhere.
       await deps.endStreams();
