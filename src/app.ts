@@ -54,7 +54,7 @@ export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOp
     prefix: config.keyPrefix,
     defaultCapacity: config.capacity,
     durability,
-    onInvalidStored: (event, fields) => log.warn({ event, fields }, "stored event fields hold invalid values: they read as 0"),
+    onInvalidStored: oncePerMinute((event, fields) => log.warn({ event, fields }, "stored event fields hold invalid values: they read as 0")),
   });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const sweeper = startHoldSweeper(store, log, holdSweepMs);
@@ -70,6 +70,18 @@ export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOp
       await hub.close();
       redis.disconnect();
     },
+  };
+}
+
+/** `report` at most once a minute per event: every read of a damaged event would otherwise log a line. */
+function oncePerMinute(report: (event: string, fields: string[]) => void): (event: string, fields: string[]) => void {
+  const last = new Map<string, number>();
+  return (event, fields) => {
+    const now = Date.now();
+    if (now - (last.get(event) ?? 0) < 60_000) return;
+    if (last.size > 10_000) last.clear();
+    last.set(event, now);
+    report(event, fields);
   };
 }
 
@@ -118,6 +130,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     requestTimeoutMs: config.requestTimeoutMs,
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     maxStreams: config.maxStreams,
+    // Unary calls are short-lived: all HTTP/2 streams together get four times the streaming calls' budget.
+    maxOpenStreams: config.maxStreams * 4,
     maxWatchesPerUser: config.maxWatchesPerUser,
     adminFailuresPerMinute: config.adminFailuresPerMinute,
     ...options.limits,

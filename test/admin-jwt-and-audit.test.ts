@@ -120,3 +120,20 @@ describe("failed admin logins", () => {
     expect(code(await client.processQueue({}, bearer(forever)).catch((e: unknown) => e))).toBe(Code.Unauthenticated);
   });
 });
+
+describe("failed admin logins, concurrently", () => {
+  it("2,000 guesses sent at once get at most 30 credential checks a minute: every attempt is counted before its check", async () => {
+    const own = await startTestService(redis.url);
+    try {
+      const grpc = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
+      const codes = await Promise.all(
+        Array.from({ length: 2000 }, (_, i) => grpc.processQueue({}, { headers: { "x-token": i === 1999 ? TEST_ADMIN_TOKEN : `guess-${i}` } }).then(() => "ok" as const, (e: unknown) => code(e))),
+      );
+      const checked = codes.filter((c) => c !== Code.ResourceExhausted);
+      expect(checked.length).toBeLessThanOrEqual(30);
+      expect(codes.filter((c) => c === Code.ResourceExhausted).length).toBeGreaterThanOrEqual(1970);
+    } finally {
+      await own.close();
+    }
+  });
+});

@@ -85,7 +85,7 @@ describe("stream limits", () => {
 });
 
 describe("Health.Watch", () => {
-  it("keeps its timers and abort listeners flat over a 20 s stream, and 200 watchers share one Redis check a second", async () => {
+  it("keeps its timers and abort listeners flat over a 20 s stream, and 100 watchers share one Redis check a second; the 101st is refused", async () => {
     const svc = await startTestService(redis.url);
     const warnings: string[] = [];
     const onWarning = (w: Error): void => void warnings.push(w.name);
@@ -105,8 +105,10 @@ describe("Health.Watch", () => {
       await new Promise((r) => setTimeout(r, 2000));
       const timersAt2s = timers();
       const pings = async (): Promise<number> => Number(/^cmdstat_ping:calls=(\d+)/m.exec(await svc.redis.info("commandstats"))?.[1] ?? 0);
-      const many = Array.from({ length: 200 }, () => follow(client.watch({}, { signal: signal() })));
-      await Promise.all(many.map((m) => m.first));
+      // 99 more: Health.Watch, which needs no credential, may hold 100 places in a process.
+      const many = Array.from({ length: 99 }, () => follow(client.watch({}, { signal: signal() })));
+      expect(await Promise.all(many.map((m) => m.first))).toEqual(Array(99).fill("message"));
+      expect(await follow(client.watch({})).first).toBe(Code.ResourceExhausted);
       const pingsBefore = await pings();
       await new Promise((r) => setTimeout(r, 18_000));
       const pingsIn18s = (await pings()) - pingsBefore - 1;
@@ -178,5 +180,31 @@ describe("connections and clients that misbehave", () => {
     await closed;
     session.destroy();
     expect((await client.getStatus({ eventId: "unread", userId: "reader" })).position).toBe(1);
+  });
+});
+
+describe("clients that never read their answers", () => {
+  it("answers left unread are bounded per process (REFUSED_STREAM past it) and cut after the request timeout", async () => {
+    const svc = await startTestService(redis.url, { limits: { maxOpenStreams: 50, requestTimeoutMs: 1000 } });
+    try {
+      // A flow-control window of 0: the client accepts headers but not one byte of any answer.
+      const session = http2.connect(svc.baseUrl, { settings: { initialWindowSize: 0 } });
+      session.on("error", () => undefined);
+      const codes = await Promise.all(
+        Array.from({ length: 100 }, () => new Promise<number>((resolve) => {
+          const stream = session.request({ ":path": "/health" });
+          stream.on("error", () => undefined);
+          stream.pause();
+          stream.once("close", () => resolve(stream.rstCode ?? -1));
+        })),
+      );
+      // The first 50 were answered but never read, then cut; the other 50 refused at once.
+      expect(codes.filter((c) => c === http2.constants.NGHTTP2_REFUSED_STREAM).length).toBe(50);
+      expect(codes.filter((c) => c === http2.constants.NGHTTP2_CANCEL).length).toBe(50);
+      session.destroy();
+      expect((await fetch(`${svc.baseUrl}/health`)).status).toBe(200);
+    } finally {
+      await svc.close();
+    }
   });
 });

@@ -137,3 +137,50 @@ describe("credentials must expire", () => {
     expect(await codeOf(client.cancel({ userId, ticket }))).toBe("ok");
   });
 });
+
+describe("attacks found from outside", () => {
+  it("Connect binary messages that do not decode are INVALID_ARGUMENT (400) whatever the content-type's case, a query string, or GET", async () => {
+    const path = `${svc.baseUrl}/ticketqueue.v1.TicketQueueService/GetStatus`;
+    const truncated = Buffer.from([0x0a, 0x09, 0x61]); // field 1, 9 bytes announced, 1 sent
+    for (const [url, contentType] of [[path, "Application/Proto"], [`${path}?x=1`, "application/proto"], [path, "application/proto; charset=binary"]] as const) {
+      const res = await fetch(url, { method: "POST", headers: { "content-type": contentType, "connect-protocol-version": "1" }, body: truncated });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).not.toMatch(/RangeError|TypeError/);
+    }
+    const get = await fetch(`${path}?connect=v1&encoding=proto&base64=1&message=${truncated.toString("base64url")}`);
+    expect(get.status).toBe(400);
+  });
+
+  it("a stored time past what a Date holds (opens_at 1e20) neither crashes a refusal nor disagrees between reads and writes", async () => {
+    await client.createEvent({ eventId: "far-future", capacity: 2 }, admin);
+    const [meta = ""] = eventKeys(svc.prefix, "far-future");
+    await svc.redis.hset(meta, "opens_at", "1e20");
+    expect((await client.getEvent({ eventId: "far-future" })).event?.opensAt).toBeUndefined();
+    // Read as "no opening time" by the scripts too: open.
+    expect(await codeOf(client.reserve({ eventId: "far-future", userId: "early" }))).toBe("ok");
+  });
+
+  it("an event whose keys hold the wrong type is reported (FAILED_PRECONDITION), and left out of ListEvents instead of failing it", async () => {
+    await client.createEvent({ eventId: "damaged", capacity: 2 }, admin);
+    const [meta = ""] = eventKeys(svc.prefix, "damaged");
+    await svc.redis.del(meta);
+    await svc.redis.set(meta, "not a hash");
+    expect(await codeOf(client.getEvent({ eventId: "damaged" }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(client.reserve({ eventId: "damaged", userId: "x" }))).toBe(Code.FailedPrecondition);
+    const events = (await client.listEvents({})).events.map((e) => e.eventId);
+    expect(events).not.toContain("damaged");
+    expect(events).toContain("default");
+  });
+
+  it("the feed cursor of the largest stream id is refused, not an internal error", async () => {
+    const first = client.watchEvent({ cursor: "18446744073709551615-18446744073709551615" }, admin)[Symbol.asyncIterator]().next();
+    expect(await codeOf(first)).toBe(Code.InvalidArgument);
+  });
+
+  it("user ids that look blank or like someone else (non-ASCII spaces, fillers, private or unassigned code points, stacked marks, edge spaces) are refused", async () => {
+    for (const userId of ["a\u00a0b", "\u3164", "\u2800", " ", " kim", "kim ", "\uffff", "\ue000", "a\u0301\u0301\u0301"]) {
+      expect(await codeOf(client.reserve({ userId })), JSON.stringify(userId)).toBe(Code.InvalidArgument);
+    }
+    expect(await codeOf(client.reserve({ userId: "re\u0301sume\u0301" }))).toBe("ok");
+  });
+});

@@ -10,10 +10,14 @@ export const DEFAULT_EVENT_ID = "default";
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-// Unicode format and separator characters (bidi overrides, zero-width joiners, the
-// BOM, line and paragraph separators): invisible, they spoof names on the dashboard
-// and in the CSV export.
-const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}]/u;
+// Characters that show as nothing, or as something else, and so spoof names on
+// the dashboard and in the CSV export: format characters (bidi overrides,
+// zero-width joiners, the BOM), line and paragraph separators, every space but
+// the ASCII one, default-ignorable code points (the Hangul filler), private-use,
+// unassigned and surrogate code points, and the Braille blank.
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Co}\p{Cn}\p{Cs}\u2800]|(?! )\p{Zs}/u;
+// More than two combining marks in a row pile up over the line ("Zalgo" text).
+const STACKED_MARKS = /\p{M}{3,}/u;
 
 // Event ids go inside a Redis hash tag, so braces (and anything unusual) are out;
 // ids made only of dots would be path segments ("." and "..") no URL can reach.
@@ -24,7 +28,9 @@ export function checkUserId(userId: string): void {
   if (userId.length === 0) throw invalidField("user_id", "is required");
   if (Buffer.byteLength(userId, "utf8") > MAX_USER_ID_BYTES) throw invalidField("user_id", `is longer than ${MAX_USER_ID_BYTES} bytes`);
   if (CONTROL.test(userId)) throw invalidField("user_id", "contains a control character");
-  if (INVISIBLE.test(userId)) throw invalidField("user_id", "contains an invisible format or separator character");
+  if (INVISIBLE.test(userId)) throw invalidField("user_id", "contains an invisible or look-alike character (a format, separator, non-ASCII space, private or unassigned code point)");
+  if (STACKED_MARKS.test(userId)) throw invalidField("user_id", "stacks more than two combining marks on one letter");
+  if (userId.trim() !== userId || userId.trim() === "") throw invalidField("user_id", "starts or ends with a space");
 }
 
 /** The event id to use: empty means the default event; anything else must be a valid id. */

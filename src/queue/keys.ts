@@ -33,3 +33,8 @@ export function auditKey(prefix: string): string {
 export function refusedAuditKey(prefix: string): string {
   return `${prefix}:audit:refused`;
 }
+
+/** A caller's rate-limit state for one limit (`<what>:<caller>`), in a slot of its own. */
+export function rateLimitKey(prefix: string, caller: string): string {
+  return `${prefix}:rl:{${caller}}`;
+}

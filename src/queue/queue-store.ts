@@ -1,10 +1,11 @@
-import type { Redis } from "ioredis";
+import { ReplyError, type Redis } from "ioredis";
 import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
-import { auditKey, eventKeys, eventRegistryKey, refusedAuditKey } from "./keys.js";
+import { auditKey, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey } from "./keys.js";
 import { scriptError } from "./script-errors.js";
+import { StateError, StateErrorCode } from "./state-errors.js";
 import { loadScripts, type ScriptRunner } from "./scripts.js";
 
 /** A user's entry in an event, as the scripts report it. */
@@ -248,9 +249,14 @@ export class QueueStore {
    * When not, how long until there is room. `count` false only asks.
    */
   async allowCall(caller: string, limit: number, periodMs: number, count = true): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const reply = await this.run("rateLimit", [`${this.options.prefix}:rl:{${caller}}`], [limit, periodMs, count ? 1 : 0]);
+    const reply = await this.run("rateLimit", [rateLimitKey(this.options.prefix, caller)], [limit, periodMs, count ? 1 : 0]);
     if (!Array.isArray(reply)) throw new Error(`rate-limit script answered ${JSON.stringify(reply)}`);
     return { allowed: reply[0] === 1, retryAfterMs: num(reply[1]) };
+  }
+
+  /** Gives back one call counted by allowCall (one that should not have counted). */
+  async refundCall(caller: string, limit: number, periodMs: number): Promise<void> {
+    await this.run("rateLimit", [rateLimitKey(this.options.prefix, caller)], [limit, periodMs, -1]);
   }
 
   /**
@@ -278,7 +284,15 @@ export class QueueStore {
   /** Runs a script; a negative first element is a script error, mapped to an RPC error. */
   private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number)[]): Promise<unknown[]> {
     const keys = eventKeys(this.options.prefix, eventId);
-    const reply = await this.run(name, keys, args);
+    let reply: unknown;
+    try {
+      reply = await this.run(name, keys, args);
+    } catch (err: unknown) {
+      if (err instanceof ReplyError && err instanceof Error && err.message.startsWith("WRONGTYPE")) {
+        throw new StateError(StateErrorCode.DamagedData, `event ${eventId}'s data in Redis is damaged (a key holds the wrong type): an operator must repair or reset it`);
+      }
+      throw err;
+    }
     if (!Array.isArray(reply) || typeof reply[0] !== "number") {
       throw new Error(`script ${name} answered ${JSON.stringify(reply)}`);
     }

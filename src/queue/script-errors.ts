@@ -5,7 +5,11 @@ import { StateError, StateErrorCode } from "./state-errors.js";
  * `detail` is the number a script sends after the code (a time or a position).
  */
 export function scriptError(code: number, eventId: string, detail: number | undefined): Error {
-  const at = (ms: number | undefined): string => new Date(ms ?? 0).toISOString();
+  // A stored time out of Date's range (written by hand) must not turn a refusal into a crash.
+  const at = (ms: number | undefined): string => {
+    const date = new Date(ms ?? 0);
+    return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString();
+  };
   switch (code) {
     case -1:
       return new StateError(StateErrorCode.NoSuchEvent, `event ${eventId} does not exist`);

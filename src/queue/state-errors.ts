@@ -28,6 +28,8 @@ export enum StateErrorCode {
   TooManyWatches = "too_many_watches",
   /** The process is stopping: long-lived streams end so clients reconnect elsewhere. */
   ShuttingDown = "shutting_down",
+  /** An event's keys in Redis hold the wrong type (written by hand): an operator must repair or reset it. */
+  DamagedData = "damaged_data",
 }
 
 export class StateError extends Error {

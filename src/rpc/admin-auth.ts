@@ -74,18 +74,14 @@ export interface AdminFailureLimit {
  * Records who it was in the call's context values.
  */
 export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt: AdminJwtVerifier | undefined, failures: AdminFailureLimit): Interceptor {
-  const limit = (caller: string, count: boolean) => failures.store.allowCall(`admin-auth:${caller}`, failures.perMinute, 60_000, count);
   return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
-    const caller = callerIdentity(req.header, req.contextValues.get(peerAddressKey), failures.caller);
-    const before = await limit(caller, false);
-    if (!before.allowed) throw tooManyFailures(before.retryAfterMs);
-    try {
-      req.contextValues.set(adminIdentityKey, await authenticate(req.header, req.method.name, adminToken, jwt));
-    } catch (err: unknown) {
-      if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw err;
-      const after = await limit(caller, true);
-      throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
-    }
+    const caller = `admin-auth:${callerIdentity(req.header, req.contextValues.get(peerAddressKey), failures.caller)}`;
+    // Every attempt is counted before its credential is checked, and given back if it
+    // was good: counting only after a failure let 2,000 concurrent guesses pass one check.
+    const { allowed, retryAfterMs } = await failures.store.allowCall(caller, failures.perMinute, 60_000);
+    if (!allowed) throw tooManyFailures(retryAfterMs);
+    req.contextValues.set(adminIdentityKey, await authenticate(req.header, req.method.name, adminToken, jwt));
+    await failures.store.refundCall(caller, failures.perMinute, 60_000);
     return next(req);
   });
 }

@@ -24,6 +24,7 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.TicketStale]: Code.PermissionDenied,
   [StateErrorCode.TooManyWatches]: Code.ResourceExhausted,
   [StateErrorCode.ShuttingDown]: Code.Unavailable,
+  [StateErrorCode.DamagedData]: Code.FailedPrecondition,
 };
 
 /**

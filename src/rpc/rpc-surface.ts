@@ -72,7 +72,9 @@ export interface RpcSurface {
 export function createRpcSurface(options: RpcOptions): RpcSurface {
   const { store, log } = options;
   const services = [TicketQueueService, Health, ...REFLECTION_SERVICES];
-  const streams = streamLimit(options.maxStreams);
+  // Health.Watch and reflection need no credential: they share a small number of places.
+  const anonymousStreams = new Set([Health, ...REFLECTION_SERVICES].flatMap((service) => service.methods.filter((m) => m.methodKind !== "unary")));
+  const streams = streamLimit(options.maxStreams, anonymousStreams);
   const interceptors: Interceptor[] = [
     errorInterceptor(log),
     streams.interceptor,

@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 export interface StreamLimit {
@@ -6,23 +7,36 @@ export interface StreamLimit {
   open(): number;
 }
 
+/** Streams no credential stands behind (Health.Watch, reflection) may take this many places at most. */
+export const MAX_ANONYMOUS_STREAMS = 100;
+
 /**
  * At most `max` streaming calls open in this process at once (watch streams,
  * Health.Watch, reflection); past it RESOURCE_EXHAUSTED at once. Each open
  * stream costs heap (README: MAX_STREAMS), and without a bound a client could
- * open streams until the process died of heap exhaustion.
+ * open streams until the process died of heap exhaustion. Of those, the
+ * streams of `anonymous` methods, which anyone can open without a ticket or an
+ * admin credential, may hold MAX_ANONYMOUS_STREAMS: one client holding every
+ * place with Health.Watch would otherwise lock the travellers' WatchStatus out.
  */
-export function streamLimit(max: number): StreamLimit {
+export function streamLimit(max: number, anonymous: ReadonlySet<DescMethod>): StreamLimit {
   let open = 0;
+  let openAnonymous = 0;
   const interceptor: Interceptor = (next) => async (req) => {
     if (!req.stream) return next(req);
+    const isAnonymous = anonymous.has(req.method);
     if (open >= max) throw new ConnectError(`the server holds ${max} open streams, its limit: retry later`, Code.ResourceExhausted);
+    if (isAnonymous && openAnonymous >= MAX_ANONYMOUS_STREAMS) {
+      throw new ConnectError(`the server holds ${MAX_ANONYMOUS_STREAMS} ${req.method.parent.name} streams, its limit: retry later`, Code.ResourceExhausted);
+    }
     open++;
+    if (isAnonymous) openAnonymous++;
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
       open--;
+      if (isAnonymous) openAnonymous--;
       req.signal.removeEventListener("abort", release);
     };
     // A client that leaves ends the call's signal, whether or not the messages are read again.

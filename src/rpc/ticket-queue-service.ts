@@ -182,7 +182,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const eventId = eventIdOf(req.eventId);
       // A feed cursor is a Redis stream id (ms-seq) this service gave out, or "0" for the oldest kept.
       const id = /^(\d{1,20})(?:-(\d{1,20}))?$/.exec(req.cursor);
-      if (req.cursor !== "" && !(id && BigInt(id[1] ?? "0") < 2n ** 64n && BigInt(id[2] ?? "0") < 2n ** 64n)) {
+      // (The largest id is refused too: nothing can come after it, and Redis refuses to read past it.)
+      if (req.cursor !== "" && !(id && BigInt(id[1] ?? "0") < 2n ** 64n - 1n && BigInt(id[2] ?? "0") < 2n ** 64n)) {
         throw invalidField("cursor", "is not one this service gave out");
       }
       for await (const u of watchEvent(store, eventId, req.cursor, AbortSignal.any([ctx.signal, hub.closing]))) {
@@ -206,8 +207,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const events = await Promise.all(
         (await store.eventIds()).map((id) =>
           store.getEvent(id).catch((err: unknown) => {
-            // A registry entry whose event is gone (deleted by hand) is skipped.
-            if (err instanceof StateError && err.code === StateErrorCode.NoSuchEvent) return undefined;
+            // A registry entry whose event is gone (deleted by hand), or damaged, is left out: one bad event must not hide the others.
+            if (err instanceof StateError && (err.code === StateErrorCode.NoSuchEvent || err.code === StateErrorCode.DamagedData)) return undefined;
             throw err;
           }),
         ),

@@ -119,7 +119,7 @@ class LeanCall implements SignalSource {
       try {
         message = fromBinary(method.input, frame.subarray(5));
       } catch (err: unknown) {
-        throw new ConnectError(`cannot decode ${method.input.typeName}: ${String(err)}`, Code.InvalidArgument);
+        throw new ConnectError(`cannot decode ${method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
       }
       const contextValues = peerContext(stream.session?.socket?.remoteAddress).set(deadlineKey, deadlineAt);
       const path = this.headers[":path"] ?? "";

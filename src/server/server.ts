@@ -30,6 +30,8 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** After the server's GOAWAY (or the client's), a session's last streams get this long. */
   goawayGraceMs: number;
+  /** HTTP/2 streams open at once in this process, unary calls included (REFUSED_STREAM past it). */
+  maxOpenStreams: number;
   /** Every HTTP/2 session is pinged this often, and destroyed when it does not answer within pingTimeoutMs. */
   keepaliveMs: number;
   pingTimeoutMs: number;
@@ -48,6 +50,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 120_000,
   requestTimeoutMs: 30_000,
   goawayGraceMs: 10_000,
+  maxOpenStreams: 40_000,
   keepaliveMs: 60_000,
   pingTimeoutMs: 20_000,
   maxStreamsPerConnection: 2048,
@@ -134,13 +137,14 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       }
       dispatch(req, res);
     },
-    { firstByteTimeoutMs: 10_000, takeStream: leanGrpc, requestTimeoutMs: limits.requestTimeoutMs, maxStreamsPerConnection: limits.maxStreamsPerConnection },
+    // Every stream is counted first (or refused when the process holds too many), then the lean gRPC path may take it.
+    { firstByteTimeoutMs: 10_000, takeStream: (stream, headers) => !sessionGuard.admit(stream) || leanGrpc(stream, headers), requestTimeoutMs: limits.requestTimeoutMs, maxStreamsPerConnection: limits.maxStreamsPerConnection },
   );
   http1.headersTimeout = Math.min(10_000, limits.requestTimeoutMs);
   http1.requestTimeout = limits.requestTimeoutMs;
   http1.keepAliveTimeout = 5_000;
   http1.maxConnections = limits.maxConnections;
-  const sessionGuard = guardSessions(h2, limits);
+  const sessionGuard = guardSessions(h2, { ...limits, maxOpenStreams: limits.maxOpenStreams });
 
   const perIp = new ConnectionsPerIp(limits.maxConnectionsPerIp);
   const sockets = new Set<Socket>();

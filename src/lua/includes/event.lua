@@ -35,6 +35,14 @@ local function stored_number(v)
   return n
 end
 
+-- A stored time (epoch ms), or 0 (none) when it is out of what the service
+-- accepts (1970 to 9999-12-31T23:59:59.999Z): the scripts and every read agree.
+local function stored_time(v)
+  local n = stored_number(v)
+  if n < 1 or n > 253402300799999 then return 0 end
+  return n
+end
+
 -- HINCRBY that survives a field holding no integer (written by hand, or out of
 -- range): the count starts again from n instead of failing the whole script.
 local function add_to(key, field, n)
@@ -60,8 +68,8 @@ local function load_event(default_capacity, read_only)
   return {
     capacity = stored_number(v[1]),
     hold_ms = stored_number(v[2]) * 1000,
-    opens_at = stored_number(v[3]),
-    closes_at = stored_number(v[4]),
+    opens_at = stored_time(v[3]),
+    closes_at = stored_time(v[4]),
     paused = v[5] == '1',
   }
 end
