@@ -38,7 +38,7 @@ const impl = {
 let port = 0;
 let close: () => Promise<void>;
 beforeAll(async () => {
-  const lean = createLeanGrpc({ services: [{ service: TicketQueueService, impl }], interceptors: [], maxRequestBytes: 1024 });
+  const lean = createLeanGrpc({ services: [{ service: TicketQueueService, impl }], interceptors: [], maxRequestBytes: 1024, maxBufferedBytes: 4096 });
   const { http1 } = createOnePortServer(
     (_req, res) => {
       res.writeHead(404);
@@ -128,5 +128,32 @@ describe("the unary gRPC fast path, from a handler's side", () => {
     expect((await call({ origin: "https://example.test" }, HEALTH)).headers[":status"]).toBe(404);
     expect((await call({ "grpc-encoding": "gzip" }, HEALTH)).headers[":status"]).toBe(404);
     expect((await call({ "content-type": "application/grpc-web" }, HEALTH)).headers[":status"]).toBe(404);
+  });
+});
+
+describe("unfinished request bodies", () => {
+  it("together hold at most the process's budget (4 KiB here): past it a call is RESOURCE_EXHAUSTED, and the budget comes back when calls end", async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const open = Array.from({ length: 5 }, () => {
+      const stream = session.request({ ":method": "POST", ":path": "/ticketqueue.v1.TicketQueueService/Health", "content-type": "application/grpc", te: "trailers" }, { endStream: false });
+      const status = new Promise<string | undefined>((resolve) => {
+        stream.on("response", (h) => resolve(typeof h["grpc-status"] === "string" ? h["grpc-status"] : undefined));
+        stream.on("close", () => resolve(undefined));
+      });
+      stream.on("error", () => undefined);
+      stream.on("data", () => undefined);
+      // Most of a message, never the rest: a frame announcing 1,000 bytes, 990 sent.
+      const partial = Buffer.alloc(995);
+      partial.writeUInt32BE(1000, 1);
+      stream.write(partial);
+      return { stream, status };
+    });
+    const refused = await Promise.race([Promise.any(open.map((o) => o.status.then((s) => (s === undefined ? Promise.reject(new Error("closed")) : s)))), new Promise<string>((r) => setTimeout(() => r("none refused"), 3000))]);
+    expect(refused).toBe(String(Code.ResourceExhausted));
+    open.forEach((o) => o.stream.close(http2.constants.NGHTTP2_CANCEL));
+    await new Promise((r) => setTimeout(r, 100));
+    session.close();
+    // Admitted again: this handler waits for its deadline (DEADLINE_EXCEEDED), where a refusal would be RESOURCE_EXHAUSTED.
+    expect((await call({ "grpc-timeout": "100m" }, HEALTH)).headers["grpc-status"]).toBe(String(Code.DeadlineExceeded));
   });
 });

@@ -12,6 +12,13 @@ export interface LeanGrpcOptions {
   /** The same interceptors the Connect router runs. */
   interceptors: readonly Interceptor[];
   maxRequestBytes: number;
+  /**
+   * Bytes of unfinished request bodies all calls together may hold. Each call's
+   * body is bounded, but 2,000 calls a connection each sending most of one and
+   * never the rest held 128 MB a connection; past the budget a call is refused
+   * (RESOURCE_EXHAUSTED) instead.
+   */
+  maxBufferedBytes: number;
 }
 
 /** Takes an HTTP/2 stream it serves (true) or leaves it alone (false). */
@@ -37,6 +44,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * and the 64 KiB limit (RESOURCE_EXHAUSTED).
  */
 export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
+  const budget: BodyBudget = { held: 0, max: options.maxBufferedBytes };
   const targets = new Map<string, Target>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc").values()) {
     targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "unary", ...target });
@@ -52,9 +60,15 @@ export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
     if (headers.origin !== undefined) return false; // a browser: CORS is answered on the general path
     const target = targets.get(headers[":path"] ?? "");
     if (!target) return false;
-    new LeanCall(stream, headers, target, options.maxRequestBytes).start();
+    new LeanCall(stream, headers, target, options.maxRequestBytes, budget).start();
     return true;
   };
+}
+
+/** Request bytes held by every call of this process that has not read its whole body yet. */
+interface BodyBudget {
+  held: number;
+  max: number;
 }
 
 type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
@@ -71,12 +85,15 @@ class LeanCall implements SignalSource {
   private controller: AbortController | undefined;
   private chunks: Buffer[] = [];
   private size = 0;
+  /** This call's share of the budget, given back once its body is decoded or the call ends. */
+  private held = 0;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
     private readonly target: Target,
     private readonly maxBytes: number,
+    private readonly budget: BodyBudget,
   ) {}
 
   start(): void {
@@ -98,6 +115,11 @@ class LeanCall implements SignalSource {
       if (this.finished) return;
       this.size += chunk.length;
       if (this.size > this.maxBytes + 5) return this.fail(this.tooLarge());
+      if (this.budget.held + chunk.length > this.budget.max) {
+        return this.fail(new ConnectError("the server holds too many unfinished requests: retry later", Code.ResourceExhausted));
+      }
+      this.budget.held += chunk.length;
+      this.held += chunk.length;
       this.chunks.push(chunk);
     });
     // run() never throws (fail() answers what it can); the catch is a last guard against a crash.
@@ -111,6 +133,7 @@ class LeanCall implements SignalSource {
     try {
       const frame = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks);
       this.chunks = [];
+      this.release();
       if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5) {
         throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
       }
@@ -173,9 +196,16 @@ class LeanCall implements SignalSource {
   }
 
   /** The call is over: stop the deadline, and abort the handler's signal if it was asked for. */
+  private release(): void {
+    this.budget.held -= this.held;
+    this.held = 0;
+  }
+
   private finish(reason: string, code = Code.Canceled): void {
     if (this.finished) return;
     this.finished = true;
+    this.chunks = [];
+    this.release();
     clearTimeout(this.deadline);
     // An error is built only for a listener: it captures a stack, which costs more than the call's framing.
     this.controller?.abort(new ConnectError(reason, code));

@@ -2,6 +2,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { constants as http2Constants } from "node:http2";
+import { getHeapStatistics } from "node:v8";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -96,7 +97,8 @@ export interface TicketQueueServer {
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const { rpc } = deps;
-  const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES });
+  // Unfinished request bodies may hold an eighth of the heap limit.
+  const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, maxBufferedBytes: Math.floor(getHeapStatistics().heap_size_limit / 8) });
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
   if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
