@@ -9,6 +9,7 @@ COPY gen ./gen
 COPY src ./src
 COPY scripts ./scripts
 COPY examples ./examples
+COPY clients ./clients
 COPY web ./web
 RUN npm run build
 

@@ -8,7 +8,7 @@ import { createHandlerContext } from "@connectrpc/connect";
 import { create, type DescMethod } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { grpcJsServiceDefinition } from "../src/client/grpc-js-client.js";
+import { grpcJsServiceDefinition } from "../clients/grpc-js-client.js";
 import { loadConfig } from "../src/config.js";
 import { buildState } from "../src/app.js";
 import { toConnectError } from "../src/rpc/errors.js";

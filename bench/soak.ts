@@ -46,13 +46,20 @@ const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * ite
 await clients[0]!.createEvent({ eventId: "soak", capacity: 200, holdSeconds: 5 }, ADMIN);
 
 const counts = { ok: 0, unavailable: 0, other: 0, watches: 0 };
+/** The other errors by code and first words, printed at the end. */
+const others = new Map<string, number>();
 const tally = async (call: () => Promise<unknown>): Promise<void> => {
   try {
     await call();
     counts.ok++;
   } catch (err: unknown) {
-    if (ConnectError.from(err).code === Code.Unavailable) counts.unavailable++;
-    else counts.other++;
+    const error = ConnectError.from(err);
+    if (error.code === Code.Unavailable) counts.unavailable++;
+    else {
+      counts.other++;
+      const key = `${Code[error.code] ?? error.code}: ${error.rawMessage.split(/[:(]/)[0]?.trim() ?? ""}`;
+      others.set(key, (others.get(key) ?? 0) + 1);
+    }
   }
 };
 
@@ -196,6 +203,8 @@ await Promise.race([Promise.all([...loops, faults]), new Promise((r) => setTimeo
 await new Promise((r) => setTimeout(r, 2000));
 const idle = await reading(MINUTES + 1);
 console.log(`after the load stopped: RSS ${idle.rssMb.toFixed(0)} MB, heap ${idle.heapMb.toFixed(1)} MB, fds ${idle.fds}, open streams ${idle.streams}`);
+
+if (others.size > 0) console.log(`other errors: ${[...others].map(([k, n]) => `${n} × ${k}`).join("; ")}`);
 
 // Growth once warm: the warm minutes (from the second) split in halves, their means
 // compared. Single readings swing with garbage collection and with a killed worker's

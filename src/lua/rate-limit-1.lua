@@ -6,9 +6,7 @@
   KEYS[1] the caller's limit key (holds the theoretical arrival time, ms)
   ARGV[1] limit (calls per period), ARGV[2] period_ms
   ARGV[3] '1' (or absent): count the call when allowed; '0': only tell whether
-          one would be allowed; '-1': give back one counted call (an admin
-          login that succeeded: every attempt is counted first, so that
-          concurrent guesses cannot all pass one check)
+          one would be allowed (failed admin logins are counted after the fact)
 
   Returns {1, 0} allowed, or {0, retry_after_ms}
 ]]
@@ -18,13 +16,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = period / limit
 local tat = tonumber(redis.call('GET', key) or '0')
-if ARGV[3] == '-1' then
-  if tat > now then
-    local back = math.max(tat - interval, now)
-    redis.call('SET', key, back, 'PX', math.max(1, math.ceil(back - now)))
-  end
-  return {1, 0}
-end
 if tat < now then tat = now end
 local next_tat = tat + interval
 local over = next_tat - now - period

@@ -254,11 +254,6 @@ export class QueueStore {
     return { allowed: reply[0] === 1, retryAfterMs: num(reply[1]) };
   }
 
-  /** Gives back one call counted by allowCall (one that should not have counted). */
-  async refundCall(caller: string, limit: number, periodMs: number): Promise<void> {
-    await this.run("rateLimit", [rateLimitKey(this.options.prefix, caller)], [limit, periodMs, -1]);
-  }
-
   /**
    * Appends an entry to the audit stream: admin actions to `<prefix>:audit`
    * (capped near 100,000 entries), calls refused for want of a credential to

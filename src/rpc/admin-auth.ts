@@ -74,14 +74,25 @@ export interface AdminFailureLimit {
  * Records who it was in the call's context values.
  */
 export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt: AdminJwtVerifier | undefined, failures: AdminFailureLimit): Interceptor {
+  const limit = (caller: string, count: boolean) => failures.store.allowCall(caller, failures.perMinute, 60_000, count);
+  const oneAtATime = perKeyQueue(MAX_WAITING_LOGINS);
   return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
     const caller = `admin-auth:${callerIdentity(req.header, req.contextValues.get(peerAddressKey), failures.caller)}`;
-    // Every attempt is counted before its credential is checked, and given back if it
-    // was good: counting only after a failure let 2,000 concurrent guesses pass one check.
-    const { allowed, retryAfterMs } = await failures.store.allowCall(caller, failures.perMinute, 60_000);
-    if (!allowed) throw tooManyFailures(retryAfterMs);
-    req.contextValues.set(adminIdentityKey, await authenticate(req.header, req.method.name, adminToken, jwt));
-    await failures.store.refundCall(caller, failures.perMinute, 60_000);
+    // A caller's logins are checked one at a time in this process: the limit is read,
+    // the credential checked, a failure counted, then the next. Checked concurrently,
+    // 2,000 guesses sent at once all passed one reading of the limit.
+    const identity = await oneAtATime(caller, async () => {
+      const before = await limit(caller, false);
+      if (!before.allowed) throw tooManyFailures(before.retryAfterMs);
+      try {
+        return await authenticate(req.header, req.method.name, adminToken, jwt);
+      } catch (err: unknown) {
+        if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw err;
+        const after = await limit(caller, true);
+        throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
+      }
+    });
+    req.contextValues.set(adminIdentityKey, identity);
     return next(req);
   });
 }
@@ -96,6 +107,31 @@ async function authenticate(header: Headers, rpc: string, adminToken: string, jw
     return "token";
   }
   throw new ConnectError(`${rpc} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
+}
+
+/** Admin logins of one caller waiting for their turn in this process; more are refused at once. */
+const MAX_WAITING_LOGINS = 100;
+
+/** Runs the calls for one key one after another (at most `maxWaiting` waiting); keys run independently. */
+function perKeyQueue(maxWaiting: number): <T>(key: string, call: () => Promise<T>) => Promise<T> {
+  const queues = new Map<string, { tail: Promise<unknown>; waiting: number }>();
+  return async (key, call) => {
+    let queue = queues.get(key);
+    if (!queue) {
+      queue = { tail: Promise.resolve(), waiting: 0 };
+      queues.set(key, queue);
+    }
+    if (queue.waiting >= maxWaiting) throw new ConnectError("too many admin logins from this caller at once: retry later", Code.ResourceExhausted);
+    queue.waiting++;
+    const turn = queue.tail.then(call, call);
+    queue.tail = turn.catch(() => undefined);
+    try {
+      return await turn;
+    } finally {
+      queue.waiting--;
+      if (queue.waiting === 0 && queues.get(key) === queue) queues.delete(key);
+    }
+  };
 }
 
 function tooManyFailures(retryAfterMs: number): ConnectError {

@@ -8,7 +8,7 @@ import {
   ReserveResponseSchema,
   TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { createGrpcJsClient } from "../../src/client/grpc-js-client.js";
+import { createGrpcJsClient } from "../../clients/grpc-js-client.js";
 
 /** The answers every transport must give, in one shape (camelCase, status as enum name). */
 export interface Answers {
