@@ -75,23 +75,28 @@ export interface AdminFailureLimit {
  */
 export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt: AdminJwtVerifier | undefined, failures: AdminFailureLimit): Interceptor {
   const limit = (caller: string, count: boolean) => failures.store.allowCall(caller, failures.perMinute, 60_000, count);
-  const oneAtATime = perKeyQueue(MAX_WAITING_LOGINS);
+  const local = new LocalBucket(failures.perMinute, 60_000);
   return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
     const caller = `admin-auth:${callerIdentity(req.header, req.contextValues.get(peerAddressKey), failures.caller)}`;
-    // A caller's logins are checked one at a time in this process: the limit is read,
-    // the credential checked, a failure counted, then the next. Checked concurrently,
-    // 2,000 guesses sent at once all passed one reading of the limit.
-    const identity = await oneAtATime(caller, async () => {
-      const before = await limit(caller, false);
-      if (!before.allowed) throw tooManyFailures(before.retryAfterMs);
-      try {
-        return await authenticate(req.header, req.method.name, adminToken, jwt);
-      } catch (err: unknown) {
-        if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw err;
-        const after = await limit(caller, true);
-        throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
+    // The failures of every worker, kept in Redis.
+    const before = await limit(caller, false);
+    if (!before.allowed) throw tooManyFailures(before.retryAfterMs);
+    // And in this process, taken before the credential is checked and given back when it
+    // was good, synchronously: 2,000 guesses sent at once all passed one reading of
+    // Redis, and counting them there first let a paused Redis apply counts late.
+    if (!local.take(caller)) throw tooManyFailures(local.retryAfterMs(caller));
+    let identity: string;
+    try {
+      identity = await authenticate(req.header, req.method.name, adminToken, jwt);
+    } catch (err: unknown) {
+      if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) {
+        local.giveBack(caller);
+        throw err;
       }
-    });
+      const after = await limit(caller, true);
+      throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
+    }
+    local.giveBack(caller);
     req.contextValues.set(adminIdentityKey, identity);
     return next(req);
   });
@@ -109,29 +114,49 @@ async function authenticate(header: Headers, rpc: string, adminToken: string, jw
   throw new ConnectError(`${rpc} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
 }
 
-/** Admin logins of one caller waiting for their turn in this process; more are refused at once. */
-const MAX_WAITING_LOGINS = 100;
+/**
+ * A token bucket per caller in this process: `perPeriod` takes, refilled evenly
+ * over `periodMs`. Synchronous, so concurrent calls cannot all pass one check.
+ */
+class LocalBucket {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-/** Runs the calls for one key one after another (at most `maxWaiting` waiting); keys run independently. */
-function perKeyQueue(maxWaiting: number): <T>(key: string, call: () => Promise<T>) => Promise<T> {
-  const queues = new Map<string, { tail: Promise<unknown>; waiting: number }>();
-  return async (key, call) => {
-    let queue = queues.get(key);
-    if (!queue) {
-      queue = { tail: Promise.resolve(), waiting: 0 };
-      queues.set(key, queue);
+  constructor(
+    private readonly perPeriod: number,
+    private readonly periodMs: number,
+  ) {}
+
+  take(key: string): boolean {
+    const bucket = this.refilled(key);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  giveBack(key: string): void {
+    const bucket = this.refilled(key);
+    bucket.tokens = Math.min(this.perPeriod, bucket.tokens + 1);
+    if (bucket.tokens >= this.perPeriod) this.buckets.delete(key);
+  }
+
+  retryAfterMs(key: string): number {
+    const bucket = this.refilled(key);
+    return Math.ceil(((1 - bucket.tokens) * this.periodMs) / this.perPeriod);
+  }
+
+  private refilled(key: string): { tokens: number; at: number } {
+    const now = Date.now();
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      // Bounded: a flood of distinct callers forgets the oldest (they start full again).
+      if (this.buckets.size >= 100_000) this.buckets.delete(this.buckets.keys().next().value ?? "");
+      bucket = { tokens: this.perPeriod, at: now };
+      this.buckets.set(key, bucket);
     }
-    if (queue.waiting >= maxWaiting) throw new ConnectError("too many admin logins from this caller at once: retry later", Code.ResourceExhausted);
-    queue.waiting++;
-    const turn = queue.tail.then(call, call);
-    queue.tail = turn.catch(() => undefined);
-    try {
-      return await turn;
-    } finally {
-      queue.waiting--;
-      if (queue.waiting === 0 && queues.get(key) === queue) queues.delete(key);
-    }
-  };
+    bucket.tokens = Math.min(this.perPeriod, bucket.tokens + ((now - bucket.at) * this.perPeriod) / this.periodMs);
+    bucket.at = now;
+    return bucket;
+  }
 }
 
 function tooManyFailures(retryAfterMs: number): ConnectError {
