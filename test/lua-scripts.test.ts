@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { QueueStore } from "../src/queue/queue-store.js";
+import { LAYOUT } from "../src/queue/script-codes.js";
 import { createRedisClient } from "../src/redis/redis-client.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 
@@ -57,7 +58,7 @@ describe("script calls made together", () => {
   });
 });
 
-describe("reserve-7.lua", () => {
+describe("reserve-8.lua", () => {
   it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
     expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
     expect(await store.reserve(D, "b")).toMatchObject({ status: RESERVED, position: 0, seq: 2 });
@@ -110,7 +111,7 @@ describe("reserve-7.lua", () => {
   });
 });
 
-describe("status-7.lua", () => {
+describe("status-8.lua", () => {
   it("reports reserved, queued with position, and not found, without scanning (ZRANK)", async () => {
     await store.reserve(D, "a");
     await store.reserve(D, "b");
@@ -134,7 +135,7 @@ describe("status-7.lua", () => {
   });
 });
 
-describe("cancel-7.lua", () => {
+describe("cancel-8.lua", () => {
   it("a seated user's cancel promotes the head of the queue in the same step", async () => {
     for (const u of ["a", "b", "c", "d"]) await store.reserve(D, u);
     expect(await store.cancel(D, "a", 1)).toEqual({ status: CANCELLED, alreadyCancelled: false, promoted: ["c"] });
@@ -168,7 +169,7 @@ describe("cancel-7.lua", () => {
   });
 });
 
-describe("holds: confirm-7.lua and expire-holds-7.lua", () => {
+describe("holds: confirm-8.lua and expire-holds-8.lua", () => {
   it("confirm ends the hold; confirming again is a no-op", async () => {
     await event("h", 1, 60);
     const a = await store.reserve("h", "a");
@@ -205,7 +206,7 @@ describe("holds: confirm-7.lua and expire-holds-7.lua", () => {
   });
 });
 
-describe("process-queue-7.lua and update-event-7.lua", () => {
+describe("process-queue-8.lua and update-event-8.lua", () => {
   it("ProcessQueue promotes exactly min(free seats, waiting) in FIFO order", async () => {
     for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(D, u);
     expect(await store.processQueue(D)).toEqual([]);
@@ -228,7 +229,7 @@ describe("process-queue-7.lua and update-event-7.lua", () => {
   });
 });
 
-describe("reset-7.lua and create-event-7.lua", () => {
+describe("reset-8.lua and create-event-8.lua", () => {
   it("Reset clears users and totals, keeps settings", async () => {
     await event("r", 2, 30);
     for (const u of ["a", "b", "c"]) await store.reserve("r", u);
@@ -241,5 +242,50 @@ describe("reset-7.lua and create-event-7.lua", () => {
     await event("x", 3);
     await expect(event("x", 3)).rejects.toSatisfy((e) => code(e) === Code.AlreadyExists);
     expect(await store.eventIds()).toEqual(["default", "x"]);
+  });
+});
+
+describe("the data layout version (a rolling restart)", () => {
+  it("is stored when an event is created, by CreateEvent or by the default event's first use", async () => {
+    await event("l", 2);
+    await store.reserve(D, "a");
+    expect(await redis.hget(keys("l").meta, "layout")).toBe(String(LAYOUT));
+    expect(await redis.hget(keys().meta, "layout")).toBe(String(LAYOUT));
+  });
+
+  it("absent (an event created before it existed) reads as layout 1", async () => {
+    await event("old", 1);
+    await redis.hdel(keys("old").meta, "layout");
+    expect(await store.reserve("old", "a")).toMatchObject({ status: RESERVED });
+    expect(await store.status("old", "a")).toMatchObject({ status: RESERVED });
+  });
+
+  it("newer than these scripts: every script answers UNAVAILABLE (retryable) and writes nothing", async () => {
+    await event("n", 1, 30);
+    await store.reserve("n", "a");
+    const b = await store.reserve("n", "b");
+    await redis.hset(keys("n").meta, "layout", LAYOUT + 1);
+    // One DUMP per key: on a cluster run too, no command spans two keys.
+    const snapshot = async (): Promise<(Buffer | null)[]> => Promise.all(eventKeys(prefix, "n").map((key) => redis.dumpBuffer(key)));
+    const before = await snapshot();
+    const calls: [string, () => Promise<unknown>][] = [
+      ["reserve", () => store.reserve("n", "c")],
+      ["status", () => store.status("n", "a")],
+      ["cancel", () => store.cancel("n", "b", b.seq)],
+      ["confirm", () => store.confirm("n", "a", 1)],
+      ["expireHolds", () => store.expireHolds("n")],
+      ["processQueue", () => store.processQueue("n")],
+      ["reset", () => store.reset("n")],
+      ["updateEvent", () => store.updateEvent("n", { capacity: 5 })],
+      ["getEvent", () => store.getEvent("n")],
+      ["seatHolders", () => store.seatHolders("n", "0", 10)],
+    ];
+    for (const [name, call] of calls) {
+      const err = await call().then(() => undefined, (e: unknown) => e);
+      expect(err === undefined ? "answered" : code(err), name).toBe(Code.Unavailable);
+      expect(toConnectError(err).message, name).toContain(`newer version of the service (layout ${LAYOUT + 1})`);
+    }
+    expect(await snapshot()).toEqual(before);
+    await expect(event("n", 1)).rejects.toSatisfy((e) => code(e) === Code.AlreadyExists);
   });
 });

@@ -14,6 +14,15 @@ export function eventChannel(prefix: string, eventId: string): string {
   return `${prefix}:{${eventId}}:changes`;
 }
 
+/**
+ * The KEYS of every event script: the event's keys, then its change channel
+ * (a channel, not a key, but named in KEYS as sharded pub/sub requires; it
+ * carries the same hash tag, so it is in the event's slot).
+ */
+export function scriptKeys(prefix: string, eventId: string): string[] {
+  return [...eventKeys(prefix, eventId), eventChannel(prefix, eventId)];
+}
+
 /** Set of every event id created with CreateEvent (the default event is implicit). */
 export function eventRegistryKey(prefix: string): string {
   return `${prefix}:events`;

@@ -3,7 +3,8 @@ import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
-import { auditKey, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey } from "./keys.js";
+import { auditKey, eventChannel, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey, scriptKeys } from "./keys.js";
+import { EntryCode } from "./script-codes.js";
 import { scriptError } from "./script-errors.js";
 import { StateError, StateErrorCode } from "./state-errors.js";
 import { loadScripts, type ScriptRunner } from "./scripts.js";
@@ -272,13 +273,18 @@ export class QueueStore {
     return performance.now() - started;
   }
 
+  /** The pub/sub channel on which the event's scripts announce changes. */
+  channel(eventId: string): string {
+    return eventChannel(this.options.prefix, eventId);
+  }
+
   private defaultCapacity(eventId: string): number | string {
     return eventId === DEFAULT_EVENT_ID ? this.options.defaultCapacity : "";
   }
 
   /** Runs a script; a negative first element is a script error, mapped to an RPC error. */
   private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number)[]): Promise<unknown[]> {
-    const keys = eventKeys(this.options.prefix, eventId);
+    const keys = scriptKeys(this.options.prefix, eventId);
     let reply: unknown;
     try {
       reply = await this.run(name, keys, args);
@@ -325,9 +331,16 @@ function strings(values: unknown[]): string[] {
   });
 }
 
+const STATUS_OF_CODE = new Map<number, ReservationStatus>([
+  [EntryCode.RESERVED, ReservationStatus.RESERVED],
+  [EntryCode.QUEUED, ReservationStatus.QUEUED],
+  [EntryCode.NOT_FOUND, ReservationStatus.NOT_FOUND],
+  [EntryCode.CANCELLED, ReservationStatus.CANCELLED],
+  [EntryCode.EXPIRED, ReservationStatus.EXPIRED],
+]);
+
 function statusOf(code: unknown): ReservationStatus {
-  const statuses = [ReservationStatus.RESERVED, ReservationStatus.QUEUED, ReservationStatus.NOT_FOUND, ReservationStatus.CANCELLED, ReservationStatus.EXPIRED];
-  const status = statuses[num(code) - 1];
+  const status = STATUS_OF_CODE.get(num(code));
   if (status === undefined) throw new Error(`script answered unknown status ${String(code)}`);
   return status;
 }

@@ -1,7 +1,8 @@
+import { Refusal } from "./script-codes.js";
 import { StateError, StateErrorCode } from "./state-errors.js";
 
 /**
- * The negative codes the Lua scripts answer with, as typed state errors.
+ * The refusals the Lua scripts answer with (script-codes.ts), as typed state errors.
  * `detail` is the number a script sends after the code (a time or a position).
  */
 export function scriptError(code: number, eventId: string, detail: number | undefined): Error {
@@ -11,26 +12,28 @@ export function scriptError(code: number, eventId: string, detail: number | unde
     return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString();
   };
   switch (code) {
-    case -1:
+    case Refusal.NO_EVENT:
       return new StateError(StateErrorCode.NoSuchEvent, `event ${eventId} does not exist`);
-    case -2:
+    case Refusal.NOT_OPEN_YET:
       return new StateError(StateErrorCode.NotOpenYet, `event ${eventId} is not open yet: it opens at ${at(detail)}`);
-    case -3:
+    case Refusal.PAUSED:
       return new StateError(StateErrorCode.Paused, `event ${eventId} is paused: try again when it resumes`);
-    case -4:
+    case Refusal.CLOSED:
       return new StateError(StateErrorCode.Closed, `event ${eventId} closed at ${at(detail)}`);
-    case -5:
+    case Refusal.TICKET_STALE:
       return new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
-    case -6:
+    case Refusal.STILL_QUEUED:
       return new StateError(StateErrorCode.StillQueued, `the user is still queued (position ${detail ?? 0}): there is no seat to confirm`);
-    case -7:
+    case Refusal.USER_CANCELLED:
       return new StateError(StateErrorCode.UserCancelled, "the user cancelled: there is no seat to confirm");
-    case -8:
+    case Refusal.HOLD_EXPIRED:
       return new StateError(StateErrorCode.HoldExpired, "the hold expired: the seat went to the next in line");
-    case -9:
+    case Refusal.NO_ENTRY:
       return new StateError(StateErrorCode.NoEntry, `the user has no entry in event ${eventId}`);
-    case -10:
+    case Refusal.EVENT_EXISTS:
       return new StateError(StateErrorCode.EventExists, `event ${eventId} already exists`);
+    case Refusal.NEWER_LAYOUT:
+      return new StateError(StateErrorCode.NewerLayout, `event ${eventId} was laid out by a newer version of the service (layout ${detail ?? "?"}): retry, an upgraded worker will answer`);
     default:
       // Not a refusal: a script this code does not know (a bug), answered as an internal error.
       return new Error(`script answered unknown code ${code}`);

@@ -1,24 +1,26 @@
 import { readFileSync } from "node:fs";
 import { Cluster, type Redis } from "ioredis";
 import { callRedis } from "../redis/redis-errors.js";
+import { luaConstants } from "./script-codes.js";
 
 /**
  * The Lua scripts, one per command, in src/lua. A file is named
  * `<command>-<number of keys>.lua`; its header documents KEYS, ARGV and replies.
- * A line `--- @include "name"` inlines src/lua/includes/name.lua.
+ * A line `--- @include "name"` inlines src/lua/includes/name.lua, and
+ * `--- @include "codes"` the constants of script-codes.ts.
  */
 const scriptFiles = {
-  reserve: "reserve-7.lua",
-  status: "status-7.lua",
-  cancel: "cancel-7.lua",
-  confirm: "confirm-7.lua",
-  expireHolds: "expire-holds-7.lua",
-  processQueue: "process-queue-7.lua",
-  reset: "reset-7.lua",
-  createEvent: "create-event-7.lua",
-  updateEvent: "update-event-7.lua",
-  getEvent: "get-event-7.lua",
-  listSeats: "list-seats-7.lua",
+  reserve: "reserve-8.lua",
+  status: "status-8.lua",
+  cancel: "cancel-8.lua",
+  confirm: "confirm-8.lua",
+  expireHolds: "expire-holds-8.lua",
+  processQueue: "process-queue-8.lua",
+  reset: "reset-8.lua",
+  createEvent: "create-event-8.lua",
+  updateEvent: "update-event-8.lua",
+  getEvent: "get-event-8.lua",
+  listSeats: "list-seats-8.lua",
   rateLimit: "rate-limit-1.lua",
 } as const;
 
@@ -35,10 +37,14 @@ function numberOfKeys(file: string): number {
   return Number(match[1]);
 }
 
-/** The script's source with its includes inlined. */
+/** The script's source with its includes inlined (includes may include). */
 export function scriptSource(file: string): string {
-  return readFileSync(new URL(file, luaDir), "utf8").replace(/^--- @include "([\w-]+)"$/gm, (_line, name: string) =>
-    readFileSync(new URL(`includes/${name}.lua`, luaDir), "utf8"),
+  return withIncludes(readFileSync(new URL(file, luaDir), "utf8"));
+}
+
+function withIncludes(source: string): string {
+  return source.replace(/^--- @include "([\w-]+)"$/gm, (_line, name: string) =>
+    name === "codes" ? luaConstants() : withIncludes(readFileSync(new URL(`includes/${name}.lua`, luaDir), "utf8")),
   );
 }
 

@@ -25,6 +25,7 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.TooManyWatches]: Code.ResourceExhausted,
   [StateErrorCode.ShuttingDown]: Code.Unavailable,
   [StateErrorCode.DamagedData]: Code.FailedPrecondition,
+  [StateErrorCode.NewerLayout]: Code.Unavailable,
 };
 
 /**

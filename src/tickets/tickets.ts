@@ -12,7 +12,7 @@ import {
   type JWK,
 } from "jose";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
-import { callRedis } from "../redis/redis-errors.js";
+import { keepFirst } from "../redis/keep-first.js";
 import { ed25519Signer, type Ed25519Signer } from "./ed25519.js";
 
 /** The audience of every ticket: a ticket is good for nothing else. */
@@ -105,11 +105,8 @@ export class Tickets {
     if (configured !== undefined) return fromPrivate(await importPrivate(configured));
     const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
     const candidate = JSON.stringify(await exportJWK(privateKey));
-    // SET NX: the first worker's key wins; everyone then uses what Redis holds.
-    await callRedis(() => this.redis.set(this.options.redisKey, candidate, "NX"));
-    const stored = await callRedis(() => this.redis.get(this.options.redisKey));
-    if (stored === null) throw new Error("ticket key vanished from Redis");
-    return fromPrivate(await importPrivate(stored));
+    // The first worker's key wins; everyone then uses what Redis holds.
+    return fromPrivate(await importPrivate(await keepFirst(this.redis, this.options.redisKey, candidate)));
   }
 }
 

@@ -1,6 +1,5 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { eventChannel } from "../queue/keys.js";
 import { createRedisClient, type RedisClientOptions } from "../redis/redis-client.js";
 import { callRedis, RedisUnavailableError } from "../redis/redis-errors.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
@@ -60,7 +59,7 @@ export class ChangeHub {
     if (this.closed) throw new Error("change hub is closed");
     let watched = this.events.get(eventId);
     if (!watched) {
-      const channel = eventChannel(this.store.options.prefix, eventId);
+      const channel = this.store.channel(eventId);
       this.byChannel.set(channel, eventId);
       watched = { listeners: new Set(), subscribed: callRedis(() => this.subscriber.subscribe(channel)), info: undefined, closeTimer: undefined };
       this.events.set(eventId, watched);
@@ -74,7 +73,7 @@ export class ChangeHub {
     } catch (err: unknown) {
       stop();
       // The next watcher subscribes afresh instead of inheriting this failure.
-      if (this.events.get(eventId) === watched && watched.subscribed === subscribed) watched.subscribed = callRedis(() => this.subscriber.subscribe(eventChannel(this.store.options.prefix, eventId)));
+      if (this.events.get(eventId) === watched && watched.subscribed === subscribed) watched.subscribed = callRedis(() => this.subscriber.subscribe(this.store.channel(eventId)));
       throw err;
     }
     return stop;
@@ -115,7 +114,7 @@ export class ChangeHub {
     if (watched.listeners.size > 0) return;
     clearTimeout(watched.closeTimer);
     this.events.delete(eventId);
-    const channel = eventChannel(this.store.options.prefix, eventId);
+    const channel = this.store.channel(eventId);
     this.byChannel.delete(channel);
     this.subscriber.unsubscribe(channel).catch(() => undefined);
   }

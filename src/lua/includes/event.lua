@@ -2,7 +2,8 @@
   Shared by every script (inlined where a script says --- @include "event").
 
   KEYS[1] meta     hash: name, capacity, hold_seconds, opens_at, closes_at (ms),
-                   paused, next_seq, version, joined/promoted/cancelled/expired_total
+                   paused, next_seq, version, joined/promoted/cancelled/expired_total,
+                   layout (LAYOUT of the scripts that created it; absent: 1)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; ZRANK is the position - 1)
   KEYS[4] holds    sorted set: user -> ms when the unconfirmed hold runs out
@@ -10,13 +11,15 @@
   KEYS[6] rate     hash: 10-second bucket -> users promoted in it (for wait estimates)
   KEYS[7] feed     stream of promotions (k=P), expiries (k=E) and seat cancels (k=C)
                    with the user (u), for the booking system; capped near FEED_MAX
+  KEYS[8] changes  not a key: the pub/sub channel watchers follow, in the event's
+                   slot (named in KEYS as sharded pub/sub requires of a script)
 
   A waiting user costs one sorted-set entry and nothing else. Time is Redis's
   own clock (TIME), so every worker agrees when a hold runs out.
 ]]
-local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_CHANNEL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
-local ERR_NO_EVENT = -1
+--- @include "codes"
 
 local RATE_BUCKET_MS = 10000
 local RATE_BUCKETS = 30
@@ -54,6 +57,14 @@ local function add_to(key, field, n)
   return v
 end
 
+-- Whether newer scripts laid this event out: then a script answers
+-- {ERR_NEWER_LAYOUT, layout} before reading or writing anything else.
+local function stored_layout()
+  local layout = stored_number(redis.call('HGET', K_META, 'layout'))
+  if layout > LAYOUT then return layout end
+  return nil
+end
+
 -- The event's settings, or nil when it does not exist. With `default_capacity`
 -- (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
@@ -61,7 +72,7 @@ local function load_event(default_capacity, read_only)
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil end
     if not read_only then
-      redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0)
+      redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
     v = {default_capacity, '0', false, false, false}
   end
@@ -75,7 +86,7 @@ local function load_event(default_capacity, read_only)
 end
 
 -- Records a change: bumps the event's version and tells watchers what moved, as
--- JSON {"v": version, "ops": [...]} on <prefix>:{id}:changes. Ops:
+-- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[8]). Ops:
 --   {"J", user}       user joined the back of the queue (nobody else moves)
 --   {"L", pos, user}  user left the queue from pos (everyone behind moves up one)
 --   {"P", n}          the first n of the queue were promoted (everyone moves up n)
@@ -84,7 +95,7 @@ end
 --   {"U"}             the event's settings changed
 local function changed(ops)
   local version = add_to(K_META, 'version', 1)
-  redis.call('PUBLISH', string.sub(K_META, 1, -5) .. 'changes', cjson.encode({v = version, ops = ops}))
+  redis.call('PUBLISH', K_CHANNEL, cjson.encode({v = version, ops = ops}))
   return version
 end
 
@@ -121,22 +132,21 @@ local function fill(ev, now)
   return promote(ev.capacity - redis.call('HLEN', K_SEATS), now, ev.hold_ms)
 end
 
--- A user's state: {status, position, promoted, hold_expires_ms, seq}.
--- status 1 reserved, 2 queued, 3 not found, 4 cancelled, 5 expired.
+-- A user's state: {status, position, promoted, hold_expires_ms, seq}, status an ST_ code.
 local function user_state(user)
   local seat = redis.call('HGET', K_SEATS, user)
   if seat then
     local seq, p = string.match(seat, '^(%d+)(p?)$')
     local hold = redis.call('ZSCORE', K_HOLDS, user)
-    return {1, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq)}
+    return {ST_RESERVED, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq)}
   end
   local rank = redis.call('ZRANK', K_WAITING, user)
   if rank then
-    return {2, rank + 1, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user))}
+    return {ST_QUEUED, rank + 1, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user))}
   end
   local gone = redis.call('HGET', K_GONE, user)
   if gone then
-    return {string.sub(gone, 1, 1) == 'C' and 4 or 5, 0, 0, 0, tonumber(string.sub(gone, 2))}
+    return {string.sub(gone, 1, 1) == 'C' and ST_CANCELLED or ST_EXPIRED, 0, 0, 0, tonumber(string.sub(gone, 2))}
   end
-  return {3, 0, 0, 0, 0}
+  return {ST_NOT_FOUND, 0, 0, 0, 0}
 end

@@ -7,10 +7,12 @@
 
   Returns {0, name, capacity, hold_seconds, opens_at, closes_at, paused,
            seats, held, waiting, joined, promoted, cancelled, expired, now_ms, version}
-       or {-1} no such event
+       or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local ev = load_event(ARGV[1], true)
 if not ev then return {ERR_NO_EVENT} end
 local m = redis.call('HMGET', K_META, 'name', 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total', 'version')

@@ -6,10 +6,12 @@
   KEYS: see includes/event.lua
   ARGV[1] most holds to expire in one call
 
-  Returns {0, expired_count, promoted ids...} or {-1} no such event
+  Returns {0, expired_count, promoted ids...} or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local ev = load_event(nil, false)
 if not ev then return {ERR_NO_EVENT} end
 local now = now_ms()

@@ -6,10 +6,12 @@
   ARGV pairs: field, value (fields: name, capacity, hold_seconds, paused,
   opens_at, closes_at; times in ms, 0 for none)
 
-  Returns {0, promoted ids...} or {-1} no such event
+  Returns {0, promoted ids...} or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 if redis.call('EXISTS', K_META) == 0 then return {ERR_NO_EVENT} end
 if #ARGV > 0 then redis.call('HSET', K_META, unpack(ARGV)) end
 local ev = load_event(nil, false)

@@ -9,10 +9,12 @@
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, version,
            promoted_in_window, window_ms}
-       or {-1} no such event
+       or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local ev = load_event(ARGV[2], true)
 if not ev then return {ERR_NO_EVENT} end
 local state = user_state(ARGV[1])

@@ -5,10 +5,12 @@
   KEYS: see includes/event.lua
   ARGV[1] default event's capacity ('' for any other event)
 
-  Returns {0, cleared_reserved, cleared_waiting} or {-1} no such event
+  Returns {0, cleared_reserved, cleared_waiting} or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local ev = load_event(ARGV[1], false)
 if not ev then return {ERR_NO_EVENT} end
 local seats = redis.call('HLEN', K_SEATS)

@@ -8,24 +8,26 @@
   ARGV[2] capacity to create the default event with ('' for any other event)
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, already_known}
-       or {-1} no such event
-       or {-2, opens_at_ms} not open yet, {-3} paused, {-4, closes_at_ms} closed
+       or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms}, {ERR_PAUSED},
+          {ERR_CLOSED, closes_at_ms}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local user = ARGV[1]
 local ev = load_event(ARGV[2], false)
 if not ev then return {ERR_NO_EVENT} end
 
 local state = user_state(user)
-if state[1] == 1 or state[1] == 2 then
+if state[1] == ST_RESERVED or state[1] == ST_QUEUED then
   return {0, state[1], state[2], state[3], state[4], state[5], 1}
 end
 
 local now = now_ms()
-if ev.opens_at > 0 and now < ev.opens_at then return {-2, ev.opens_at} end
-if ev.paused then return {-3} end
-if ev.closes_at > 0 and now >= ev.closes_at then return {-4, ev.closes_at} end
+if ev.opens_at > 0 and now < ev.opens_at then return {ERR_NOT_OPEN_YET, ev.opens_at} end
+if ev.paused then return {ERR_PAUSED} end
+if ev.closes_at > 0 and now >= ev.closes_at then return {ERR_CLOSED, ev.closes_at} end
 
 redis.call('HDEL', K_GONE, user)
 local seq = add_to(K_META, 'next_seq', 1)
@@ -40,9 +42,9 @@ if redis.call('ZCARD', K_WAITING) == 0 and redis.call('HLEN', K_SEATS) < ev.capa
     redis.call('ZADD', K_HOLDS, hold, user)
   end
   changed({{'S', user}})
-  return {0, 1, 0, 0, hold, seq, 0}
+  return {0, ST_RESERVED, 0, 0, hold, seq, 0}
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
 changed({{'J', user}})
-return {0, 2, redis.call('ZCARD', K_WAITING), 0, 0, seq, 0}
+return {0, ST_QUEUED, redis.call('ZCARD', K_WAITING), 0, 0, seq, 0}

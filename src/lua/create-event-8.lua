@@ -5,12 +5,12 @@
   ARGV[1] name, ARGV[2] capacity, ARGV[3] hold_seconds,
   ARGV[4] opens_at ms (0: none), ARGV[5] closes_at ms (0: none)
 
-  Returns {0} or {-10} the event exists
+  Returns {0} or {ERR_EVENT_EXISTS}
 ]]
 --- @include "event"
 
-if redis.call('EXISTS', K_META) == 1 then return {-10} end
+if redis.call('EXISTS', K_META) == 1 then return {ERR_EVENT_EXISTS} end
 redis.call('HSET', K_META, 'name', ARGV[1], 'capacity', ARGV[2], 'hold_seconds', ARGV[3],
-  'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms())
+  'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms(), 'layout', LAYOUT)
 changed({{'U'}})
 return {0}

@@ -11,10 +11,12 @@
 
   Returns {0, next_cursor, user, seq, hold_expires_ms, user, seq, hold_expires_ms, ...}
           (next_cursor '0' on the last page; hold_expires_ms 0 when confirmed)
-       or {-1} no such event
+       or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 if not load_event(ARGV[3], true) then return {ERR_NO_EVENT} end
 local page = redis.call('HSCAN', K_SEATS, ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local reply = {0, page[1]}

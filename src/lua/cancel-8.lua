@@ -8,26 +8,28 @@
   ARGV[2] the ticket's entry seq, or '' for an operator (no ticket)
 
   Returns {0, status, already_cancelled, promoted ids...}
-    status 4 cancelled, 5 expired (unchanged), 3 not found
-       or {-1} no such event, {-5} the ticket is for another entry of this user
+    status ST_CANCELLED, ST_EXPIRED (unchanged) or ST_NOT_FOUND
+       or {ERR_NO_EVENT}, {ERR_TICKET_STALE} the ticket is for another entry of this user
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local user, ticket_seq = ARGV[1], ARGV[2]
 local ev = load_event(nil, false)
 if not ev then return {ERR_NO_EVENT} end
 
 local state = user_state(user)
 local status, seq = state[1], state[5]
-if status == 3 then return {0, 3, 0} end
-if ticket_seq ~= '' and tonumber(ticket_seq) ~= seq then return {-5} end
-if status == 4 then return {0, 4, 1} end
-if status == 5 then return {0, 5, 0} end
+if status == ST_NOT_FOUND then return {0, ST_NOT_FOUND, 0} end
+if ticket_seq ~= '' and tonumber(ticket_seq) ~= seq then return {ERR_TICKET_STALE} end
+if status == ST_CANCELLED then return {0, ST_CANCELLED, 1} end
+if status == ST_EXPIRED then return {0, ST_EXPIRED, 0} end
 
 redis.call('HSET', K_GONE, user, 'C' .. seq)
 add_to(K_META, 'cancelled_total', 1)
-local result = {0, 4, 0}
-if status == 1 then
+local result = {0, ST_CANCELLED, 0}
+if status == ST_RESERVED then
   redis.call('HDEL', K_SEATS, user)
   redis.call('ZREM', K_HOLDS, user)
   feed('C', user)

@@ -5,10 +5,12 @@
   KEYS: see includes/event.lua
   ARGV[1] default event's capacity ('' for any other event)
 
-  Returns {0, promoted ids...} or {-1} no such event
+  Returns {0, promoted ids...} or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
 local ev = load_event(ARGV[1], false)
 if not ev then return {ERR_NO_EVENT} end
 local promoted = fill(ev, now_ms())

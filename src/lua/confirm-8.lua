@@ -1,0 +1,35 @@
+--[[
+  Confirm: an unconfirmed hold becomes a final seat.
+
+  KEYS: see includes/event.lua
+  ARGV[1] user id
+  ARGV[2] the ticket's entry seq
+
+  Returns {0, already_confirmed}
+       or {ERR_NO_EVENT}, {ERR_TICKET_STALE} the ticket is for another entry,
+          {ERR_STILL_QUEUED, position}, {ERR_USER_CANCELLED}, {ERR_HOLD_EXPIRED},
+          {ERR_NO_ENTRY} no such user
+]]
+--- @include "event"
+
+local layout = stored_layout()
+if layout then return {ERR_NEWER_LAYOUT, layout} end
+local user, ticket_seq = ARGV[1], ARGV[2]
+local ev = load_event(nil, false)
+if not ev then return {ERR_NO_EVENT} end
+
+local state = user_state(user)
+local status = state[1]
+if status == ST_NOT_FOUND then return {ERR_NO_ENTRY} end
+if tonumber(ticket_seq) ~= state[5] then return {ERR_TICKET_STALE} end
+if status == ST_QUEUED then return {ERR_STILL_QUEUED, state[2]} end
+if status == ST_CANCELLED then return {ERR_USER_CANCELLED} end
+if status == ST_EXPIRED then return {ERR_HOLD_EXPIRED} end
+
+local hold = state[4]
+if hold == 0 then return {0, 1} end
+-- Past its time but not yet swept: it is expired all the same.
+if hold <= now_ms() then return {ERR_HOLD_EXPIRED} end
+redis.call('ZREM', K_HOLDS, user)
+changed({{'S', user}})
+return {0, 0}
