@@ -1,21 +1,11 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { startTestService, useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url);
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService();
 
 const big = "x".repeat(70 * 1024);
 
@@ -43,7 +33,7 @@ describe("REST gateway: bad input gets a clear error, never a 500", () => {
   it.each(restCases)("%s → %i", async (_what, method, path, body, status, code) => {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (path === "/admin/reset") headers["x-token"] = "wrong";
-    const res = await fetch(svc.baseUrl + path, { method, headers, body });
+    const res = await fetch(env.svc.baseUrl + path, { method, headers, body });
     expect(res.status).toBe(status);
     const json = (await res.json()) as { code?: string; message?: string };
     if (code !== "") {
@@ -53,21 +43,21 @@ describe("REST gateway: bad input gets a clear error, never a 500", () => {
   });
 
   it("still serves the connection after a 413", async () => {
-    const res = await fetch(`${svc.baseUrl}/health`);
+    const res = await fetch(`${env.svc.baseUrl}/health`);
     expect(res.status).toBe(200);
   });
 });
 
 describe("RPC transports", () => {
   it("a message over 64 KiB is ResourceExhausted over gRPC and Connect", async () => {
-    for (const transport of [createGrpcTransport({ baseUrl: svc.baseUrl }), createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" })]) {
+    for (const transport of [createGrpcTransport({ baseUrl: env.svc.baseUrl }), createConnectTransport({ baseUrl: env.svc.baseUrl, httpVersion: "1.1" })]) {
       const client = createClient(TicketQueueService, transport);
       await expect(client.reserve({ userId: big })).rejects.toSatisfy((err) => ConnectError.from(err).code === Code.ResourceExhausted);
     }
   });
 
   it("Connect JSON keeps Connect's default of ignoring unknown fields", async () => {
-    const res = await fetch(`${svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
+    const res = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ userId: "connect-json", seat: 3 }),
@@ -77,7 +67,7 @@ describe("RPC transports", () => {
   });
 
   it("malformed Connect JSON is InvalidArgument (400)", async () => {
-    const res = await fetch(`${svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
+    const res = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{nope",
@@ -103,14 +93,14 @@ describe("error codes map to the documented HTTP statuses", () => {
 
 describe("request ids", () => {
   it("answer every call with x-request-id: the caller's when usable, else a new one", async () => {
-    const mine = await fetch(`${svc.baseUrl}/health`, { headers: { "x-request-id": "req-123.abc" } });
+    const mine = await fetch(`${env.svc.baseUrl}/health`, { headers: { "x-request-id": "req-123.abc" } });
     expect(mine.headers.get("x-request-id")).toBe("req-123.abc");
-    const fresh = await fetch(`${svc.baseUrl}/health`, { headers: { "x-request-id": "bad id\twith spaces" } });
+    const fresh = await fetch(`${env.svc.baseUrl}/health`, { headers: { "x-request-id": "bad id\twith spaces" } });
     expect(fresh.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
-    const failed = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "\u0001" }), headers: { "x-request-id": "failing-1" } });
+    const failed = await fetch(`${env.svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "\u0001" }), headers: { "x-request-id": "failing-1" } });
     expect(failed.status).toBe(400);
     expect(failed.headers.get("x-request-id")).toBe("failing-1");
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
     let seen: string | null = null;
     await client.health({}, { headers: { "x-request-id": "grpc-1" }, onHeader: (h) => (seen = h.get("x-request-id")) });
     expect(seen).toBe("grpc-1");
@@ -120,7 +110,7 @@ describe("request ids", () => {
 describe("connection limit", () => {
   it("refuses connections past MAX_CONNECTIONS and serves again once they close", async () => {
     const { connect } = await import("node:net");
-    const limited = await startTestService(redis.url, { limits: { maxConnections: 3 } });
+    const limited = await startTestService(env.redis.url, { limits: { maxConnections: 3 } });
     try {
       const open = await Promise.all(
         Array.from({ length: 3 }, () => new Promise<import("node:net").Socket>((resolve) => {

@@ -11,8 +11,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = process.env["TQ_SCREENSHOTS"] === "1" ? "docs/screenshots" : mkdtempSync(join(tmpdir(), "tq-shots-"));
@@ -20,8 +19,6 @@ const PHONE = { width: 360, height: 740 };
 const DESKTOP = { width: 1280, height: 900 };
 const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
 
-let redis: TestRedis;
-let svc: TestService;
 let browser: Browser;
 let api: ReturnType<typeof createClient<typeof TicketQueueService>>;
 const contexts: BrowserContext[] = [];
@@ -31,10 +28,9 @@ afterEach(() => {
   expect(pageErrors.splice(0)).toEqual([]);
 });
 
+const env = useTestService();
 beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url);
-  api = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+  api = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
   // As root, with no network beyond loopback: no sandbox, no background fetches.
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -44,12 +40,10 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
-  await svc?.close();
-  await redis?.dispose();
 });
 
 /** A new browser context (its own storage: another traveller or device) on `path`. */
-async function open(path: string, viewport = PHONE, locale = "en-US", baseUrl = svc.baseUrl): Promise<Page> {
+async function open(path: string, viewport = PHONE, locale = "en-US", baseUrl = env.svc.baseUrl): Promise<Page> {
   const context = await browser.newContext({ viewport, locale, acceptDownloads: true });
   contexts.push(context);
   const page = await context.newPage();
@@ -111,9 +105,9 @@ describe("waiting page", () => {
     await api.reserve({ eventId: "srt-3", userId: "first" });
     await api.reserve({ eventId: "srt-3", userId: "second" });
     // 30 promotions over the last minute, as estimated-wait.test.ts seeds them: an estimate exists.
-    const [, , , , , rate = ""] = eventKeys(svc.prefix, "srt-3");
-    const bucket = Math.floor((Number((await svc.redis.time())[0]) * 1000) / 10_000);
-    for (let b = bucket - 6; b < bucket; b++) await svc.redis.hset(rate, b, 5);
+    const [, , , , , rate = ""] = eventKeys(env.svc.prefix, "srt-3");
+    const bucket = Math.floor((Number((await env.svc.redis.time())[0]) * 1000) / 10_000);
+    for (let b = bucket - 6; b < bucket; b++) await env.svc.redis.hset(rate, b, 5);
 
     const page = await open("/", PHONE, "ko-KR");
     await expect.poll(() => page.textContent("h1")).toBe("좌석을 기다리세요");
@@ -141,7 +135,7 @@ describe("waiting page", () => {
 
 describe("a service restart", () => {
   it("the waiting page says it is reconnecting, then shows the same place again", async () => {
-    const own = await startTestService(redis.url);
+    const own = await startTestService(env.redis.url);
     const ownApi = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
     await ownApi.createEvent({ eventId: "restart", name: "KTX restart", capacity: 1 }, admin);
     await ownApi.reserve({ eventId: "restart", userId: "ahead" });
@@ -151,7 +145,7 @@ describe("a service restart", () => {
 
     await own.close(); // open watch streams end with UNAVAILABLE
     await expect.poll(() => page.textContent("#connection"), { timeout: 5000 }).toBe("Connection lost; reconnecting…");
-    const again = await startTestService(redis.url, { port: own.port, prefix: own.prefix });
+    const again = await startTestService(env.redis.url, { port: own.port, prefix: own.prefix });
     try {
       await expect.poll(() => page.textContent("#connection"), { timeout: 15_000 }).toBe("");
       expect(await page.textContent("#position")).toBe("You are number 1 in line.");

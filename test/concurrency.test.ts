@@ -1,27 +1,17 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ReservationStatus, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { useTestService } from "./helpers/service.js";
 
 const CAPACITY = 500;
 const USERS = 5000;
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { capacity: CAPACITY, commandTimeoutMs: 10_000 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ capacity: CAPACITY, commandTimeoutMs: 10_000 });
 
 describe("5,000 simultaneous Reserve calls over gRPC", () => {
   it("reserve exactly `capacity` users and queue the rest at positions 1..N, and repeating changes nothing", async () => {
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
     const ids = Array.from({ length: USERS }, (_, i) => `user-${i}`);
     const first = await Promise.all(ids.map((userId) => client.reserve({ userId })));
 
@@ -35,8 +25,8 @@ describe("5,000 simultaneous Reserve calls over gRPC", () => {
     expect(new Set(first.map((r) => r.userId)).size).toBe(USERS);
 
     // Redis agrees, and its FIFO order is the order of the positions handed out.
-    expect(await svc.redis.hlen(`${svc.prefix}:{default}:seats`)).toBe(CAPACITY);
-    const waiting = await svc.redis.zrange(`${svc.prefix}:{default}:waiting`, 0, -1);
+    expect(await env.svc.redis.hlen(`${env.svc.prefix}:{default}:seats`)).toBe(CAPACITY);
+    const waiting = await env.svc.redis.zrange(`${env.svc.prefix}:{default}:waiting`, 0, -1);
     expect(waiting).toEqual([...queued].sort((a, b) => a.position - b.position).map((r) => r.userId));
 
     const again = await Promise.all(ids.map((userId) => client.reserve({ userId })));
@@ -46,7 +36,7 @@ describe("5,000 simultaneous Reserve calls over gRPC", () => {
       expect(r.position).toBe(before?.position);
       expect(r.alreadyReserved || r.alreadyInQueue).toBe(true);
     }
-    expect(await svc.redis.hlen(`${svc.prefix}:{default}:seats`)).toBe(CAPACITY);
-    expect(await svc.redis.zcard(`${svc.prefix}:{default}:waiting`)).toBe(USERS - CAPACITY);
+    expect(await env.svc.redis.hlen(`${env.svc.prefix}:{default}:seats`)).toBe(CAPACITY);
+    expect(await env.svc.redis.zcard(`${env.svc.prefix}:{default}:waiting`)).toBe(USERS - CAPACITY);
   });
 });

@@ -1,20 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { describe, expect, it } from "vitest";
 import { rawRequest } from "./helpers/raw-http.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { corsOrigins: ["https://ktx.example"] });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ corsOrigins: ["https://ktx.example"] });
 
-const call = (method: string, path: string, headers: Record<string, string>, body?: string) => rawRequest(svc.port, method, path, headers, body);
+const call = (method: string, path: string, headers: Record<string, string>, body?: string) => rawRequest(env.svc.port, method, path, headers, body);
 
 describe("CORS allow-list", () => {
   it("answers a gRPC-web preflight from an allowed origin", async () => {

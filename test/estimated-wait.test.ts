@@ -1,11 +1,10 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { estimateWaitMs } from "../src/queue/wait-estimate.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 describe("estimateWaitMs", () => {
   it("is position / observed rate, and unknown while the data is thin", () => {
@@ -17,28 +16,19 @@ describe("estimateWaitMs", () => {
 });
 
 describe("GetStatus estimated_wait", () => {
-  let redis: TestRedis;
-  let svc: TestService;
-  beforeAll(async () => {
-    redis = await startTestRedis();
-    svc = await startTestService(redis.url);
-  });
-  afterAll(async () => {
-    await svc.close();
-    await redis.dispose();
-  });
+  const env = useTestService();
 
   it("comes from the promotions of the last five minutes, and is absent without them", async () => {
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
     await client.createEvent({ eventId: "eta", capacity: 1 }, { headers: { "x-token": TEST_ADMIN_TOKEN } });
     for (const userId of ["a", "b", "c", "d"]) await client.reserve({ eventId: "eta", userId });
     expect((await client.getStatus({ eventId: "eta", userId: "d" })).estimatedWait).toBeUndefined();
 
     // 30 promotions spread over the last minute's six 10-second buckets (the current one excluded).
-    const [, , , , , rate = ""] = eventKeys(svc.prefix, "eta");
-    const [seconds] = await svc.redis.time();
+    const [, , , , , rate = ""] = eventKeys(env.svc.prefix, "eta");
+    const [seconds] = await env.svc.redis.time();
     const bucket = Math.floor((Number(seconds) * 1000) / 10_000);
-    for (let b = bucket - 6; b < bucket; b++) await svc.redis.hset(rate, b, 5);
+    for (let b = bucket - 6; b < bucket; b++) await env.svc.redis.hset(rate, b, 5);
     const status = await client.getStatus({ eventId: "eta", userId: "d" });
     // Position 3 at 30 per 60 s: 6 s.
     expect(status.position).toBe(3);
@@ -47,7 +37,7 @@ describe("GetStatus estimated_wait", () => {
   });
 
   it("ends open watch streams with Unavailable when the server stops", async () => {
-    const own = await startTestService(redis.url);
+    const own = await startTestService(env.redis.url);
     const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
     const ticket = (await client.reserve({ userId: "stayer" })).ticket;
     const stream = client.watchStatus({ userId: "stayer", ticket })[Symbol.asyncIterator]();

@@ -1,31 +1,23 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createLocalJWKSet, importJWK, jwtVerify, SignJWT, type JWK } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { EventState, ReservationStatus, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { ticketKeyKey } from "../src/queue/keys.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
 let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
 const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
 const code = (err: unknown): Code => ConnectError.from(err).code;
 
+// Small hashes are one listpack that HSCAN returns whole: page the seat export for real.
+const env = useTestService({ capacity: 3 }, ["--hash-max-listpack-entries", "16"]);
 beforeAll(async () => {
-  // Small hashes are one listpack that HSCAN returns whole: page the seat export for real.
-  redis = await startTestRedis(["--hash-max-listpack-entries", "16"]);
-  svc = await startTestService(redis.url, { capacity: 3 });
-  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
+  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
 });
 
 async function rest(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(svc.baseUrl + path, {
+  const res = await fetch(env.svc.baseUrl + path, {
     method,
     headers: { "content-type": "application/json", ...(token ? { "x-token": token } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -110,7 +102,7 @@ describe("tickets", () => {
   it("an expired ticket is refused with 401", async () => {
     await client.createEvent({ eventId: "t3", capacity: 1 }, admin);
     await client.reserve({ eventId: "t3", userId: "x" });
-    const jwk = JSON.parse((await svc.redis.get(ticketKeyKey(svc.prefix))) ?? "{}") as JWK;
+    const jwk = JSON.parse((await env.svc.redis.get(ticketKeyKey(env.svc.prefix))) ?? "{}") as JWK;
     const key = await importJWK(jwk, "EdDSA");
     const expired = await new SignJWT({ evt: "t3", seq: 1 })
       .setProtectedHeader({ alg: "EdDSA" })
@@ -126,7 +118,7 @@ describe("tickets", () => {
 
   it("are verifiable by anyone with the JWKS", async () => {
     const r = await client.reserve({ eventId: "", userId: "jwks-user" });
-    const jwks = (await (await fetch(`${svc.baseUrl}/.well-known/jwks.json`)).json()) as { keys: JWK[] };
+    const jwks = (await (await fetch(`${env.svc.baseUrl}/.well-known/jwks.json`)).json()) as { keys: JWK[] };
     expect(jwks.keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
     const { payload, protectedHeader } = await jwtVerify(r.ticket, createLocalJWKSet(jwks), { audience: "ticketqueue:ticket" });
     expect(protectedHeader).toEqual({ alg: "EdDSA", kid: jwks.keys[0]?.kid, typ: "JWT" });

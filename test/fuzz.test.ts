@@ -2,25 +2,15 @@ import * as http2 from "node:http2";
 import { request } from "node:http";
 import { connect } from "node:net";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventKeys } from "../src/queue/keys.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 // Random and malformed input at every door: the REST gateway, Connect, gRPC
 // framing and raw TCP. Never a 5xx, an internal error, a crash or a hang; and the
 // queue's invariants still hold afterwards.
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { capacity: 3 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ capacity: 3 });
 
 const ANSWER_WITHIN_MS = 5000;
 const methods = ["Reserve", "GetStatus", "Cancel", "Confirm", "ProcessQueue", "Reset", "CreateEvent", "UpdateEvent", "GetEvent", "ListEvents", "Health", "Nope"];
@@ -37,7 +27,7 @@ const history: string[] = [];
 function http1(method: string, path: string, headers: Record<string, string>, payload: Buffer): Promise<number> {
   history.push(`${method} ${path} ${JSON.stringify(headers)} ${payload.length}b`);
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: svc.port, path, method, headers, timeout: ANSWER_WITHIN_MS }, (res) => {
+    const req = request({ host: "127.0.0.1", port: env.svc.port, path, method, headers, timeout: ANSWER_WITHIN_MS }, (res) => {
       res.resume();
       res.on("end", () => resolve(res.statusCode ?? 0));
     });
@@ -49,7 +39,7 @@ function http1(method: string, path: string, headers: Record<string, string>, pa
 
 let session: http2.ClientHttp2Session | undefined;
 function grpc(path: string, headers: Record<string, string>, payload: Buffer): Promise<{ status: number; grpcStatus?: string; grpcMessage?: string }> {
-  session ??= http2.connect(svc.baseUrl);
+  session ??= http2.connect(env.svc.baseUrl);
   const s = session;
   return new Promise((resolve, reject) => {
     const stream = s.request({ ":method": "POST", ":path": path, te: "trailers", ...headers });
@@ -144,7 +134,7 @@ describe("fuzzing", () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 300 }), async (bytes) => {
         await new Promise<void>((resolve) => {
-          const socket = connect(svc.port, "127.0.0.1", () => socket.end(Buffer.from(bytes)));
+          const socket = connect(env.svc.port, "127.0.0.1", () => socket.end(Buffer.from(bytes)));
           socket.on("data", () => undefined);
           socket.setTimeout(300, () => socket.destroy());
           socket.on("close", () => resolve());
@@ -156,15 +146,15 @@ describe("fuzzing", () => {
   });
 
   it("leaves a healthy service and an intact queue", async () => {
-    expect((await fetch(`${svc.baseUrl}/health`)).status).toBe(200);
-    for (const eventId of await svc.store.eventIds()) {
-      const [, seatsKey = "", waitingKey = ""] = eventKeys(svc.prefix, eventId);
-      const info = await svc.store.getEvent(eventId).catch(() => undefined);
+    expect((await fetch(`${env.svc.baseUrl}/health`)).status).toBe(200);
+    for (const eventId of await env.svc.store.eventIds()) {
+      const [, seatsKey = "", waitingKey = ""] = eventKeys(env.svc.prefix, eventId);
+      const info = await env.svc.store.getEvent(eventId).catch(() => undefined);
       if (!info) continue;
-      const seated = await svc.redis.hkeys(seatsKey);
+      const seated = await env.svc.redis.hkeys(seatsKey);
       expect(seated.length).toBeLessThanOrEqual(info.capacity);
-      if (seated.length > 0) expect((await svc.redis.zmscore(waitingKey, ...seated)).every((s) => s === null)).toBe(true);
-      if (seated.length < info.capacity) expect(await svc.redis.zcard(waitingKey)).toBe(0);
+      if (seated.length > 0) expect((await env.svc.redis.zmscore(waitingKey, ...seated)).every((s) => s === null)).toBe(true);
+      if (seated.length < info.capacity) expect(await env.svc.redis.zcard(waitingKey)).toBe(0);
     }
   });
 });

@@ -3,27 +3,17 @@ import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import { CancelRequestSchema, ReserveRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { encodeGrpcMessage } from "../src/server/lean-grpc.js";
 import { grpcFrame } from "../bench/scenarios.js";
 import { createGrpcJsClient } from "../clients/grpc-js-client.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { ON_CLUSTER, startTestService, type TestService } from "./helpers/service.js";
+import { ON_CLUSTER, useTestService } from "./helpers/service.js";
 
 // The unary gRPC fast path (src/server/lean-grpc.ts) must speak gRPC as fully as connect-node does.
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis(["--enable-debug-command", "local"]);
-  svc = await startTestService(redis.url, { commandTimeoutMs: 5000 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ commandTimeoutMs: 5000 }, ["--enable-debug-command", "local"]);
 
 interface RawAnswer {
   headers: http2.IncomingHttpHeaders;
@@ -34,7 +24,7 @@ interface RawAnswer {
 /** A hand-made gRPC call over node:http2, to see frames as they are. */
 function raw(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(svc.baseUrl);
+    const session = http2.connect(env.svc.baseUrl);
     const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
     let answer: RawAnswer = { headers: {}, trailers: undefined, data: Buffer.alloc(0) };
     stream.on("response", (h) => (answer = { ...answer, headers: h }));
@@ -53,7 +43,7 @@ const RESERVE = "/ticketqueue.v1.TicketQueueService/Reserve";
 
 describe("grpc-message", () => {
   it("is percent-encoded as the gRPC spec says: grpc-js reads colons and spaces back as sent", async () => {
-    const grpcJs = createGrpcJsClient(TicketQueueService, svc.address);
+    const grpcJs = createGrpcJsClient(TicketQueueService, env.svc.address);
     try {
       const noTicket = (await grpcJs.cancel({ userId: "kim" }).catch((e: unknown) => e)) as ServiceError;
       expect(noTicket.details).toBe("a ticket is required: send the one Reserve returned");
@@ -91,19 +81,19 @@ describe("unary gRPC fast path", () => {
     const a = await raw(RESERVE, grpcFrame(ReserveRequestSchema, { userId: "bad\u0007id" }));
     expect(String(a.headers["grpc-status-details-bin"] ?? "").length).toBeGreaterThan(0);
 
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
     const err = await client.reserve({ userId: "x".repeat(200) }).catch((e: unknown) => ConnectError.from(e));
     expect(err).toBeInstanceOf(ConnectError);
     const details = err instanceof ConnectError ? err.findDetails(BadRequestSchema) : [];
     expect(details[0]?.fieldViolations[0]).toMatchObject({ field: "user_id", description: "is longer than 128 bytes" });
 
-    const grpcJs = createGrpcJsClient(TicketQueueService, svc.address);
+    const grpcJs = createGrpcJsClient(TicketQueueService, env.svc.address);
     const jsErr = (await grpcJs.reserve({ userId: "x".repeat(200) }).catch((e: ServiceError) => e)) as ServiceError;
     expect(jsErr.code).toBe(3);
     expect(jsErr.metadata.get("grpc-status-details-bin")[0]).toBeInstanceOf(Buffer);
     grpcJs.close();
 
-    const rest = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "x".repeat(200) }) });
+    const rest = await fetch(`${env.svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "x".repeat(200) }) });
     expect(((await rest.json()) as { details: { type: string }[] }).details[0]?.type).toBe("google.rpc.BadRequest");
   });
 
@@ -136,7 +126,7 @@ describe("unary gRPC fast path", () => {
   });
 
   it.skipIf(ON_CLUSTER)("honours grpc-timeout: DEADLINE_EXCEEDED while Redis is busy", async () => {
-    const admin = new Redis(redis.url);
+    const admin = new Redis(env.redis.url);
     try {
       const sleeping = admin.call("DEBUG", "SLEEP", "0.8");
       await new Promise((r) => setTimeout(r, 30));
@@ -145,12 +135,12 @@ describe("unary gRPC fast path", () => {
       expect(a.headers["grpc-status"]).toBe("4");
       expect(performance.now() - started).toBeLessThan(600);
 
-      const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+      const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
       const sleeping2 = (await sleeping, admin.call("DEBUG", "SLEEP", "0.8"));
       await new Promise((r) => setTimeout(r, 30));
       await expect(client.reserve({ userId: "late-2" }, { timeoutMs: 200 })).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.DeadlineExceeded);
       await sleeping2;
-      const grpcJs = createGrpcJsClient(TicketQueueService, svc.address);
+      const grpcJs = createGrpcJsClient(TicketQueueService, env.svc.address);
       const sleeping3 = admin.call("DEBUG", "SLEEP", "0.8");
       await new Promise((r) => setTimeout(r, 30));
       await expect(grpcJs.reserve({ userId: "late-3" }, { deadline: new Date(Date.now() + 200) })).rejects.toMatchObject({ code: 4 });
@@ -163,7 +153,7 @@ describe("unary gRPC fast path", () => {
   });
 
   it("hands compressed requests and other encodings to Connect, which serves them", async () => {
-    const gzip = createGrpcJsClient(TicketQueueService, svc.address, credentials.createInsecure(), { "grpc.default_compression_algorithm": 2 });
+    const gzip = createGrpcJsClient(TicketQueueService, env.svc.address, credentials.createInsecure(), { "grpc.default_compression_algorithm": 2 });
     try {
       const md = new Metadata();
       expect(await gzip.reserve({ userId: "gzip-user" }, { metadata: md })).toMatchObject({ userId: "gzip-user" });
@@ -179,8 +169,8 @@ describe("unary gRPC fast path", () => {
   });
 
   it.skipIf(ON_CLUSTER)("survives clients that cancel mid-call", async () => {
-    const client = createGrpcJsClient(TicketQueueService, svc.address);
-    const admin = new Redis(redis.url);
+    const client = createGrpcJsClient(TicketQueueService, env.svc.address);
+    const admin = new Redis(env.redis.url);
     try {
       const sleeping = admin.call("DEBUG", "SLEEP", "0.3");
       await new Promise((r) => setTimeout(r, 20));

@@ -1,45 +1,35 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ReservationStatus, StatusChange, TicketQueueService, type WatchStatusResponse } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 // One process holds 10,000 HTTP/2 watchers and 500 SSE watchers; a change is
 // fanned out from one subscription, not from a Redis read per watcher.
 
-let redis: TestRedis;
-let svc: TestService;
 const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
 
-beforeAll(async () => {
-  redis = await startTestRedis();
-  // A capacity test: commands may wait longer than usual while 10,000 streams start on 2 cores.
-  svc = await startTestService(redis.url, { commandTimeoutMs: 10_000 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+// A capacity test: commands may wait longer than usual while 10,000 streams start on 2 cores.
+const env = useTestService({ commandTimeoutMs: 10_000 });
 
 /** An event with one seated user and `waiting` queued users with tickets. */
 async function crowd(eventId: string, waiting: number): Promise<{ users: string[]; tickets: string[] }> {
-  const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+  const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
   await client.createEvent({ eventId, capacity: 1 }, admin);
   await client.reserve({ eventId, userId: "seated" });
-  const [meta = "", , waitingKey = ""] = eventKeys(svc.prefix, eventId);
+  const [meta = "", , waitingKey = ""] = eventKeys(env.svc.prefix, eventId);
   const users = Array.from({ length: waiting }, (_, i) => `${eventId}-user-${i}`);
-  const pipeline = svc.redis.pipeline();
+  const pipeline = env.svc.redis.pipeline();
   users.forEach((u, i) => pipeline.zadd(waitingKey, i + 2, u));
   pipeline.hset(meta, "next_seq", waiting + 1);
   await pipeline.exec();
-  const tickets = await Promise.all(users.map((u, i) => svc.tickets.issue(eventId, u, i + 2)));
+  const tickets = await Promise.all(users.map((u, i) => env.svc.tickets.issue(eventId, u, i + 2)));
   return { users, tickets };
 }
 
 async function callsOf(command: string): Promise<number> {
-  const stats = await svc.redis.info("commandstats");
+  const stats = await env.svc.redis.info("commandstats");
   return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(stats)?.[1] ?? 0);
 }
 
@@ -49,7 +39,7 @@ describe("many watchers in one process", () => {
     const { users, tickets } = await crowd("big-train", N);
     // Ten connections of 1,000 streams (one connection may carry MAX_STREAMS_PER_CONNECTION, 2,048 by default);
     // like any HTTP/2 peer carrying this many streams, the client needs more than nghttp2's default 10 MB per session.
-    const clients = Array.from({ length: 10 }, () => createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl, nodeOptions: { maxSessionMemory: 64 } })));
+    const clients = Array.from({ length: 10 }, () => createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl, nodeOptions: { maxSessionMemory: 64 } })));
     const client = clients[0]!;
     const abort = new AbortController();
     const heapBefore = process.memoryUsage().heapUsed;
@@ -80,7 +70,7 @@ describe("many watchers in one process", () => {
     expect(initial.map((m) => m?.position)).toEqual(users.map((_, i) => i + 1));
     const heapPerWatcher = (process.memoryUsage().heapUsed - heapBefore) / N;
 
-    await svc.redis.config("RESETSTAT");
+    await env.svc.redis.config("RESETSTAT");
     const started = performance.now();
     await client.adminCancel({ eventId: "big-train", userId: "seated" }, admin); // the seat passes to user 0
     while (secondCount < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -102,7 +92,7 @@ describe("many watchers in one process", () => {
     const texts = users.map(() => "");
     const streams = users.map(async (userId, i) => {
       try {
-        const res = await fetch(`${svc.baseUrl}/v1/events/sse-train/watch?user_id=${userId}&ticket=${tickets[i] ?? ""}`, { signal: abort.signal });
+        const res = await fetch(`${env.svc.baseUrl}/v1/events/sse-train/watch?user_id=${userId}&ticket=${tickets[i] ?? ""}`, { signal: abort.signal });
         const reader = res.body?.getReader();
         for (;;) {
           const chunk = await reader?.read();
@@ -119,7 +109,7 @@ describe("many watchers in one process", () => {
     };
     await waitUntil(() => texts.every((t) => t.includes("STATUS_CHANGE_INITIAL")));
     expect(texts.every((t) => t.includes("STATUS_CHANGE_INITIAL"))).toBe(true);
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
     await client.adminCancel({ eventId: "sse-train", userId: "seated" }, admin);
     await waitUntil(() => texts.every((t, i) => (i === 0 ? t.includes("STATUS_CHANGE_PROMOTED") : t.includes(`"position":${i}`) && t.includes("STATUS_CHANGE_POSITION"))));
     expect(texts[0]).toContain("STATUS_CHANGE_PROMOTED");

@@ -1,36 +1,26 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { sample, scrape } from "./helpers/metrics.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { startTestService, useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { capacity: 2 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ capacity: 2 });
 
 describe("/metrics (read by a Prometheus text-format parser)", () => {
   it("counts RPCs by code, times them, and reports each event's users and Redis's ping", async () => {
-    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
     for (const userId of ["a", "b", "c"]) await client.reserve({ userId });
     await client.reserve({ userId: "bad\n" }).catch(() => undefined);
-    await fetch(`${svc.baseUrl}/status/a`);
+    await fetch(`${env.svc.baseUrl}/status/a`);
 
-    const families = await scrape(svc.baseUrl);
+    const families = await scrape(env.svc.baseUrl);
     expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "ok" })).toBe(3);
     expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "InvalidArgument" })).toBe(1);
     expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "GetStatus", code: "ok" })).toBe(1);
     expect(families.find((f) => f.name === "ticketqueue_rpc_duration_seconds")?.type).toBe("HISTOGRAM");
     // (The parser keeps a histogram's buckets but not its labels: the count is read from the text.)
-    const text = await (await fetch(`${svc.baseUrl}/metrics`)).text();
+    const text = await (await fetch(`${env.svc.baseUrl}/metrics`)).text();
     expect(text).toMatch(/^ticketqueue_rpc_duration_seconds_count\{rpc="Reserve"\} 4$/m);
     expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "capacity" })).toBe(2);
     expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "reserved" })).toBe(2);
@@ -45,25 +35,25 @@ describe("/metrics under load and behind a token", () => {
   it("reads each event's users from Redis at most once a second, whatever the scrape rate", async () => {
     // Counted at the store (every Redis reading of a scrape goes through it), so other users of the same Redis do not count.
     let readings = 0;
-    const { getEvent, ping } = svc.store;
-    svc.store.getEvent = (...args) => (readings++, getEvent.apply(svc.store, args));
-    svc.store.ping = () => (readings++, ping.apply(svc.store));
+    const { getEvent, ping } = env.svc.store;
+    env.svc.store.getEvent = (...args) => (readings++, getEvent.apply(env.svc.store, args));
+    env.svc.store.ping = () => (readings++, ping.apply(env.svc.store));
     try {
       await new Promise((r) => setTimeout(r, 1100));
       const started = performance.now();
-      for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 20 }, () => fetch(`${svc.baseUrl}/metrics`).then((r) => r.text())));
+      for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 20 }, () => fetch(`${env.svc.baseUrl}/metrics`).then((r) => r.text())));
       const seconds = (performance.now() - started) / 1000;
       // 200 scrapes: at most one reading a second (one event here, and a PING).
       expect(readings).toBeLessThanOrEqual((Math.ceil(seconds) + 1) * 2);
       expect(readings).toBeGreaterThanOrEqual(2);
     } finally {
-      svc.store.getEvent = getEvent;
-      svc.store.ping = ping;
+      env.svc.store.getEvent = getEvent;
+      env.svc.store.ping = ping;
     }
   });
 
   it("with METRICS_TOKEN wants it as a bearer token", async () => {
-    const guarded = await startTestService(redis.url, { metricsToken: "scrape-me" });
+    const guarded = await startTestService(env.redis.url, { metricsToken: "scrape-me" });
     try {
       expect((await fetch(`${guarded.baseUrl}/metrics`)).status).toBe(401);
       expect((await fetch(`${guarded.baseUrl}/metrics`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);

@@ -1,22 +1,12 @@
 import { credentials, loadPackageDefinition, Metadata, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { describe, expect, it } from "vitest";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 // Another gRPC stack that knows nothing of our generated code: grpc-js with
 // @grpc/proto-loader reading proto/ (google/api from the google-proto-files package).
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { capacity: 1 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ capacity: 1 });
 
 type Callback = (err: ServiceError | null, res: Record<string, unknown>) => void;
 type DynamicClient = Record<string, (req: object, md: Metadata, cb: Callback) => void> & { close(): void };
@@ -39,7 +29,7 @@ describe("a client generated at run time from proto/", () => {
     });
     const pkg = loadPackageDefinition(definition) as unknown as { ticketqueue: { v1: { TicketQueueService: ServiceClientConstructor } } };
     const Client = pkg.ticketqueue.v1.TicketQueueService;
-    const client = new Client(svc.address, credentials.createInsecure()) as unknown as DynamicClient;
+    const client = new Client(env.svc.address, credentials.createInsecure()) as unknown as DynamicClient;
     try {
       expect(await call(client, "Reserve", { user_id: "p1" })).toMatchObject({ user_id: "p1", status: "RESERVATION_STATUS_RESERVED", position: 0 });
       expect(await call(client, "Reserve", { user_id: "p2" })).toMatchObject({ status: "RESERVATION_STATUS_QUEUED", position: 1 });

@@ -1,9 +1,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { describe, expect, it } from "vitest";
+import { useTestService } from "./helpers/service.js";
 
 // The README's curl calls, run word for word (only the port changes), and their
 // answers compared with the responses the README shows.
@@ -29,16 +28,7 @@ function readmeExamples(): Example[] {
   return examples;
 }
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { capacity: 500, adminToken: "my-secret-token" });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ capacity: 500, adminToken: "my-secret-token" });
 
 describe("README curl calls", () => {
   const examples = readmeExamples();
@@ -52,7 +42,7 @@ describe("README curl calls", () => {
 
   it("answer what the README shows, in order", async () => {
     for (const example of examples) {
-      const command = example.command.replaceAll("localhost:8000", `127.0.0.1:${svc.port}`);
+      const command = example.command.replaceAll("localhost:8000", `127.0.0.1:${env.svc.port}`);
       // Asynchronously: the server answering curl runs in this process.
       const { stdout: output } = await promisify(execFile)("sh", ["-c", `${command} -s -w '\\n%{http_code}'`], { encoding: "utf8" });
       const [body = "", status = ""] = output.split(/\n(?=\d{3}$)/);

@@ -1,28 +1,21 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { startTestRedis } from "./helpers/redis-server.js";
+import { startTestService, useTestService } from "./helpers/service.js";
 
 // The service under test waits at most this long for one Redis command.
 const COMMAND_TIMEOUT_MS = 500;
 // "Fast": every failing call must answer within this, far under 2 s.
 const FAST_MS = 1500;
 
-let redis: TestRedis;
-let svc: TestService;
 let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
 
+const env = useTestService({ commandTimeoutMs: COMMAND_TIMEOUT_MS });
 beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { commandTimeoutMs: COMMAND_TIMEOUT_MS });
-  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
+  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
 });
 
 async function timed<T>(call: () => Promise<T>): Promise<{ ms: number; error?: ConnectError }> {
@@ -49,12 +42,12 @@ async function expectAllUnavailableFast(): Promise<void> {
     // Our words and the request id, never the Redis client's ("Stream isn't writeable and enableOfflineQueue ...").
     expect(r.error?.rawMessage).toMatch(/^redis is unavailable \(request id [\w.:-]+\)$/);
   }
-  const res = await fetch(`${svc.baseUrl}/health`);
+  const res = await fetch(`${env.svc.baseUrl}/health`);
   expect(res.status).toBe(503);
   const body = (await res.json()) as { code: string; message: string };
   expect(body).toMatchObject({ code: "unavailable" });
   expect(body.message).toBe(`redis is unavailable (request id ${res.headers.get("x-request-id") ?? ""})`);
-  const reserve = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: "{}" });
+  const reserve = await fetch(`${env.svc.baseUrl}/reserve`, { method: "POST", body: "{}" });
   expect(reserve.status).toBe(503);
 }
 
@@ -71,9 +64,9 @@ async function waitForRecovery(): Promise<number> {
 describe("Redis outages", () => {
   it("stopped Redis: Unavailable fast (503 on REST), then recovery by itself", async () => {
     expect((await client.reserve({ userId: "before" })).userId).toBe("before");
-    await redis.stop();
+    await env.redis.stop();
     await expectAllUnavailableFast();
-    await redis.start();
+    await env.redis.start();
     await waitForRecovery();
     // The new server is empty (no persistence in this test); the service works again.
     expect((await client.reserve({ userId: "after-restart" })).status).toBeGreaterThan(0);
@@ -81,11 +74,11 @@ describe("Redis outages", () => {
 
   it("hung Redis (SIGSTOP): Unavailable within the command timeout, then recovery on SIGCONT", async () => {
     await client.reserve({ userId: "before" });
-    redis.pause();
+    env.redis.pause();
     try {
       await expectAllUnavailableFast();
     } finally {
-      redis.resume();
+      env.redis.resume();
     }
     await waitForRecovery();
     expect((await client.getStatus({ userId: "before" })).status).toBe(1);

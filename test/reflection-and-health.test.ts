@@ -1,20 +1,10 @@
 import { credentials, loadPackageDefinition, Metadata, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { GrpcReflection } from "grpc-js-reflection-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { ON_CLUSTER, startTestService, type TestService } from "./helpers/service.js";
+import { describe, expect, it } from "vitest";
+import { ON_CLUSTER, useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url, { capacity: 1, commandTimeoutMs: 500 });
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService({ capacity: 1, commandTimeoutMs: 500 });
 
 type Callback = (err: ServiceError | null, res: Record<string, unknown>) => void;
 type Dynamic = Record<string, (req: object, md: Metadata, cb: Callback) => void> & { close(): void };
@@ -27,14 +17,14 @@ const unary = (client: Dynamic, method: string, req: object): Promise<Record<str
 
 describe.each(["v1", "v1alpha"])("server reflection %s (grpc-js-reflection-client)", (version) => {
   it("lists the services and describes them well enough to call them with no .proto file", async () => {
-    const reflection = new GrpcReflection(svc.address, credentials.createInsecure(), {}, version);
+    const reflection = new GrpcReflection(env.svc.address, credentials.createInsecure(), {}, version);
     const services = await reflection.listServices();
     expect(services).toEqual(expect.arrayContaining(["ticketqueue.v1.TicketQueueService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]));
     const descriptor = await reflection.getDescriptorBySymbol("ticketqueue.v1.TicketQueueService");
     const pkg = descriptor.getPackageObject({ keepCase: true, enums: String, defaults: true }) as unknown as {
       ticketqueue: { v1: { TicketQueueService: ServiceClientConstructor } };
     };
-    const client = new pkg.ticketqueue.v1.TicketQueueService(svc.address, credentials.createInsecure()) as unknown as Dynamic;
+    const client = new pkg.ticketqueue.v1.TicketQueueService(env.svc.address, credentials.createInsecure()) as unknown as Dynamic;
     try {
       expect(await unary(client, "Reserve", { user_id: `reflected-${version}` })).toMatchObject({ user_id: `reflected-${version}` });
     } finally {
@@ -51,7 +41,7 @@ describe("grpc.health.v1.Health (a grpc-js client from grpc-health-check's healt
   const { grpc } = loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: ServiceClientConstructor } } } };
 
   it("Check says SERVING for the server and its service, NOT_FOUND for others", async () => {
-    const client = new grpc.health.v1.Health(svc.address, credentials.createInsecure()) as unknown as Dynamic;
+    const client = new grpc.health.v1.Health(env.svc.address, credentials.createInsecure()) as unknown as Dynamic;
     try {
       expect(await unary(client, "Check", { service: "" })).toEqual({ status: "SERVING" });
       expect(await unary(client, "Check", { service: "ticketqueue.v1.TicketQueueService" })).toEqual({ status: "SERVING" });
@@ -62,7 +52,7 @@ describe("grpc.health.v1.Health (a grpc-js client from grpc-health-check's healt
   });
 
   it.skipIf(ON_CLUSTER)("Watch follows Redis: SERVING, NOT_SERVING while it is down, SERVING again", async () => {
-    const client = new grpc.health.v1.Health(svc.address, credentials.createInsecure()) as unknown as {
+    const client = new grpc.health.v1.Health(env.svc.address, credentials.createInsecure()) as unknown as {
       Watch(req: object): NodeJS.EventEmitter & { cancel(): void };
       close(): void;
     };
@@ -76,9 +66,9 @@ describe("grpc.health.v1.Health (a grpc-js client from grpc-health-check's healt
     };
     try {
       await waitFor("SERVING");
-      await redis.stop();
+      await env.redis.stop();
       await waitFor("NOT_SERVING");
-      await redis.start();
+      await env.redis.start();
       await waitFor("SERVING");
       expect(seen).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
     } finally {

@@ -3,33 +3,25 @@ import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { importJWK, SignJWT, type JWK } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys, ticketKeyKey } from "../src/queue/keys.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 // Input is checked before anything is written; what is already stored never
 // makes a read fail; ids and credentials that look harmless but are not are refused.
 
-let redis: TestRedis;
-let svc: TestService;
 let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
 const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
 const codeOf = (p: Promise<unknown>): Promise<Code | "ok"> => p.then(() => "ok" as const, (e: unknown) => ConnectError.from(e).code);
 
+const env = useTestService();
 beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url);
-  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
+  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
 });
 
 async function auditOf(key: string): Promise<Record<string, string>[]> {
-  return (await svc.redis.xrange(key, "-", "+")).map(([, fields]) => {
+  return (await env.svc.redis.xrange(key, "-", "+")).map(([, fields]) => {
     const record: Record<string, string> = {};
     for (let i = 0; i < fields.length; i += 2) record[fields[i] ?? ""] = fields[i + 1] ?? "";
     return record;
@@ -56,14 +48,14 @@ describe("timestamps are checked before they are stored", () => {
     expect(await codeOf(client.updateEvent({ eventId: `${eventId}-ok`, closesAt: stamp }, admin))).toBe(Code.InvalidArgument);
     expect((await client.getEvent({ eventId: `${eventId}-ok` })).event?.opensAt).toBeUndefined();
     expect((await client.listEvents({})).events.length).toBeGreaterThan(0);
-    expect((await fetch(`${svc.baseUrl}/v1/events`)).status).toBe(200);
+    expect((await fetch(`${env.svc.baseUrl}/v1/events`)).status).toBe(200);
     // The refused call is in the audit log, its request summarised.
-    const last = (await auditOf(`${svc.prefix}:audit`)).at(-1);
+    const last = (await auditOf(`${env.svc.prefix}:audit`)).at(-1);
     expect(last).toMatchObject({ who: "token", rpc: "UpdateEvent", outcome: String(Code.InvalidArgument) });
   });
 
   it("REST refuses a time JSON cannot hold with 400", async () => {
-    const res = await fetch(`${svc.baseUrl}/v1/events`, {
+    const res = await fetch(`${env.svc.baseUrl}/v1/events`, {
       method: "POST",
       headers: { "x-token": TEST_ADMIN_TOKEN, "content-type": "application/json" },
       body: JSON.stringify({ event_id: "rest-time", capacity: 1, opens_at: "10000-01-01T00:00:00Z" }),
@@ -75,16 +67,16 @@ describe("timestamps are checked before they are stored", () => {
 describe("what is already stored never breaks a read", () => {
   it("garbage in an event's fields (written by hand or an older version) reads as 0: GetEvent, ListEvents, Reserve and the metrics still answer", async () => {
     await client.createEvent({ eventId: "tampered", capacity: 5 }, admin);
-    const [meta = ""] = eventKeys(svc.prefix, "tampered");
-    await svc.redis.hset(meta, { opens_at: "abc", closes_at: "1e300", hold_seconds: "nan", joined_total: "-7", version: "inf", promoted_total: "99999999999999999999" });
+    const [meta = ""] = eventKeys(env.svc.prefix, "tampered");
+    await env.svc.redis.hset(meta, { opens_at: "abc", closes_at: "1e300", hold_seconds: "nan", joined_total: "-7", version: "inf", promoted_total: "99999999999999999999" });
     const event = (await client.getEvent({ eventId: "tampered" })).event;
     expect(event).toMatchObject({ eventId: "tampered", capacity: 5, holdSeconds: 0 });
     expect(event?.opensAt).toBeUndefined();
     expect(event?.closesAt).toBeUndefined();
     expect((await client.listEvents({})).events.map((e) => e.eventId)).toContain("tampered");
-    expect((await fetch(`${svc.baseUrl}/v1/events/tampered`)).status).toBe(200);
+    expect((await fetch(`${env.svc.baseUrl}/v1/events/tampered`)).status).toBe(200);
     expect((await client.reserve({ eventId: "tampered", userId: "after-tampering" })).ticket).not.toBe("");
-    expect((await fetch(`${svc.baseUrl}/metrics`)).status).toBe(200);
+    expect((await fetch(`${env.svc.baseUrl}/metrics`)).status).toBe(200);
   });
 });
 
@@ -92,7 +84,7 @@ describe("paging tokens and feed cursors", () => {
   it("a page_token or cursor this service never gave out is INVALID_ARGUMENT (400), not an internal error", async () => {
     for (const token of ["99999999999999999999", "18446744073709551616", "abc", "-1", "1e3"]) {
       expect(await codeOf(client.listSeatHolders({ pageToken: token }, admin))).toBe(Code.InvalidArgument);
-      expect((await fetch(`${svc.baseUrl}/v1/events/default/seats?page_token=${token}`, admin)).status).toBe(400);
+      expect((await fetch(`${env.svc.baseUrl}/v1/events/default/seats?page_token=${token}`, admin)).status).toBe(400);
     }
     for (const cursor of ["abc", "1-2-3", "99999999999999999999-0", "-5"]) {
       const first = client.watchEvent({ cursor }, admin)[Symbol.asyncIterator]().next();
@@ -119,7 +111,7 @@ describe("ids", () => {
       expect(await codeOf(client.getStatus({ userId }))).toBe(Code.InvalidArgument);
       expect(await codeOf(client.adminCancel({ userId }, admin))).toBe(Code.InvalidArgument);
     }
-    const res = await fetch(`${svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "\u202ekim" }) });
+    const res = await fetch(`${env.svc.baseUrl}/reserve`, { method: "POST", body: JSON.stringify({ user_id: "\u202ekim" }) });
     expect(res.status).toBe(400);
     // Letters of every script, and ordinary spaces, are fine.
     expect(await codeOf(client.reserve({ userId: "김 민수" }))).toBe("ok");
@@ -131,7 +123,7 @@ describe("credentials must expire", () => {
     const { userId, ticket } = await client.reserve({ userId: "no-exp" });
     const claims = JSON.parse(Buffer.from(ticket.split(".")[1] ?? "", "base64url").toString()) as Record<string, unknown>;
     delete claims["exp"];
-    const jwk = JSON.parse((await svc.redis.get(ticketKeyKey(svc.prefix))) ?? "{}") as JWK;
+    const jwk = JSON.parse((await env.svc.redis.get(ticketKeyKey(env.svc.prefix))) ?? "{}") as JWK;
     const forever = await new SignJWT(claims).setProtectedHeader({ alg: "EdDSA" }).sign(await importJWK(jwk, "EdDSA"));
     expect(await codeOf(client.cancel({ userId, ticket: forever }))).toBe(Code.Unauthenticated);
     expect(await codeOf(client.cancel({ userId, ticket }))).toBe("ok");
@@ -140,7 +132,7 @@ describe("credentials must expire", () => {
 
 describe("attacks found from outside", () => {
   it("Connect binary messages that do not decode are INVALID_ARGUMENT (400) whatever the content-type's case, a query string, or GET", async () => {
-    const path = `${svc.baseUrl}/ticketqueue.v1.TicketQueueService/GetStatus`;
+    const path = `${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/GetStatus`;
     const truncated = Buffer.from([0x0a, 0x09, 0x61]); // field 1, 9 bytes announced, 1 sent
     for (const [url, contentType] of [[path, "Application/Proto"], [`${path}?x=1`, "application/proto"], [path, "application/proto; charset=binary"]] as const) {
       const res = await fetch(url, { method: "POST", headers: { "content-type": contentType, "connect-protocol-version": "1" }, body: truncated });
@@ -153,8 +145,8 @@ describe("attacks found from outside", () => {
 
   it("a stored time past what a Date holds (opens_at 1e20) neither crashes a refusal nor disagrees between reads and writes", async () => {
     await client.createEvent({ eventId: "far-future", capacity: 2 }, admin);
-    const [meta = ""] = eventKeys(svc.prefix, "far-future");
-    await svc.redis.hset(meta, "opens_at", "1e20");
+    const [meta = ""] = eventKeys(env.svc.prefix, "far-future");
+    await env.svc.redis.hset(meta, "opens_at", "1e20");
     expect((await client.getEvent({ eventId: "far-future" })).event?.opensAt).toBeUndefined();
     // Read as "no opening time" by the scripts too: open.
     expect(await codeOf(client.reserve({ eventId: "far-future", userId: "early" }))).toBe("ok");
@@ -162,9 +154,9 @@ describe("attacks found from outside", () => {
 
   it("an event whose keys hold the wrong type is reported (FAILED_PRECONDITION), and left out of ListEvents instead of failing it", async () => {
     await client.createEvent({ eventId: "damaged", capacity: 2 }, admin);
-    const [meta = ""] = eventKeys(svc.prefix, "damaged");
-    await svc.redis.del(meta);
-    await svc.redis.set(meta, "not a hash");
+    const [meta = ""] = eventKeys(env.svc.prefix, "damaged");
+    await env.svc.redis.del(meta);
+    await env.svc.redis.set(meta, "not a hash");
     expect(await codeOf(client.getEvent({ eventId: "damaged" }))).toBe(Code.FailedPrecondition);
     expect(await codeOf(client.reserve({ eventId: "damaged", userId: "x" }))).toBe(Code.FailedPrecondition);
     const events = (await client.listEvents({})).events.map((e) => e.eventId);

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { pino } from "pino";
 import { buildApp, type Limits } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
@@ -11,6 +11,7 @@ import type { RateLimitOptions } from "../../src/rpc/rate-limit.js";
 import type { TicketQueueServer } from "../../src/server/server.js";
 import type { Tickets } from "../../src/tickets/tickets.js";
 import type { ChangeHub } from "../../src/watch/change-hub.js";
+import { startTestRedis, type TestRedis } from "./redis-server.js";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token";
 
@@ -89,5 +90,41 @@ export async function startTestService(redisUrl: string, options: TestServiceOpt
     tickets: app.tickets,
     hub: app.hub,
     close: () => app.stop(1000),
+  };
+}
+
+/** What useTestService started: read it inside tests and hooks (it is filled in beforeAll). */
+export interface TestSetup {
+  redis: TestRedis;
+  svc: TestService;
+}
+
+/**
+ * A real redis-server (started with `redisArgs`) and the service on it for the
+ * tests of the file or describe block where it is called: started before the
+ * first test, stopped after the last.
+ */
+export function useTestService(options: TestServiceOptions | (() => Promise<TestServiceOptions>) = {}, redisArgs: string[] = []): TestSetup {
+  let redis: TestRedis | undefined;
+  let svc: TestService | undefined;
+  beforeAll(async () => {
+    redis = await startTestRedis(redisArgs);
+    svc = await startTestService(redis.url, typeof options === "function" ? await options() : options);
+  });
+  afterAll(async () => {
+    await svc?.close();
+    await redis?.dispose();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("useTestService: read inside a test or hook, after beforeAll");
+    return value;
+  };
+  return {
+    get redis() {
+      return started(redis);
+    },
+    get svc() {
+      return started(svc);
+    },
   };
 }
