@@ -13,11 +13,9 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
 local user, ticket_seq = ARGV[1], ARGV[2]
-local ev = load_event(nil, false)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(nil, false)
+if not ev then return refused end
 
 local state = user_state(user)
 local status, seq = state[1], state[5]

@@ -10,10 +10,8 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-local ev = load_event(nil, false)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(nil, false)
+if not ev then return refused end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 if #due == 0 then return {0, 0} end

@@ -11,10 +11,8 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-local ev = load_event(ARGV[1], true)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(ARGV[1], true)
+if not ev then return refused end
 local m = redis.call('HMGET', K_META, 'name', 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total', 'version')
 return {0, m[1] or 'default', ev.capacity, ev.hold_ms / 1000, ev.opens_at, ev.closes_at, ev.paused and 1 or 0,
   redis.call('HLEN', K_SEATS), redis.call('ZCARD', K_HOLDS), redis.call('ZCARD', K_WAITING),

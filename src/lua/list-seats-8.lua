@@ -15,9 +15,8 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-if not load_event(ARGV[3], true) then return {ERR_NO_EVENT} end
+local ev, refused = load_event(ARGV[3], true)
+if not ev then return refused end
 local page = redis.call('HSCAN', K_SEATS, ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local reply = {0, page[1]}
 local fields = page[2]

@@ -9,10 +9,8 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-local ev = load_event(ARGV[1], false)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(ARGV[1], false)
+if not ev then return refused end
 local promoted = fill(ev, now_ms())
 if #promoted > 0 then changed({{'P', #promoted}}) end
 local result = {0}

@@ -13,11 +13,9 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
 local user = ARGV[1]
-local ev = load_event(ARGV[2], false)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(ARGV[2], false)
+if not ev then return refused end
 
 local state = user_state(user)
 if state[1] == ST_RESERVED or state[1] == ST_QUEUED then

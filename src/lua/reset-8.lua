@@ -9,10 +9,8 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-local ev = load_event(ARGV[1], false)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(ARGV[1], false)
+if not ev then return refused end
 local seats = redis.call('HLEN', K_SEATS)
 local waiting = redis.call('ZCARD', K_WAITING)
 -- UNLINK frees a large queue in the background instead of blocking Redis.

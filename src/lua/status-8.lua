@@ -13,10 +13,8 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-local ev = load_event(ARGV[2], true)
-if not ev then return {ERR_NO_EVENT} end
+local ev, refused = load_event(ARGV[2], true)
+if not ev then return refused end
 local state = user_state(ARGV[1])
 
 -- Promotions in the last RATE_BUCKETS buckets, the current one excluded (it is partial).

@@ -10,11 +10,12 @@
 ]]
 --- @include "event"
 
-local layout = stored_layout()
-if layout then return {ERR_NEWER_LAYOUT, layout} end
-if redis.call('EXISTS', K_META) == 0 then return {ERR_NO_EVENT} end
-if #ARGV > 0 then redis.call('HSET', K_META, unpack(ARGV)) end
-local ev = load_event(nil, false)
+local ev, refused = load_event(nil, false)
+if not ev then return refused end
+if #ARGV > 0 then
+  redis.call('HSET', K_META, unpack(ARGV))
+  ev = load_event(nil, false)
+end
 local promoted = fill(ev, now_ms())
 changed({{'U'}, {'P', #promoted}})
 local result = {0}

@@ -57,25 +57,21 @@ local function add_to(key, field, n)
   return v
 end
 
--- Whether newer scripts laid this event out: then a script answers
--- {ERR_NEWER_LAYOUT, layout} before reading or writing anything else.
-local function stored_layout()
-  local layout = stored_number(redis.call('HGET', K_META, 'layout'))
-  if layout > LAYOUT then return layout end
-  return nil
-end
-
--- The event's settings, or nil when it does not exist. With `default_capacity`
--- (the default event) a missing event is created, unless `read_only`.
+-- The event's settings; or nil and the refusal to answer: {ERR_NO_EVENT} when
+-- it does not exist, {ERR_NEWER_LAYOUT, layout} when newer scripts laid it out
+-- (an old worker mid rolling restart must not write into it). With
+-- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
-  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused')
+  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout')
   if not v[1] then
-    if not default_capacity or default_capacity == '' then return nil end
+    if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false}
+    v = {default_capacity, '0', false, false, false, false}
   end
+  local layout = stored_number(v[6])
+  if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
   return {
     capacity = stored_number(v[1]),
     hold_ms = stored_number(v[2]) * 1000,
