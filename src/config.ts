@@ -114,7 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
     adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),
     adminJwtIssuer: nonEmpty(env["ADMIN_JWT_ISSUER"]),
-    rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
+    rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 0, 0, 1_000_000),
     trustedProxies: list(env["TRUSTED_PROXIES"]),
     serviceTokens: serviceTokens(env["SERVICE_TOKENS"]),
   };
