@@ -13,11 +13,26 @@ function layerOf(file: string): string {
   return second === undefined ? first.replace(/\.ts$/, "") : first;
 }
 
-/** What each file imports: npm packages and node: builtins as written, files of src/ as paths relative to src/. */
-function importsOf(file: string, source: string): string[] {
-  const specifiers = [...source.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1] ?? m[2] ?? "");
-  return specifiers.map((spec) => (spec.startsWith(".") ? normalize(join(dirname(file), spec)).replace(/\.js$/, ".ts") : spec));
+interface Import {
+  /** A file of src/ as a path relative to src/, or a package or builtin as written. */
+  spec: string;
+  /** A file of src/ (not a package, a builtin, or gen/ outside src/). */
+  local: boolean;
 }
+
+/** What each file imports, however: import/export ... from, a bare import, import(), require(). */
+function importsOf(file: string, source: string): Import[] {
+  const pattern = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+["'`]([^"'`]+)["'`]|(?:^|\n)\s*import\s+["'`]([^"'`]+)["'`]|\b(?:import|require)\s*\(\s*["'`]([^"'`]+)["'`]\s*\)/g;
+  return [...source.matchAll(pattern)].map((m) => {
+    const spec = m[1] ?? m[2] ?? m[3] ?? "";
+    if (!spec.startsWith(".")) return { spec, local: false };
+    const path = normalize(join(dirname(file), spec)).replace(/\.js$/, ".ts");
+    return { spec: path, local: !path.startsWith("..") };
+  });
+}
+
+/** node:http and its kin, with or without the node: prefix. */
+const NETWORK_BUILTINS = /^(node:)?(http|https|http2|net|tls)$/;
 
 /** Every broken rule, as "file: what". */
 export function violations(files: ReadonlyMap<string, string>): string[] {
@@ -27,18 +42,19 @@ export function violations(files: ReadonlyMap<string, string>): string[] {
     const layer = layerOf(file);
     const imports = importsOf(file, source);
     // The other layers of src/ this file imports (its own does not count).
-    const layersImported = new Set(imports.filter((i) => !i.startsWith("node:") && !i.startsWith("@") && i.includes("/") && !i.startsWith("..")).map(layerOf));
+    const layersImported = new Set(imports.filter((i) => i.local).map((i) => layerOf(i.spec)));
     layersImported.delete(layer);
-    for (const spec of imports) {
-      const target = layerOf(spec);
+    for (const { spec, local } of imports) {
+      const target = local ? layerOf(spec) : "";
       if (STATE.includes(layer)) {
         if (spec.startsWith("@connectrpc/")) found.push(`${file}: the state layer imports ${spec}`);
-        if (["rpc", "server", "gateway", "process", "app", "main"].includes(target) && !spec.startsWith("@") && !spec.startsWith("node:")) found.push(`${file}: the state layer imports ${spec}`);
+        if (["rpc", "server", "gateway", "process", "app", "main"].includes(target)) found.push(`${file}: the state layer imports ${spec}`);
       }
-      if (layer === "rpc" && /^node:(http|http2|net)$/.test(spec)) found.push(`${file}: the RPC layer imports ${spec}`);
-      if (layer === "rpc" && ["server", "gateway", "process", "app"].includes(target) && !spec.startsWith("node:")) found.push(`${file}: the RPC layer imports ${spec}`);
+      if (layer === "rpc" && NETWORK_BUILTINS.test(spec)) found.push(`${file}: the RPC layer imports ${spec}`);
+      if (layer === "rpc" && ["server", "gateway", "process", "app", "main"].includes(target)) found.push(`${file}: the RPC layer imports ${spec}`);
       if (layer === "server" && target === "gateway") found.push(`${file}: the server imports the gateway (${spec})`);
-      if (layer === "gateway" && ["server", "process", "app", ...STATE].includes(target) && spec !== "server/http-body.ts" && !spec.startsWith("node:")) {
+      // The gateway's only neighbours in src/: the RPC surface and the body reader.
+      if (layer === "gateway" && local && !["gateway", "rpc"].includes(target) && spec !== "server/http-body.ts") {
         found.push(`${file}: the gateway imports ${spec}, not the RPC surface`);
       }
     }
@@ -70,20 +86,28 @@ describe("the layers' rules", () => {
 
   it("are broken by a fixture that breaks each of them (the check can fail)", () => {
     const fixture = new Map([
-      ["queue/bad.ts", 'import { ConnectError } from "@connectrpc/connect";\nimport { x } from "../rpc/errors.js";'],
-      ["rpc/bad.ts", 'import * as http from "node:http";\nimport { y } from "../server/server.js";'],
+      ["queue/bad.ts", 'import { ConnectError } from "@connectrpc/connect";\nimport { x } from "../rpc/errors.js";\nimport "../main.js";'],
+      ["watch/bad.ts", 'const c = await import("@connectrpc/connect");\nconst r = require("../server/server.js");'],
+      ["rpc/bad.ts", 'import * as http from "node:http";\nimport https from "https";\nimport { y } from "../server/server.js";\nexport * from "../main.js";'],
       ["server/bad.ts", 'import { createRestGateway } from "../gateway/rest-gateway.js";'],
-      ["gateway/bad.ts", 'import { QueueStore } from "../queue/queue-store.js";\nimport { z } from "../server/one-port.js";\nimport { ok } from "../server/http-body.js";'],
+      ["gateway/bad.ts", 'import { QueueStore } from "../queue/queue-store.js";\nimport { z } from "../server/one-port.js";\nimport { ok } from "../server/http-body.js";\nimport { log } from "../log.js";\nimport { m } from "../observability/metrics.js";\nimport { fine } from "../rpc/errors.js";\nimport { gen } from "../../gen/x_pb.js";'],
       ["process/bad.ts", 'import { a } from "../server/server.js";\nimport { b } from "../gateway/rest-gateway.js";'],
     ]);
     expect(violations(fixture)).toEqual([
       "queue/bad.ts: the state layer imports @connectrpc/connect",
       "queue/bad.ts: the state layer imports rpc/errors.ts",
+      "queue/bad.ts: the state layer imports main.ts",
+      "watch/bad.ts: the state layer imports @connectrpc/connect",
+      "watch/bad.ts: the state layer imports server/server.ts",
       "rpc/bad.ts: the RPC layer imports node:http",
+      "rpc/bad.ts: the RPC layer imports https",
       "rpc/bad.ts: the RPC layer imports server/server.ts",
+      "rpc/bad.ts: the RPC layer imports main.ts",
       "server/bad.ts: the server imports the gateway (gateway/rest-gateway.ts)",
       "gateway/bad.ts: the gateway imports queue/queue-store.ts, not the RPC surface",
       "gateway/bad.ts: the gateway imports server/one-port.ts, not the RPC surface",
+      "gateway/bad.ts: the gateway imports log.ts, not the RPC surface",
+      "gateway/bad.ts: the gateway imports observability/metrics.ts, not the RPC surface",
       "process/bad.ts: imports both the server and the gateway (only the builder, app.ts, may)",
     ]);
   });

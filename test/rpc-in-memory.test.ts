@@ -79,6 +79,18 @@ describe("the RPC surface in memory", () => {
     await expect.poll(async () => (await state.redis.xrange(auditKey(prefix), "-", "+")).at(-1)?.[1]).toEqual(expect.arrayContaining(["rpc", "ProcessQueue", "outcome", "ok"]));
   });
 
+  it("an admin stream is audited at its end: the code the client got, or that the client closed it", async () => {
+    const lastAudit = async (): Promise<string[] | undefined> => (await state.redis.xrange(auditKey(prefix), "-", "+")).at(-1)?.[1];
+    expect((await refusal(client.watchEvent({ eventId: "no-such-train" }, ADMIN)[Symbol.asyncIterator]().next())).code).toBe(Code.NotFound);
+    await expect.poll(lastAudit).toEqual(expect.arrayContaining(["rpc", "WatchEvent", "outcome", String(Code.NotFound)]));
+    const abort = new AbortController();
+    const feed = client.watchEvent({}, { ...ADMIN, signal: abort.signal })[Symbol.asyncIterator]();
+    await feed.next();
+    abort.abort();
+    await feed.return?.();
+    await expect.poll(lastAudit).toEqual(expect.arrayContaining(["rpc", "WatchEvent", "outcome", "closed by the client"]));
+  });
+
   it("WatchStatus needs the user's ticket and is bounded per user", async () => {
     const { ticket } = await client.reserve({ userId: "mem-3" });
     expect((await refusal(client.watchStatus({ userId: "mem-3" })[Symbol.asyncIterator]().next())).code).toBe(Code.Unauthenticated);

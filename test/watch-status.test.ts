@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   EventState,
   ReservationStatus,
@@ -10,23 +10,15 @@ import {
   type WatchEventResponse,
 } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { startTestService, TEST_ADMIN_TOKEN, type TestService } from "./helpers/service.js";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
 let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
 const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
 let n = 0;
 
+const env = useTestService();
 beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url);
-  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
+  client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
 });
 
 /** A new event with `capacity` seats and the given users reserved in order; their tickets. */
@@ -57,9 +49,9 @@ function reader<T>(stream: AsyncIterable<T>) {
 
 describe("WatchStatus", () => {
   it.each<[string, () => Transport]>([
-    ["gRPC", () => createGrpcTransport({ baseUrl: svc.baseUrl })],
-    ["gRPC-web", () => createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" })],
-    ["Connect", () => createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "2" })],
+    ["gRPC", () => createGrpcTransport({ baseUrl: env.svc.baseUrl })],
+    ["gRPC-web", () => createGrpcWebTransport({ baseUrl: env.svc.baseUrl, httpVersion: "1.1" })],
+    ["Connect", () => createConnectTransport({ baseUrl: env.svc.baseUrl, httpVersion: "2" })],
   ])("over %s: the state at once, then each move forward, then the promotion", async (_name, transport) => {
     const { eventId, tickets } = await setup(1, ["a", "b", "c", "d"]);
     const watcher = createClient(TicketQueueService, transport());
@@ -123,9 +115,9 @@ describe("WatchStatus", () => {
     const e = reader(client.watchStatus({ eventId, userId: "e", ticket: tickets.get("e") }));
     expect(await e.next()).toMatchObject({ position: 4 });
     // Changes the watcher cannot see: a user removed by hand and the version bumped.
-    const [meta = "", , waiting = ""] = eventKeys(svc.prefix, eventId);
-    await svc.redis.zrem(waiting, "b");
-    await svc.redis.hincrby(meta, "version", 3);
+    const [meta = "", , waiting = ""] = eventKeys(env.svc.prefix, eventId);
+    await env.svc.redis.zrem(waiting, "b");
+    await env.svc.redis.hincrby(meta, "version", 3);
     await client.cancel({ eventId, userId: "c", ticket: tickets.get("c") });
     // Applying only the visible change would say 3; the resync knows it is 2.
     expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 2 });
@@ -161,7 +153,7 @@ describe("WatchStatus", () => {
 describe("WatchStatus as Server-Sent Events", () => {
   it("streams status events with the version as id, and ends after a cancel", async () => {
     const { eventId, tickets } = await setup(1, ["a", "b", "c"]);
-    const url = `${svc.baseUrl}/v1/events/${eventId}/watch?user_id=c&ticket=${tickets.get("c") ?? ""}`;
+    const url = `${env.svc.baseUrl}/v1/events/${eventId}/watch?user_id=c&ticket=${tickets.get("c") ?? ""}`;
     const res = await fetch(url, { headers: { accept: "text/event-stream" } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/event-stream");
@@ -185,12 +177,12 @@ describe("WatchStatus as Server-Sent Events", () => {
 
   it("answers a bad ticket with HTTP 401 and a wrong one with 403, before streaming", async () => {
     const { eventId, tickets } = await setup(1, ["a", "b"]);
-    const bad = await fetch(`${svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=nope`);
+    const bad = await fetch(`${env.svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=nope`);
     expect(bad.status).toBe(401);
     expect(await bad.json()).toMatchObject({ code: "unauthenticated" });
-    const wrong = await fetch(`${svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`);
+    const wrong = await fetch(`${env.svc.baseUrl}/v1/events/${eventId}/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`);
     expect(wrong.status).toBe(403);
-    expect((await fetch(`${svc.baseUrl}/v1/events/nope/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`)).status).toBe(403);
+    expect((await fetch(`${env.svc.baseUrl}/v1/events/nope/watch?user_id=a&ticket=${tickets.get("b") ?? ""}`)).status).toBe(403);
   });
 });
 

@@ -1,21 +1,11 @@
 import { brotliDecompressSync } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+import { describe, expect, it } from "vitest";
 import { rawRequest } from "./helpers/raw-http.js";
-import { startTestService, type TestService } from "./helpers/service.js";
+import { useTestService } from "./helpers/service.js";
 
-let redis: TestRedis;
-let svc: TestService;
-beforeAll(async () => {
-  redis = await startTestRedis();
-  svc = await startTestService(redis.url);
-});
-afterAll(async () => {
-  await svc.close();
-  await redis.dispose();
-});
+const env = useTestService();
 
-const get = (path: string, headers: Record<string, string> = {}, method = "GET") => rawRequest(svc.port, method, path, headers);
+const get = (path: string, headers: Record<string, string> = {}, method = "GET") => rawRequest(env.svc.port, method, path, headers);
 
 describe("the web app on the service's own port", () => {
   it("serves both pages with a strict CSP, compressed, revalidated by ETag", async () => {

@@ -16,7 +16,8 @@ export function eventChannel(prefix: string, eventId: string): string {
 
 /**
  * The KEYS of every event script: the event's keys, then its change channel
- * (a channel, not a key, but named in KEYS as sharded pub/sub requires; it
+ * (a channel, not a key, but named in KEYS so a script declares all it touches
+ * and a move to sharded pub/sub, SPUBLISH, needs no new argument; it
  * carries the same hash tag, so it is in the event's slot).
  */
 export function scriptKeys(prefix: string, eventId: string): string[] {

@@ -31,18 +31,41 @@ export function auditInterceptor(services: readonly DescService[], store: QueueS
         log.error({ err, audit: entry }, "could not write the audit record");
       }
     };
+    // The code the client receives: the error as the one table maps it. Not awaited
+    // on failure: with Redis down the record would only add its own timeout to the error.
+    const failed = (err: unknown): void => void record(toConnectError(err).code.toString());
     let response;
     try {
       response = await next(req);
     } catch (err: unknown) {
-      // Not awaited: with Redis down the record would only add its own timeout to the error.
-      // The code the client receives: the error as the one table maps it.
-      void record(toConnectError(err).code.toString());
+      failed(err);
       throw err;
     }
-    await record("ok");
-    return response;
+    if (!response.stream) {
+      await record("ok");
+      return response;
+    }
+    // A stream's outcome is known only at its end (WatchEvent on a missing event fails
+    // there), or when the client goes away first: one record, whichever comes first.
+    let recorded = false;
+    const once = (write: () => void): void => {
+      if (recorded) return;
+      recorded = true;
+      write();
+    };
+    req.signal.addEventListener("abort", () => once(() => void record("closed by the client")), { once: true });
+    return { ...response, message: recordedAtEnd(response.message, () => once(() => void record("ok")), (err) => once(() => failed(err))) };
   });
+}
+
+async function* recordedAtEnd<T>(messages: AsyncIterable<T>, ok: () => void, failed: (err: unknown) => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+    ok();
+  } catch (err: unknown) {
+    failed(err);
+    throw err;
+  }
 }
 
 function summary(req: Parameters<Parameters<Interceptor>[0]>[0]): string {

@@ -12,7 +12,8 @@
   KEYS[7] feed     stream of promotions (k=P), expiries (k=E) and seat cancels (k=C)
                    with the user (u), for the booking system; capped near FEED_MAX
   KEYS[8] changes  not a key: the pub/sub channel watchers follow, in the event's
-                   slot (named in KEYS as sharded pub/sub requires of a script)
+                   slot, named in KEYS so the script declares all it touches (and a
+                   move to sharded pub/sub, SPUBLISH, needs no new argument)
 
   A waiting user costs one sorted-set entry and nothing else. Time is Redis's
   own clock (TIME), so every worker agrees when a hold runs out.
