@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { toConnectError } from "../src/rpc/errors.js";
 import type { Redis } from "ioredis";
@@ -43,6 +45,19 @@ const event = (name: string, capacity: number, holdSeconds = 0) => store.createE
 describe("keys", () => {
   it("share one hash tag per event so an event lives in one cluster slot", () => {
     expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate", "tq:{default}:feed"]);
+  });
+});
+
+describe("the codes shared with TS (src/queue/script-codes.ts)", () => {
+  it("are named in every script, never written as literals", () => {
+    const dir = "src/lua";
+    const files = [...readdirSync(dir).map((f) => join(dir, f)), ...readdirSync(join(dir, "includes")).map((f) => join(dir, "includes", f))].filter((f) => f.endsWith(".lua"));
+    expect(files.length).toBeGreaterThan(10);
+    const literals = [/\{-\d/, /changed\(\{\{'/, /\{'[JLPSXU]'/, /feed\('/, /K_GONE, user, '/, /ST_\w+ = \d|status == \d|state\[1\] == \d/];
+    for (const file of files) {
+      const source = readFileSync(file, "utf8").replace(/--\[\[[\s\S]*?\]\]/g, "");
+      for (const literal of literals) expect(literal.test(source), `${file}: ${String(literal)}`).toBe(false);
+    }
   });
 });
 

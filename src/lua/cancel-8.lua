@@ -24,18 +24,18 @@ if ticket_seq ~= '' and tonumber(ticket_seq) ~= seq then return {ERR_TICKET_STAL
 if status == ST_CANCELLED then return {0, ST_CANCELLED, 1} end
 if status == ST_EXPIRED then return {0, ST_EXPIRED, 0} end
 
-redis.call('HSET', K_GONE, user, 'C' .. seq)
+redis.call('HSET', K_GONE, user, GONE_CANCELLED .. seq)
 add_to(K_META, 'cancelled_total', 1)
 local result = {0, ST_CANCELLED, 0}
 if status == ST_RESERVED then
   redis.call('HDEL', K_SEATS, user)
   redis.call('ZREM', K_HOLDS, user)
-  feed('C', user)
+  feed(FEED_CANCELLED, user)
   local promoted = fill(ev, now_ms())
   for _, id in ipairs(promoted) do result[#result + 1] = id end
-  changed({{'S', user}, {'P', #promoted}})
+  changed({{OP_SEAT, user}, {OP_PROMOTED, #promoted}})
 else
   redis.call('ZREM', K_WAITING, user)
-  changed({{'L', state[2], user}})
+  changed({{OP_LEFT, state[2], user}})
 end
 return result

@@ -29,5 +29,5 @@ if hold == 0 then return {0, 1} end
 -- Past its time but not yet swept: it is expired all the same.
 if hold <= now_ms() then return {ERR_HOLD_EXPIRED} end
 redis.call('ZREM', K_HOLDS, user)
-changed({{'S', user}})
+changed({{OP_SEAT, user}})
 return {0, 0}

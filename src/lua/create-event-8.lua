@@ -12,5 +12,5 @@
 if redis.call('EXISTS', K_META) == 1 then return {ERR_EVENT_EXISTS} end
 redis.call('HSET', K_META, 'name', ARGV[1], 'capacity', ARGV[2], 'hold_seconds', ARGV[3],
   'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms(), 'layout', LAYOUT)
-changed({{'U'}})
+changed({{OP_SETTINGS}})
 return {0}

@@ -18,18 +18,18 @@ if #due == 0 then return {0, 0} end
 
 local ops = {}
 for _, user in ipairs(due) do
-  ops[#ops + 1] = {'S', user}
+  ops[#ops + 1] = {OP_SEAT, user}
   local seat = redis.call('HGET', K_SEATS, user)
   redis.call('ZREM', K_HOLDS, user)
   if seat then
     redis.call('HDEL', K_SEATS, user)
-    redis.call('HSET', K_GONE, user, 'E' .. string.match(seat, '^(%d+)'))
-    feed('E', user)
+    redis.call('HSET', K_GONE, user, GONE_EXPIRED .. string.match(seat, '^(%d+)'))
+    feed(FEED_EXPIRED, user)
   end
 end
 add_to(K_META, 'expired_total', #due)
 local promoted = fill(ev, now)
-ops[#ops + 1] = {'P', #promoted}
+ops[#ops + 1] = {OP_PROMOTED, #promoted}
 changed(ops)
 local result = {0, #due}
 for _, id in ipairs(promoted) do result[#result + 1] = id end

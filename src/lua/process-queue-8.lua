@@ -12,7 +12,7 @@
 local ev, refused = load_event(ARGV[1], false)
 if not ev then return refused end
 local promoted = fill(ev, now_ms())
-if #promoted > 0 then changed({{'P', #promoted}}) end
+if #promoted > 0 then changed({{OP_PROMOTED, #promoted}}) end
 local result = {0}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

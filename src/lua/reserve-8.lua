@@ -39,10 +39,10 @@ if redis.call('ZCARD', K_WAITING) == 0 and redis.call('HLEN', K_SEATS) < ev.capa
     hold = now + ev.hold_ms
     redis.call('ZADD', K_HOLDS, hold, user)
   end
-  changed({{'S', user}})
+  changed({{OP_SEAT, user}})
   return {0, ST_RESERVED, 0, 0, hold, seq, 0}
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
-changed({{'J', user}})
+changed({{OP_JOINED, user}})
 return {0, ST_QUEUED, redis.call('ZCARD', K_WAITING), 0, 0, seq, 0}

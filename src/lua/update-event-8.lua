@@ -17,7 +17,7 @@ if #ARGV > 0 then
   ev = load_event(nil, false)
 end
 local promoted = fill(ev, now_ms())
-changed({{'U'}, {'P', #promoted}})
+changed({{OP_SETTINGS}, {OP_PROMOTED, #promoted}})
 local result = {0}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

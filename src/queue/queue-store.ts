@@ -4,7 +4,7 @@ import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
 import { auditKey, eventChannel, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey, scriptKeys } from "./keys.js";
-import { EntryCode } from "./script-codes.js";
+import { EntryCode, FeedKindCode } from "./script-codes.js";
 import { scriptError } from "./script-errors.js";
 import { StateError, StateErrorCode } from "./state-errors.js";
 import { loadScripts, type ScriptRunner } from "./scripts.js";
@@ -220,11 +220,11 @@ export class QueueStore {
   /** Feed entries after `cursor` ("0" for the oldest kept), at most `count`. */
   async feed(eventId: string, cursor: string, count: number): Promise<FeedEntry[]> {
     const rows = await callRedis(() => this.redis.xrange(this.feedKey(eventId), `(${cursor}`, "+", "COUNT", count));
-    const kinds = { P: "promoted", E: "expired", C: "cancelled" } as const;
+    const kinds = { [FeedKindCode.PROMOTED]: "promoted", [FeedKindCode.EXPIRED]: "expired", [FeedKindCode.CANCELLED]: "cancelled" } as const;
     return rows.map(([id, fields]) => {
       const values = new Map<string, string>();
       for (let i = 0; i + 1 < fields.length; i += 2) values.set(fields[i] ?? "", fields[i + 1] ?? "");
-      const kind = kinds[(values.get("k") ?? "P") as keyof typeof kinds] ?? "promoted";
+      const kind = kinds[(values.get("k") ?? FeedKindCode.PROMOTED) as keyof typeof kinds] ?? "promoted";
       return { id, kind, userId: values.get("u") ?? "", at: Number(id.split("-")[0]) };
     });
   }

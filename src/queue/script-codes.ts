@@ -1,7 +1,8 @@
 /**
  * The numbers the Lua scripts answer with, by name: the one table TS and Lua
  * share. scripts.ts writes it into every script as Lua constants
- * (`--- @include "codes"`): ERR_NO_EVENT = -1, ST_RESERVED = 1, LAYOUT = 1, ...
+ * (`--- @include "codes"`): ERR_NO_EVENT = -1, ST_RESERVED = 1, OP_JOINED = 'J',
+ * FEED_PROMOTED = 'P', GONE_CANCELLED = 'C', LAYOUT = 1, ...
  */
 
 /** A script's refusal: the first element of its reply, negative. */
@@ -29,6 +30,28 @@ export const EntryCode = {
   EXPIRED: 5,
 } as const;
 
+/** What moved, in a change message published on the event's channel (`changed` in event.lua). */
+export const ChangeOpCode = {
+  /** {J, user}: joined the back of the queue. */
+  JOINED: "J",
+  /** {L, position, user}: left the queue from position (everyone behind moves up one). */
+  LEFT: "L",
+  /** {P, n}: the first n of the queue were promoted. */
+  PROMOTED: "P",
+  /** {S, user}: the user's seat changed (taken, confirmed, cancelled, expired). */
+  SEAT: "S",
+  /** {X}: reset, every entry is gone. */
+  RESET: "X",
+  /** {U}: the event's settings changed. */
+  SETTINGS: "U",
+} as const;
+
+/** The kind of a feed entry (field `k` of the event's feed stream). */
+export const FeedKindCode = { PROMOTED: "P", EXPIRED: "E", CANCELLED: "C" } as const;
+
+/** Why an entry ended, as the gone hash marks it before the seq ("C12", "E7"). */
+export const GoneCode = { CANCELLED: "C", EXPIRED: "E" } as const;
+
 /**
  * The version of what the scripts store for an event, kept in its meta hash
  * (`layout`; an event without it has layout 1). Raise it whenever a script
@@ -43,6 +66,9 @@ export function luaConstants(): string {
   const lines = [
     ...Object.entries(Refusal).map(([name, value]) => `local ERR_${name} = ${value}`),
     ...Object.entries(EntryCode).map(([name, value]) => `local ST_${name} = ${value}`),
+    ...Object.entries(ChangeOpCode).map(([name, value]) => `local OP_${name} = '${value}'`),
+    ...Object.entries(FeedKindCode).map(([name, value]) => `local FEED_${name} = '${value}'`),
+    ...Object.entries(GoneCode).map(([name, value]) => `local GONE_${name} = '${value}'`),
     `local LAYOUT = ${LAYOUT}`,
   ];
   return `-- Generated from src/queue/script-codes.ts.\n${lines.join("\n")}\n`;

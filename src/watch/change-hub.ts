@@ -3,9 +3,11 @@ import type { Logger } from "pino";
 import { createRedisClient, type RedisClientOptions } from "../redis/redis-client.js";
 import { callRedis, RedisUnavailableError } from "../redis/redis-errors.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
+import { ChangeOpCode } from "../queue/script-codes.js";
 
+type Op = typeof ChangeOpCode;
 /** What moved in one script run; see `changed` in src/lua/includes/event.lua. */
-export type ChangeOp = ["J", string] | ["L", number, string] | ["P", number] | ["S", string] | ["X"] | ["U"];
+export type ChangeOp = [Op["JOINED"], string] | [Op["LEFT"], number, string] | [Op["PROMOTED"], number] | [Op["SEAT"], string] | [Op["RESET"]] | [Op["SETTINGS"]];
 
 export type HubMessage =
   /** An event's scripts changed it to `version`. */
@@ -130,7 +132,7 @@ export class ChangeHub {
     } catch {
       message = { kind: "resync" };
     }
-    if (message.kind === "change" && message.ops.some((op) => op[0] === "U" || op[0] === "X")) {
+    if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET)) {
       watched.info = undefined;
       this.scheduleClose(eventId, watched);
     }

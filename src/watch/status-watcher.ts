@@ -2,6 +2,7 @@ import { EventState, ReservationStatus, StatusChange } from "../../gen/ticketque
 import { eventStateOf } from "../queue/event-state.js";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import type { QueueStore, StatusResult } from "../queue/queue-store.js";
+import { ChangeOpCode } from "../queue/script-codes.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import type { ChangeHub, ChangeOp, HubMessage } from "./change-hub.js";
 
@@ -103,7 +104,7 @@ export async function* watchStatus(
             }
             reread = applyOps(next, message.ops, userId);
             next.version = message.version;
-            if (message.ops.some((op) => op[0] === "U")) info = await hub.eventInfo(eventId);
+            if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) info = await hub.eventInfo(eventId);
             break;
         }
       }
@@ -131,22 +132,22 @@ export async function* watchStatus(
 function applyOps(state: StatusResult, ops: ChangeOp[], userId: string): boolean {
   for (const op of ops) {
     switch (op[0]) {
-      case "J":
-      case "S":
+      case ChangeOpCode.JOINED:
+      case ChangeOpCode.SEAT:
         if (op[1] === userId) return true;
         break;
-      case "L":
+      case ChangeOpCode.LEFT:
         if (op[2] === userId) return true;
         if (state.status === ReservationStatus.QUEUED && op[1] < state.position) state.position -= 1;
         break;
-      case "P":
+      case ChangeOpCode.PROMOTED:
         if (state.status === ReservationStatus.QUEUED && op[1] > 0) {
           if (state.position <= op[1]) return true; // promoted: its hold (if any) is in Redis
           state.position -= op[1];
         }
         break;
-      case "X":
-      case "U":
+      case ChangeOpCode.RESET:
+      case ChangeOpCode.SETTINGS:
         return true;
     }
   }

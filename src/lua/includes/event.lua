@@ -84,12 +84,12 @@ end
 
 -- Records a change: bumps the event's version and tells watchers what moved, as
 -- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[8]). Ops:
---   {"J", user}       user joined the back of the queue (nobody else moves)
---   {"L", pos, user}  user left the queue from pos (everyone behind moves up one)
---   {"P", n}          the first n of the queue were promoted (everyone moves up n)
---   {"S", user}       user's seat changed (taken, confirmed, cancelled, expired)
---   {"X"}             reset: every entry is gone
---   {"U"}             the event's settings changed
+--   {OP_JOINED, user}       user joined the back of the queue (nobody else moves)
+--   {OP_LEFT, pos, user}    user left the queue from pos (everyone behind moves up one)
+--   {OP_PROMOTED, n}        the first n of the queue were promoted (everyone moves up n)
+--   {OP_SEAT, user}         user's seat changed (taken, confirmed, cancelled, expired)
+--   {OP_RESET}              reset: every entry is gone
+--   {OP_SETTINGS}           the event's settings changed
 local function changed(ops)
   local version = add_to(K_META, 'version', 1)
   redis.call('PUBLISH', K_CHANNEL, cjson.encode({v = version, ops = ops}))
@@ -118,7 +118,7 @@ local function promote(n, now, hold_ms)
     redis.call('HSET', K_SEATS, user, popped[i + 1] .. 'p')
     if hold_ms > 0 then redis.call('ZADD', K_HOLDS, now + hold_ms, user) end
     promoted[#promoted + 1] = user
-    feed('P', user)
+    feed(FEED_PROMOTED, user)
   end
   if #promoted > 0 then record_promotions(now, #promoted) end
   return promoted
@@ -143,7 +143,7 @@ local function user_state(user)
   end
   local gone = redis.call('HGET', K_GONE, user)
   if gone then
-    return {string.sub(gone, 1, 1) == 'C' and ST_CANCELLED or ST_EXPIRED, 0, 0, 0, tonumber(string.sub(gone, 2))}
+    return {string.sub(gone, 1, 1) == GONE_CANCELLED and ST_CANCELLED or ST_EXPIRED, 0, 0, 0, tonumber(string.sub(gone, 2))}
   end
   return {ST_NOT_FOUND, 0, 0, 0, 0}
 end
