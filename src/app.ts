@@ -8,6 +8,7 @@ import { startHoldSweeper, type HoldSweeper } from "./queue/hold-sweeper.js";
 import { ticketKeyKey } from "./queue/keys.js";
 import { QueueStore } from "./queue/queue-store.js";
 import { createDurabilityGate } from "./redis/durability.js";
+import { evictingServers } from "./redis/eviction-policy.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { adminJwtVerifier, type AdminJwtVerifier } from "./rpc/admin-auth.js";
 import { createRpcSurface, MAX_REQUEST_BYTES, type RpcSurface } from "./rpc/rpc-surface.js";
@@ -50,9 +51,17 @@ export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOp
   // No acknowledgement the server cannot keep: a server unfit for strict mode stops the start.
   const durability = await createDurabilityGate(redis, config.durability, config.redisCommandTimeoutMs);
   log.info({ durability: durability.description }, "durability");
+  // Once Redis answers (a Redis down at start must not hold the start up).
+  const checkEviction = (): void =>
+    void evictingServers(redis).then((servers) => {
+      if (servers.length > 0) log.warn({ servers }, "Redis may evict keys (maxmemory-policy is not noeviction): people could silently drop out of the line");
+    });
+  if (redis.status === "ready") checkEviction();
+  else redis.once("ready", checkEviction);
   const store = new QueueStore(redis, {
     prefix: config.keyPrefix,
     defaultCapacity: config.capacity,
+    defaultMaxWaiting: config.maxWaiting,
     durability,
     onInvalidStored: oncePerMinute((event, fields) => log.warn({ event, fields }, "stored event fields hold invalid values: they read as 0")),
   });

@@ -14,6 +14,8 @@ export interface Config {
   /** Undefined in development: main makes a random one and prints it once. */
   adminToken: string | undefined;
   capacity: number;
+  /** MAX_WAITING: how many may wait in an event without a max_waiting of its own; 0: no limit. */
+  maxWaiting: number;
   /** TICKET_KEY: Ed25519 private key (JWK JSON or PKCS#8 PEM); undefined: generated and kept in Redis. */
   ticketKey: string | undefined;
   ticketTtlSeconds: number;
@@ -91,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     devRedisPort: integer(env, "DEV_REDIS_PORT", 6379, 1, 65535),
     adminToken,
     capacity: integer(env, "CAPACITY", 500, 1, 10_000_000),
+    maxWaiting: integer(env, "MAX_WAITING", 0, 0, 1_000_000_000),
     ticketKey,
     ticketTtlSeconds: integer(env, "TICKET_TTL_SECONDS", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     keyPrefix: nonEmpty(env["KEY_PREFIX"]) ?? "tq",

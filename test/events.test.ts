@@ -75,6 +75,23 @@ describe("events over REST", () => {
   });
 });
 
+describe("max_waiting", () => {
+  it("bounds the waiting per event: past it Reserve is 429 and writes nothing; those known keep their place; UpdateEvent moves it", async () => {
+    const created = await rest("POST", "/v1/events", { event_id: "bounded", capacity: 1, max_waiting: 2 }, TEST_ADMIN_TOKEN);
+    expect(created.json["event"]).toMatchObject({ max_waiting: 2 });
+    for (const user of ["seated", "w1", "w2"]) expect((await rest("POST", "/v1/events/bounded/reserve", { user_id: user })).status).toBe(200);
+    const full = await rest("POST", "/v1/events/bounded/reserve", { user_id: "w3" });
+    expect(full.status).toBe(429);
+    expect(full.json).toMatchObject({ code: "resource_exhausted", message: "event bounded's queue is full (2 waiting): try again later" });
+    expect((await rest("POST", "/v1/events/bounded/reserve", { user_id: "w2" })).json).toMatchObject({ already_in_queue: true, position: 2 });
+    const info = await client.getEvent({ eventId: "bounded" });
+    expect(info.event?.counts).toMatchObject({ waiting: 2, joinedTotal: 3 });
+    await client.updateEvent({ eventId: "bounded", maxWaiting: 0 }, { headers: { "x-token": TEST_ADMIN_TOKEN } });
+    expect((await rest("POST", "/v1/events/bounded/reserve", { user_id: "w3" })).json).toMatchObject({ status: "RESERVATION_STATUS_QUEUED", position: 3 });
+    expect((await rest("PATCH", "/v1/events/bounded", { max_waiting: 2_000_000_000 }, TEST_ADMIN_TOKEN)).status).toBe(400);
+  });
+});
+
 describe("tickets", () => {
   it("cancel needs the user's own ticket: forged or missing 401, another user's or event's 403", async () => {
     await client.createEvent({ eventId: "t1", capacity: 1 }, admin);

@@ -304,3 +304,19 @@ describe("the data layout version (a rolling restart)", () => {
     await expect(event("n", 1)).rejects.toSatisfy((e) => code(e) === Code.AlreadyExists);
   });
 });
+
+describe("max_waiting in reserve-8.lua", () => {
+  it("the store's default bounds every event without its own; an event's own 0 means none; the refusal writes nothing", async () => {
+    const bounded = new QueueStore(redis, { prefix, defaultCapacity: 1, defaultMaxWaiting: 1 });
+    await bounded.reserve(D, "a");
+    await bounded.reserve(D, "b");
+    const before = await redis.hgetall(keys().meta);
+    await expect(bounded.reserve(D, "c")).rejects.toSatisfy((e) => code(e) === Code.ResourceExhausted);
+    expect(await redis.hgetall(keys().meta)).toEqual(before);
+    expect(await bounded.reserve(D, "b")).toMatchObject({ status: QUEUED, alreadyKnown: true });
+    expect((await bounded.getEvent(D)).maxWaiting).toBe(1);
+    await bounded.createEvent("open", { name: "open", capacity: 1, holdSeconds: 0, opensAt: 0, closesAt: 0, maxWaiting: 0 });
+    for (const u of ["a", "b", "c", "d"]) await bounded.reserve("open", u);
+    expect(await bounded.getEvent("open")).toMatchObject({ waiting: 3, maxWaiting: 0 });
+  });
+});

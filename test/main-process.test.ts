@@ -132,6 +132,25 @@ describe("npm start (dist/src/main.js)", () => {
     expect(proc.stderr().split(token ?? "").length - 1).toBe(1);
   });
 
+  it("warns at start when Redis may evict keys (maxmemory-policy), and not when it may not", async () => {
+    const evicting = await startTestRedis(["--maxmemory-policy", "allkeys-lru"]);
+    try {
+      for (const [url, warned] of [[evicting.url, true], [redis.url, false]] as const) {
+        const port = await freePort();
+        const proc = run({ REDIS_URL: url, PORT: String(port), ADMIN_TOKEN: "t", KEY_PREFIX: `evict-${port}` });
+        await waitForHealth(port);
+        await new Promise((r) => setTimeout(r, 300));
+        proc.child.kill("SIGTERM");
+        expect(await proc.exited).toBe(0);
+        const warning = proc.stdout().split("\n").find((line) => line.includes("maxmemory-policy"));
+        if (warned) expect(JSON.parse(warning ?? "{}")).toMatchObject({ level: 40, servers: [expect.stringContaining("allkeys-lru")] });
+        else expect(warning).toBeUndefined();
+      }
+    } finally {
+      await evicting.dispose();
+    }
+  });
+
   it("drains an in-flight call on SIGTERM, then exits 0", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", KEY_PREFIX: `drain-${port}`, REDIS_COMMAND_TIMEOUT_MS: "3000" });

@@ -6,10 +6,11 @@
   KEYS: see includes/event.lua
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
+  ARGV[3] max_waiting of an event without its own (0: no limit)
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, already_known}
        or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms}, {ERR_PAUSED},
-          {ERR_CLOSED, closes_at_ms}
+          {ERR_CLOSED, closes_at_ms}, {ERR_QUEUE_FULL, max_waiting}
 ]]
 --- @include "event"
 
@@ -27,12 +28,17 @@ if ev.opens_at > 0 and now < ev.opens_at then return {ERR_NOT_OPEN_YET, ev.opens
 if ev.paused then return {ERR_PAUSED} end
 if ev.closes_at > 0 and now >= ev.closes_at then return {ERR_CLOSED, ev.closes_at} end
 
+-- A free seat goes to a newcomer only when nobody waits: the queue comes first.
+local waiting = redis.call('ZCARD', K_WAITING)
+local seat_free = waiting == 0 and redis.call('HLEN', K_SEATS) < ev.capacity
+local max_waiting = ev.max_waiting or stored_number(ARGV[3])
+if not seat_free and max_waiting > 0 and waiting >= max_waiting then return {ERR_QUEUE_FULL, max_waiting} end
+
 redis.call('HDEL', K_GONE, user)
 local seq = add_to(K_META, 'next_seq', 1)
 add_to(K_META, 'joined_total', 1)
 
--- A free seat goes to a newcomer only when nobody waits: the queue comes first.
-if redis.call('ZCARD', K_WAITING) == 0 and redis.call('HLEN', K_SEATS) < ev.capacity then
+if seat_free then
   redis.call('HSET', K_SEATS, user, seq)
   local hold = 0
   if ev.hold_ms > 0 then
@@ -45,4 +51,4 @@ end
 
 redis.call('ZADD', K_WAITING, seq, user)
 changed({{OP_JOINED, user}})
-return {0, ST_QUEUED, redis.call('ZCARD', K_WAITING), 0, 0, seq, 0}
+return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0}

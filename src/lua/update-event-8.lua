@@ -4,7 +4,7 @@
 
   KEYS: see includes/event.lua
   ARGV pairs: field, value (fields: name, capacity, hold_seconds, paused,
-  opens_at, closes_at; times in ms, 0 for none)
+  opens_at, closes_at, max_waiting; times in ms, 0 for none)
 
   Returns {0, promoted ids...} or {ERR_NO_EVENT}
 ]]

@@ -48,6 +48,8 @@ export interface EventSettings {
   /** Epoch ms; 0 for none. */
   opensAt: number;
   closesAt: number;
+  /** At most this many waiting (0: no limit); undefined: the store's defaultMaxWaiting. */
+  maxWaiting?: number;
 }
 
 export interface EventInfo extends EventSettings {
@@ -64,6 +66,8 @@ export interface EventInfo extends EventSettings {
   now: number;
   /** The event's change counter. */
   version: number;
+  /** The bound on the waiting in force: the event's own, or the default (0: none). */
+  maxWaiting: number;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
 }
@@ -95,6 +99,8 @@ export interface QueueStoreOptions {
   durability?: DurabilityGate;
   /** Capacity the default event is created with; afterwards the stored value wins. */
   defaultCapacity: number;
+  /** MAX_WAITING: the bound on the waiting of every event without its own (0: none). */
+  defaultMaxWaiting?: number;
   /** Told when a read finds stored fields out of range (the log names them). */
   onInvalidStored?: (eventId: string, fields: string[]) => void;
 }
@@ -114,7 +120,7 @@ export class QueueStore {
   }
 
   async reserve(eventId: string, userId: string): Promise<ReserveResult> {
-    const r = await this.call("reserve", eventId, [userId, this.defaultCapacity(eventId)]);
+    const r = await this.call("reserve", eventId, [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0]);
     return { ...entry(r, 1), alreadyKnown: r[6] === 1 };
   }
 
@@ -152,7 +158,7 @@ export class QueueStore {
 
   async createEvent(eventId: string, s: EventSettings): Promise<void> {
     try {
-      await this.call("createEvent", eventId, [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt]);
+      await this.call("createEvent", eventId, [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? ""]);
     } finally {
       // The registry is an index for ListEvents, not state: adding it again is harmless.
       await callRedis(() => this.redis.sadd(eventRegistryKey(this.options.prefix), eventId));
@@ -168,6 +174,7 @@ export class QueueStore {
       paused: changes.paused === undefined ? undefined : changes.paused ? 1 : 0,
       opens_at: changes.opensAt,
       closes_at: changes.closesAt,
+      max_waiting: changes.maxWaiting,
     };
     const args = Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]));
     const r = await this.call("updateEvent", eventId, args);
@@ -201,6 +208,7 @@ export class QueueStore {
       expiredTotal: count(13, "expired_total"),
       now: num(r[14]),
       version: inRange(r[15], 0, Number.MAX_SAFE_INTEGER, "version", invalid),
+      maxWaiting: r[16] === "" ? (this.options.defaultMaxWaiting ?? 0) : count(16, "max_waiting"),
       invalid,
     };
     if (invalid.length > 0) this.options.onInvalidStored?.(eventId, invalid);

@@ -19,6 +19,8 @@ export const Refusal = {
   EVENT_EXISTS: -10,
   /** The event was laid out by newer scripts than these (a rolling restart is under way). */
   NEWER_LAYOUT: -11,
+  /** As many wait as the event's max_waiting allows. */
+  QUEUE_FULL: -12,
 } as const;
 
 /** A user's entry in an event, as user_state() reports it. */

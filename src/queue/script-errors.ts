@@ -32,6 +32,8 @@ export function scriptError(code: number, eventId: string, detail: number | unde
       return new StateError(StateErrorCode.NoEntry, `the user has no entry in event ${eventId}`);
     case Refusal.EVENT_EXISTS:
       return new StateError(StateErrorCode.EventExists, `event ${eventId} already exists`);
+    case Refusal.QUEUE_FULL:
+      return new StateError(StateErrorCode.QueueFull, `event ${eventId}'s queue is full (${detail ?? 0} waiting): try again later`);
     case Refusal.NEWER_LAYOUT:
       return new StateError(StateErrorCode.NewerLayout, `event ${eventId} was laid out by a newer version of the service (layout ${detail ?? "?"}): retry, an upgraded worker will answer`);
     default:

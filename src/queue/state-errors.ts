@@ -30,6 +30,8 @@ export enum StateErrorCode {
   ShuttingDown = "shutting_down",
   /** An event's keys in Redis hold the wrong type (written by hand): an operator must repair or reset it. */
   DamagedData = "damaged_data",
+  /** As many wait as the event's max_waiting allows. */
+  QueueFull = "queue_full",
   /** The event was laid out by newer scripts (a rolling restart is under way): retryable. */
   NewerLayout = "newer_layout",
 }

@@ -26,6 +26,7 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.ShuttingDown]: Code.Unavailable,
   [StateErrorCode.DamagedData]: Code.FailedPrecondition,
   [StateErrorCode.NewerLayout]: Code.Unavailable,
+  [StateErrorCode.QueueFull]: Code.ResourceExhausted,
 };
 
 /**

@@ -21,6 +21,7 @@ import { WatchQuota } from "../watch/watch-quota.js";
 
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
+const MAX_WAITING = 1_000_000_000;
 const DEFAULT_PAGE_SIZE = 500;
 const MAX_PAGE_SIZE = 1000;
 const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
@@ -148,8 +149,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const eventId = eventIdOf(req.eventId);
       const opensAt = ms(req.opensAt, "opens_at");
       const closesAt = ms(req.closesAt, "closes_at");
-      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt });
-      await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt });
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0 });
+      await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt, maxWaiting: req.maxWaiting });
       return { event: toEvent(await store.getEvent(eventId)) };
     },
 
@@ -166,6 +167,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         name: req.name ?? before.name,
         opensAt: opensAt ?? before.opensAt,
         closesAt: closesAt ?? before.closesAt,
+        maxWaiting: req.maxWaiting ?? before.maxWaiting,
       });
       const promoted = await store.updateEvent(eventId, {
         name: req.name,
@@ -174,6 +176,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         paused: req.paused,
         opensAt,
         closesAt,
+        maxWaiting: req.maxWaiting,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
     },
@@ -228,11 +231,12 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
   };
 }
 
-function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number }): void {
+function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number; maxWaiting: number }): void {
   if (s.capacity < 1 || s.capacity > MAX_CAPACITY) throw new ConnectError(`capacity must be 1 to ${MAX_CAPACITY}`, Code.InvalidArgument);
   if (s.holdSeconds > MAX_HOLD_SECONDS) throw new ConnectError(`hold_seconds must be at most ${MAX_HOLD_SECONDS}`, Code.InvalidArgument);
   if (s.name.length > 200) throw new ConnectError("name must be at most 200 characters", Code.InvalidArgument);
   if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
+  if (s.maxWaiting > MAX_WAITING) throw new ConnectError(`max_waiting must be at most ${MAX_WAITING} (0: no limit)`, Code.InvalidArgument);
 }
 
 /**
@@ -267,6 +271,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     opensAt: timestamp(e.opensAt),
     closesAt: timestamp(e.closesAt),
     paused: e.paused,
+    maxWaiting: e.maxWaiting,
     state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,
