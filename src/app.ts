@@ -11,6 +11,8 @@ import { createDurabilityGate } from "./redis/durability.js";
 import { evictingServers } from "./redis/eviction-policy.js";
 import { createRedisClient } from "./redis/redis-client.js";
 import { adminJwtVerifier, type AdminJwtVerifier } from "./rpc/admin-auth.js";
+import type { JwtVerifier } from "./rpc/jwt-verifier.js";
+import { userJwtVerifier } from "./rpc/user-identity.js";
 import { createRpcSurface, MAX_REQUEST_BYTES, type RpcSurface } from "./rpc/rpc-surface.js";
 import { createTicketQueueServer, DEFAULT_LIMITS, type ServerLimits, type TicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
@@ -105,6 +107,8 @@ export interface AppOptions extends StateOptions {
   adminToken: string;
   /** Default: built from config (ADMIN_JWT_PUBLIC_KEY or ADMIN_JWKS_URL). */
   adminJwt?: AdminJwtVerifier;
+  /** Default: built from config (USER_JWT_PUBLIC_KEY or USER_JWKS_URL). */
+  userJwt?: JwtVerifier;
   /** Overrides the limits config gives (tests make them small). */
   limits?: Partial<Limits>;
   /** The built browser app; default dist/web. */
@@ -153,6 +157,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     hub: state.hub,
     adminToken: options.adminToken,
     adminJwt,
+    userJwt: options.userJwt ?? userJwtVerifier(config),
     rateLimitPerMinute: config.rateLimitPerMinute,
     caller: { trustedProxies: new Set(config.trustedProxies), serviceTokens: config.serviceTokens },
     adminFailuresPerMinute: limits.adminFailuresPerMinute,

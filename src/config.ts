@@ -40,6 +40,11 @@ export interface Config {
   adminJwtPublicKey: string | undefined;
   adminJwksUrl: string | undefined;
   adminJwtIssuer: string | undefined;
+  /** User tokens: a public key (JWK, JWKS JSON or SPKI PEM) or a JWKS URL, the required audience, an optional issuer. */
+  userJwtPublicKey: string | undefined;
+  userJwksUrl: string | undefined;
+  userJwtAudience: string | undefined;
+  userJwtIssuer: string | undefined;
   /** Calls per minute per caller on Reserve and Cancel (each); 0: no limit. */
   rateLimitPerMinute: number;
   /** Peers whose X-Forwarded-For is believed. */
@@ -117,10 +122,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
     adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),
     adminJwtIssuer: nonEmpty(env["ADMIN_JWT_ISSUER"]),
+    ...userIdentity(env),
     rateLimitPerMinute: integer(env, "RATE_LIMIT_PER_MINUTE", 0, 0, 1_000_000),
     trustedProxies: list(env["TRUSTED_PROXIES"]),
     serviceTokens: serviceTokens(env["SERVICE_TOKENS"]),
   };
+}
+
+/** USER_JWT_*: users known by their tokens; all unset: anonymous users (development). */
+function userIdentity(env: NodeJS.ProcessEnv): Pick<Config, "userJwtPublicKey" | "userJwksUrl" | "userJwtAudience" | "userJwtIssuer"> {
+  const userJwtPublicKey = nonEmpty(env["USER_JWT_PUBLIC_KEY"]);
+  const userJwksUrl = nonEmpty(env["USER_JWKS_URL"]);
+  const userJwtAudience = nonEmpty(env["USER_JWT_AUDIENCE"]);
+  if ((userJwtPublicKey || userJwksUrl) && !userJwtAudience) {
+    throw new ConfigError("USER_JWT_AUDIENCE is required with USER_JWT_PUBLIC_KEY or USER_JWKS_URL: a token for another service must not pass");
+  }
+  if (userJwtAudience?.startsWith("ticketqueue:")) {
+    throw new ConfigError("USER_JWT_AUDIENCE must not be one of the service's own (ticketqueue:ticket, ticketqueue:admin): tickets, admin JWTs and user tokens never stand in for each other");
+  }
+  if (userJwksUrl && !/^https?:\/\//.test(userJwksUrl)) throw new ConfigError("USER_JWKS_URL must be an http(s) URL");
+  return { userJwtPublicKey, userJwksUrl, userJwtAudience, userJwtIssuer: nonEmpty(env["USER_JWT_ISSUER"]) };
 }
 
 /**

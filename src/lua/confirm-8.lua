@@ -3,7 +3,8 @@
 
   KEYS: see includes/event.lua
   ARGV[1] user id
-  ARGV[2] the ticket's entry seq
+  ARGV[2] the ticket's entry seq, or '' for the user's current entry (no ticket:
+          the caller proved it is the user)
 
   Returns {0, already_confirmed}
        or {ERR_NO_EVENT}, {ERR_TICKET_STALE} the ticket is for another entry,
@@ -19,7 +20,7 @@ if not ev then return refused end
 local state = user_state(user)
 local status = state[1]
 if status == ST_NOT_FOUND then return {ERR_NO_ENTRY} end
-if tonumber(ticket_seq) ~= state[5] then return {ERR_TICKET_STALE} end
+if ticket_seq ~= '' and tonumber(ticket_seq) ~= state[5] then return {ERR_TICKET_STALE} end
 if status == ST_QUEUED then return {ERR_STILL_QUEUED, state[2]} end
 if status == ST_CANCELLED then return {ERR_USER_CANCELLED} end
 if status == ST_EXPIRED then return {ERR_HOLD_EXPIRED} end

@@ -3,6 +3,9 @@ import { invalidField } from "./state-errors.js";
 /** Longest user id accepted, in UTF-8 bytes. */
 export const MAX_USER_ID_BYTES = 128;
 
+/** Longest user id when users are known by their tokens: an identity provider's `sub` may be longer. */
+export const MAX_SUBJECT_BYTES = 255;
+
 /** The event that the paths without /v1/events act on, and that an empty event_id means. */
 export const DEFAULT_EVENT_ID = "default";
 
@@ -24,9 +27,9 @@ const STACKED_MARKS = /\p{M}{3,}/u;
 const EVENT_ID = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
 
 /** Throws an InvalidField state error unless `userId` is a usable id. */
-export function checkUserId(userId: string): void {
+export function checkUserId(userId: string, maxBytes = MAX_USER_ID_BYTES): void {
   if (userId.length === 0) throw invalidField("user_id", "is required");
-  if (Buffer.byteLength(userId, "utf8") > MAX_USER_ID_BYTES) throw invalidField("user_id", `is longer than ${MAX_USER_ID_BYTES} bytes`);
+  if (Buffer.byteLength(userId, "utf8") > maxBytes) throw invalidField("user_id", `is longer than ${maxBytes} bytes`);
   if (CONTROL.test(userId)) throw invalidField("user_id", "contains a control character");
   if (INVISIBLE.test(userId)) throw invalidField("user_id", "contains an invisible or look-alike character (a format, separator, non-ASCII space, private or unassigned code point)");
   if (STACKED_MARKS.test(userId)) throw invalidField("user_id", "stacks more than two combining marks on one letter");

@@ -129,14 +129,15 @@ export class QueueStore {
     return { ...entry(r, 1), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]) };
   }
 
-  /** `ticketSeq` undefined: an operator's cancel (no ticket). */
+  /** `ticketSeq` undefined: an operator's cancel, or the user's own with their token (no ticket). */
   async cancel(eventId: string, userId: string, ticketSeq: number | undefined): Promise<CancelResult> {
     const r = await this.call("cancel", eventId, [userId, ticketSeq === undefined ? "" : ticketSeq]);
     return { status: statusOf(r[1]), alreadyCancelled: r[2] === 1, promoted: strings(r.slice(3)) };
   }
 
-  async confirm(eventId: string, userId: string, ticketSeq: number): Promise<{ alreadyConfirmed: boolean }> {
-    const r = await this.call("confirm", eventId, [userId, ticketSeq]);
+  /** `ticketSeq` undefined: the user's current entry (the caller proved who it is). */
+  async confirm(eventId: string, userId: string, ticketSeq: number | undefined): Promise<{ alreadyConfirmed: boolean }> {
+    const r = await this.call("confirm", eventId, [userId, ticketSeq === undefined ? "" : ticketSeq]);
     return { alreadyConfirmed: r[1] === 1 };
   }
 

@@ -1,10 +1,10 @@
 import { getOption, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, importJWK, importSPKI, jwtVerify, type JWK, type JWTVerifyResult } from "jose";
+import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { admin } from "../../gen/ticketqueue/v1/options_pb.js";
 import type { QueueStore } from "../queue/queue-store.js";
 import { callerIdentity, peerAddressKey, type CallerOptions } from "./caller.js";
 import { interceptOnly } from "./intercept-only.js";
+import { jwtVerifier, type JwtVerifier } from "./jwt-verifier.js";
 import { sameSecret } from "./secrets.js";
 
 /** The metadata key (HTTP header) that carries the static admin token. */
@@ -17,43 +17,15 @@ export const ADMIN_AUDIENCE = "ticketqueue:admin";
 export const adminIdentityKey = createContextKey<string | undefined>(undefined, { description: "admin identity" });
 
 /** Verifies an admin JWT; answers its subject. */
-export type AdminJwtVerifier = (token: string) => Promise<string>;
+export type AdminJwtVerifier = JwtVerifier;
 
 /**
  * An admin JWT verifier from ADMIN_JWT_PUBLIC_KEY (a public JWK, a JWKS JSON or
  * SPKI PEM) or ADMIN_JWKS_URL; undefined when neither is set. The ticket key
- * never verifies admin calls.
+ * never verifies admin calls, and a user token (another audience) is no admin JWT.
  */
 export async function adminJwtVerifier(options: { publicKey?: string; jwksUrl?: string; issuer?: string }): Promise<AdminJwtVerifier | undefined> {
-  // An admin JWT without exp would be a credential for ever.
-  const checks = { audience: ADMIN_AUDIENCE, issuer: options.issuer, requiredClaims: ["exp"] };
-  let verify: (token: string) => Promise<JWTVerifyResult>;
-  if (options.jwksUrl) {
-    const jwks = createRemoteJWKSet(new URL(options.jwksUrl));
-    verify = (token) => jwtVerify(token, jwks, checks);
-  } else if (options.publicKey) {
-    const text = options.publicKey.trim();
-    const json = text.startsWith("{") ? (JSON.parse(text) as JWK & { keys?: JWK[] }) : undefined;
-    if (json?.keys) {
-      const jwks = createLocalJWKSet({ keys: json.keys });
-      verify = (token) => jwtVerify(token, jwks, checks);
-    } else {
-      const key = json ? await importJWK(json, json.alg ?? "EdDSA") : await importSPKI(text, "EdDSA");
-      verify = (token) => jwtVerify(token, key, checks);
-    }
-  } else {
-    return undefined;
-  }
-  return async (token) => {
-    try {
-      const verified = await verify(token);
-      if (!verified.payload.sub) throw new ConnectError("the admin JWT has no subject", Code.Unauthenticated);
-      return verified.payload.sub;
-    } catch (err: unknown) {
-      if (err instanceof ConnectError) throw err;
-      throw new ConnectError(err instanceof joseErrors.JWTExpired ? "the admin JWT has expired" : "the admin JWT is not valid", Code.Unauthenticated);
-    }
-  };
+  return jwtVerifier({ ...options, audience: ADMIN_AUDIENCE, algorithms: ["EdDSA", "ES256", "RS256"], what: "the admin JWT" });
 }
 
 /**
@@ -73,10 +45,20 @@ export interface AdminFailureLimit {
  * configured, or the static token in `x-token`, compared in constant time.
  * Records who it was in the call's context values.
  */
-export function adminAuthInterceptor(services: readonly DescService[], adminToken: string, jwt: AdminJwtVerifier | undefined, failures: AdminFailureLimit): Interceptor {
+export function adminAuthInterceptor(services: readonly DescService[], authenticate: AdminAuthenticator): Interceptor {
+  return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
+    req.contextValues.set(adminIdentityKey, await authenticate(req));
+    return next(req);
+  });
+}
+
+/** Checks a call's admin credential within the failure limit; answers who it is ("token" or "jwt:<sub>"). */
+export type AdminAuthenticator = (req: { header: Headers; method: { name: string }; contextValues: ContextValues }) => Promise<string>;
+
+export function adminAuthenticator(adminToken: string, jwt: AdminJwtVerifier | undefined, failures: AdminFailureLimit): AdminAuthenticator {
   const limit = (caller: string, count: boolean) => failures.store.allowCall(caller, failures.perMinute, 60_000, count);
   const local = new LocalBucket(failures.perMinute, 60_000);
-  return interceptOnly(adminMethodsOf(services), (next) => async (req) => {
+  return async (req) => {
     const caller = `admin-auth:${callerIdentity(req.header, req.contextValues.get(peerAddressKey), failures.caller)}`;
     // The failures of every worker, kept in Redis.
     const before = await limit(caller, false);
@@ -97,9 +79,8 @@ export function adminAuthInterceptor(services: readonly DescService[], adminToke
       throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
     }
     local.giveBack(caller);
-    req.contextValues.set(adminIdentityKey, identity);
-    return next(req);
-  });
+    return identity;
+  };
 }
 
 /** The caller's admin identity ("token" or "jwt:<sub>"), or Unauthenticated. */

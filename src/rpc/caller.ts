@@ -19,18 +19,16 @@ export interface CallerOptions {
 }
 
 /**
- * Who is calling, for per-caller limits: a service credential first, else the
- * client IP. X-Forwarded-For is read only when the TCP peer is a trusted proxy,
+ * Who is calling, for per-caller limits: a service credential first, then the
+ * signed-in user (the `sub` of a verified user token, when given), else the client IP. X-Forwarded-For is read only when the TCP peer is a trusted proxy,
  * and then only up to the first address that is not one (the right-most
  * untrusted hop), so a client cannot choose its own identity.
  */
-export function callerIdentity(header: Headers, peer: string | undefined, options: CallerOptions): string {
+export function callerIdentity(header: Headers, peer: string | undefined, options: CallerOptions, user?: string): string {
   const token = header.get(SERVICE_TOKEN_HEADER);
-  if (token !== null) {
-    for (const [name, expected] of options.serviceTokens) {
-      if (sameSecret(token, expected)) return `svc:${name}`;
-    }
-  }
+  const service = token === null ? undefined : serviceName(token, options);
+  if (service !== undefined) return `svc:${service}`;
+  if (user !== undefined) return `user:${user}`;
   let address = normalize(peer ?? "unknown");
   if (options.trustedProxies.has(address)) {
     const hops = (header.get("x-forwarded-for") ?? "")
@@ -40,6 +38,14 @@ export function callerIdentity(header: Headers, peer: string | undefined, option
     while (hops.length > 0 && options.trustedProxies.has(address)) address = hops.pop() ?? address;
   }
   return `ip:${address}`;
+}
+
+/** The service whose SERVICE_TOKENS credential `token` is, compared in constant time; undefined for none. */
+export function serviceName(token: string, options: CallerOptions): string | undefined {
+  for (const [name, expected] of options.serviceTokens) {
+    if (sameSecret(token, expected)) return name;
+  }
+  return undefined;
 }
 
 function normalize(address: string): string {

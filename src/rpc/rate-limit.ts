@@ -6,6 +6,7 @@ import { throttled } from "../../gen/ticketqueue/v1/options_pb.js";
 import type { QueueStore } from "../queue/queue-store.js";
 import { callerIdentity, peerAddressKey, type CallerOptions } from "./caller.js";
 import { interceptOnly } from "./intercept-only.js";
+import { callerKey } from "./user-identity.js";
 
 export interface RateLimitOptions extends CallerOptions {
   /** Calls per minute per caller on each RPC marked `(ticketqueue.v1.throttled)`; 0 turns limiting off. */
@@ -20,7 +21,8 @@ export interface RateLimitOptions extends CallerOptions {
 export function rateLimitInterceptor(services: readonly DescService[], store: QueueStore, options: RateLimitOptions): Interceptor {
   const limited = new Set(services.flatMap((s) => s.methods).filter((m) => options.perMinute > 0 && getOption(m, throttled)));
   return interceptOnly(limited, (next) => async (req) => {
-    const caller = callerIdentity(req.header, req.contextValues.get(peerAddressKey), options);
+    const who = req.contextValues.get(callerKey);
+    const caller = callerIdentity(req.header, req.contextValues.get(peerAddressKey), options, who?.kind === "user" ? who.sub : undefined);
     const { allowed, retryAfterMs } = await store.allowCall(`${req.method.name}:${caller}`, options.perMinute, 60_000);
     if (!allowed) {
       const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));

@@ -9,10 +9,12 @@ import type { Metrics } from "../observability/metrics.js";
 import type { QueueStore } from "../queue/queue-store.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
-import { adminAuthInterceptor, type AdminJwtVerifier } from "./admin-auth.js";
+import { adminAuthenticator, adminAuthInterceptor, type AdminJwtVerifier } from "./admin-auth.js";
 import { auditInterceptor } from "./audit-log.js";
 import type { CallerOptions } from "./caller.js";
 import { errorInterceptor } from "./errors.js";
+import type { JwtVerifier } from "./jwt-verifier.js";
+import { userIdentityInterceptor } from "./user-identity.js";
 import { healthService } from "./health-service.js";
 import { rateLimitInterceptor } from "./rate-limit.js";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection.js";
@@ -29,6 +31,8 @@ export interface RpcOptions {
   adminToken: string;
   /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
   adminJwt?: AdminJwtVerifier;
+  /** Verifies user tokens (USER_JWT_*); absent: anonymous users, as in development. */
+  userJwt?: JwtVerifier;
   /** Calls per minute per caller on the RPCs marked throttled; 0: off. */
   rateLimitPerMinute: number;
   /** Who a caller is, for both per-caller limits: service tokens and trusted proxies. */
@@ -75,12 +79,14 @@ export function createRpcSurface(options: RpcOptions): RpcSurface {
   // Health.Watch and reflection need no credential: they share a small number of places.
   const anonymousStreams = new Set([Health, ...REFLECTION_SERVICES].flatMap((service) => service.methods.filter((m) => m.methodKind !== "unary")));
   const streams = streamLimit(options.maxStreams, anonymousStreams);
+  const admin = adminAuthenticator(options.adminToken, options.adminJwt, { perMinute: options.adminFailuresPerMinute, store, caller: options.caller });
   const interceptors: Interceptor[] = [
     errorInterceptor(log),
     streams.interceptor,
     auditInterceptor(services, store, log),
-    adminAuthInterceptor(services, options.adminToken, options.adminJwt, { perMinute: options.adminFailuresPerMinute, store, caller: options.caller }),
+    adminAuthInterceptor(services, admin),
   ];
+  if (options.userJwt) interceptors.push(userIdentityInterceptor(services, { user: options.userJwt, admin, caller: options.caller }));
   if (options.metrics) {
     interceptors.unshift(options.metrics.interceptor);
     options.metrics.observeOpenStreams(streams.open);

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ReservationStatus,
   SeatChange,
@@ -18,6 +18,7 @@ import type { ChangeHub } from "../watch/change-hub.js";
 import { watchEvent } from "../watch/event-watcher.js";
 import { watchStatus } from "../watch/status-watcher.js";
 import { WatchQuota } from "../watch/watch-quota.js";
+import { actingFor } from "./user-identity.js";
 
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
@@ -33,11 +34,23 @@ const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRE
  */
 export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: ChangeHub, options: { maxWatchesPerUser: number }): ServiceImpl<typeof TicketQueueService> {
   const watchQuota = new WatchQuota(options.maxWatchesPerUser);
+  /**
+   * The user and the entry a Cancel, Confirm or WatchStatus acts on: the ticket's
+   * entry when one is sent, else (a signed-in user or a service) the user's current
+   * entry (seq undefined).
+   */
+  const entryOf = async (ctx: HandlerContext, eventId: string, requested: string, ticket: string): Promise<{ userId: string; seq: number | undefined }> => {
+    const acting = actingFor(ctx, requested, { ticketWillDo: true, operatorMay: false });
+    checkUserId(acting.userId, acting.maxBytes);
+    if (ticket === "" && acting.proven) return { userId: acting.userId, seq: undefined };
+    return { userId: acting.userId, seq: await tickets.verify(ticket, eventId, acting.userId) };
+  };
   return {
-    async reserve(req) {
+    async reserve(req, ctx) {
       const eventId = eventIdOf(req.eventId);
-      const userId = req.userId === "" ? randomUUID() : req.userId;
-      checkUserId(userId);
+      const acting = actingFor(ctx, req.userId, { ticketWillDo: false, operatorMay: false });
+      const userId = acting.userId === "" ? randomUUID() : acting.userId;
+      checkUserId(userId, acting.maxBytes);
       const r = await store.reserve(eventId, userId);
       return {
         userId,
@@ -48,18 +61,19 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         holdExpiresAt: timestamp(r.holdExpiresAt),
         alreadyReserved: r.alreadyKnown && r.status === ReservationStatus.RESERVED,
         alreadyInQueue: r.alreadyKnown && r.status === ReservationStatus.QUEUED,
-        // Only the call that creates the entry learns its ticket.
-        ticket: r.alreadyKnown ? "" : await tickets.issue(eventId, userId, r.seq),
+        // Only the call that creates the entry learns its ticket, unless the caller proved who it is.
+        ticket: r.alreadyKnown && !acting.proven ? "" : await tickets.issue(eventId, userId, r.seq),
       };
     },
 
-    async getStatus(req) {
+    async getStatus(req, ctx) {
       const eventId = eventIdOf(req.eventId);
-      checkUserId(req.userId);
-      const r = await store.status(eventId, req.userId);
+      const { userId, maxBytes } = actingFor(ctx, req.userId, { ticketWillDo: false, operatorMay: true });
+      checkUserId(userId, maxBytes);
+      const r = await store.status(eventId, userId);
       const waitMs = r.status === ReservationStatus.QUEUED ? estimateWaitMs(r.position, r.promotedInWindow, r.windowMs) : undefined;
       return {
-        userId: req.userId,
+        userId,
         eventId,
         status: r.status,
         position: r.position,
@@ -69,25 +83,23 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       };
     },
 
-    async cancel(req) {
+    async cancel(req, ctx) {
       const eventId = eventIdOf(req.eventId);
-      checkUserId(req.userId);
-      const seq = await tickets.verify(req.ticket, eventId, req.userId);
-      const r = await store.cancel(eventId, req.userId, seq);
-      return { userId: req.userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
+      const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
+      const r = await store.cancel(eventId, userId, seq);
+      return { userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
     },
 
     async *watchStatus(req, ctx) {
       const eventId = eventIdOf(req.eventId);
-      checkUserId(req.userId);
-      const seq = await tickets.verify(req.ticket, eventId, req.userId);
-      const release = watchQuota.take(`${eventId}\n${req.userId}`);
+      const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
+      const release = watchQuota.take(`${eventId}\n${userId}`);
       try {
-        for await (const u of watchStatus(store, hub, eventId, req.userId, seq, ctx.signal)) {
+        for await (const u of watchStatus(store, hub, eventId, userId, seq, ctx.signal)) {
           yield {
             version: BigInt(u.version),
             change: u.change,
-            userId: req.userId,
+            userId,
             eventId,
             status: u.state.status,
             position: u.state.position,
@@ -102,12 +114,11 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       }
     },
 
-    async confirm(req) {
+    async confirm(req, ctx) {
       const eventId = eventIdOf(req.eventId);
-      checkUserId(req.userId);
-      const seq = await tickets.verify(req.ticket, eventId, req.userId);
-      const r = await store.confirm(eventId, req.userId, seq);
-      return { userId: req.userId, eventId, status: ReservationStatus.RESERVED, alreadyConfirmed: r.alreadyConfirmed };
+      const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
+      const r = await store.confirm(eventId, userId, seq);
+      return { userId, eventId, status: ReservationStatus.RESERVED, alreadyConfirmed: r.alreadyConfirmed };
     },
 
     async adminCancel(req) {

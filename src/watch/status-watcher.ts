@@ -34,7 +34,8 @@ export async function* watchStatus(
   hub: ChangeHub,
   eventId: string,
   userId: string,
-  ticketSeq: number,
+  /** The ticket's entry; undefined: the user's current entry (the caller proved who it is). */
+  ticketSeq: number | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<StatusUpdate> {
   const inbox: (HubMessage | { kind: "holdExpiring" })[] = [];
@@ -57,7 +58,7 @@ export async function* watchStatus(
   let holdTimer: NodeJS.Timeout | undefined;
   try {
     let state = await store.status(eventId, userId);
-    if (state.status !== ReservationStatus.NOT_FOUND && state.seq !== ticketSeq) {
+    if (ticketSeq !== undefined && state.status !== ReservationStatus.NOT_FOUND && state.seq !== ticketSeq) {
       throw new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
     }
     let info = await hub.eventInfo(eventId);

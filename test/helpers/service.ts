@@ -7,6 +7,7 @@ import { loadConfig } from "../../src/config.js";
 import type { QueueStore } from "../../src/queue/queue-store.js";
 import type { DurabilityMode } from "../../src/redis/durability.js";
 import type { AdminJwtVerifier } from "../../src/rpc/admin-auth.js";
+import type { JwtVerifier } from "../../src/rpc/jwt-verifier.js";
 import type { RateLimitOptions } from "../../src/rpc/rate-limit.js";
 import type { TicketQueueServer } from "../../src/server/server.js";
 import type { Tickets } from "../../src/tickets/tickets.js";
@@ -43,6 +44,8 @@ export interface TestServiceOptions {
   /** Per-caller limits; absent: off (the service's default is 120 a minute). */
   rateLimit?: RateLimitOptions;
   adminJwt?: AdminJwtVerifier;
+  /** User tokens: identity mode (absent: anonymous users). */
+  userJwt?: JwtVerifier;
   limits?: Partial<Limits>;
   metricsToken?: string;
   durability?: DurabilityMode;
@@ -77,7 +80,7 @@ export async function startTestService(redisUrl: string, options: TestServiceOpt
   };
   // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
   const log = pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
-  const app = await buildApp({ config, redisUrl, log, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, adminJwt: options.adminJwt, limits: options.limits, holdSweepMs: 100 });
+  const app = await buildApp({ config, redisUrl, log, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, adminJwt: options.adminJwt, userJwt: options.userJwt, limits: options.limits, holdSweepMs: 100 });
   const { port } = await app.listen(options.port ?? 0, "127.0.0.1");
   return {
     port,

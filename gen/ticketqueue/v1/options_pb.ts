@@ -11,7 +11,7 @@ import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
  * Describes the file ticketqueue/v1/options.proto.
  */
 export const file_ticketqueue_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chx0aWNrZXRxdWV1ZS92MS9vcHRpb25zLnByb3RvEg50aWNrZXRxdWV1ZS52MTo2CgVhZG1pbhIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAhSBWFkbWluOj4KCXRocm90dGxlZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAhSCXRocm90dGxlZGIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("Chx0aWNrZXRxdWV1ZS92MS9vcHRpb25zLnByb3RvEg50aWNrZXRxdWV1ZS52MTo2CgVhZG1pbhIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAhSBWFkbWluOj4KCXRocm90dGxlZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAhSCXRocm90dGxlZDo2CgVvd25lZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLuOAyABKAhSBW93bmVkYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * True for an RPC that only an operator may call. The caller must send the admin
@@ -34,4 +34,17 @@ export const admin: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
  */
 export const throttled: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
   extDesc(file_ticketqueue_v1_options, 1);
+
+/**
+ * True for an RPC that acts on one user's entry (its `user_id`). With user
+ * identity configured (USER_JWT_PUBLIC_KEY or USER_JWKS_URL), the caller must
+ * be that user (`Authorization: Bearer <token>`, the token's `sub`), a service
+ * acting for users (SERVICE_TOKENS), or hold the entry's `ticket` where the
+ * request carries one; GetStatus also answers an operator. Otherwise
+ * UNAUTHENTICATED (no credential) or PERMISSION_DENIED (someone else's entry).
+ *
+ * @generated from extension: bool owned = 51003;
+ */
+export const owned: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
+  extDesc(file_ticketqueue_v1_options, 2);
 
