@@ -11,7 +11,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
-import { startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
+import { ON_CLUSTER, startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SHOTS = process.env["TQ_SCREENSHOTS"] === "1" ? "docs/screenshots" : mkdtempSync(join(tmpdir(), "tq-shots-"));
@@ -171,15 +171,41 @@ describe("purchase holds", () => {
 });
 
 describe("a lost ticket", () => {
-  it("joining again from the same browser says the place exists and how to reach it", async () => {
+  type Storage = { localStorage: { removeItem(k: string): void } };
+  it("joining again from the same browser finds the place with the join's key; without the key it says the place exists and how to reach it", async () => {
     await api.createEvent({ eventId: "ktx-lost", name: "KTX lost", capacity: 5 }, admin);
     const page = await open("/");
     await joinTrain(page, "ktx-lost");
     await expect.poll(() => page.textContent("#position")).toContain("You have a seat");
-    await page.evaluate(() => (globalThis as unknown as { localStorage: { removeItem(k: string): void } }).localStorage.removeItem("tq.entry"));
+    // The ticket is gone, the join's idempotency key is not: joining again finds the same place.
+    await page.evaluate(() => (globalThis as unknown as Storage).localStorage.removeItem("tq.entry"));
+    await page.reload();
+    await joinTrain(page, "ktx-lost");
+    await expect.poll(() => page.textContent("#position")).toContain("You have a seat");
+    // Both gone: the service gives no ticket to whoever only knows the traveller id.
+    await page.evaluate(() => {
+      (globalThis as unknown as Storage).localStorage.removeItem("tq.entry");
+      (globalThis as unknown as Storage).localStorage.removeItem("tq.join.ktx-lost");
+    });
     await page.reload();
     await joinTrain(page, "ktx-lost");
     await expect.poll(() => page.textContent("#error")).toBe("Something went wrong: You are already in this line from an earlier visit: open the link you kept to follow it there.");
+  });
+
+  it.skipIf(ON_CLUSTER)("a join made while Redis is paused is retried with its key and ends with the place and its ticket", async () => {
+    await api.createEvent({ eventId: "ktx-paused", name: "KTX paused", capacity: 5 }, admin);
+    const page = await open("/");
+    await expect.poll(() => page.locator("#train option").count()).toBeGreaterThan(0);
+    env.redis.pause();
+    try {
+      await joinTrain(page, "ktx-paused");
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      env.redis.resume();
+    }
+    await expect.poll(() => page.textContent("#position"), { timeout: 10_000 }).toContain("You have a seat");
+    expect(await page.inputValue("#resume-link")).toMatch(/#ticket=ey/);
+    expect((await api.getEvent({ eventId: "ktx-paused" })).event?.counts?.joinedTotal).toBe(1);
   });
 });
 

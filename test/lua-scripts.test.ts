@@ -44,7 +44,7 @@ const event = (name: string, capacity: number, holdSeconds = 0) => store.createE
 
 describe("keys", () => {
   it("share one hash tag per event so an event lives in one cluster slot", () => {
-    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate", "tq:{default}:feed"]);
+    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate", "tq:{default}:feed", "tq:{default}:retries"]);
   });
 });
 
@@ -73,7 +73,7 @@ describe("script calls made together", () => {
   });
 });
 
-describe("reserve-8.lua", () => {
+describe("reserve-9.lua", () => {
   it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
     expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
     expect(await store.reserve(D, "b")).toMatchObject({ status: RESERVED, position: 0, seq: 2 });
@@ -126,7 +126,7 @@ describe("reserve-8.lua", () => {
   });
 });
 
-describe("status-8.lua", () => {
+describe("status-9.lua", () => {
   it("reports reserved, queued with position, and not found, without scanning (ZRANK)", async () => {
     await store.reserve(D, "a");
     await store.reserve(D, "b");
@@ -150,7 +150,7 @@ describe("status-8.lua", () => {
   });
 });
 
-describe("cancel-8.lua", () => {
+describe("cancel-9.lua", () => {
   it("a seated user's cancel promotes the head of the queue in the same step", async () => {
     for (const u of ["a", "b", "c", "d"]) await store.reserve(D, u);
     expect(await store.cancel(D, "a", 1)).toEqual({ status: CANCELLED, alreadyCancelled: false, promoted: ["c"] });
@@ -184,7 +184,7 @@ describe("cancel-8.lua", () => {
   });
 });
 
-describe("holds: confirm-8.lua and expire-holds-8.lua", () => {
+describe("holds: confirm-9.lua and expire-holds-9.lua", () => {
   it("confirm ends the hold; confirming again is a no-op", async () => {
     await event("h", 1, 60);
     const a = await store.reserve("h", "a");
@@ -221,7 +221,7 @@ describe("holds: confirm-8.lua and expire-holds-8.lua", () => {
   });
 });
 
-describe("process-queue-8.lua and update-event-8.lua", () => {
+describe("process-queue-9.lua and update-event-9.lua", () => {
   it("ProcessQueue promotes exactly min(free seats, waiting) in FIFO order", async () => {
     for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(D, u);
     expect(await store.processQueue(D)).toEqual([]);
@@ -244,7 +244,7 @@ describe("process-queue-8.lua and update-event-8.lua", () => {
   });
 });
 
-describe("reset-8.lua and create-event-8.lua", () => {
+describe("reset-9.lua and create-event-9.lua", () => {
   it("Reset clears users and totals, keeps settings", async () => {
     await event("r", 2, 30);
     for (const u of ["a", "b", "c"]) await store.reserve("r", u);
@@ -305,7 +305,7 @@ describe("the data layout version (a rolling restart)", () => {
   });
 });
 
-describe("max_waiting in reserve-8.lua", () => {
+describe("max_waiting in reserve-9.lua", () => {
   it("the store's default bounds every event without its own; an event's own 0 means none; the refusal writes nothing", async () => {
     const bounded = new QueueStore(redis, { prefix, defaultCapacity: 1, defaultMaxWaiting: 1 });
     await bounded.reserve(D, "a");
@@ -320,3 +320,37 @@ describe("max_waiting in reserve-8.lua", () => {
     expect(await bounded.getEvent("open")).toMatchObject({ waiting: 3, maxWaiting: 0 });
   });
 });
+
+describe("idempotency keys in reserve-9.lua", () => {
+  const KEY = "retry-key-0123456789abcdef";
+  it("a repeat with the same key finds the entry (sameKey); another key or none does not", async () => {
+    expect(await store.reserve(D, "a", KEY)).toMatchObject({ status: RESERVED, alreadyKnown: false, sameKey: false });
+    expect(await store.reserve(D, "a", KEY)).toMatchObject({ status: RESERVED, alreadyKnown: true, sameKey: true });
+    expect(await store.reserve(D, "a", "another-key-0123456789abc")).toMatchObject({ alreadyKnown: true, sameKey: false });
+    expect(await store.reserve(D, "a")).toMatchObject({ alreadyKnown: true, sameKey: false });
+    // Bound to the user: the same key for another user is nothing.
+    expect(await store.reserve(D, "b", KEY)).toMatchObject({ alreadyKnown: false, sameKey: false });
+  });
+
+  it("after the entry ended, the same key answers the ended state and does not join again; another key joins", async () => {
+    const first = await store.reserve(D, "a", KEY);
+    await store.cancel(D, "a", first.seq);
+    const joined = Number(await redis.hget(keys().meta, "joined_total"));
+    expect(await store.reserve(D, "a", KEY)).toMatchObject({ status: CANCELLED, alreadyKnown: true, sameKey: true });
+    expect(Number(await redis.hget(keys().meta, "joined_total"))).toBe(joined);
+    const again = await store.reserve(D, "a", "second-key-0123456789abcd");
+    expect(again).toMatchObject({ status: RESERVED, alreadyKnown: false });
+    // The first key no longer finds anything: the new entry was made with another.
+    expect(await store.reserve(D, "a", KEY)).toMatchObject({ alreadyKnown: true, sameKey: false });
+    // Rejoining without a key clears the ended entry's.
+    await store.cancel(D, "a", again.seq);
+    await store.reserve(D, "a");
+    expect(await store.reserve(D, "a", "second-key-0123456789abcd")).toMatchObject({ sameKey: false });
+    // Only digests are stored, never the key; Reset removes them.
+    const stored = await redis.hgetallBuffer(eventKeys(prefix, D)[7] ?? "");
+    expect(Object.values(stored).some((v) => v.toString().includes("key"))).toBe(false);
+    await store.reset(D);
+    expect(await redis.exists(eventKeys(prefix, D)[7] ?? "")).toBe(0);
+  });
+});
+

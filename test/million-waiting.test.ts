@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
@@ -13,6 +13,7 @@ import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 const BIG = 1_000_000;
 const SMALL = 1_000;
 const BYTES_PER_WAITING_USER_BUDGET = 150;
+const BYTES_PER_KEY_BUDGET = 80;
 
 let server: TestRedis;
 let redis: Redis;
@@ -90,10 +91,34 @@ describe(`an event with ${BIG.toLocaleString("en")} waiting users`, () => {
       [
         `filled ${BIG.toLocaleString("en")} waiting users in ${fillSeconds.toFixed(1)} s (pipelined ZADD)`,
         `memory per waiting user (36-char id): ${perUser.toFixed(1)} bytes by used_memory, ${(keyBytes / BIG).toFixed(1)} by MEMORY USAGE; budget ${BYTES_PER_WAITING_USER_BUDGET}`,
-        `GetStatus (status-8.lua, one round trip): ${smallUs.toFixed(0)} µs at ${SMALL.toLocaleString("en")} waiting, ${bigUs.toFixed(0)} µs at ${BIG.toLocaleString("en")}: ratio ${(bigUs / smallUs).toFixed(2)} (goal ≤ 1.5, not asserted)`,
+        `GetStatus (status-9.lua, one round trip): ${smallUs.toFixed(0)} µs at ${SMALL.toLocaleString("en")} waiting, ${bigUs.toFixed(0)} µs at ${BIG.toLocaleString("en")}: ratio ${(bigUs / smallUs).toFixed(2)} (goal ≤ 1.5, not asserted)`,
         `commands called: ${called.join(", ")}`,
       ].join("\n"),
     );
     expect(perUser).toBeLessThanOrEqual(BYTES_PER_WAITING_USER_BUDGET);
+  });
+
+  it("an idempotency key adds at most 80 bytes per waiting user (an 8-byte digest under an 8-byte field)", async () => {
+    const store = new QueueStore(redis, { prefix: `keys-${randomUUID()}`, defaultCapacity: 1 });
+    await store.createEvent("keyed", { name: "keyed", capacity: 1, holdSeconds: 0, opensAt: 0, closesAt: 0 });
+    await store.reserve("keyed", "seated", "k".repeat(32));
+    const retries = eventKeys(store.options.prefix, "keyed")[7] ?? "";
+    // What a keyed Reserve stores: one field of 8 bytes holding 8 bytes.
+    const [field = ""] = await redis.hkeysBuffer(retries);
+    expect([field.length, await redis.hstrlen(retries, field)]).toEqual([8, 8]);
+    // The same for N users, written as the script writes them.
+    const N = 200_000;
+    const before = Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1]);
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < N; i += 10_000) {
+      const args: Buffer[] = [];
+      for (let j = i; j < i + 10_000; j++) args.push(randomBytes(8), randomBytes(8));
+      pipeline.hset(retries, ...args);
+    }
+    await pipeline.exec();
+    const after = Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1]);
+    const perKey = (after - before) / N;
+    console.log(`an idempotency key per waiting user: ${perKey.toFixed(1)} bytes by used_memory (${N.toLocaleString("en")} keys); budget ${BYTES_PER_KEY_BUDGET}`);
+    expect(perKey).toBeLessThanOrEqual(BYTES_PER_KEY_BUDGET);
   });
 });

@@ -180,3 +180,42 @@ describe("per-caller limits with users known", () => {
     expect((await c.reserve({}, await bearer("jun"))).userId).toBe("jun");
   });
 });
+
+describe("anonymous retries with an idempotency_key", () => {
+  const anonymous = useTestService({ commandTimeoutMs: 500 });
+  const anon = () => createClient(TicketQueueService, createGrpcTransport({ baseUrl: anonymous.svc.baseUrl }));
+  const KEY = "Yx3-9qLm_Vt8ZpR2kWc7Nf4Hb";
+
+  it("a repeat with the key gets a ticket for the same entry; after a cancel it gets CANCELLED and does not re-join; bad keys are refused", async () => {
+    const first = await anon().reserve({ userId: "kay", idempotencyKey: KEY });
+    const again = await anon().reserve({ userId: "kay", idempotencyKey: KEY });
+    expect(again).toMatchObject({ alreadyReserved: true });
+    expect(again.ticket).not.toBe("");
+    expect((await anon().reserve({ userId: "kay" })).ticket).toBe("");
+    expect((await anon().reserve({ userId: "kay", idempotencyKey: "another-key-0123456789abc" })).ticket).toBe("");
+    await anon().cancel({ userId: "kay", ticket: first.ticket });
+    const ended = await anon().reserve({ userId: "kay", idempotencyKey: KEY });
+    expect(ended).toMatchObject({ status: ReservationStatus.CANCELLED, ticket: "" });
+    for (const bad of ["short", "x".repeat(65), "has a space in it 0123456789", "한국어키한국어키한국어키한국어키한국어키한국어키"]) {
+      expect(await refused(anon().reserve({ userId: "kay", idempotencyKey: bad })), bad).toBe(Code.InvalidArgument);
+    }
+  });
+
+  it.skipIf(ON_CLUSTER)("a Reserve that timed out while Redis was paused is recovered, with a ticket, by repeating it with its key", async () => {
+    anonymous.redis.pause();
+    let first: Code;
+    try {
+      first = await refused(anon().reserve({ userId: "lost-answer", idempotencyKey: KEY }));
+    } finally {
+      anonymous.redis.resume();
+    }
+    expect(first).toBe(Code.Unavailable);
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await anon().reserve({ userId: "lost-answer", idempotencyKey: KEY });
+    expect(again.alreadyReserved || again.alreadyInQueue).toBe(true);
+    expect(again.ticket).not.toBe("");
+    // Without the key, as before: no ticket for someone who only knows the id.
+    expect((await anon().reserve({ userId: "lost-answer" })).ticket).toBe("");
+  });
+});
+

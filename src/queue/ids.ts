@@ -36,6 +36,11 @@ export function checkUserId(userId: string, maxBytes = MAX_USER_ID_BYTES): void 
   if (userId.trim() !== userId || userId.trim() === "") throw invalidField("user_id", "starts or ends with a space");
 }
 
+/** An idempotency key: 22 to 64 printable ASCII characters (no space), or "" for none. */
+export function checkIdempotencyKey(key: string): void {
+  if (key !== "" && !/^[\x21-\x7e]{22,64}$/.test(key)) throw invalidField("idempotency_key", "must be 22 to 64 printable ASCII characters (random: at least 128 bits)");
+}
+
 /** The event id to use: empty means the default event; anything else must be a valid id. */
 export function eventIdOf(eventId: string): string {
   if (eventId === "") return DEFAULT_EVENT_ID;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ReplyError, type Redis } from "ioredis";
 import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import type { DurabilityGate } from "../redis/durability.js";
@@ -23,8 +24,10 @@ export interface EntryState {
 }
 
 export interface ReserveResult extends EntryState {
-  /** The user was seated or waiting before the call (nothing changed). */
+  /** The user's entry existed before the call (nothing changed). */
   alreadyKnown: boolean;
+  /** That entry was made by a Reserve with the same idempotency key. */
+  sameKey: boolean;
 }
 
 export interface StatusResult extends EntryState {
@@ -119,9 +122,15 @@ export class QueueStore {
     this.run = loadScripts(redis);
   }
 
-  async reserve(eventId: string, userId: string): Promise<ReserveResult> {
-    const r = await this.call("reserve", eventId, [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0]);
-    return { ...entry(r, 1), alreadyKnown: r[6] === 1 };
+  /**
+   * `idempotencyKey`: the client's key for this Reserve; a repeat with the same key
+   * finds the entry it made (`sameKey`), even once it has ended. Only 8-byte
+   * digests reach Redis: of the user, and of the key with the event and user.
+   */
+  async reserve(eventId: string, userId: string, idempotencyKey = ""): Promise<ReserveResult> {
+    const key = idempotencyKey === "" ? "" : digest("key", eventId, userId, idempotencyKey);
+    const r = await this.call("reserve", eventId, [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key]);
+    return { ...entry(r, 1), alreadyKnown: r[6] === 1, sameKey: r[7] === 1 };
   }
 
   async status(eventId: string, userId: string): Promise<StatusResult> {
@@ -292,7 +301,7 @@ export class QueueStore {
   }
 
   /** Runs a script; a negative first element is a script error, mapped to an RPC error. */
-  private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number)[]): Promise<unknown[]> {
+  private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number | Buffer)[]): Promise<unknown[]> {
     const keys = scriptKeys(this.options.prefix, eventId);
     let reply: unknown;
     try {
@@ -326,6 +335,11 @@ function inRange(value: unknown, min: number, max: number, field: string, invali
   if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
   invalid.push(field);
   return 0;
+}
+
+/** The first 8 bytes of SHA-256 over the parts (NUL-separated): short, and nothing of the input readable. */
+function digest(...parts: string[]): Buffer {
+  return createHash("sha256").update(parts.join("\0")).digest().subarray(0, 8);
 }
 
 function num(value: unknown): number {

@@ -10,24 +10,24 @@ import { luaConstants } from "./script-codes.js";
  * `--- @include "codes"` the constants of script-codes.ts.
  */
 const scriptFiles = {
-  reserve: "reserve-8.lua",
-  status: "status-8.lua",
-  cancel: "cancel-8.lua",
-  confirm: "confirm-8.lua",
-  expireHolds: "expire-holds-8.lua",
-  processQueue: "process-queue-8.lua",
-  reset: "reset-8.lua",
-  createEvent: "create-event-8.lua",
-  updateEvent: "update-event-8.lua",
-  getEvent: "get-event-8.lua",
-  listSeats: "list-seats-8.lua",
+  reserve: "reserve-9.lua",
+  status: "status-9.lua",
+  cancel: "cancel-9.lua",
+  confirm: "confirm-9.lua",
+  expireHolds: "expire-holds-9.lua",
+  processQueue: "process-queue-9.lua",
+  reset: "reset-9.lua",
+  createEvent: "create-event-9.lua",
+  updateEvent: "update-event-9.lua",
+  getEvent: "get-event-9.lua",
+  listSeats: "list-seats-9.lua",
   rateLimit: "rate-limit-1.lua",
 } as const;
 
 export type ScriptName = keyof typeof scriptFiles;
 
 /** Runs a script by name: EVALSHA, falling back to EVAL when Redis lacks it. */
-export type ScriptRunner = (name: ScriptName, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
+export type ScriptRunner = (name: ScriptName, keys: readonly string[], args: readonly (string | number | Buffer)[]) => Promise<unknown>;
 
 const luaDir = new URL("../lua/", import.meta.url);
 

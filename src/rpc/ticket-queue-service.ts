@@ -8,7 +8,7 @@ import {
   type EventSchema,
   type TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { checkUserId, eventIdOf } from "../queue/ids.js";
+import { checkIdempotencyKey, checkUserId, eventIdOf } from "../queue/ids.js";
 import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.js";
 import { MAX_TIME_MS, MIN_TIME_MS, type EventInfo, type QueueStore } from "../queue/queue-store.js";
 import { eventStateOf } from "../queue/event-state.js";
@@ -51,7 +51,9 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const acting = actingFor(ctx, req.userId, { ticketWillDo: false, operatorMay: false });
       const userId = acting.userId === "" ? randomUUID() : acting.userId;
       checkUserId(userId, acting.maxBytes);
-      const r = await store.reserve(eventId, userId);
+      checkIdempotencyKey(req.idempotencyKey);
+      const r = await store.reserve(eventId, userId, req.idempotencyKey);
+      const live = r.status === ReservationStatus.RESERVED || r.status === ReservationStatus.QUEUED;
       return {
         userId,
         eventId,
@@ -61,8 +63,9 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         holdExpiresAt: timestamp(r.holdExpiresAt),
         alreadyReserved: r.alreadyKnown && r.status === ReservationStatus.RESERVED,
         alreadyInQueue: r.alreadyKnown && r.status === ReservationStatus.QUEUED,
-        // Only the call that creates the entry learns its ticket, unless the caller proved who it is.
-        ticket: r.alreadyKnown && !acting.proven ? "" : await tickets.issue(eventId, userId, r.seq),
+        // Only the call that creates the entry learns its ticket; a repeat does when the caller
+        // proved who it is, or repeats the key that made the entry, while the entry lives.
+        ticket: live && (!r.alreadyKnown || acting.proven || r.sameKey) ? await tickets.issue(eventId, userId, r.seq) : "",
       };
     },
 

@@ -21,8 +21,34 @@ export function saveEntry(entry: Entry): void {
   localStorage.setItem(TRAVELLER_KEY, entry.userId);
 }
 
+/** Forgets the place once it has ended, and the key of the join that made it. */
 export function clearEntry(): void {
+  const ended = loadEntry();
   localStorage.removeItem(ENTRY_KEY);
+  if (ended) forgetJoinKey(ended.eventId);
+}
+
+const JOIN_KEY = "tq.join.";
+
+/**
+ * The idempotency key of this browser's join of a train: made before the first
+ * attempt and sent again with every retry of it, so a join whose answer was lost
+ * still ends with the ticket. Forgotten when the place ends (the next join is new).
+ */
+export function joinKey(eventId: string): string {
+  let key = localStorage.getItem(JOIN_KEY + eventId);
+  if (!key) {
+    // 144 random bits, base64url: 24 characters.
+    key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(18))))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_");
+    localStorage.setItem(JOIN_KEY + eventId, key);
+  }
+  return key;
+}
+
+export function forgetJoinKey(eventId: string): void {
+  localStorage.removeItem(JOIN_KEY + eventId);
 }
 
 /** This browser's traveller id: made once, then reused for every train. */

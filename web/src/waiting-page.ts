@@ -6,7 +6,7 @@ import { EventState, ReservationStatus, StatusChange, type Event, type WatchStat
 import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { byId, show } from "./dom.js";
 import { setUpLanguageSwitch, t } from "./i18n.js";
-import { clearEntry, entryFromTicket, loadEntry, saveEntry, travellerId, type Entry } from "./entry.js";
+import { clearEntry, entryFromTicket, forgetJoinKey, joinKey, loadEntry, saveEntry, travellerId, type Entry } from "./entry.js";
 
 const client = queueClient();
 
@@ -102,9 +102,14 @@ async function join(eventId: string): Promise<void> {
   el.join.textContent = t("waiting.joining");
   el.error.textContent = "";
   try {
-    const r = await client.reserve({ eventId, userId: travellerId() });
+    let r = await reserveRetrying(eventId);
+    if (isFinal(r.status)) {
+      // The place this browser's key made has ended since: this is a new join.
+      forgetJoinKey(eventId);
+      r = await reserveRetrying(eventId);
+    }
     if (r.ticket === "") {
-      // Already in this line from an earlier visit whose ticket this browser lost.
+      // Already in this line from an earlier visit whose ticket (and key) this browser lost.
       throw new Error(t("status.alreadyInLine"));
     }
     const joined = { eventId: r.eventId, userId: r.userId, ticket: r.ticket };
@@ -117,6 +122,23 @@ async function join(eventId: string): Promise<void> {
   } finally {
     el.join.disabled = false;
     el.join.textContent = t("waiting.join");
+  }
+}
+
+/**
+ * Reserve with this browser's key for the train, tried again (same key) while the
+ * service is unavailable or the network fails: a join whose answer was lost is
+ * found again, with its ticket, instead of being made twice or left ticketless.
+ */
+async function reserveRetrying(eventId: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.reserve({ eventId, userId: travellerId(), idempotencyKey: joinKey(eventId) });
+    } catch (err: unknown) {
+      const retryable = isCode(err, Code.Unavailable) || isCode(err, Code.DeadlineExceeded) || isCode(err, Code.Unknown);
+      if (!retryable || attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+    }
   }
 }
 

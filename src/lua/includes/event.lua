@@ -12,14 +12,17 @@
   KEYS[6] rate     hash: 10-second bucket -> users promoted in it (for wait estimates)
   KEYS[7] feed     stream of promotions (k=P), expiries (k=E) and seat cancels (k=C)
                    with the user (u), for the booking system; capped near FEED_MAX
-  KEYS[8] changes  not a key: the pub/sub channel watchers follow, in the event's
+  KEYS[8] retries  hash: digest of user -> digest of the idempotency_key that made the
+                   user's entry (8 bytes each; only for entries made with a key),
+                   kept while the user's seat, place or ended record is
+  KEYS[9] changes  not a key: the pub/sub channel watchers follow, in the event's
                    slot, named in KEYS so the script declares all it touches (and a
                    move to sharded pub/sub, SPUBLISH, needs no new argument)
 
   A waiting user costs one sorted-set entry and nothing else. Time is Redis's
   own clock (TIME), so every worker agrees when a hold runs out.
 ]]
-local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_CHANNEL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES, K_CHANNEL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 --- @include "codes"
 
@@ -86,7 +89,7 @@ local function load_event(default_capacity, read_only)
 end
 
 -- Records a change: bumps the event's version and tells watchers what moved, as
--- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[8]). Ops:
+-- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[9]). Ops:
 --   {OP_JOINED, user}       user joined the back of the queue (nobody else moves)
 --   {OP_LEFT, pos, user}    user left the queue from pos (everyone behind moves up one)
 --   {OP_PROMOTED, n}        the first n of the queue were promoted (everyone moves up n)

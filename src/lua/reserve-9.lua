@@ -1,14 +1,18 @@
 --[[
   Reserve: a seat if one is free and nobody waits, else the back of the queue.
   A known user (seated or waiting) gets their state back and nothing changes; a
-  cancelled or expired user joins again as a new entry.
+  cancelled or expired user joins again as a new entry, unless the call repeats
+  the idempotency key of the entry that ended (then it gets the ended state).
 
   KEYS: see includes/event.lua
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
   ARGV[3] max_waiting of an event without its own (0: no limit)
+  ARGV[4] digest of the user (the field in K_RETRIES), 8 bytes
+  ARGV[5] digest of the call's idempotency key ('' for none), 8 bytes
 
-  Returns {0, status, position, promoted, hold_expires_ms, seq, already_known}
+  Returns {0, status, position, promoted, hold_expires_ms, seq, already_known, same_key}
+          (same_key 1: the user's entry was made with this idempotency key)
        or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms}, {ERR_PAUSED},
           {ERR_CLOSED, closes_at_ms}, {ERR_QUEUE_FULL, max_waiting}
 ]]
@@ -19,8 +23,12 @@ local ev, refused = load_event(ARGV[2], false)
 if not ev then return refused end
 
 local state = user_state(user)
-if state[1] == ST_RESERVED or state[1] == ST_QUEUED then
-  return {0, state[1], state[2], state[3], state[4], state[5], 1}
+local key = ARGV[5]
+local same_key = key ~= '' and state[1] ~= ST_NOT_FOUND and redis.call('HGET', K_RETRIES, ARGV[4]) == key
+if state[1] == ST_RESERVED or state[1] == ST_QUEUED or same_key then
+  -- Seated or waiting: the state as it is. Ended, and this is a retry of the call
+  -- that made the entry: the ended state, without joining again.
+  return {0, state[1], state[2], state[3], state[4], state[5], 1, same_key and 1 or 0}
 end
 
 local now = now_ms()
@@ -35,6 +43,12 @@ local max_waiting = ev.max_waiting or stored_number(ARGV[3])
 if not seat_free and max_waiting > 0 and waiting >= max_waiting then return {ERR_QUEUE_FULL, max_waiting} end
 
 redis.call('HDEL', K_GONE, user)
+-- The new entry's key replaces an ended entry's (a brand-new user has none to clear).
+if key ~= '' then
+  redis.call('HSET', K_RETRIES, ARGV[4], key)
+elseif state[1] ~= ST_NOT_FOUND then
+  redis.call('HDEL', K_RETRIES, ARGV[4])
+end
 local seq = add_to(K_META, 'next_seq', 1)
 add_to(K_META, 'joined_total', 1)
 
@@ -46,9 +60,9 @@ if seat_free then
     redis.call('ZADD', K_HOLDS, hold, user)
   end
   changed({{OP_SEAT, user}})
-  return {0, ST_RESERVED, 0, 0, hold, seq, 0}
+  return {0, ST_RESERVED, 0, 0, hold, seq, 0, 0}
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
 changed({{OP_JOINED, user}})
-return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0}
+return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0}

@@ -14,7 +14,7 @@ if not ev then return refused end
 local seats = redis.call('HLEN', K_SEATS)
 local waiting = redis.call('ZCARD', K_WAITING)
 -- UNLINK frees a large queue in the background instead of blocking Redis.
-redis.call('UNLINK', K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED)
+redis.call('UNLINK', K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES)
 redis.call('HDEL', K_META, 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total')
 changed({{OP_RESET}})
 return {0, seats, waiting}
