@@ -25,8 +25,8 @@ if (cluster.isPrimary && config.workers > 1) {
   });
 } else {
   // The service's own state builder: the same Redis client, store, tickets, watch hub and hold sweeper.
-  const { store, tickets, hub } = await buildState({ config, redisUrl: config.redisUrl ?? "redis://127.0.0.1:6379", log });
-  const impl = ticketQueueService(store, tickets, hub, { maxWatchesPerUser: config.maxWatchesPerUser }) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
+  const { store, tickets, challenges, hub } = await buildState({ config, redisUrl: config.redisUrl ?? "redis://127.0.0.1:6379", log });
+  const impl = ticketQueueService(store, tickets, challenges, hub, { maxWatchesPerUser: config.maxWatchesPerUser }) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<Record<string, unknown>>>;
 
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of TicketQueueService.methods) {

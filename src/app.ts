@@ -5,7 +5,8 @@ import type { Config } from "./config.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { startHoldSweeper, type HoldSweeper } from "./queue/hold-sweeper.js";
-import { ticketKeyKey } from "./queue/keys.js";
+import { challengeKeyKey, ticketKeyKey } from "./queue/keys.js";
+import { Challenges } from "./tickets/challenges.js";
 import { QueueStore } from "./queue/queue-store.js";
 import { createDurabilityGate } from "./redis/durability.js";
 import { evictingServers } from "./redis/eviction-policy.js";
@@ -23,6 +24,7 @@ export interface State {
   redis: Redis;
   store: QueueStore;
   tickets: Tickets;
+  challenges: Challenges;
   hub: ChangeHub;
   sweeper: HoldSweeper;
   /** Stops the sweeper and the hub, and disconnects from Redis. */
@@ -68,12 +70,14 @@ export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOp
     onInvalidStored: oncePerMinute((event, fields) => log.warn({ event, fields }, "stored event fields hold invalid values: they read as 0")),
   });
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
+  const challenges = new Challenges(redis, challengeKeyKey(config.keyPrefix));
   const sweeper = startHoldSweeper(store, log, holdSweepMs);
   const hub = await connectChangeHub(redisOptions, store, log);
   return {
     redis,
     store,
     tickets,
+    challenges,
     hub,
     sweeper,
     async close() {
@@ -154,6 +158,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const rpc = createRpcSurface({
     store: state.store,
     tickets: state.tickets,
+    challenges: state.challenges,
     hub: state.hub,
     adminToken: options.adminToken,
     adminJwt,

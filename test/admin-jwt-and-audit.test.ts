@@ -131,7 +131,9 @@ describe("failed admin logins, concurrently", () => {
       );
       // 30 wrong guesses checked at most (the right token may be among the first checked); the rest refused unchecked.
       expect(codes.filter((c) => c === Code.Unauthenticated).length).toBeLessThanOrEqual(30);
-      expect(codes.filter((c) => c === Code.ResourceExhausted).length).toBeGreaterThanOrEqual(1969);
+      // The rest refused unchecked: RESOURCE_EXHAUSTED, or UNAVAILABLE where reading the limit
+      // from Redis timed out (the 3-master test cluster on 2 busy cores).
+      expect(codes.filter((c) => c === Code.ResourceExhausted || c === Code.Unavailable).length, JSON.stringify(codes.filter((c) => c !== Code.ResourceExhausted).slice(0, 5))).toBeGreaterThanOrEqual(1969);
     } finally {
       await own.close();
     }

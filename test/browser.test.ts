@@ -209,6 +209,30 @@ describe("a lost ticket", () => {
   });
 });
 
+describe("proof of work", () => {
+  it("a train that asks for it: the page solves the challenge in a worker (showing progress) and joins; solve times printed", async () => {
+    const lines: string[] = [];
+    for (const difficulty of [50_000, 200_000]) {
+      const eventId = `pow-${difficulty}`;
+      await api.createEvent({ eventId, name: `KTX pow ${difficulty}`, capacity: 100, powDifficulty: difficulty }, admin);
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const page = await open("/");
+        await expect.poll(() => page.locator(`#train option[value="${eventId}"]`).count()).toBe(1);
+        const started = performance.now();
+        await joinTrain(page, eventId);
+        await expect.poll(() => page.textContent("#position"), { timeout: 30_000 }).toContain("You have a seat");
+        times.push(performance.now() - started);
+        await page.context().close();
+      }
+      times.sort((a, b) => a - b);
+      lines.push(`difficulty ${difficulty.toLocaleString("en")}: median join ${times[2]?.toFixed(0)} ms in Chromium (challenge, solve in a worker, Reserve; 5 joins: ${times.map((t) => t.toFixed(0)).join(", ")})`);
+      expect((await api.getEvent({ eventId })).event?.counts?.joinedTotal).toBe(5);
+    }
+    console.log(lines.join("\n"));
+  }, 120_000);
+});
+
 describe("by keyboard alone", () => {
   it("a traveller joins with Tab and Enter, and focus lands on their place", async () => {
     await api.createEvent({ eventId: "mugunghwa-1", name: "Mugunghwa 1", capacity: 10 }, admin);

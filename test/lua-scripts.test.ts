@@ -73,7 +73,7 @@ describe("script calls made together", () => {
   });
 });
 
-describe("reserve-9.lua", () => {
+describe("reserve-10.lua", () => {
   it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
     expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
     expect(await store.reserve(D, "b")).toMatchObject({ status: RESERVED, position: 0, seq: 2 });
@@ -305,7 +305,7 @@ describe("the data layout version (a rolling restart)", () => {
   });
 });
 
-describe("max_waiting in reserve-9.lua", () => {
+describe("max_waiting in reserve-10.lua", () => {
   it("the store's default bounds every event without its own; an event's own 0 means none; the refusal writes nothing", async () => {
     const bounded = new QueueStore(redis, { prefix, defaultCapacity: 1, defaultMaxWaiting: 1 });
     await bounded.reserve(D, "a");
@@ -321,7 +321,7 @@ describe("max_waiting in reserve-9.lua", () => {
   });
 });
 
-describe("idempotency keys in reserve-9.lua", () => {
+describe("idempotency keys in reserve-10.lua", () => {
   const KEY = "retry-key-0123456789abcdef";
   it("a repeat with the same key finds the entry (sameKey); another key or none does not", async () => {
     expect(await store.reserve(D, "a", KEY)).toMatchObject({ status: RESERVED, alreadyKnown: false, sameKey: false });

@@ -28,6 +28,7 @@ beforeAll(async () => {
   const rpc = createRpcSurface({
     store: state.store,
     tickets: state.tickets,
+    challenges: state.challenges,
     hub: state.hub,
     adminToken: "in-memory-admin",
     rateLimitPerMinute: 5,

@@ -5,6 +5,7 @@
   ARGV[1] name, ARGV[2] capacity, ARGV[3] hold_seconds,
   ARGV[4] opens_at ms (0: none), ARGV[5] closes_at ms (0: none),
   ARGV[6] max_waiting ('': none of its own, the service's MAX_WAITING applies)
+  ARGV[7] pow_difficulty (0: none)
 
   Returns {0} or {ERR_EVENT_EXISTS}
 ]]
@@ -12,7 +13,8 @@
 
 if redis.call('EXISTS', K_META) == 1 then return {ERR_EVENT_EXISTS} end
 redis.call('HSET', K_META, 'name', ARGV[1], 'capacity', ARGV[2], 'hold_seconds', ARGV[3],
-  'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms(), 'layout', LAYOUT)
+  'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms(), 'layout', LAYOUT,
+  'pow_difficulty', ARGV[7])
 if ARGV[6] ~= '' then redis.call('HSET', K_META, 'max_waiting', ARGV[6]) end
 changed({{OP_SETTINGS}})
 return {0}

@@ -7,7 +7,7 @@
 
   Returns {0, name, capacity, hold_seconds, opens_at, closes_at, paused,
            seats, held, waiting, joined, promoted, cancelled, expired, now_ms, version,
-           max_waiting ('' when the event has none of its own)}
+           max_waiting ('' when the event has none of its own), pow_difficulty}
        or {ERR_NO_EVENT}
 ]]
 --- @include "event"
@@ -18,4 +18,4 @@ local m = redis.call('HMGET', K_META, 'name', 'joined_total', 'promoted_total', 
 local own_max = ev.max_waiting and ev.max_waiting or ''
 return {0, m[1] or 'default', ev.capacity, ev.hold_ms / 1000, ev.opens_at, ev.closes_at, ev.paused and 1 or 0,
   redis.call('HLEN', K_SEATS), redis.call('ZCARD', K_HOLDS), redis.call('ZCARD', K_WAITING),
-  stored_number(m[2]), stored_number(m[3]), stored_number(m[4]), stored_number(m[5]), now_ms(), stored_number(m[6]), own_max}
+  stored_number(m[2]), stored_number(m[3]), stored_number(m[4]), stored_number(m[5]), now_ms(), stored_number(m[6]), own_max, ev.pow_difficulty}

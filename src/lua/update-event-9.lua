@@ -4,7 +4,7 @@
 
   KEYS: see includes/event.lua
   ARGV pairs: field, value (fields: name, capacity, hold_seconds, paused,
-  opens_at, closes_at, max_waiting; times in ms, 0 for none)
+  opens_at, closes_at, max_waiting, pow_difficulty; times in ms, 0 for none)
 
   Returns {0, promoted ids...} or {ERR_NO_EVENT}
 ]]
@@ -13,7 +13,8 @@
 local ev, refused = load_event(nil, false)
 if not ev then return refused end
 if #ARGV > 0 then
-  redis.call('HSET', K_META, unpack(ARGV))
+  -- Older scripts must not act on settings they do not know (pow_difficulty).
+  redis.call('HSET', K_META, 'layout', LAYOUT, unpack(ARGV))
   ev = load_event(nil, false)
 end
 local promoted = fill(ev, now_ms())

@@ -24,6 +24,19 @@ export function scriptKeys(prefix: string, eventId: string): string[] {
   return [...eventKeys(prefix, eventId), eventChannel(prefix, eventId)];
 }
 
+/**
+ * Marks a solved proof-of-work challenge as used (by whom), until the challenge
+ * expires: `digest` is a hex digest of the challenge. In the event's slot.
+ */
+export function solutionKey(prefix: string, eventId: string, digest: string): string {
+  return `${prefix}:{${eventId}}:pow:${digest}`;
+}
+
+/** Where the generated HMAC key for proof-of-work challenges is kept (shared by every worker). */
+export function challengeKeyKey(prefix: string): string {
+  return `${prefix}:challenge-key`;
+}
+
 /** Set of every event id created with CreateEvent (the default event is implicit). */
 export function eventRegistryKey(prefix: string): string {
   return `${prefix}:events`;

@@ -4,7 +4,7 @@ import { ReservationStatus } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
-import { auditKey, eventChannel, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey, scriptKeys } from "./keys.js";
+import { auditKey, eventChannel, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey, scriptKeys, solutionKey } from "./keys.js";
 import { EntryCode, FeedKindCode } from "./script-codes.js";
 import { scriptError } from "./script-errors.js";
 import { StateError, StateErrorCode } from "./state-errors.js";
@@ -21,6 +21,12 @@ export interface EntryState {
   holdExpiresAt: number;
   /** The entry's join sequence (0 when there is none): tickets are bound to it. */
   seq: number;
+}
+
+/** A proof-of-work solution the service verified: a hex digest of its challenge, and how long it stays good. */
+export interface VerifiedSolution {
+  digest: string;
+  ttlMs: number;
 }
 
 export interface ReserveResult extends EntryState {
@@ -53,6 +59,8 @@ export interface EventSettings {
   closesAt: number;
   /** At most this many waiting (0: no limit); undefined: the store's defaultMaxWaiting. */
   maxWaiting?: number;
+  /** Proof of work per Reserve: the largest number a challenge hides; 0 or undefined: none. */
+  powDifficulty?: number;
 }
 
 export interface EventInfo extends EventSettings {
@@ -71,6 +79,8 @@ export interface EventInfo extends EventSettings {
   version: number;
   /** The bound on the waiting in force: the event's own, or the default (0: none). */
   maxWaiting: number;
+  /** Proof of work per Reserve (0: none). */
+  powDifficulty: number;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
 }
@@ -127,9 +137,11 @@ export class QueueStore {
    * finds the entry it made (`sameKey`), even once it has ended. Only 8-byte
    * digests reach Redis: of the user, and of the key with the event and user.
    */
-  async reserve(eventId: string, userId: string, idempotencyKey = ""): Promise<ReserveResult> {
+  async reserve(eventId: string, userId: string, idempotencyKey = "", solution?: VerifiedSolution): Promise<ReserveResult> {
     const key = idempotencyKey === "" ? "" : digest("key", eventId, userId, idempotencyKey);
-    const r = await this.call("reserve", eventId, [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key]);
+    const solved = solutionKey(this.options.prefix, eventId, solution?.digest ?? "none");
+    const args = [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key, solution ? "1" : "", solution?.ttlMs ?? 0];
+    const r = await this.call("reserve", eventId, args, [solved]);
     return { ...entry(r, 1), alreadyKnown: r[6] === 1, sameKey: r[7] === 1 };
   }
 
@@ -168,7 +180,7 @@ export class QueueStore {
 
   async createEvent(eventId: string, s: EventSettings): Promise<void> {
     try {
-      await this.call("createEvent", eventId, [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? ""]);
+      await this.call("createEvent", eventId, [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0]);
     } finally {
       // The registry is an index for ListEvents, not state: adding it again is harmless.
       await callRedis(() => this.redis.sadd(eventRegistryKey(this.options.prefix), eventId));
@@ -185,6 +197,7 @@ export class QueueStore {
       opens_at: changes.opensAt,
       closes_at: changes.closesAt,
       max_waiting: changes.maxWaiting,
+      pow_difficulty: changes.powDifficulty,
     };
     const args = Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]));
     const r = await this.call("updateEvent", eventId, args);
@@ -219,6 +232,7 @@ export class QueueStore {
       now: num(r[14]),
       version: inRange(r[15], 0, Number.MAX_SAFE_INTEGER, "version", invalid),
       maxWaiting: r[16] === "" ? (this.options.defaultMaxWaiting ?? 0) : count(16, "max_waiting"),
+      powDifficulty: count(17, "pow_difficulty"),
       invalid,
     };
     if (invalid.length > 0) this.options.onInvalidStored?.(eventId, invalid);
@@ -301,8 +315,8 @@ export class QueueStore {
   }
 
   /** Runs a script; a negative first element is a script error, mapped to an RPC error. */
-  private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number | Buffer)[]): Promise<unknown[]> {
-    const keys = scriptKeys(this.options.prefix, eventId);
+  private async call(name: Parameters<ScriptRunner>[0], eventId: string, args: (string | number | Buffer)[], extraKeys: string[] = []): Promise<unknown[]> {
+    const keys = [...scriptKeys(this.options.prefix, eventId), ...extraKeys];
     let reply: unknown;
     try {
       reply = await this.run(name, keys, args);

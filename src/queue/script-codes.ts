@@ -21,6 +21,10 @@ export const Refusal = {
   NEWER_LAYOUT: -11,
   /** As many wait as the event's max_waiting allows. */
   QUEUE_FULL: -12,
+  /** The event asks for proof of work and the Reserve carries none. */
+  CHALLENGE_REQUIRED: -13,
+  /** Another user's Reserve already used this solved challenge. */
+  CHALLENGE_USED: -14,
 } as const;
 
 /** A user's entry in an event, as user_state() reports it. */
@@ -60,8 +64,11 @@ export const GoneCode = { CANCELLED: "C", EXPIRED: "E" } as const;
  * stores something an older script would misread: every event script refuses an
  * event of a newer layout (NEWER_LAYOUT, answered UNAVAILABLE so clients retry
  * and reach an upgraded worker) instead of writing into it.
+ *   1: the first layout.
+ *   2: an event may ask for proof of work (pow_difficulty), which layout-1 scripts
+ *      would skip; UpdateEvent raises an event to the current layout.
  */
-export const LAYOUT = 1;
+export const LAYOUT = 2;
 
 /** The table as Lua `local` constants. */
 export function luaConstants(): string {

@@ -32,6 +32,10 @@ export function scriptError(code: number, eventId: string, detail: number | unde
       return new StateError(StateErrorCode.NoEntry, `the user has no entry in event ${eventId}`);
     case Refusal.EVENT_EXISTS:
       return new StateError(StateErrorCode.EventExists, `event ${eventId} already exists`);
+    case Refusal.CHALLENGE_REQUIRED:
+      return new StateError(StateErrorCode.ChallengeRequired, `event ${eventId} asks for proof of work: solve a challenge from GetChallenge and send it as pow_solution`);
+    case Refusal.CHALLENGE_USED:
+      return new StateError(StateErrorCode.ChallengeUsed, "this solved challenge was already used: get a new one");
     case Refusal.QUEUE_FULL:
       return new StateError(StateErrorCode.QueueFull, `event ${eventId}'s queue is full (${detail ?? 0} waiting): try again later`);
     case Refusal.NEWER_LAYOUT:

@@ -10,7 +10,7 @@ import { luaConstants } from "./script-codes.js";
  * `--- @include "codes"` the constants of script-codes.ts.
  */
 const scriptFiles = {
-  reserve: "reserve-9.lua",
+  reserve: "reserve-10.lua",
   status: "status-9.lua",
   cancel: "cancel-9.lua",
   confirm: "confirm-9.lua",

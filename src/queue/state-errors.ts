@@ -30,6 +30,11 @@ export enum StateErrorCode {
   ShuttingDown = "shutting_down",
   /** An event's keys in Redis hold the wrong type (written by hand): an operator must repair or reset it. */
   DamagedData = "damaged_data",
+  /** Proof of work: none sent, not a solution of ours (or for another event or user), expired, or used by another. */
+  ChallengeRequired = "challenge_required",
+  ChallengeInvalid = "challenge_invalid",
+  ChallengeExpired = "challenge_expired",
+  ChallengeUsed = "challenge_used",
   /** As many wait as the event's max_waiting allows. */
   QueueFull = "queue_full",
   /** The event was laid out by newer scripts (a rolling restart is under way): retryable. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import { RedisUnavailableError } from "../redis/redis-errors.js";
 
@@ -27,6 +27,18 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.DamagedData]: Code.FailedPrecondition,
   [StateErrorCode.NewerLayout]: Code.Unavailable,
   [StateErrorCode.QueueFull]: Code.ResourceExhausted,
+  [StateErrorCode.ChallengeRequired]: Code.FailedPrecondition,
+  [StateErrorCode.ChallengeInvalid]: Code.FailedPrecondition,
+  [StateErrorCode.ChallengeExpired]: Code.FailedPrecondition,
+  [StateErrorCode.ChallengeUsed]: Code.FailedPrecondition,
+};
+
+/** State errors a client acts on by reason (google.rpc.ErrorInfo), beyond the code. */
+const ERROR_INFO_REASONS: Partial<Record<StateErrorCode, string>> = {
+  [StateErrorCode.ChallengeRequired]: "CHALLENGE_REQUIRED",
+  [StateErrorCode.ChallengeInvalid]: "CHALLENGE_INVALID",
+  [StateErrorCode.ChallengeExpired]: "CHALLENGE_EXPIRED",
+  [StateErrorCode.ChallengeUsed]: "CHALLENGE_USED",
 };
 
 /**
@@ -39,7 +51,13 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof StateError) {
-    const details = err.field === undefined ? [] : [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: err.field, description: err.message.slice(err.field.length + 1) }] } }];
+    const reason = ERROR_INFO_REASONS[err.code];
+    const details =
+      err.field !== undefined
+        ? [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: err.field, description: err.message.slice(err.field.length + 1) }] } }]
+        : reason !== undefined
+          ? [{ desc: ErrorInfoSchema, value: { reason, domain: "ticketqueue.v1" } }]
+          : [];
     return new ConnectError(err.message, STATE_ERROR_CODES[err.code], undefined, details, err);
   }
   if (err instanceof RedisUnavailableError) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);

@@ -7,6 +7,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { TicketQueueService } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { QueueStore } from "../queue/queue-store.js";
+import type { Challenges } from "../tickets/challenges.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { adminAuthenticator, adminAuthInterceptor, type AdminJwtVerifier } from "./admin-auth.js";
@@ -27,6 +28,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export interface RpcOptions {
   store: QueueStore;
   tickets: Tickets;
+  challenges: Challenges;
   hub: ChangeHub;
   adminToken: string;
   /** Verifies admin JWTs (Authorization: Bearer); absent: only the static token. */
@@ -92,7 +94,7 @@ export function createRpcSurface(options: RpcOptions): RpcSurface {
     options.metrics.observeOpenStreams(streams.open);
   }
   if (options.rateLimitPerMinute > 0) interceptors.push(rateLimitInterceptor(services, store, { perMinute: options.rateLimitPerMinute, ...options.caller }));
-  const impl = ticketQueueService(store, options.tickets, options.hub, { maxWatchesPerUser: options.maxWatchesPerUser });
+  const impl = ticketQueueService(store, options.tickets, options.challenges, options.hub, { maxWatchesPerUser: options.maxWatchesPerUser });
   const health = healthService(store, [TicketQueueService.typeName], options.hub.closing);
   const reflection = reflectionServices(services);
   return {

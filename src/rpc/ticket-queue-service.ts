@@ -13,6 +13,7 @@ import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.
 import { MAX_TIME_MS, MIN_TIME_MS, type EventInfo, type QueueStore } from "../queue/queue-store.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
+import type { Challenges } from "../tickets/challenges.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { watchEvent } from "../watch/event-watcher.js";
@@ -23,6 +24,8 @@ import { actingFor } from "./user-identity.js";
 const MAX_CAPACITY = 10_000_000;
 const MAX_HOLD_SECONDS = 24 * 3600;
 const MAX_WAITING = 1_000_000_000;
+// A phone takes a few seconds per million SHA-256 tries.
+const MAX_POW_DIFFICULTY = 10_000_000;
 const DEFAULT_PAGE_SIZE = 500;
 const MAX_PAGE_SIZE = 1000;
 const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
@@ -32,7 +35,7 @@ const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRE
  * call one store method (one Lua script), shape the answer. Admin auth and error
  * mapping live in interceptors.
  */
-export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: ChangeHub, options: { maxWatchesPerUser: number }): ServiceImpl<typeof TicketQueueService> {
+export function ticketQueueService(store: QueueStore, tickets: Tickets, challenges: Challenges, hub: ChangeHub, options: { maxWatchesPerUser: number }): ServiceImpl<typeof TicketQueueService> {
   const watchQuota = new WatchQuota(options.maxWatchesPerUser);
   /**
    * The user and the entry a Cancel, Confirm or WatchStatus acts on: the ticket's
@@ -52,7 +55,9 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const userId = acting.userId === "" ? randomUUID() : acting.userId;
       checkUserId(userId, acting.maxBytes);
       checkIdempotencyKey(req.idempotencyKey);
-      const r = await store.reserve(eventId, userId, req.idempotencyKey);
+      // Verified here (microseconds); whether it was used already, in the reserve script.
+      const solution = req.powSolution === "" ? undefined : await challenges.verify(req.powSolution, eventId, acting.identified ? userId : undefined);
+      const r = await store.reserve(eventId, userId, req.idempotencyKey, solution);
       const live = r.status === ReservationStatus.RESERVED || r.status === ReservationStatus.QUEUED;
       return {
         userId,
@@ -163,8 +168,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       const eventId = eventIdOf(req.eventId);
       const opensAt = ms(req.opensAt, "opens_at");
       const closesAt = ms(req.closesAt, "closes_at");
-      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0 });
-      await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt, maxWaiting: req.maxWaiting });
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty });
+      await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt, maxWaiting: req.maxWaiting, powDifficulty: req.powDifficulty });
       return { event: toEvent(await store.getEvent(eventId)) };
     },
 
@@ -182,6 +187,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         opensAt: opensAt ?? before.opensAt,
         closesAt: closesAt ?? before.closesAt,
         maxWaiting: req.maxWaiting ?? before.maxWaiting,
+        powDifficulty: req.powDifficulty ?? before.powDifficulty,
       });
       const promoted = await store.updateEvent(eventId, {
         name: req.name,
@@ -191,6 +197,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
         opensAt,
         closesAt,
         maxWaiting: req.maxWaiting,
+        powDifficulty: req.powDifficulty,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
     },
@@ -233,6 +240,15 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
       return { events: events.flatMap((e) => (e ? [toEvent(e)] : [])) };
     },
 
+    async getChallenge(req, ctx) {
+      const eventId = eventIdOf(req.eventId);
+      const acting = actingFor(ctx, req.userId, { ticketWillDo: false, operatorMay: false });
+      if (acting.identified) checkUserId(acting.userId, acting.maxBytes);
+      const { powDifficulty } = await store.getEvent(eventId);
+      if (powDifficulty === 0) throw new ConnectError(`event ${eventId} asks for no proof of work: Reserve needs no pow_solution`, Code.FailedPrecondition);
+      return challenges.create(eventId, powDifficulty, acting.identified ? acting.userId : undefined);
+    },
+
     async getTicketKeys() {
       const keys = await tickets.publicKeys();
       return { keys: keys.map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })) };
@@ -245,11 +261,12 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, hub: Cha
   };
 }
 
-function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number; maxWaiting: number }): void {
+function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number; maxWaiting: number; powDifficulty: number }): void {
   if (s.capacity < 1 || s.capacity > MAX_CAPACITY) throw new ConnectError(`capacity must be 1 to ${MAX_CAPACITY}`, Code.InvalidArgument);
   if (s.holdSeconds > MAX_HOLD_SECONDS) throw new ConnectError(`hold_seconds must be at most ${MAX_HOLD_SECONDS}`, Code.InvalidArgument);
   if (s.name.length > 200) throw new ConnectError("name must be at most 200 characters", Code.InvalidArgument);
   if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
+  if (s.powDifficulty > MAX_POW_DIFFICULTY) throw new ConnectError(`pow_difficulty must be at most ${MAX_POW_DIFFICULTY} (0: none)`, Code.InvalidArgument);
   if (s.maxWaiting > MAX_WAITING) throw new ConnectError(`max_waiting must be at most ${MAX_WAITING} (0: no limit)`, Code.InvalidArgument);
 }
 
@@ -286,6 +303,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     closesAt: timestamp(e.closesAt),
     paused: e.paused,
     maxWaiting: e.maxWaiting,
+    powDifficulty: e.powDifficulty,
     state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,

@@ -108,6 +108,8 @@ export interface Acting {
   proven: boolean;
   /** Longest user id accepted: a token's `sub` may be longer than an id a client chooses. */
   maxBytes: number;
+  /** Users are known by their tokens here (user identity configured). */
+  identified: boolean;
 }
 
 /**
@@ -120,20 +122,21 @@ export interface Acting {
  */
 export function actingFor(ctx: HandlerContext, userId: string, rule: { ticketWillDo: boolean; operatorMay: boolean }): Acting {
   const caller = ctx.values.get(callerKey);
-  if (caller === undefined) return { userId, proven: false, maxBytes: MAX_USER_ID_BYTES };
+  if (caller === undefined) return { userId, proven: false, maxBytes: MAX_USER_ID_BYTES, identified: false };
   const maxBytes = MAX_SUBJECT_BYTES;
+  const identified = true;
   switch (caller.kind) {
     case "user":
       if (userId !== "" && userId !== caller.sub) throw new ConnectError("user_id is not the signed-in user (the token's subject)", Code.PermissionDenied);
-      return { userId: caller.sub, proven: true, maxBytes };
+      return { userId: caller.sub, proven: true, maxBytes, identified };
     case "service":
       if (userId === "") throw new ConnectError("user_id is required when a service acts for a user", Code.InvalidArgument);
-      return { userId, proven: true, maxBytes };
+      return { userId, proven: true, maxBytes, identified };
     case "operator":
-      if (rule.operatorMay) return { userId, proven: false, maxBytes };
+      if (rule.operatorMay) return { userId, proven: false, maxBytes, identified };
       throw new ConnectError("an operator's credential does not act for a user: send the user's token", Code.PermissionDenied);
     case "anonymous":
-      if (rule.ticketWillDo) return { userId, proven: false, maxBytes };
+      if (rule.ticketWillDo) return { userId, proven: false, maxBytes, identified };
       throw new ConnectError("this service knows its users: send Authorization: Bearer <your token>", Code.Unauthenticated);
   }
 }

@@ -6,6 +6,7 @@ import { EventState, ReservationStatus, StatusChange, type Event, type WatchStat
 import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { byId, show } from "./dom.js";
 import { setUpLanguageSwitch, t } from "./i18n.js";
+import { solveInWorker } from "./proof-of-work.js";
 import { clearEntry, entryFromTicket, forgetJoinKey, joinKey, loadEntry, saveEntry, travellerId, type Entry } from "./entry.js";
 
 const client = queueClient();
@@ -102,11 +103,12 @@ async function join(eventId: string): Promise<void> {
   el.join.textContent = t("waiting.joining");
   el.error.textContent = "";
   try {
-    let r = await reserveRetrying(eventId);
+    const powSolution = await proofOfWork(eventId);
+    let r = await reserveRetrying(eventId, powSolution);
     if (isFinal(r.status)) {
       // The place this browser's key made has ended since: this is a new join.
       forgetJoinKey(eventId);
-      r = await reserveRetrying(eventId);
+      r = await reserveRetrying(eventId, await proofOfWork(eventId));
     }
     if (r.ticket === "") {
       // Already in this line from an earlier visit whose ticket (and key) this browser lost.
@@ -130,15 +132,32 @@ async function join(eventId: string): Promise<void> {
  * service is unavailable or the network fails: a join whose answer was lost is
  * found again, with its ticket, instead of being made twice or left ticketless.
  */
-async function reserveRetrying(eventId: string) {
+async function reserveRetrying(eventId: string, powSolution: string) {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await client.reserve({ eventId, userId: travellerId(), idempotencyKey: joinKey(eventId) });
+      // A retry sends the same solution: the service lets the same user use it again.
+      return await client.reserve({ eventId, userId: travellerId(), idempotencyKey: joinKey(eventId), powSolution });
     } catch (err: unknown) {
       const retryable = isCode(err, Code.Unavailable) || isCode(err, Code.DeadlineExceeded) || isCode(err, Code.Unknown);
       if (!retryable || attempt >= 5) throw err;
       await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
     }
+  }
+}
+
+/** A solved challenge when the train asks for proof of work (showing progress on the button), else "". */
+async function proofOfWork(eventId: string): Promise<string> {
+  const train = trains.find((e) => e.eventId === eventId);
+  if (!train || train.powDifficulty === 0) return "";
+  const challenge = await client.getChallenge({ eventId });
+  const show = (fraction: number): void => {
+    el.join.textContent = t("waiting.solving", { percent: Math.round(fraction * 100) });
+  };
+  show(0);
+  try {
+    return await solveInWorker(challenge, show);
+  } finally {
+    el.join.textContent = t("waiting.joining");
   }
 }
 

@@ -2,7 +2,8 @@
   Shared by every script (inlined where a script says --- @include "event").
 
   KEYS[1] meta     hash: name, capacity, hold_seconds, opens_at, closes_at (ms),
-                   paused, max_waiting (absent: the service's MAX_WAITING), next_seq,
+                   paused, max_waiting (absent: the service's MAX_WAITING),
+                   pow_difficulty (absent: none), next_seq,
                    version, joined/promoted/cancelled/expired_total,
                    layout (LAYOUT of the scripts that created it; absent: 1)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
@@ -67,13 +68,13 @@ end
 -- (an old worker mid rolling restart must not write into it). With
 -- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
-  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting')
+  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty')
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false, false, false}
+    v = {default_capacity, '0', false, false, false, false, false, false}
   end
   local layout = stored_number(v[6])
   if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
@@ -85,6 +86,7 @@ local function load_event(default_capacity, read_only)
     paused = v[5] == '1',
     -- nil when the event has none of its own
     max_waiting = v[7] and stored_number(v[7]) or nil,
+    pow_difficulty = stored_number(v[8]),
   }
 end
 

@@ -4,23 +4,36 @@
   cancelled or expired user joins again as a new entry, unless the call repeats
   the idempotency key of the entry that ended (then it gets the ended state).
 
-  KEYS: see includes/event.lua
+  KEYS[1..9]: see includes/event.lua
+  KEYS[10] the solved challenge's key (marks it used; its own TTL), or a
+           placeholder when the Reserve carries none
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
   ARGV[3] max_waiting of an event without its own (0: no limit)
   ARGV[4] digest of the user (the field in K_RETRIES), 8 bytes
   ARGV[5] digest of the call's idempotency key ('' for none), 8 bytes
+  ARGV[6] '1' when the Reserve carries a verified solution of a challenge, else ''
+  ARGV[7] ms until that challenge expires
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, already_known, same_key}
           (same_key 1: the user's entry was made with this idempotency key)
        or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms}, {ERR_PAUSED},
-          {ERR_CLOSED, closes_at_ms}, {ERR_QUEUE_FULL, max_waiting}
+          {ERR_CLOSED, closes_at_ms}, {ERR_QUEUE_FULL, max_waiting},
+          {ERR_CHALLENGE_REQUIRED, pow_difficulty}, {ERR_CHALLENGE_USED}
 ]]
 --- @include "event"
 
 local user = ARGV[1]
 local ev, refused = load_event(ARGV[2], false)
 if not ev then return refused end
+
+-- Proof of work: a solution is good for one user; that user may send it again (a retry).
+if ev.pow_difficulty > 0 then
+  if ARGV[6] ~= '1' then return {ERR_CHALLENGE_REQUIRED, ev.pow_difficulty} end
+  local used_by = redis.call('GET', KEYS[10])
+  if used_by and used_by ~= ARGV[4] then return {ERR_CHALLENGE_USED} end
+  if not used_by then redis.call('SET', KEYS[10], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
+end
 
 local state = user_state(user)
 local key = ARGV[5]
