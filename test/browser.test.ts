@@ -7,10 +7,12 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import axe from "axe-core";
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
+import { userJwtVerifier } from "../src/rpc/user-identity.js";
 import { ON_CLUSTER, startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
@@ -231,6 +233,52 @@ describe("proof of work", () => {
     }
     console.log(lines.join("\n"));
   }, 120_000);
+});
+
+describe("a traveller signed in by the operator's site (#token=…)", () => {
+  let key: CryptoKey;
+  let jwks = "";
+  beforeAll(async () => {
+    const pair = await generateKeyPair("EdDSA", { extractable: true });
+    key = pair.privateKey;
+    jwks = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "site", alg: "EdDSA" }] });
+  });
+  const known = useTestService(async () => ({ userJwt: userJwtVerifier({ userJwtPublicKey: jwks, userJwtAudience: "ktx-web" }) }));
+  const tokenFor = (sub: string): Promise<string> => new SignJWT({ sub }).setProtectedHeader({ alg: "EdDSA", kid: "site" }).setAudience("ktx-web").setExpirationTime("10m").sign(key);
+
+  it("takes the token from the link at once, shows who is signed in, joins as that user, and asks before another user's link replaces them", async () => {
+    const site = createClient(TicketQueueService, createGrpcTransport({ baseUrl: known.svc.baseUrl }));
+    await site.createEvent({ eventId: "srt-id", name: "SRT signed in", capacity: 5 }, admin);
+    const page = await open(`/#token=${await tokenFor("kim-1234")}`, PHONE, "en-US", known.svc.baseUrl);
+    await expect.poll(() => page.textContent("#signed-in")).toBe("Signed in as kim-1234");
+    expect(page.url()).not.toContain("token");
+    await joinTrain(page, "srt-id");
+    await expect.poll(() => page.textContent("#position")).toContain("You have a seat");
+    expect(await page.inputValue("#resume-link")).not.toContain("token");
+    expect((await site.getStatus({ eventId: "srt-id", userId: "kim-1234" }, admin)).status).toBe(1);
+
+    // Someone else's link: refused in the dialog, kim stays; accepted, lee takes over this browser.
+    const dialogs: string[] = [];
+    page.once("dialog", (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    // (A link opened anew: a fragment change alone does not load the page again.)
+    await page.goto("about:blank");
+    await page.goto(`${known.svc.baseUrl}/#token=${await tokenFor("lee-5678")}`);
+    await expect.poll(() => dialogs.length).toBe(1);
+    expect(dialogs[0]).toContain("kim-1234");
+    await expect.poll(() => page.textContent("#signed-in")).toBe("Signed in as kim-1234");
+    page.once("dialog", (d) => void d.accept());
+    await page.goto("about:blank");
+    await page.goto(`${known.svc.baseUrl}/#token=${await tokenFor("lee-5678")}`);
+    await expect.poll(() => page.textContent("#signed-in")).toBe("Signed in as lee-5678");
+    await joinTrain(page, "srt-id");
+    await expect.poll(() => page.textContent("#position")).toContain("You have a seat");
+    expect((await site.getStatus({ eventId: "srt-id", userId: "lee-5678" }, admin)).status).toBe(1);
+    // Kim's place is still kim's.
+    expect((await site.getStatus({ eventId: "srt-id", userId: "kim-1234" }, admin)).status).toBe(1);
+  });
 });
 
 describe("by keyboard alone", () => {

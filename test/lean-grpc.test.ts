@@ -89,7 +89,8 @@ describe("the unary gRPC fast path, from a handler's side", () => {
     const a = await call({ "grpc-timeout": "150m" }, HEALTH);
     expect(a.headers["grpc-status"]).toBe(String(Code.DeadlineExceeded));
     expect(performance.now() - started).toBeLessThan(1000);
-    expect(seen.timeoutMs).toBeGreaterThan(100);
+    // What is left of the 150 ms when the handler runs (less on a busy machine; never more).
+    expect(seen.timeoutMs).toBeGreaterThan(0);
     expect(seen.timeoutMs).toBeLessThanOrEqual(150);
     expect(ConnectError.from(seen.reason).code).toBe(Code.DeadlineExceeded);
   });

@@ -9,8 +9,16 @@ export type QueueClient = Client<typeof TicketQueueService>;
  * `adminToken`, every call carries it: a JWT as `Authorization: Bearer`, anything
  * else as `X-Token`.
  */
-export function queueClient(adminToken?: () => string): QueueClient {
+export function queueClient(adminToken?: () => string, userToken?: () => string | undefined): QueueClient {
   const interceptors: Interceptor[] = [];
+  if (userToken) {
+    // A traveller signed in by the operator's site: their token on every call.
+    interceptors.push((next) => (req) => {
+      const token = userToken();
+      if (token) req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    });
+  }
   if (adminToken) {
     interceptors.push((next) => (req) => {
       const token = adminToken();

@@ -9,6 +9,34 @@ export interface Entry {
 }
 
 const ENTRY_KEY = "tq.entry";
+const USER_TOKEN_KEY = "tq.userToken";
+
+/** The user token the operator's site handed over (#token=…), when the service knows its users. */
+export function loadUserToken(): string | undefined {
+  return localStorage.getItem(USER_TOKEN_KEY) ?? undefined;
+}
+
+export function saveUserToken(token: string): void {
+  localStorage.setItem(USER_TOKEN_KEY, token);
+}
+
+/** The `sub` a JWT claims (read, not verified: the service verifies it on every call). */
+export function subjectOf(token: string): string | undefined {
+  const claims = claimsOf(token);
+  return typeof claims?.["sub"] === "string" ? claims["sub"] : undefined;
+}
+
+function claimsOf(token: string): Record<string, unknown> | undefined {
+  const payload = token.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const bytes = Uint8Array.from(atob(payload.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims === "object" && claims !== null ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const TRAVELLER_KEY = "tq.traveller";
 
 export function loadEntry(): Entry | undefined {
@@ -66,15 +94,8 @@ export function travellerId(): string {
  * is the server's to check (every call that takes a ticket verifies it).
  */
 export function entryFromTicket(ticket: string): Entry | undefined {
-  const payload = ticket.split(".")[1];
-  if (!payload) return undefined;
-  try {
-    const bytes = Uint8Array.from(atob(payload.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    if (typeof claims !== "object" || claims === null) return undefined;
-    const { evt, sub } = claims as Record<string, unknown>;
-    return typeof evt === "string" && typeof sub === "string" ? { eventId: evt, userId: sub, ticket } : undefined;
-  } catch {
-    return undefined;
-  }
+  const claims = claimsOf(ticket);
+  const evt = claims?.["evt"];
+  const sub = claims?.["sub"];
+  return typeof evt === "string" && typeof sub === "string" ? { eventId: evt, userId: sub, ticket } : undefined;
 }

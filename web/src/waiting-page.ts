@@ -7,9 +7,9 @@ import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { byId, show } from "./dom.js";
 import { setUpLanguageSwitch, t } from "./i18n.js";
 import { solveInWorker } from "./proof-of-work.js";
-import { clearEntry, entryFromTicket, forgetJoinKey, joinKey, loadEntry, saveEntry, travellerId, type Entry } from "./entry.js";
+import { clearEntry, entryFromTicket, forgetJoinKey, joinKey, loadEntry, loadUserToken, saveEntry, saveUserToken, subjectOf, travellerId, type Entry } from "./entry.js";
 
-const client = queueClient();
+const client = queueClient(undefined, loadUserToken);
 
 const el = {
   choose: byId("choose"),
@@ -33,6 +33,7 @@ const el = {
   copy: byId<HTMLButtonElement>("copy"),
   copied: byId("copied"),
   error: byId("error"),
+  signedIn: byId("signed-in"),
 };
 
 let trains: Event[] = [];
@@ -43,20 +44,49 @@ let watching: AbortController | undefined;
 let holdTimer: number | undefined;
 
 setUpLanguageSwitch(byId<HTMLButtonElement>("lang"), () => {
+  drawSignedIn();
   drawTrains();
   drawStatus();
 });
 
-// A link from another device carries the ticket in the fragment (never sent to the server).
-const fromLink = new URLSearchParams(location.hash.slice(1)).get("ticket");
+// The fragment (never sent to the server) may carry a user token from the operator's
+// site (#token=…) or a ticket from another device (#ticket=…); it leaves the
+// address bar at once.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (location.hash) history.replaceState(null, "", location.pathname);
+const handedOver = fragment.get("token");
+if (handedOver) takeUserToken(handedOver);
+const fromLink = fragment.get("ticket");
 if (fromLink) {
   const linked = entryFromTicket(fromLink);
   if (linked) saveEntry(linked);
-  history.replaceState(null, "", location.pathname);
 }
+drawSignedIn();
 entry = loadEntry();
 if (entry) void follow(entry);
 else void chooseTrain();
+
+/**
+ * Keeps the user token handed over in the link. A different user than the one
+ * signed in here is switched to only when the traveller agrees: a link carrying
+ * someone else's token must not silently change who is waiting.
+ */
+function takeUserToken(token: string): void {
+  const next = subjectOf(token);
+  if (!next) return;
+  const current = loadUserToken();
+  const currentUser = current ? subjectOf(current) : undefined;
+  if (currentUser && currentUser !== next && !window.confirm(t("identity.replace", { current: currentUser, next }))) return;
+  if (currentUser !== next) clearEntry(); // the place shown here was the other user's
+  saveUserToken(token);
+}
+
+function drawSignedIn(): void {
+  const token = loadUserToken();
+  const user = token ? subjectOf(token) : undefined;
+  el.signedIn.textContent = user ? t("identity.signedIn", { user }) : "";
+  show(el.signedIn, user !== undefined);
+}
 
 async function chooseTrain(): Promise<void> {
   show(el.status, false);
@@ -136,7 +166,9 @@ async function reserveRetrying(eventId: string, powSolution: string) {
   for (let attempt = 1; ; attempt++) {
     try {
       // A retry sends the same solution: the service lets the same user use it again.
-      return await client.reserve({ eventId, userId: travellerId(), idempotencyKey: joinKey(eventId), powSolution });
+      // Signed in: the service takes the user from the token.
+      const userId = loadUserToken() ? "" : travellerId();
+      return await client.reserve({ eventId, userId, idempotencyKey: joinKey(eventId), powSolution });
     } catch (err: unknown) {
       const retryable = isCode(err, Code.Unavailable) || isCode(err, Code.DeadlineExceeded) || isCode(err, Code.Unknown);
       if (!retryable || attempt >= 5) throw err;
