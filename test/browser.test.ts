@@ -362,8 +362,10 @@ describe("operator dashboard", () => {
     await page.fill("#new-id", "ktx-new");
     await page.fill("#new-name", "KTX 새 열차");
     await page.fill("#new-capacity", "1");
+    await page.fill("#new-max-waiting", "1000");
     await page.click("#create-form button[type=submit]");
     await expect.poll(() => page.textContent("#notice")).toBe("Created ktx-new.");
+    expect((await api.getEvent({ eventId: "ktx-new" })).event).toMatchObject({ maxWaiting: 1000, powDifficulty: 0 });
     await expect.poll(() => page.textContent("#manage-heading")).toBe("Manage KTX 새 열차");
     await api.reserve({ eventId: "ktx-new", userId: "p1" });
     await api.reserve({ eventId: "ktx-new", userId: "p2" });

@@ -331,6 +331,9 @@ el.createForm.addEventListener("submit", (ev) => {
       name: String(form.get("name") ?? "").trim(),
       capacity: Number(form.get("capacity")),
       holdSeconds: Number(form.get("hold")),
+      // Empty: the event takes the service's MAX_WAITING.
+      maxWaiting: String(form.get("max-waiting") ?? "") === "" ? undefined : Number(form.get("max-waiting")),
+      powDifficulty: Number(form.get("pow")),
     });
     if (r.event) trains.set(eventId, { event: r.event, samples: [] });
     el.createForm.reset();
