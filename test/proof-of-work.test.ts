@@ -118,6 +118,8 @@ describe("proof of work per event", () => {
         { algorithm: "SHA-256" as const, challenge: c.challenge, number: found, salt: c.salt, signature: c.signature },
         { algorithm: "SHA-256" as const, challenge: c.challenge, number: found + 1, salt: c.salt, signature: c.signature },
         { algorithm: "SHA-256" as const, challenge: c.challenge, number: found, salt: `${c.salt}x`, signature: c.signature },
+        // The number's first digit moved onto the end of the salt (same string hashed, without ALTCHA's "&" rule).
+        ...(found >= 10 ? [{ algorithm: "SHA-256" as const, challenge: c.challenge, number: Number(String(found).slice(1)), salt: c.salt + String(found)[0], signature: c.signature }] : []),
         { algorithm: "SHA-256" as const, challenge: c.challenge, number: found, salt: c.salt, signature: c.signature.replace(/^./, (d) => (d === "0" ? "1" : "0")) },
       ];
       for (const p of payloads) expect(solves(p, hmacKey)).toBe(await verifySolution(p, hmacKey, false));

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReservationStatus, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { userJwtVerifier } from "../src/rpc/user-identity.js";
@@ -99,6 +99,9 @@ describe("users known by their tokens", () => {
       await token(other.signer, { sub: "x" }),
       await token(ed, {}),
       await token(ed, { sub: "s".repeat(256) }),
+      // A sub that is not a string (jose does not check its type).
+      await new SignJWT({ sub: 123 } as unknown as JWTPayload).setProtectedHeader({ alg: "EdDSA", kid: "ed-1" }).setAudience(AUDIENCE).setExpirationTime("5m").sign(ed.key),
+      await new SignJWT({ sub: ["kim"] } as unknown as JWTPayload).setProtectedHeader({ alg: "EdDSA", kid: "ed-1" }).setAudience(AUDIENCE).setExpirationTime("5m").sign(ed.key),
       ticket,
       "not-a-jwt",
     ];

@@ -46,7 +46,7 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier | undefine
   };
   const maxSubjectBytes = options.maxSubjectBytes ?? 255;
   return async (token) => {
-    let sub: string | undefined;
+    let sub: unknown;
     try {
       // (jwtVerify has one overload for a key and one for a key-getting function.)
       const verified = typeof key === "function" ? await jwtVerify(token, key, checks) : await jwtVerify(token, key, checks);
@@ -54,7 +54,8 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier | undefine
     } catch (err: unknown) {
       throw new ConnectError(err instanceof joseErrors.JWTExpired ? `${options.what} has expired` : `${options.what} is not valid`, Code.Unauthenticated);
     }
-    if (!sub) throw new ConnectError(`${options.what} has no subject`, Code.Unauthenticated);
+    // jose checks the signature and the claims it is asked to, not the type of `sub`.
+    if (typeof sub !== "string" || sub === "") throw new ConnectError(`${options.what} has no subject (a non-empty string)`, Code.Unauthenticated);
     if (Buffer.byteLength(sub) > maxSubjectBytes) throw new ConnectError(`${options.what}'s subject is longer than ${maxSubjectBytes} bytes`, Code.Unauthenticated);
     return sub;
   };

@@ -80,7 +80,10 @@ export class Challenges {
  * a call here against about 6 µs (test/proof-of-work.test.ts checks they agree).
  */
 export function solves(payload: Payload, hmacKey: string): boolean {
-  const challenge = createHash("sha256").update(payload.salt + String(payload.number)).digest();
+  // ALTCHA's salt ends with "&" (altcha-lib adds it when missing): a digit of the
+  // number moved into the salt must not make another solution.
+  const salt = payload.salt.endsWith("&") ? payload.salt : `${payload.salt}&`;
+  const challenge = createHash("sha256").update(salt + String(payload.number)).digest();
   const signature = createHmac("sha256", hmacKey).update(payload.challenge).digest();
   return timingSafeEqual(challenge, Buffer.from(payload.challenge, "hex")) && timingSafeEqual(signature, Buffer.from(payload.signature, "hex"));
 }
