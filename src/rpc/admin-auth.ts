@@ -63,36 +63,32 @@ export function adminAuthenticator(adminToken: string, jwt: AdminJwtVerifier | u
     // The failures of every worker, kept in Redis.
     const before = await limit(caller, false);
     if (!before.allowed) throw tooManyFailures(before.retryAfterMs);
-    // And in this process, taken before the credential is checked and given back when it
-    // was good, synchronously: 2,000 guesses sent at once all passed one reading of
-    // Redis, and counting them there first let a paused Redis apply counts late.
-    if (!local.take(caller)) throw tooManyFailures(local.retryAfterMs(caller));
-    let identity: string;
+    // And in this process, where a failure is counted in the same synchronous step as the
+    // check that found it (the static token is compared synchronously): 2,000 guesses sent
+    // at once all passed one reading of Redis. Good credentials count nothing, so a burst
+    // of them (after a Redis pause) is never refused.
+    if (!local.has(caller)) throw tooManyFailures(local.retryAfterMs(caller));
+    const bearer = /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
     try {
-      identity = await authenticate(req.header, req.method.name, adminToken, jwt);
+      // A JWT cannot be guessed: its (asynchronous) check may overlap others.
+      return bearer !== undefined && jwt ? `jwt:${await jwt(bearer)}` : staticToken(req.header, req.method.name, adminToken, jwt !== undefined);
     } catch (err: unknown) {
-      if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) {
-        local.giveBack(caller);
-        throw err;
-      }
+      if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw err;
+      local.take(caller);
       const after = await limit(caller, true);
       throw after.allowed ? err : tooManyFailures(after.retryAfterMs);
     }
-    local.giveBack(caller);
-    return identity;
   };
 }
 
-/** The caller's admin identity ("token" or "jwt:<sub>"), or Unauthenticated. */
-async function authenticate(header: Headers, rpc: string, adminToken: string, jwt: AdminJwtVerifier | undefined): Promise<string> {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(header.get("authorization") ?? "")?.[1];
+/** "token" for the static admin token, compared in constant time; else Unauthenticated. Synchronous. */
+function staticToken(header: Headers, rpc: string, adminToken: string, jwtAccepted: boolean): string {
   const token = header.get(ADMIN_TOKEN_HEADER);
-  if (bearer !== undefined && jwt) return `jwt:${await jwt(bearer)}`;
   if (token) {
     if (!sameSecret(token, adminToken)) throw new ConnectError("the admin token is not valid", Code.Unauthenticated);
     return "token";
   }
-  throw new ConnectError(`${rpc} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwt ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
+  throw new ConnectError(`${rpc} needs the admin token in the ${ADMIN_TOKEN_HEADER} header${jwtAccepted ? " or an admin JWT as Authorization: Bearer" : ""}`, Code.Unauthenticated);
 }
 
 /**
@@ -107,17 +103,13 @@ class LocalBucket {
     private readonly periodMs: number,
   ) {}
 
-  take(key: string): boolean {
-    const bucket = this.refilled(key);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+  has(key: string): boolean {
+    // A caller with no failures has no bucket (good calls leave none behind).
+    return !this.buckets.has(key) || this.refilled(key).tokens >= 1;
   }
 
-  giveBack(key: string): void {
-    const bucket = this.refilled(key);
-    bucket.tokens = Math.min(this.perPeriod, bucket.tokens + 1);
-    if (bucket.tokens >= this.perPeriod) this.buckets.delete(key);
+  take(key: string): void {
+    this.refilled(key).tokens -= 1;
   }
 
   retryAfterMs(key: string): number {
