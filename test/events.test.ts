@@ -65,13 +65,17 @@ describe("events over REST", () => {
     expect((await rest("POST", "/v1/events/itx-1/reserve", { user_id: "d" })).json).toMatchObject({ status: "RESERVATION_STATUS_QUEUED", position: 2 });
   });
 
-  it("says when a scheduled event opens", async () => {
+  it("says when a scheduled event's pre-queue opens, and pre-queues from then until the opening", async () => {
     const opensAt = new Date(Date.now() + 3_600_000).toISOString();
-    const created = await rest("POST", "/v1/events", { event_id: "later", capacity: 5, opens_at: opensAt }, TEST_ADMIN_TOKEN);
-    expect(created.json["event"]).toMatchObject({ state: "EVENT_STATE_SCHEDULED" });
+    const prequeueOpensAt = new Date(Date.now() + 1_800_000).toISOString();
+    const created = await rest("POST", "/v1/events", { event_id: "later", capacity: 5, opens_at: opensAt, prequeue_opens_at: prequeueOpensAt }, TEST_ADMIN_TOKEN);
+    expect(created.json["event"]).toMatchObject({ state: "EVENT_STATE_SCHEDULED", prequeue_opens_at: prequeueOpensAt, draw: { state: "DRAW_STATE_OPEN" } });
     const refused = await rest("POST", "/v1/events/later/reserve", {});
     expect(refused.status).toBe(400);
-    expect(String(refused.json["message"])).toContain(`opens at ${opensAt.slice(0, 19)}`);
+    expect(String(refused.json["message"])).toContain(`opens at ${prequeueOpensAt.slice(0, 19)}`);
+    await rest("POST", "/v1/events", { event_id: "later-2", capacity: 5, opens_at: opensAt }, TEST_ADMIN_TOKEN);
+    const entered = await rest("POST", "/v1/events/later-2/reserve", { user_id: "kim" });
+    expect(entered.json).toMatchObject({ status: "RESERVATION_STATUS_PREQUEUED", position: 0, opens_at: opensAt });
   });
 });
 

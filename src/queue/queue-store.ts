@@ -5,7 +5,9 @@ import type { DurabilityGate } from "../redis/durability.js";
 import { callRedis } from "../redis/redis-errors.js";
 import { DEFAULT_EVENT_ID } from "./ids.js";
 import { auditKey, eventChannel, eventKeys, eventRegistryKey, rateLimitKey, refusedAuditKey, scriptKeys, solutionKey } from "./keys.js";
-import { EntryCode, FeedKindCode } from "./script-codes.js";
+import { DrawStateCode, EntryCode, FeedKindCode } from "./script-codes.js";
+import { drawValueOf, newDrawSeed, newEntrySecret, placeOf } from "./draw.js";
+import { DrawnValues } from "./drawn-values.js";
 import { scriptError } from "./script-errors.js";
 import { StateError, StateErrorCode } from "./state-errors.js";
 import { loadScripts, type ScriptRunner } from "./scripts.js";
@@ -21,6 +23,12 @@ export interface EntryState {
   holdExpiresAt: number;
   /** The entry's join sequence (0 when there is none): tickets are bound to it. */
   seq: number;
+  /** An entrant of a pre-queue, once drawn and while waiting: its place in the draw (1-based); else 0. */
+  drawnPlace: number;
+  /** An entrant of a pre-queue: its entry secret (hex), which only its ticket carries; else "". */
+  entrySecret: string;
+  /** The event's opening (epoch ms; 0 for none): a PREQUEUED user is told when the draw is. */
+  opensAt: number;
 }
 
 /** A proof-of-work solution the service verified: a hex digest of its challenge, and how long it stays good. */
@@ -50,6 +58,27 @@ export interface CancelResult {
   promoted: string[];
 }
 
+/** Where an event's pre-queue draw is. */
+export type DrawState = "none" | "open" | "drawing" | "done";
+
+/** An event's pre-queue draw, as published (see draw.ts for the function). */
+export interface DrawInfo {
+  state: DrawState;
+  /** SHA-256 of the secret seed (hex), from the moment the pre-queue opens. */
+  commitment: string;
+  /** Hex; "" until the draw is done. */
+  seed: string;
+  chainHead: string;
+  finalSeed: string;
+  beaconSource: string;
+  beacon: string;
+  entrants: number;
+  left: number;
+  drawn: number;
+  /** Epoch ms; 0 until done. */
+  doneAt: number;
+}
+
 export interface EventSettings {
   name: string;
   capacity: number;
@@ -61,6 +90,10 @@ export interface EventSettings {
   maxWaiting?: number;
   /** Proof of work per Reserve: the largest number a challenge hides; 0 or undefined: none. */
   powDifficulty?: number;
+  /** Epoch ms from which the pre-queue takes entrants; 0 or undefined: from the event's creation. */
+  prequeueOpensAt?: number;
+  /** A public randomness round the draw will wait for (its value set after the opening); "" or undefined: none. */
+  drawBeaconSource?: string;
 }
 
 export interface EventInfo extends EventSettings {
@@ -81,6 +114,9 @@ export interface EventInfo extends EventSettings {
   maxWaiting: number;
   /** Proof of work per Reserve (0: none). */
   powDifficulty: number;
+  prequeueOpensAt: number;
+  drawBeaconSource: string;
+  draw: DrawInfo;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
 }
@@ -103,7 +139,7 @@ export interface FeedEntry {
   at: number;
 }
 
-export type EventChanges = Partial<EventSettings & { paused: boolean }>;
+export type EventChanges = Partial<EventSettings & { paused: boolean; drawBeacon: string }>;
 
 export interface QueueStoreOptions {
   /** Key prefix, e.g. "tq". */
@@ -124,6 +160,8 @@ export interface QueueStoreOptions {
  */
 export class QueueStore {
   private readonly run: ScriptRunner;
+  /** Each event's published draw, sorted, read once per process. */
+  readonly drawn = new DrawnValues(this);
 
   constructor(
     private readonly redis: Redis,
@@ -140,14 +178,14 @@ export class QueueStore {
   async reserve(eventId: string, userId: string, idempotencyKey = "", solution?: VerifiedSolution): Promise<ReserveResult> {
     const key = idempotencyKey === "" ? "" : digest("key", eventId, userId, idempotencyKey);
     const solved = solutionKey(this.options.prefix, eventId, solution?.digest ?? "none");
-    const args = [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key, solution ? "1" : "", solution?.ttlMs ?? 0];
+    const args = [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key, solution ? "1" : "", solution?.ttlMs ?? 0, newEntrySecret()];
     const r = await this.call("reserve", eventId, args, [solved]);
-    return { ...entry(r, 1), alreadyKnown: r[6] === 1, sameKey: r[7] === 1 };
+    return { ...(await this.entry(eventId, r, 1, 8)), alreadyKnown: r[6] === 1, sameKey: r[7] === 1 };
   }
 
   async status(eventId: string, userId: string): Promise<StatusResult> {
     const r = await this.call("status", eventId, [userId, this.defaultCapacity(eventId)]);
-    return { ...entry(r, 1), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]) };
+    return { ...(await this.entry(eventId, r, 1, 9)), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]) };
   }
 
   /** `ticketSeq` undefined: an operator's cancel, or the user's own with their token (no ticket). */
@@ -163,9 +201,21 @@ export class QueueStore {
   }
 
   /** Ends holds past their time (at most `max`) and refills the seats. */
-  async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[] }> {
+  async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[]; drawDue: boolean }> {
     const r = await this.call("expireHolds", eventId, [max]);
-    return { expired: num(r[1]), promoted: strings(r.slice(2)) };
+    return { expired: num(r[1]), drawDue: r[2] === 1, promoted: strings(r.slice(3)) };
+  }
+
+  /** Draws up to `max` entrants of the event's pre-queue, if its draw is due; `done` when this call finished it. */
+  async draw(eventId: string, max = DRAW_CHUNK): Promise<{ drawn: number; done: boolean; promoted: string[] }> {
+    const r = await this.call("draw", eventId, [max]);
+    return { drawn: num(r[1]), done: r[2] === 1, promoted: strings(r.slice(3)) };
+  }
+
+  /** Records `from`.. of the event's drawlist (all 0 / "" until the draw is done), and the values the draw counted. */
+  async drawlist(eventId: string, from: number, count: number): Promise<{ records: number; drawn: number; text: string }> {
+    const r = await this.call("listDraw", eventId, [from, count]);
+    return { records: num(r[1]), drawn: num(r[2]), text: text(r[3]) };
   }
 
   async processQueue(eventId: string): Promise<string[]> {
@@ -174,13 +224,16 @@ export class QueueStore {
   }
 
   async reset(eventId: string): Promise<{ clearedReserved: number; clearedWaiting: number }> {
-    const r = await this.call("reset", eventId, [this.defaultCapacity(eventId)]);
+    const { seed, commitment } = newDrawSeed();
+    const r = await this.call("reset", eventId, [this.defaultCapacity(eventId), seed, commitment]);
     return { clearedReserved: num(r[1]), clearedWaiting: num(r[2]) };
   }
 
   async createEvent(eventId: string, s: EventSettings): Promise<void> {
     try {
-      await this.call("createEvent", eventId, [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0]);
+      const { seed, commitment } = newDrawSeed();
+      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment];
+      await this.call("createEvent", eventId, args);
     } finally {
       // The registry is an index for ListEvents, not state: adding it again is harmless.
       await callRedis(() => this.redis.sadd(eventRegistryKey(this.options.prefix), eventId));
@@ -198,8 +251,12 @@ export class QueueStore {
       closes_at: changes.closesAt,
       max_waiting: changes.maxWaiting,
       pow_difficulty: changes.powDifficulty,
+      prequeue_opens_at: changes.prequeueOpensAt,
+      draw_beacon_source: changes.drawBeaconSource,
+      draw_beacon: changes.drawBeacon,
     };
-    const args = Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]));
+    const { seed, commitment } = newDrawSeed();
+    const args = [seed, commitment, ...Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]))];
     const r = await this.call("updateEvent", eventId, args);
     return strings(r.slice(1));
   }
@@ -233,6 +290,21 @@ export class QueueStore {
       version: inRange(r[15], 0, Number.MAX_SAFE_INTEGER, "version", invalid),
       maxWaiting: r[16] === "" ? (this.options.defaultMaxWaiting ?? 0) : count(16, "max_waiting"),
       powDifficulty: count(17, "pow_difficulty"),
+      prequeueOpensAt: r[29] === 0 ? 0 : time(29, "prequeue_opens_at"),
+      drawBeaconSource: text(r[23]),
+      draw: {
+        state: DRAW_STATES.get(text(r[18])) ?? "none",
+        commitment: text(r[19]),
+        seed: text(r[20]),
+        chainHead: text(r[21]),
+        finalSeed: text(r[22]),
+        beaconSource: text(r[23]),
+        beacon: text(r[24]),
+        entrants: count(25, "draw_entrants"),
+        left: count(26, "draw_left"),
+        drawn: count(27, "draw_drawn"),
+        doneAt: r[28] === 0 ? 0 : time(28, "draw_done_at"),
+      },
       invalid,
     };
     if (invalid.length > 0) this.options.onInvalidStored?.(eventId, invalid);
@@ -310,6 +382,18 @@ export class QueueStore {
     return eventChannel(this.options.prefix, eventId);
   }
 
+  /**
+   * The EntryState at r[from..from+4], with r[draw..draw+2] (entry_secret,
+   * opens_at_ms, final_seed): a drawn entrant's place is its value's in the
+   * published draw (read once per process).
+   */
+  private async entry(eventId: string, r: unknown[], from: number, draw: number): Promise<EntryState> {
+    const entrySecret = text(r[draw]);
+    const finalSeed = text(r[draw + 2]);
+    const drawnPlace = finalSeed === "" ? 0 : placeOf(await this.drawn.get(eventId, finalSeed), drawValueOf(finalSeed, entrySecret));
+    return { ...entry(r, from), drawnPlace, entrySecret, opensAt: num(r[draw + 1]) };
+  }
+
   private defaultCapacity(eventId: string): number | string {
     return eventId === DEFAULT_EVENT_ID ? this.options.defaultCapacity : "";
   }
@@ -335,7 +419,20 @@ export class QueueStore {
   }
 }
 
-const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent", "listSeats"]);
+const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent", "listSeats", "listDraw"]);
+
+/** Entrants one draw call handles: a call stays well under 50 ms (test/prequeue-draw-scale.test.ts). */
+const DRAW_CHUNK = 2500;
+
+const DRAW_STATES = new Map<string, DrawState>([
+  [DrawStateCode.OPEN, "open"],
+  [DrawStateCode.DRAWING, "drawing"],
+  [DrawStateCode.DONE, "done"],
+]);
+
+function text(value: unknown): string {
+  return typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
+}
 
 const MAX_UINT32 = 2 ** 32 - 1;
 /**
@@ -374,6 +471,7 @@ const STATUS_OF_CODE = new Map<number, ReservationStatus>([
   [EntryCode.NOT_FOUND, ReservationStatus.NOT_FOUND],
   [EntryCode.CANCELLED, ReservationStatus.CANCELLED],
   [EntryCode.EXPIRED, ReservationStatus.EXPIRED],
+  [EntryCode.PREQUEUED, ReservationStatus.PREQUEUED],
 ]);
 
 function statusOf(code: unknown): ReservationStatus {
@@ -383,7 +481,7 @@ function statusOf(code: unknown): ReservationStatus {
 }
 
 /** The EntryState at r[from..from+4]: status, position, promoted, hold_expires_ms, seq. */
-function entry(r: unknown[], from: number): EntryState {
+function entry(r: unknown[], from: number): Omit<EntryState, "drawnPlace" | "entrySecret" | "opensAt"> {
   return {
     status: statusOf(r[from]),
     position: num(r[from + 1]),

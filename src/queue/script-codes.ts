@@ -25,6 +25,10 @@ export const Refusal = {
   CHALLENGE_REQUIRED: -13,
   /** Another user's Reserve already used this solved challenge. */
   CHALLENGE_USED: -14,
+  /** The draw is due or under way: what it depends on can no longer change. */
+  DRAW_STARTED: -15,
+  /** A beacon value for an event that announced no beacon source, or has no pre-queue to draw. */
+  NO_BEACON_EXPECTED: -16,
 } as const;
 
 /** A user's entry in an event, as user_state() reports it. */
@@ -34,6 +38,8 @@ export const EntryCode = {
   NOT_FOUND: 3,
   CANCELLED: 4,
   EXPIRED: 5,
+  /** In an event's pre-queue, waiting for the draw at its opening. */
+  PREQUEUED: 6,
 } as const;
 
 /** What moved, in a change message published on the event's channel (`changed` in event.lua). */
@@ -50,7 +56,12 @@ export const ChangeOpCode = {
   RESET: "X",
   /** {U}: the event's settings changed. */
   SETTINGS: "U",
+  /** {D, final_seed}: the pre-queue was drawn; its entrants now wait in draw order. */
+  DRAWN: "D",
 } as const;
+
+/** Where an event's pre-queue draw is (meta field draw_state; absent: the event has no pre-queue). */
+export const DrawStateCode = { OPEN: "open", DRAWING: "drawing", DONE: "done" } as const;
 
 /** The kind of a feed entry (field `k` of the event's feed stream). */
 export const FeedKindCode = { PROMOTED: "P", EXPIRED: "E", CANCELLED: "C" } as const;
@@ -67,8 +78,10 @@ export const GoneCode = { CANCELLED: "C", EXPIRED: "E" } as const;
  *   1: the first layout.
  *   2: an event may ask for proof of work (pow_difficulty), which layout-1 scripts
  *      would skip; UpdateEvent raises an event to the current layout.
+ *   3: an event may have a pre-queue and its draw (the entrants and drawn keys,
+ *      draw_* fields): layout-2 scripts would seat entrants before the draw.
  */
-export const LAYOUT = 2;
+export const LAYOUT = 3;
 
 /** The table as Lua `local` constants. */
 export function luaConstants(): string {
@@ -78,6 +91,7 @@ export function luaConstants(): string {
     ...Object.entries(ChangeOpCode).map(([name, value]) => `local OP_${name} = '${value}'`),
     ...Object.entries(FeedKindCode).map(([name, value]) => `local FEED_${name} = '${value}'`),
     ...Object.entries(GoneCode).map(([name, value]) => `local GONE_${name} = '${value}'`),
+    ...Object.entries(DrawStateCode).map(([name, value]) => `local DRAW_${name} = '${value}'`),
     `local LAYOUT = ${LAYOUT}`,
   ];
   return `-- Generated from src/queue/script-codes.ts.\n${lines.join("\n")}\n`;

@@ -40,6 +40,10 @@ export function scriptError(code: number, eventId: string, detail: number | unde
       return new StateError(StateErrorCode.QueueFull, `event ${eventId}'s queue is full (${detail ?? 0} waiting): try again later`);
     case Refusal.NEWER_LAYOUT:
       return new StateError(StateErrorCode.NewerLayout, `event ${eventId} was laid out by a newer version of the service (layout ${detail ?? "?"}): retry, an upgraded worker will answer`);
+    case Refusal.DRAW_STARTED:
+      return new StateError(StateErrorCode.DrawStarted, `event ${eventId}'s pre-queue draw is due or under way: its opening, pre-queue and beacon can no longer change`);
+    case Refusal.NO_BEACON_EXPECTED:
+      return new StateError(StateErrorCode.NoBeaconExpected, `event ${eventId} takes a draw beacon only when it announced a draw_beacon_source, after its opening and before its draw, once`);
     default:
       // Not a refusal: a script this code does not know (a bug), answered as an internal error.
       return new Error(`script answered unknown code ${code}`);

@@ -10,17 +10,19 @@ import { luaConstants } from "./script-codes.js";
  * `--- @include "codes"` the constants of script-codes.ts.
  */
 const scriptFiles = {
-  reserve: "reserve-10.lua",
-  status: "status-9.lua",
-  cancel: "cancel-9.lua",
-  confirm: "confirm-9.lua",
-  expireHolds: "expire-holds-9.lua",
-  processQueue: "process-queue-9.lua",
-  reset: "reset-9.lua",
-  createEvent: "create-event-9.lua",
-  updateEvent: "update-event-9.lua",
-  getEvent: "get-event-9.lua",
-  listSeats: "list-seats-9.lua",
+  reserve: "reserve-13.lua",
+  status: "status-12.lua",
+  cancel: "cancel-12.lua",
+  confirm: "confirm-12.lua",
+  expireHolds: "expire-holds-12.lua",
+  processQueue: "process-queue-12.lua",
+  reset: "reset-12.lua",
+  createEvent: "create-event-12.lua",
+  updateEvent: "update-event-12.lua",
+  getEvent: "get-event-12.lua",
+  listSeats: "list-seats-12.lua",
+  draw: "draw-12.lua",
+  listDraw: "list-draw-12.lua",
   rateLimit: "rate-limit-1.lua",
 } as const;
 

@@ -39,6 +39,10 @@ export enum StateErrorCode {
   QueueFull = "queue_full",
   /** The event was laid out by newer scripts (a rolling restart is under way): retryable. */
   NewerLayout = "newer_layout",
+  /** The pre-queue's draw is due or under way: what it depends on can no longer change. */
+  DrawStarted = "draw_started",
+  /** A beacon value the event is not waiting for. */
+  NoBeaconExpected = "no_beacon_expected",
 }
 
 export class StateError extends Error {

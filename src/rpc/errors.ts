@@ -31,6 +31,8 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.ChallengeInvalid]: Code.FailedPrecondition,
   [StateErrorCode.ChallengeExpired]: Code.FailedPrecondition,
   [StateErrorCode.ChallengeUsed]: Code.FailedPrecondition,
+  [StateErrorCode.DrawStarted]: Code.FailedPrecondition,
+  [StateErrorCode.NoBeaconExpected]: Code.FailedPrecondition,
 };
 
 /** State errors a client acts on by reason (google.rpc.ErrorInfo), beyond the code. */

@@ -3,6 +3,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
+  DrawState,
   ReservationStatus,
   SeatChange,
   type EventSchema,
@@ -10,7 +11,8 @@ import {
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { checkIdempotencyKey, checkUserId, eventIdOf } from "../queue/ids.js";
 import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.js";
-import { MAX_TIME_MS, MIN_TIME_MS, type EventInfo, type QueueStore } from "../queue/queue-store.js";
+import { MAX_TIME_MS, MIN_TIME_MS, type EntryState, type EventInfo, type QueueStore } from "../queue/queue-store.js";
+import { drawValueHex } from "../queue/draw.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import type { Challenges } from "../tickets/challenges.js";
@@ -28,6 +30,8 @@ const MAX_WAITING = 1_000_000_000;
 const MAX_POW_DIFFICULTY = 10_000_000;
 const DEFAULT_PAGE_SIZE = 500;
 const MAX_PAGE_SIZE = 1000;
+const DEFAULT_DRAW_PAGE_SIZE = 1000;
+const MAX_DRAW_PAGE_SIZE = 10_000;
 const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
 
 /**
@@ -58,7 +62,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       // Verified here (microseconds); whether it was used already, in the reserve script.
       const solution = req.powSolution === "" ? undefined : await challenges.verify(req.powSolution, eventId, acting.identified ? userId : undefined);
       const r = await store.reserve(eventId, userId, req.idempotencyKey, solution);
-      const live = r.status === ReservationStatus.RESERVED || r.status === ReservationStatus.QUEUED;
+      const live = r.status === ReservationStatus.RESERVED || r.status === ReservationStatus.QUEUED || r.status === ReservationStatus.PREQUEUED;
       return {
         userId,
         eventId,
@@ -67,10 +71,11 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         promoted: r.promoted,
         holdExpiresAt: timestamp(r.holdExpiresAt),
         alreadyReserved: r.alreadyKnown && r.status === ReservationStatus.RESERVED,
-        alreadyInQueue: r.alreadyKnown && r.status === ReservationStatus.QUEUED,
+        alreadyInQueue: r.alreadyKnown && (r.status === ReservationStatus.QUEUED || r.status === ReservationStatus.PREQUEUED),
+        ...drawFields(r),
         // Only the call that creates the entry learns its ticket; a repeat does when the caller
         // proved who it is, or repeats the key that made the entry, while the entry lives.
-        ticket: live && (!r.alreadyKnown || acting.proven || r.sameKey) ? await tickets.issue(eventId, userId, r.seq) : "",
+        ticket: live && (!r.alreadyKnown || acting.proven || r.sameKey) ? await tickets.issue(eventId, userId, r.seq, r.entrySecret) : "",
       };
     },
 
@@ -88,6 +93,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         promoted: r.promoted,
         holdExpiresAt: timestamp(r.holdExpiresAt),
         estimatedWait: waitMs === undefined ? undefined : duration(waitMs),
+        ...drawFields(r),
       };
     },
 
@@ -115,6 +121,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
             holdExpiresAt: timestamp(u.state.holdExpiresAt),
             estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
             eventState: u.eventState,
+            ...drawFields(u.state),
           };
         }
       } finally {
@@ -168,8 +175,21 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const eventId = eventIdOf(req.eventId);
       const opensAt = ms(req.opensAt, "opens_at");
       const closesAt = ms(req.closesAt, "closes_at");
-      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty });
-      await store.createEvent(eventId, { name: req.name || eventId, capacity: req.capacity, holdSeconds: req.holdSeconds, opensAt, closesAt, maxWaiting: req.maxWaiting, powDifficulty: req.powDifficulty });
+      const prequeueOpensAt = ms(req.prequeueOpensAt, "prequeue_opens_at");
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt });
+      checkBeaconSource(req.drawBeaconSource);
+      if (prequeueOpensAt && !opensAt) throw new ConnectError("prequeue_opens_at needs an opens_at: the pre-queue is drawn then", Code.InvalidArgument);
+      await store.createEvent(eventId, {
+        name: req.name || eventId,
+        capacity: req.capacity,
+        holdSeconds: req.holdSeconds,
+        opensAt,
+        closesAt,
+        maxWaiting: req.maxWaiting,
+        powDifficulty: req.powDifficulty,
+        prequeueOpensAt,
+        drawBeaconSource: req.drawBeaconSource,
+      });
       return { event: toEvent(await store.getEvent(eventId)) };
     },
 
@@ -179,6 +199,11 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       if (req.closesAt && req.clearClosesAt) throw new ConnectError("closes_at and clear_closes_at contradict each other", Code.InvalidArgument);
       const opensAt = req.clearOpensAt ? 0 : req.opensAt ? ms(req.opensAt, "opens_at") : undefined;
       const closesAt = req.clearClosesAt ? 0 : req.closesAt ? ms(req.closesAt, "closes_at") : undefined;
+      const prequeueOpensAt = req.prequeueOpensAt ? ms(req.prequeueOpensAt, "prequeue_opens_at") : undefined;
+      if (req.drawBeaconSource !== undefined) checkBeaconSource(req.drawBeaconSource);
+      if (req.drawBeacon !== undefined && !/^[0-9a-f]{2,256}$/.test(req.drawBeacon)) {
+        throw invalidField("draw_beacon", "must be the announced round's value: 2 to 256 lowercase hex digits");
+      }
       const before = await store.getEvent(eventId);
       checkSettings({
         capacity: req.capacity ?? before.capacity,
@@ -188,6 +213,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         closesAt: closesAt ?? before.closesAt,
         maxWaiting: req.maxWaiting ?? before.maxWaiting,
         powDifficulty: req.powDifficulty ?? before.powDifficulty,
+        prequeueOpensAt: prequeueOpensAt ?? before.prequeueOpensAt,
       });
       const promoted = await store.updateEvent(eventId, {
         name: req.name,
@@ -198,6 +224,9 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         closesAt,
         maxWaiting: req.maxWaiting,
         powDifficulty: req.powDifficulty,
+        prequeueOpensAt,
+        drawBeaconSource: req.drawBeaconSource,
+        drawBeacon: req.drawBeacon,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
     },
@@ -249,6 +278,20 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       return challenges.create(eventId, powDifficulty, acting.identified ? acting.userId : undefined);
     },
 
+    async listDrawValues(req) {
+      const eventId = eventIdOf(req.eventId);
+      if (req.pageSize > MAX_DRAW_PAGE_SIZE) throw new ConnectError(`page_size must be at most ${MAX_DRAW_PAGE_SIZE}`, Code.InvalidArgument);
+      // The token is the index of the next value: a number this service gave out.
+      if (req.pageToken !== "" && !/^[1-9]\d{0,9}$/.test(req.pageToken)) throw invalidField("page_token", "is not one this service gave out");
+      const from = Number(req.pageToken || "0");
+      const size = req.pageSize || DEFAULT_DRAW_PAGE_SIZE;
+      const { draw } = await store.getEvent(eventId);
+      if (draw.state !== "done") return { values: [], total: 0, nextPageToken: "" };
+      const all = await store.drawn.get(eventId, draw.finalSeed);
+      const next = Math.min(all.length, from + size);
+      return { values: Array.from(all.subarray(from, next), drawValueHex), total: all.length, nextPageToken: next < all.length ? String(next) : "" };
+    },
+
     async getTicketKeys() {
       const keys = await tickets.publicKeys();
       return { keys: keys.map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })) };
@@ -261,13 +304,20 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
   };
 }
 
-function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number; maxWaiting: number; powDifficulty: number }): void {
+function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number; maxWaiting: number; powDifficulty: number; prequeueOpensAt: number }): void {
+  // (Without an opens_at, e.g. just cleared, there is no pre-queue for it to open.)
+  if (s.prequeueOpensAt && s.opensAt && s.prequeueOpensAt >= s.opensAt) throw new ConnectError("prequeue_opens_at must be before opens_at", Code.InvalidArgument);
   if (s.capacity < 1 || s.capacity > MAX_CAPACITY) throw new ConnectError(`capacity must be 1 to ${MAX_CAPACITY}`, Code.InvalidArgument);
   if (s.holdSeconds > MAX_HOLD_SECONDS) throw new ConnectError(`hold_seconds must be at most ${MAX_HOLD_SECONDS}`, Code.InvalidArgument);
   if (s.name.length > 200) throw new ConnectError("name must be at most 200 characters", Code.InvalidArgument);
   if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
   if (s.powDifficulty > MAX_POW_DIFFICULTY) throw new ConnectError(`pow_difficulty must be at most ${MAX_POW_DIFFICULTY} (0: none)`, Code.InvalidArgument);
   if (s.maxWaiting > MAX_WAITING) throw new ConnectError(`max_waiting must be at most ${MAX_WAITING} (0: no limit)`, Code.InvalidArgument);
+}
+
+function checkBeaconSource(source: string): void {
+  // Shown to travellers and operators: one line of text.
+  if (source.length > 200 || /[\u0000-\u001f\u007f]/.test(source)) throw invalidField("draw_beacon_source", "must be one line of at most 200 characters");
 }
 
 /**
@@ -293,8 +343,33 @@ function duration(waitMs: number) {
   return create(DurationSchema, { seconds: BigInt(Math.floor(waitMs / 1000)), nanos: (waitMs % 1000) * 1_000_000 });
 }
 
+/** What a PREQUEUED or drawn entrant is told: when the draw is, and its drawn place. */
+function drawFields(e: EntryState): { opensAt: Timestamp | undefined; drawnPlace: number } {
+  return { opensAt: e.status === ReservationStatus.PREQUEUED ? timestamp(e.opensAt) : undefined, drawnPlace: e.drawnPlace };
+}
+
+const DRAW_STATES = { none: DrawState.UNSPECIFIED, open: DrawState.OPEN, drawing: DrawState.DRAWING, done: DrawState.DONE } as const;
+
 function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
+  const d = e.draw;
   return {
+    prequeueOpensAt: timestamp(e.prequeueOpensAt),
+    draw:
+      d.state === "none"
+        ? undefined
+        : {
+            state: DRAW_STATES[d.state],
+            commitment: d.commitment,
+            seed: d.seed,
+            chainHead: d.chainHead,
+            finalSeed: d.finalSeed,
+            beaconSource: d.beaconSource,
+            beacon: d.beacon,
+            entrants: d.entrants,
+            left: d.left,
+            drawn: d.drawn,
+            doneAt: timestamp(d.doneAt),
+          },
     eventId: e.eventId,
     name: e.name,
     capacity: e.capacity,

@@ -49,11 +49,15 @@ export class Tickets {
     private readonly options: TicketsOptions,
   ) {}
 
-  /** A compact JWS (RFC 7515) signed with Ed25519; issued on every new Reserve, so kept cheap. */
-  async issue(eventId: string, userId: string, seq: number): Promise<string> {
+  /**
+   * A compact JWS (RFC 7515) signed with Ed25519; issued on every new Reserve, so
+   * kept cheap. `entrySecret`: an entrant of a pre-queue's secret, carried as
+   * `drw` so that the traveller (and only they) can recompute their draw value.
+   */
+  async issue(eventId: string, userId: string, seq: number, entrySecret = ""): Promise<string> {
     const key = await this.signingKey();
     const iat = Math.floor(Date.now() / 1000);
-    const claims = { evt: eventId, seq, sub: userId, aud: TICKET_AUDIENCE, iat, exp: iat + this.options.ttlSeconds };
+    const claims = { evt: eventId, seq, sub: userId, aud: TICKET_AUDIENCE, iat, exp: iat + this.options.ttlSeconds, ...(entrySecret === "" ? {} : { drw: entrySecret }) };
     const signingInput = `${key.encodedHeader}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
     return `${signingInput}.${key.signer.sign(Buffer.from(signingInput)).toString("base64url")}`;
   }

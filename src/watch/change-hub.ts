@@ -7,7 +7,7 @@ import { ChangeOpCode } from "../queue/script-codes.js";
 
 type Op = typeof ChangeOpCode;
 /** What moved in one script run; see `changed` in src/lua/includes/event.lua. */
-export type ChangeOp = [Op["JOINED"], string] | [Op["LEFT"], number, string] | [Op["PROMOTED"], number] | [Op["SEAT"], string] | [Op["RESET"]] | [Op["SETTINGS"]];
+export type ChangeOp = [Op["JOINED"], string] | [Op["LEFT"], number, string] | [Op["PROMOTED"], number] | [Op["SEAT"], string] | [Op["RESET"]] | [Op["SETTINGS"]] | [Op["DRAWN"], string];
 
 export type HubMessage =
   /** An event's scripts changed it to `version`. */
@@ -132,8 +132,9 @@ export class ChangeHub {
     } catch {
       message = { kind: "resync" };
     }
-    if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET)) {
+    if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN)) {
       watched.info = undefined;
+      if (message.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
       this.scheduleClose(eventId, watched);
     }
     for (const listener of watched.listeners) listener(message);

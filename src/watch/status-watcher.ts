@@ -4,6 +4,7 @@ import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import type { QueueStore, StatusResult } from "../queue/queue-store.js";
 import { ChangeOpCode } from "../queue/script-codes.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
+import { drawValueOf, placeOf } from "../queue/draw.js";
 import type { ChangeHub, ChangeOp, HubMessage } from "./change-hub.js";
 
 /** One message of a WatchStatus stream. */
@@ -20,6 +21,8 @@ const MAX_INBOX = 256;
 
 /** Warn this long (at most) before a hold runs out. */
 const HOLD_WARNING_MS = 30_000;
+
+const { PREQUEUED, QUEUED } = ReservationStatus;
 
 const FINAL = new Set([ReservationStatus.CANCELLED, ReservationStatus.EXPIRED, ReservationStatus.NOT_FOUND]);
 
@@ -82,6 +85,7 @@ export async function* watchStatus(
       let reread = false;
       let closed = false;
       let holdExpiring = false;
+      let drawnPlace = 0;
       const before = state;
       let next = { ...state };
       for (const message of inbox.splice(0)) {
@@ -103,6 +107,12 @@ export async function* watchStatus(
               reread = true; // a gap: only Redis knows what happened in it
               break;
             }
+            const place = await placeIfDrawn(store, eventId, next, message.ops);
+            if (place < 0) {
+              reread = true; // (the entrant is not in the list: only Redis knows why)
+              break;
+            }
+            if (place > 0) drawnPlace = place;
             reread = applyOps(next, message.ops, userId);
             next.version = message.version;
             if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) info = await hub.eventInfo(eventId);
@@ -113,6 +123,8 @@ export async function* watchStatus(
       if (reread) {
         next = await store.status(eventId, userId);
         info = await hub.eventInfo(eventId);
+        // Drawn and seated at once: the place is still worth telling.
+        if (drawnPlace > 0 && next.drawnPlace === 0) next.drawnPlace = drawnPlace;
       }
       state = next;
       const newEventState = closed ? EventState.CLOSED : eventStateOf(info, Date.now());
@@ -127,6 +139,20 @@ export async function* watchStatus(
     signal.removeEventListener("abort", onAbort);
     unwatch();
   }
+}
+
+/**
+ * A pre-queued watcher told of the draw: its place, found in the published list
+ * (fetched once per process for every watcher) from its own entry secret; the
+ * watcher is then QUEUED there. 0: not drawn by this change; -1: not in the list.
+ */
+async function placeIfDrawn(store: QueueStore, eventId: string, state: StatusResult, ops: ChangeOp[]): Promise<number> {
+  const drawn = ops.find((op) => op[0] === ChangeOpCode.DRAWN);
+  if (!drawn || state.status !== PREQUEUED) return 0;
+  const place = placeOf(await store.drawn.get(eventId, drawn[1]), drawValueOf(drawn[1], state.entrySecret));
+  if (place === 0) return -1;
+  Object.assign(state, { status: QUEUED, position: place, drawnPlace: place });
+  return place;
 }
 
 /** Applies one change to a watcher's state; true when only Redis can tell the new state. */
@@ -159,7 +185,8 @@ function changeOf(before: StatusResult, after: StatusResult, eventClosed: boolea
   if (after.status === ReservationStatus.CANCELLED && before.status !== after.status) return StatusChange.CANCELLED;
   if (after.status === ReservationStatus.EXPIRED && before.status !== after.status) return StatusChange.EXPIRED;
   if (after.status === ReservationStatus.NOT_FOUND && before.status !== after.status) return StatusChange.RESET;
-  if (before.status === ReservationStatus.QUEUED && after.status === ReservationStatus.RESERVED) return StatusChange.PROMOTED;
+  if ((before.status === QUEUED || before.status === PREQUEUED) && after.status === ReservationStatus.RESERVED) return StatusChange.PROMOTED;
+  if (before.status === PREQUEUED && after.status === QUEUED) return StatusChange.DRAWN;
   if (after.status === ReservationStatus.RESERVED && before.holdExpiresAt > 0 && after.holdExpiresAt === 0) return StatusChange.CONFIRMED;
   if (after.status === ReservationStatus.QUEUED && after.position !== before.position) return StatusChange.POSITION;
   if (eventClosed) return StatusChange.EVENT_CLOSED;

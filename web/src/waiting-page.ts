@@ -250,8 +250,12 @@ function drawStatus(): void {
   el.wait.textContent = "";
   el.hold.textContent = "";
   window.clearInterval(holdTimer);
-  if (s && status === ReservationStatus.QUEUED) {
+  if (s && status === ReservationStatus.PREQUEUED) {
+    const opens = s.opensAt ? timestampDate(s.opensAt).toLocaleTimeString(document.documentElement.lang || undefined, { hour: "2-digit", minute: "2-digit" }) : "";
+    el.position.textContent = t("status.prequeued", { time: opens });
+  } else if (s && status === ReservationStatus.QUEUED) {
     el.position.textContent = t("status.queued", { position: s.position });
+    if (s.drawnPlace > 0) el.position.textContent += ` ${t("status.drawn", { place: s.drawnPlace })}`;
     el.wait.textContent = s.estimatedWait ? t("status.wait", { wait: waitText(Number(s.estimatedWait.seconds)) }) : t("status.waitUnknown");
   } else if (s && status === ReservationStatus.RESERVED) {
     el.position.textContent = s.promoted && el.promotion.textContent ? "" : t("status.reserved", { train: trainLabel });

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ticketqueue/v1/ticket_queue.proto.
  */
 export const file_ticketqueue_v1_ticket_queue: GenFile = /*@__PURE__*/
-  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxImIKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhQKDHBvd19zb2x1dGlvbhgEIAEoCSKEAgoPUmVzZXJ2ZVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SGAoQYWxyZWFkeV9yZXNlcnZlZBgEIAEoCBIYChBhbHJlYWR5X2luX3F1ZXVlGAUgASgIEhAKCGV2ZW50X2lkGAYgASgJEg4KBnRpY2tldBgHIAEoCRIQCghwcm9tb3RlZBgIIAEoCBIzCg9ob2xkX2V4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjUKEEdldFN0YXR1c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCSL1AQoRR2V0U3RhdHVzUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIxCgZzdGF0dXMYAiABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIQCghwb3NpdGlvbhgDIAEoDRIQCghldmVudF9pZBgEIAEoCRIQCghwcm9tb3RlZBgFIAEoCBIzCg9ob2xkX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkIKDUNhbmNlbFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0aWNrZXQYAyABKAkinAEKDkNhbmNlbFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSMQoGc3RhdHVzGAMgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSGQoRYWxyZWFkeV9jYW5jZWxsZWQYBCABKAgSGQoRcHJvbW90ZWRfdXNlcl9pZHMYBSADKAkiRwoSV2F0Y2hTdGF0dXNSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDgoGdGlja2V0GAMgASgJIucCChNXYXRjaFN0YXR1c1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSLAoGY2hhbmdlGAIgASgOMhwudGlja2V0cXVldWUudjEuU3RhdHVzQ2hhbmdlEg8KB3VzZXJfaWQYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSMQoGc3RhdHVzGAUgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YBiABKA0SEAoIcHJvbW90ZWQYByABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgtldmVudF9zdGF0ZRgKIAEoDjIaLnRpY2tldHF1ZXVlLnYxLkV2ZW50U3RhdGUiQwoOQ29uZmlybVJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0aWNrZXQYAyABKAkiggEKD0NvbmZpcm1SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY29uZmlybWVkGAQgASgIIicKE1Byb2Nlc3NRdWV1ZVJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkiSQoUUHJvY2Vzc1F1ZXVlUmVzcG9uc2USGQoRcHJvbW90ZWRfdXNlcl9pZHMYASADKAkSFgoOcHJvbW90ZWRfY291bnQYAiABKA0iMQoMUmVzZXRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB2NvbmZpcm0YAiABKAkiQgoNUmVzZXRSZXNwb25zZRIYChBjbGVhcmVkX3Jlc2VydmVkGAEgASgNEhcKD2NsZWFyZWRfd2FpdGluZxgCIAEoDSI3ChJBZG1pbkNhbmNlbFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSKhAQoTQWRtaW5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIpwBCgtFdmVudENvdW50cxIQCghyZXNlcnZlZBgBIAEoDRIMCgRoZWxkGAIgASgNEg8KB3dhaXRpbmcYAyABKA0SFAoMam9pbmVkX3RvdGFsGAQgASgNEhYKDnByb21vdGVkX3RvdGFsGAUgASgNEhcKD2NhbmNlbGxlZF90b3RhbBgGIAEoDRIVCg1leHBpcmVkX3RvdGFsGAcgASgNIsECCgVFdmVudBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZwYXVzZWQYByABKAgSKQoFc3RhdGUYCCABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlEisKBmNvdW50cxgJIAEoCzIbLnRpY2tldHF1ZXVlLnYxLkV2ZW50Q291bnRzEhMKC21heF93YWl0aW5nGAogASgNEhYKDnBvd19kaWZmaWN1bHR5GAsgASgNIlEKFkxpc3RTZWF0SG9sZGVyc1JlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoKU2VhdEhvbGRlchIPCgd1c2VyX2lkGAEgASgJEg0KBWVudHJ5GAIgASgEEjMKD2hvbGRfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZAoXTGlzdFNlYXRIb2xkZXJzUmVzcG9uc2USMAoMc2VhdF9ob2xkZXJzGAEgAygLMhoudGlja2V0cXVldWUudjEuU2VhdEhvbGRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki+wEKEkNyZWF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYCgttYXhfd2FpdGluZxgHIAEoDUgAiAEBEhYKDnBvd19kaWZmaWN1bHR5GAggASgNQg4KDF9tYXhfd2FpdGluZyI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQimgMKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAgSGAoLbWF4X3dhaXRpbmcYCiABKA1IBIgBARIbCg5wb3dfZGlmZmljdWx0eRgLIAEoDUgFiAEBQgcKBV9uYW1lQgsKCV9jYXBhY2l0eUIPCg1faG9sZF9zZWNvbmRzQgkKB19wYXVzZWRCDgoMX21heF93YWl0aW5nQhEKD19wb3dfZGlmZmljdWx0eSJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiNQoRV2F0Y2hFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDgoGY3Vyc29yGAIgASgJInwKCUZlZWRFbnRyeRIKCgJpZBgBIAEoCRIqCgZjaGFuZ2UYAiABKA4yGi50aWNrZXRxdWV1ZS52MS5TZWF0Q2hhbmdlEg8KB3VzZXJfaWQYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr0BChJXYXRjaEV2ZW50UmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIkCgVldmVudBgCIAEoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50EhgKEGpvaW5zX3Blcl9zZWNvbmQYAyABKA0SHQoVcHJvbW90aW9uc19wZXJfc2Vjb25kGAQgASgNEicKBGZlZWQYBSADKAsyGS50aWNrZXRxdWV1ZS52MS5GZWVkRW50cnkSDgoGY3Vyc29yGAYgASgJIiMKD0dldEV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSI4ChBHZXRFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiEwoRTGlzdEV2ZW50c1JlcXVlc3QiOwoSTGlzdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50IjgKE0dldENoYWxsZW5nZVJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJxChRHZXRDaGFsbGVuZ2VSZXNwb25zZRIRCglhbGdvcml0aG0YASABKAkSEQoJY2hhbGxlbmdlGAIgASgJEhIKCm1heF9udW1iZXIYAyABKA0SDAoEc2FsdBgEIAEoCRIRCglzaWduYXR1cmUYBSABKAkiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq2wEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUqrwIKDFN0YXR1c0NoYW5nZRIdChlTVEFUVVNfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASGQoVU1RBVFVTX0NIQU5HRV9JTklUSUFMEAESGgoWU1RBVFVTX0NIQU5HRV9QT1NJVElPThACEhoKFlNUQVRVU19DSEFOR0VfUFJPTU9URUQQAxIfChtTVEFUVVNfQ0hBTkdFX0hPTERfRVhQSVJJTkcQBBIbChdTVEFUVVNfQ0hBTkdFX0NPTkZJUk1FRBAFEhsKF1NUQVRVU19DSEFOR0VfQ0FOQ0VMTEVEEAYSGQoVU1RBVFVTX0NIQU5HRV9FWFBJUkVEEAcSHgoaU1RBVFVTX0NIQU5HRV9FVkVOVF9DTE9TRUQQCBIXChNTVEFUVVNfQ0hBTkdFX1JFU0VUEAkqigEKCkV2ZW50U3RhdGUSGwoXRVZFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9TVEFURV9TQ0hFRFVMRUQQARIUChBFVkVOVF9TVEFURV9PUEVOEAISFgoSRVZFTlRfU1RBVEVfUEFVU0VEEAMSFgoSRVZFTlRfU1RBVEVfQ0xPU0VEEAQqdwoKU2VhdENoYW5nZRIbChdTRUFUX0NIQU5HRV9VTlNQRUNJRklFRBAAEhgKFFNFQVRfQ0hBTkdFX1BST01PVEVEEAESFwoTU0VBVF9DSEFOR0VfRVhQSVJFRBACEhkKFVNFQVRfQ0hBTkdFX0NBTkNFTExFRBADMpYRChJUaWNrZXRRdWV1ZVNlcnZpY2USiwEKB1Jlc2VydmUSHi50aWNrZXRxdWV1ZS52MS5SZXNlcnZlUmVxdWVzdBofLnRpY2tldHF1ZXVlLnYxLlJlc2VydmVSZXNwb25zZSI/0PMYAdjzGAGC0+STAjE6ASpaIjoBKiIdL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3Jlc2VydmUiCC9yZXNlcnZlEpwBCglHZXRTdGF0dXMSIC50aWNrZXRxdWV1ZS52MS5HZXRTdGF0dXNSZXF1ZXN0GiEudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVzcG9uc2UiSpACAdjzGAGC0+STAj1aKBImL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3N0YXR1cy97dXNlcl9pZH0SES9zdGF0dXMve3VzZXJfaWR9EngKBkNhbmNlbBIdLnRpY2tldHF1ZXVlLnYxLkNhbmNlbFJlcXVlc3QaHi50aWNrZXRxdWV1ZS52MS5DYW5jZWxSZXNwb25zZSIv0PMYAdjzGAGC0+STAiE6ASoiHC92MS9ldmVudHMve2V2ZW50X2lkfS9jYW5jZWwSgQEKC1dhdGNoU3RhdHVzEiIudGlja2V0cXVldWUudjEuV2F0Y2hTdGF0dXNSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuV2F0Y2hTdGF0dXNSZXNwb25zZSIn2PMYAYLT5JMCHRIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3dhdGNoMAESeAoHQ29uZmlybRIeLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXF1ZXN0Gh8udGlja2V0cXVldWUudjEuQ29uZmlybVJlc3BvbnNlIizY8xgBgtPkkwIiOgEqIh0vdjEvZXZlbnRzL3tldmVudF9pZH0vY29uZmlybRKiAQoMUHJvY2Vzc1F1ZXVlEiMudGlja2V0cXVldWUudjEuUHJvY2Vzc1F1ZXVlUmVxdWVzdBokLnRpY2tldHF1ZXVlLnYxLlByb2Nlc3NRdWV1ZVJlc3BvbnNlIkfI8xgBgtPkkwI9OgEqWig6ASoiIy92MS9ldmVudHMve2V2ZW50X2lkfS9wcm9jZXNzX3F1ZXVlIg4vcHJvY2Vzc19xdWV1ZRKDAQoFUmVzZXQSHC50aWNrZXRxdWV1ZS52MS5SZXNldFJlcXVlc3QaHS50aWNrZXRxdWV1ZS52MS5SZXNldFJlc3BvbnNlIj3I8xgBgtPkkwIzOgEqWiA6ASoiGy92MS9ldmVudHMve2V2ZW50X2lkfS9yZXNldCIML2FkbWluL3Jlc2V0EokBCgtBZG1pbkNhbmNlbBIiLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkFkbWluQ2FuY2VsUmVzcG9uc2UiMcjzGAGC0+STAic6ASoiIi92MS9ldmVudHMve2V2ZW50X2lkfS9hZG1pbi9jYW5jZWwSjgEKD0xpc3RTZWF0SG9sZGVycxImLnRpY2tldHF1ZXVlLnYxLkxpc3RTZWF0SG9sZGVyc1JlcXVlc3QaJy50aWNrZXRxdWV1ZS52MS5MaXN0U2VhdEhvbGRlcnNSZXNwb25zZSIqkAIByPMYAYLT5JMCHRIbL3YxL2V2ZW50cy97ZXZlbnRfaWR9L3NlYXRzEnEKC0NyZWF0ZUV2ZW50EiIudGlja2V0cXVldWUudjEuQ3JlYXRlRXZlbnRSZXF1ZXN0GiMudGlja2V0cXVldWUudjEuQ3JlYXRlRXZlbnRSZXNwb25zZSIZyPMYAYLT5JMCDzoBKiIKL3YxL2V2ZW50cxJ8CgtVcGRhdGVFdmVudBIiLnRpY2tldHF1ZXVlLnYxLlVwZGF0ZUV2ZW50UmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLlVwZGF0ZUV2ZW50UmVzcG9uc2UiJMjzGAGC0+STAho6ASoyFS92MS9ldmVudHMve2V2ZW50X2lkfRJbCgpXYXRjaEV2ZW50EiEudGlja2V0cXVldWUudjEuV2F0Y2hFdmVudFJlcXVlc3QaIi50aWNrZXRxdWV1ZS52MS5XYXRjaEV2ZW50UmVzcG9uc2UiBMjzGAEwARJvCghHZXRFdmVudBIfLnRpY2tldHF1ZXVlLnYxLkdldEV2ZW50UmVxdWVzdBogLnRpY2tldHF1ZXVlLnYxLkdldEV2ZW50UmVzcG9uc2UiIJACAYLT5JMCFxIVL3YxL2V2ZW50cy97ZXZlbnRfaWR9EmoKCkxpc3RFdmVudHMSIS50aWNrZXRxdWV1ZS52MS5MaXN0RXZlbnRzUmVxdWVzdBoiLnRpY2tldHF1ZXVlLnYxLkxpc3RFdmVudHNSZXNwb25zZSIVkAIBgtPkkwIMEgovdjEvZXZlbnRzEokBCgxHZXRDaGFsbGVuZ2USIy50aWNrZXRxdWV1ZS52MS5HZXRDaGFsbGVuZ2VSZXF1ZXN0GiQudGlja2V0cXVldWUudjEuR2V0Q2hhbGxlbmdlUmVzcG9uc2UiLpACAdjzGAGC0+STAiESHy92MS9ldmVudHMve2V2ZW50X2lkfS9jaGFsbGVuZ2USfwoNR2V0VGlja2V0S2V5cxIkLnRpY2tldHF1ZXVlLnYxLkdldFRpY2tldEtleXNSZXF1ZXN0GiUudGlja2V0cXVldWUudjEuR2V0VGlja2V0S2V5c1Jlc3BvbnNlIiGQAgGC0+STAhgSFi8ud2VsbC1rbm93bi9qd2tzLmpzb24SWwoGSGVhbHRoEh0udGlja2V0cXVldWUudjEuSGVhbHRoUmVxdWVzdBoeLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlc3BvbnNlIhKQAgGC0+STAgkSBy9oZWFsdGhiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
+  fileDesc("CiF0aWNrZXRxdWV1ZS92MS90aWNrZXRfcXVldWUucHJvdG8SDnRpY2tldHF1ZXVlLnYxImIKDlJlc2VydmVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEhQKDHBvd19zb2x1dGlvbhgEIAEoCSLHAgoPUmVzZXJ2ZVJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SGAoQYWxyZWFkeV9yZXNlcnZlZBgEIAEoCBIYChBhbHJlYWR5X2luX3F1ZXVlGAUgASgIEhAKCGV2ZW50X2lkGAYgASgJEg4KBnRpY2tldBgHIAEoCRIQCghwcm9tb3RlZBgIIAEoCBIzCg9ob2xkX2V4cGlyZXNfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCG9wZW5zX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkcmF3bl9wbGFjZRgLIAEoDSI1ChBHZXRTdGF0dXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkiuAIKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEudGlja2V0cXVldWUudjEuUmVzZXJ2YXRpb25TdGF0dXMSEAoIcG9zaXRpb24YAyABKA0SEAoIZXZlbnRfaWQYBCABKAkSEAoIcHJvbW90ZWQYBSABKAgSMwoPaG9sZF9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg5lc3RpbWF0ZWRfd2FpdBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCghvcGVuc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHJhd25fcGxhY2UYCSABKA0iQgoNQ2FuY2VsUmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg4KBnRpY2tldBgDIAEoCSKcAQoOQ2FuY2VsUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIxCgZzdGF0dXMYAyABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIZChFhbHJlYWR5X2NhbmNlbGxlZBgEIAEoCBIZChFwcm9tb3RlZF91c2VyX2lkcxgFIAMoCSJHChJXYXRjaFN0YXR1c1JlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0aWNrZXQYAyABKAkiqgMKE1dhdGNoU3RhdHVzUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIsCgZjaGFuZ2UYAiABKA4yHC50aWNrZXRxdWV1ZS52MS5TdGF0dXNDaGFuZ2USDwoHdXNlcl9pZBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRIxCgZzdGF0dXMYBSABKA4yIS50aWNrZXRxdWV1ZS52MS5SZXNlcnZhdGlvblN0YXR1cxIQCghwb3NpdGlvbhgGIAEoDRIQCghwcm9tb3RlZBgHIAEoCBIzCg9ob2xkX2V4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2V2ZW50X3N0YXRlGAogASgOMhoudGlja2V0cXVldWUudjEuRXZlbnRTdGF0ZRIsCghvcGVuc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHJhd25fcGxhY2UYDCABKA0iQwoOQ29uZmlybVJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0aWNrZXQYAyABKAkiggEKD0NvbmZpcm1SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY29uZmlybWVkGAQgASgIIicKE1Byb2Nlc3NRdWV1ZVJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkiSQoUUHJvY2Vzc1F1ZXVlUmVzcG9uc2USGQoRcHJvbW90ZWRfdXNlcl9pZHMYASADKAkSFgoOcHJvbW90ZWRfY291bnQYAiABKA0iMQoMUmVzZXRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB2NvbmZpcm0YAiABKAkiQgoNUmVzZXRSZXNwb25zZRIYChBjbGVhcmVkX3Jlc2VydmVkGAEgASgNEhcKD2NsZWFyZWRfd2FpdGluZxgCIAEoDSI3ChJBZG1pbkNhbmNlbFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSKhAQoTQWRtaW5DYW5jZWxSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjEKBnN0YXR1cxgDIAEoDjIhLnRpY2tldHF1ZXVlLnYxLlJlc2VydmF0aW9uU3RhdHVzEhkKEWFscmVhZHlfY2FuY2VsbGVkGAQgASgIEhkKEXByb21vdGVkX3VzZXJfaWRzGAUgAygJIpwBCgtFdmVudENvdW50cxIQCghyZXNlcnZlZBgBIAEoDRIMCgRoZWxkGAIgASgNEg8KB3dhaXRpbmcYAyABKA0SFAoMam9pbmVkX3RvdGFsGAQgASgNEhYKDnByb21vdGVkX3RvdGFsGAUgASgNEhcKD2NhbmNlbGxlZF90b3RhbBgGIAEoDRIVCg1leHBpcmVkX3RvdGFsGAcgASgNIpwDCgVFdmVudBIQCghldmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCGNhcGFjaXR5GAMgASgNEhQKDGhvbGRfc2Vjb25kcxgEIAEoDRIsCghvcGVuc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZwYXVzZWQYByABKAgSKQoFc3RhdGUYCCABKA4yGi50aWNrZXRxdWV1ZS52MS5FdmVudFN0YXRlEisKBmNvdW50cxgJIAEoCzIbLnRpY2tldHF1ZXVlLnYxLkV2ZW50Q291bnRzEhMKC21heF93YWl0aW5nGAogASgNEhYKDnBvd19kaWZmaWN1bHR5GAsgASgNEiIKBGRyYXcYDCABKAsyFC50aWNrZXRxdWV1ZS52MS5EcmF3EjUKEXByZXF1ZXVlX29wZW5zX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL9AQoERHJhdxIoCgVzdGF0ZRgBIAEoDjIZLnRpY2tldHF1ZXVlLnYxLkRyYXdTdGF0ZRISCgpjb21taXRtZW50GAIgASgJEgwKBHNlZWQYAyABKAkSEgoKY2hhaW5faGVhZBgEIAEoCRISCgpmaW5hbF9zZWVkGAUgASgJEhUKDWJlYWNvbl9zb3VyY2UYBiABKAkSDgoGYmVhY29uGAcgASgJEhAKCGVudHJhbnRzGAggASgNEgwKBGxlZnQYCSABKA0SDQoFZHJhd24YCiABKA0SKwoHZG9uZV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUAoVTGlzdERyYXdWYWx1ZXNSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlAKFkxpc3REcmF3VmFsdWVzUmVzcG9uc2USDgoGdmFsdWVzGAEgAygJEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRINCgV0b3RhbBgDIAEoDSJRChZMaXN0U2VhdEhvbGRlcnNSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImEKClNlYXRIb2xkZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbnRyeRgCIAEoBBIzCg9ob2xkX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImQKF0xpc3RTZWF0SG9sZGVyc1Jlc3BvbnNlEjAKDHNlYXRfaG9sZGVycxgBIAMoCzIaLnRpY2tldHF1ZXVlLnYxLlNlYXRIb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIs4CChJDcmVhdGVFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghjYXBhY2l0eRgDIAEoDRIUCgxob2xkX3NlY29uZHMYBCABKA0SLAoIb3BlbnNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3Nlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLbWF4X3dhaXRpbmcYByABKA1IAIgBARIWCg5wb3dfZGlmZmljdWx0eRgIIAEoDRI1ChFwcmVxdWV1ZV9vcGVuc19hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoSZHJhd19iZWFjb25fc291cmNlGAogASgJQg4KDF9tYXhfd2FpdGluZyI7ChNDcmVhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiswQKElVwZGF0ZUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESFQoIY2FwYWNpdHkYAyABKA1IAYgBARIZCgxob2xkX3NlY29uZHMYBCABKA1IAogBARITCgZwYXVzZWQYBSABKAhIA4gBARIsCghvcGVuc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJY2xvc2VzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5jbGVhcl9vcGVuc19hdBgIIAEoCBIXCg9jbGVhcl9jbG9zZXNfYXQYCSABKAgSGAoLbWF4X3dhaXRpbmcYCiABKA1IBIgBARIbCg5wb3dfZGlmZmljdWx0eRgLIAEoDUgFiAEBEjUKEXByZXF1ZXVlX29wZW5zX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIfChJkcmF3X2JlYWNvbl9zb3VyY2UYDSABKAlIBogBARIYCgtkcmF3X2JlYWNvbhgOIAEoCUgHiAEBQgcKBV9uYW1lQgsKCV9jYXBhY2l0eUIPCg1faG9sZF9zZWNvbmRzQgkKB19wYXVzZWRCDgoMX21heF93YWl0aW5nQhEKD19wb3dfZGlmZmljdWx0eUIVChNfZHJhd19iZWFjb25fc291cmNlQg4KDF9kcmF3X2JlYWNvbiJWChNVcGRhdGVFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQSGQoRcHJvbW90ZWRfdXNlcl9pZHMYAiADKAkiNQoRV2F0Y2hFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDgoGY3Vyc29yGAIgASgJInwKCUZlZWRFbnRyeRIKCgJpZBgBIAEoCRIqCgZjaGFuZ2UYAiABKA4yGi50aWNrZXRxdWV1ZS52MS5TZWF0Q2hhbmdlEg8KB3VzZXJfaWQYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr0BChJXYXRjaEV2ZW50UmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIkCgVldmVudBgCIAEoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50EhgKEGpvaW5zX3Blcl9zZWNvbmQYAyABKA0SHQoVcHJvbW90aW9uc19wZXJfc2Vjb25kGAQgASgNEicKBGZlZWQYBSADKAsyGS50aWNrZXRxdWV1ZS52MS5GZWVkRW50cnkSDgoGY3Vyc29yGAYgASgJIiMKD0dldEV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSI4ChBHZXRFdmVudFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUudGlja2V0cXVldWUudjEuRXZlbnQiEwoRTGlzdEV2ZW50c1JlcXVlc3QiOwoSTGlzdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnRpY2tldHF1ZXVlLnYxLkV2ZW50IjgKE0dldENoYWxsZW5nZVJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJxChRHZXRDaGFsbGVuZ2VSZXNwb25zZRIRCglhbGdvcml0aG0YASABKAkSEQoJY2hhbGxlbmdlGAIgASgJEhIKCm1heF9udW1iZXIYAyABKA0SDAoEc2FsdBgEIAEoCRIRCglzaWduYXR1cmUYBSABKAkiFgoUR2V0VGlja2V0S2V5c1JlcXVlc3QiWAoKSnNvbldlYktleRILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiQQoVR2V0VGlja2V0S2V5c1Jlc3BvbnNlEigKBGtleXMYASADKAsyGi50aWNrZXRxdWV1ZS52MS5Kc29uV2ViS2V5Ig8KDUhlYWx0aFJlcXVlc3QiTAoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEhAKCHJlZGlzX29rGAIgASgIEhgKEHJlZGlzX2xhdGVuY3lfbXMYAyABKAEq/QEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRVNFUlZFRBABEh0KGVJFU0VSVkFUSU9OX1NUQVRVU19RVUVVRUQQAhIgChxSRVNFUlZBVElPTl9TVEFUVVNfTk9UX0ZPVU5EEAMSIAocUkVTRVJWQVRJT05fU1RBVFVTX0NBTkNFTExFRBAEEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEAUSIAocUkVTRVJWQVRJT05fU1RBVFVTX1BSRVFVRVVFRBAGKsgCCgxTdGF0dXNDaGFuZ2USHQoZU1RBVFVTX0NIQU5HRV9VTlNQRUNJRklFRBAAEhkKFVNUQVRVU19DSEFOR0VfSU5JVElBTBABEhoKFlNUQVRVU19DSEFOR0VfUE9TSVRJT04QAhIaChZTVEFUVVNfQ0hBTkdFX1BST01PVEVEEAMSHwobU1RBVFVTX0NIQU5HRV9IT0xEX0VYUElSSU5HEAQSGwoXU1RBVFVTX0NIQU5HRV9DT05GSVJNRUQQBRIbChdTVEFUVVNfQ0hBTkdFX0NBTkNFTExFRBAGEhkKFVNUQVRVU19DSEFOR0VfRVhQSVJFRBAHEh4KGlNUQVRVU19DSEFOR0VfRVZFTlRfQ0xPU0VEEAgSFwoTU1RBVFVTX0NIQU5HRV9SRVNFVBAJEhcKE1NUQVRVU19DSEFOR0VfRFJBV04QCiqKAQoKRXZlbnRTdGF0ZRIbChdFVkVOVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFUVWRU5UX1NUQVRFX1NDSEVEVUxFRBABEhQKEEVWRU5UX1NUQVRFX09QRU4QAhIWChJFVkVOVF9TVEFURV9QQVVTRUQQAxIWChJFVkVOVF9TVEFURV9DTE9TRUQQBCppCglEcmF3U3RhdGUSGgoWRFJBV19TVEFURV9VTlNQRUNJRklFRBAAEhMKD0RSQVdfU1RBVEVfT1BFThABEhYKEkRSQVdfU1RBVEVfRFJBV0lORxACEhMKD0RSQVdfU1RBVEVfRE9ORRADKncKClNlYXRDaGFuZ2USGwoXU0VBVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIYChRTRUFUX0NIQU5HRV9QUk9NT1RFRBABEhcKE1NFQVRfQ0hBTkdFX0VYUElSRUQQAhIZChVTRUFUX0NIQU5HRV9DQU5DRUxMRUQQAzKmEgoSVGlja2V0UXVldWVTZXJ2aWNlEosBCgdSZXNlcnZlEh4udGlja2V0cXVldWUudjEuUmVzZXJ2ZVJlcXVlc3QaHy50aWNrZXRxdWV1ZS52MS5SZXNlcnZlUmVzcG9uc2UiP9DzGAHY8xgBgtPkkwIxOgEqWiI6ASoiHS92MS9ldmVudHMve2V2ZW50X2lkfS9yZXNlcnZlIggvcmVzZXJ2ZRKcAQoJR2V0U3RhdHVzEiAudGlja2V0cXVldWUudjEuR2V0U3RhdHVzUmVxdWVzdBohLnRpY2tldHF1ZXVlLnYxLkdldFN0YXR1c1Jlc3BvbnNlIkqQAgHY8xgBgtPkkwI9WigSJi92MS9ldmVudHMve2V2ZW50X2lkfS9zdGF0dXMve3VzZXJfaWR9EhEvc3RhdHVzL3t1c2VyX2lkfRJ4CgZDYW5jZWwSHS50aWNrZXRxdWV1ZS52MS5DYW5jZWxSZXF1ZXN0Gh4udGlja2V0cXVldWUudjEuQ2FuY2VsUmVzcG9uc2UiL9DzGAHY8xgBgtPkkwIhOgEqIhwvdjEvZXZlbnRzL3tldmVudF9pZH0vY2FuY2VsEoEBCgtXYXRjaFN0YXR1cxIiLnRpY2tldHF1ZXVlLnYxLldhdGNoU3RhdHVzUmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLldhdGNoU3RhdHVzUmVzcG9uc2UiJ9jzGAGC0+STAh0SGy92MS9ldmVudHMve2V2ZW50X2lkfS93YXRjaDABEngKB0NvbmZpcm0SHi50aWNrZXRxdWV1ZS52MS5Db25maXJtUmVxdWVzdBofLnRpY2tldHF1ZXVlLnYxLkNvbmZpcm1SZXNwb25zZSIs2PMYAYLT5JMCIjoBKiIdL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2NvbmZpcm0SogEKDFByb2Nlc3NRdWV1ZRIjLnRpY2tldHF1ZXVlLnYxLlByb2Nlc3NRdWV1ZVJlcXVlc3QaJC50aWNrZXRxdWV1ZS52MS5Qcm9jZXNzUXVldWVSZXNwb25zZSJHyPMYAYLT5JMCPToBKlooOgEqIiMvdjEvZXZlbnRzL3tldmVudF9pZH0vcHJvY2Vzc19xdWV1ZSIOL3Byb2Nlc3NfcXVldWUSgwEKBVJlc2V0EhwudGlja2V0cXVldWUudjEuUmVzZXRSZXF1ZXN0Gh0udGlja2V0cXVldWUudjEuUmVzZXRSZXNwb25zZSI9yPMYAYLT5JMCMzoBKlogOgEqIhsvdjEvZXZlbnRzL3tldmVudF9pZH0vcmVzZXQiDC9hZG1pbi9yZXNldBKJAQoLQWRtaW5DYW5jZWwSIi50aWNrZXRxdWV1ZS52MS5BZG1pbkNhbmNlbFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5BZG1pbkNhbmNlbFJlc3BvbnNlIjHI8xgBgtPkkwInOgEqIiIvdjEvZXZlbnRzL3tldmVudF9pZH0vYWRtaW4vY2FuY2VsEo4BCg9MaXN0U2VhdEhvbGRlcnMSJi50aWNrZXRxdWV1ZS52MS5MaXN0U2VhdEhvbGRlcnNSZXF1ZXN0GicudGlja2V0cXVldWUudjEuTGlzdFNlYXRIb2xkZXJzUmVzcG9uc2UiKpACAcjzGAGC0+STAh0SGy92MS9ldmVudHMve2V2ZW50X2lkfS9zZWF0cxJxCgtDcmVhdGVFdmVudBIiLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVxdWVzdBojLnRpY2tldHF1ZXVlLnYxLkNyZWF0ZUV2ZW50UmVzcG9uc2UiGcjzGAGC0+STAg86ASoiCi92MS9ldmVudHMSfAoLVXBkYXRlRXZlbnQSIi50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlcXVlc3QaIy50aWNrZXRxdWV1ZS52MS5VcGRhdGVFdmVudFJlc3BvbnNlIiTI8xgBgtPkkwIaOgEqMhUvdjEvZXZlbnRzL3tldmVudF9pZH0SWwoKV2F0Y2hFdmVudBIhLnRpY2tldHF1ZXVlLnYxLldhdGNoRXZlbnRSZXF1ZXN0GiIudGlja2V0cXVldWUudjEuV2F0Y2hFdmVudFJlc3BvbnNlIgTI8xgBMAESbwoIR2V0RXZlbnQSHy50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlcXVlc3QaIC50aWNrZXRxdWV1ZS52MS5HZXRFdmVudFJlc3BvbnNlIiCQAgGC0+STAhcSFS92MS9ldmVudHMve2V2ZW50X2lkfRJqCgpMaXN0RXZlbnRzEiEudGlja2V0cXVldWUudjEuTGlzdEV2ZW50c1JlcXVlc3QaIi50aWNrZXRxdWV1ZS52MS5MaXN0RXZlbnRzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3YxL2V2ZW50cxKJAQoMR2V0Q2hhbGxlbmdlEiMudGlja2V0cXVldWUudjEuR2V0Q2hhbGxlbmdlUmVxdWVzdBokLnRpY2tldHF1ZXVlLnYxLkdldENoYWxsZW5nZVJlc3BvbnNlIi6QAgHY8xgBgtPkkwIhEh8vdjEvZXZlbnRzL3tldmVudF9pZH0vY2hhbGxlbmdlEo0BCg5MaXN0RHJhd1ZhbHVlcxIlLnRpY2tldHF1ZXVlLnYxLkxpc3REcmF3VmFsdWVzUmVxdWVzdBomLnRpY2tldHF1ZXVlLnYxLkxpc3REcmF3VmFsdWVzUmVzcG9uc2UiLJACAYLT5JMCIxIhL3YxL2V2ZW50cy97ZXZlbnRfaWR9L2RyYXcvdmFsdWVzEn8KDUdldFRpY2tldEtleXMSJC50aWNrZXRxdWV1ZS52MS5HZXRUaWNrZXRLZXlzUmVxdWVzdBolLnRpY2tldHF1ZXVlLnYxLkdldFRpY2tldEtleXNSZXNwb25zZSIhkAIBgtPkkwIYEhYvLndlbGwta25vd24vandrcy5qc29uElsKBkhlYWx0aBIdLnRpY2tldHF1ZXVlLnYxLkhlYWx0aFJlcXVlc3QaHi50aWNrZXRxdWV1ZS52MS5IZWFsdGhSZXNwb25zZSISkAIBgtPkkwIJEgcvaGVhbHRoYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_ticketqueue_v1_options]);
 
 /**
  * Asks for a seat.
@@ -139,6 +139,21 @@ export type ReserveResponse = Message<"ticketqueue.v1.ReserveResponse"> & {
    * @generated from field: google.protobuf.Timestamp hold_expires_at = 9;
    */
   holdExpiresAt?: Timestamp | undefined;
+
+  /**
+   * When PREQUEUED: the opening, when the place will be drawn.
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 10;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * An entrant of a pre-queue, once drawn and while waiting: its place in the
+   * draw (1 = first); `position` is its place in line now. 0 otherwise.
+   *
+   * @generated from field: uint32 drawn_place = 11;
+   */
+  drawnPlace: number;
 };
 
 /**
@@ -231,6 +246,20 @@ export type GetStatusResponse = Message<"ticketqueue.v1.GetStatusResponse"> & {
    * @generated from field: google.protobuf.Duration estimated_wait = 7;
    */
   estimatedWait?: Duration | undefined;
+
+  /**
+   * When PREQUEUED: the opening, when the place will be drawn.
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 8;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * An entrant of a pre-queue, once drawn and while waiting: its place in the draw. 0 otherwise.
+   *
+   * @generated from field: uint32 drawn_place = 9;
+   */
+  drawnPlace: number;
 };
 
 /**
@@ -434,6 +463,20 @@ export type WatchStatusResponse = Message<"ticketqueue.v1.WatchStatusResponse"> 
    * @generated from field: ticketqueue.v1.EventState event_state = 10;
    */
   eventState: EventState;
+
+  /**
+   * When PREQUEUED: the opening, when the place will be drawn.
+   *
+   * @generated from field: google.protobuf.Timestamp opens_at = 11;
+   */
+  opensAt?: Timestamp | undefined;
+
+  /**
+   * An entrant of a pre-queue, once drawn and while waiting: its place in the draw. 0 otherwise.
+   *
+   * @generated from field: uint32 drawn_place = 12;
+   */
+  drawnPlace: number;
 };
 
 /**
@@ -851,6 +894,20 @@ export type Event = Message<"ticketqueue.v1.Event"> & {
    * @generated from field: uint32 pow_difficulty = 11;
    */
   powDifficulty: number;
+
+  /**
+   * The pre-queue and its draw; absent when the event has none.
+   *
+   * @generated from field: ticketqueue.v1.Draw draw = 12;
+   */
+  draw?: Draw | undefined;
+
+  /**
+   * When the pre-queue starts taking entrants (absent: from the event's creation).
+   *
+   * @generated from field: google.protobuf.Timestamp prequeue_opens_at = 13;
+   */
+  prequeueOpensAt?: Timestamp | undefined;
 };
 
 /**
@@ -859,6 +916,172 @@ export type Event = Message<"ticketqueue.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_ticketqueue_v1_ticket_queue, 17);
+
+/**
+ * An event's pre-queue draw, checkable by anyone:
+ *   commitment = SHA-256(seed bytes), published when the pre-queue opens;
+ *   final_seed = SHA-1(seed hex + ":" + chain_head hex + ":" + beacon), hex;
+ *   an entrant's draw value = the first 13 hex digits (52 bits) of
+ *   SHA-1(final_seed hex + ":" + entry secret hex), where the entry secret is the
+ *   `drw` claim of its ticket (a JWT). The line is ordered by draw value.
+ * `npm run verify-draw` checks it.
+ *
+ * @generated from message ticketqueue.v1.Draw
+ */
+export type Draw = Message<"ticketqueue.v1.Draw"> & {
+  /**
+   * @generated from field: ticketqueue.v1.DrawState state = 1;
+   */
+  state: DrawState;
+
+  /**
+   * SHA-256 of the secret seed, hex.
+   *
+   * @generated from field: string commitment = 2;
+   */
+  commitment: string;
+
+  /**
+   * The secret seed (32 bytes, hex); empty until the draw is done.
+   *
+   * @generated from field: string seed = 3;
+   */
+  seed: string;
+
+  /**
+   * The chain of joins at the draw (each entrant's join hashed in), hex; empty until done.
+   *
+   * @generated from field: string chain_head = 4;
+   */
+  chainHead: string;
+
+  /**
+   * The final seed, hex; empty until done.
+   *
+   * @generated from field: string final_seed = 5;
+   */
+  finalSeed: string;
+
+  /**
+   * The public randomness round announced before the opening (e.g. a drand
+   * round); the draw waits for its value. Empty: none.
+   *
+   * @generated from field: string beacon_source = 6;
+   */
+  beaconSource: string;
+
+  /**
+   * The beacon's value, set after the opening.
+   *
+   * @generated from field: string beacon = 7;
+   */
+  beacon: string;
+
+  /**
+   * Joins to the pre-queue (each hashed into the chain).
+   *
+   * @generated from field: uint32 entrants = 8;
+   */
+  entrants: number;
+
+  /**
+   * Entrants who left before the draw was done.
+   *
+   * @generated from field: uint32 left = 9;
+   */
+  left: number;
+
+  /**
+   * Values published (entrants - left, once done).
+   *
+   * @generated from field: uint32 drawn = 10;
+   */
+  drawn: number;
+
+  /**
+   * When the draw was done.
+   *
+   * @generated from field: google.protobuf.Timestamp done_at = 11;
+   */
+  doneAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ticketqueue.v1.Draw.
+ * Use `create(DrawSchema)` to create a new message.
+ */
+export const DrawSchema: GenMessage<Draw> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
+
+/**
+ * Asks for a page of an event's draw values.
+ *
+ * @generated from message ticketqueue.v1.ListDrawValuesRequest
+ */
+export type ListDrawValuesRequest = Message<"ticketqueue.v1.ListDrawValuesRequest"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Values per page (default 1000, at most 10000).
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous page's next_page_token; empty for the first.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message ticketqueue.v1.ListDrawValuesRequest.
+ * Use `create(ListDrawValuesRequestSchema)` to create a new message.
+ */
+export const ListDrawValuesRequestSchema: GenMessage<ListDrawValuesRequest> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
+
+/**
+ * A page of draw values.
+ *
+ * @generated from message ticketqueue.v1.ListDrawValuesResponse
+ */
+export type ListDrawValuesResponse = Message<"ticketqueue.v1.ListDrawValuesResponse"> & {
+  /**
+   * Draw values (13 hex digits each), in line order.
+   *
+   * @generated from field: repeated string values = 1;
+   */
+  values: string[];
+
+  /**
+   * For the next page; empty after the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * How many values the draw published.
+   *
+   * @generated from field: uint32 total = 3;
+   */
+  total: number;
+};
+
+/**
+ * Describes the message ticketqueue.v1.ListDrawValuesResponse.
+ * Use `create(ListDrawValuesResponseSchema)` to create a new message.
+ */
+export const ListDrawValuesResponseSchema: GenMessage<ListDrawValuesResponse> = /*@__PURE__*/
+  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
 
 /**
  * Asks for a page of seat holders.
@@ -893,7 +1116,7 @@ export type ListSeatHoldersRequest = Message<"ticketqueue.v1.ListSeatHoldersRequ
  * Use `create(ListSeatHoldersRequestSchema)` to create a new message.
  */
 export const ListSeatHoldersRequestSchema: GenMessage<ListSeatHoldersRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 18);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
 
 /**
  * One seat and who holds it.
@@ -928,7 +1151,7 @@ export type SeatHolder = Message<"ticketqueue.v1.SeatHolder"> & {
  * Use `create(SeatHolderSchema)` to create a new message.
  */
 export const SeatHolderSchema: GenMessage<SeatHolder> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 19);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
 
 /**
  * A page of seat holders.
@@ -956,7 +1179,7 @@ export type ListSeatHoldersResponse = Message<"ticketqueue.v1.ListSeatHoldersRes
  * Use `create(ListSeatHoldersResponseSchema)` to create a new message.
  */
 export const ListSeatHoldersResponseSchema: GenMessage<ListSeatHoldersResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 20);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
 
 /**
  * Creates an event.
@@ -1019,6 +1242,20 @@ export type CreateEventRequest = Message<"ticketqueue.v1.CreateEventRequest"> & 
    * @generated from field: uint32 pow_difficulty = 8;
    */
   powDifficulty: number;
+
+  /**
+   * With `opens_at` ahead, the pre-queue takes entrants from this time (unset: at once).
+   *
+   * @generated from field: google.protobuf.Timestamp prequeue_opens_at = 9;
+   */
+  prequeueOpensAt?: Timestamp | undefined;
+
+  /**
+   * A public randomness round the draw will wait for (see Draw.beacon_source).
+   *
+   * @generated from field: string draw_beacon_source = 10;
+   */
+  drawBeaconSource: string;
 };
 
 /**
@@ -1026,7 +1263,7 @@ export type CreateEventRequest = Message<"ticketqueue.v1.CreateEventRequest"> & 
  * Use `create(CreateEventRequestSchema)` to create a new message.
  */
 export const CreateEventRequestSchema: GenMessage<CreateEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 21);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
 
 /**
  * The created event.
@@ -1047,7 +1284,7 @@ export type CreateEventResponse = Message<"ticketqueue.v1.CreateEventResponse"> 
  * Use `create(CreateEventResponseSchema)` to create a new message.
  */
 export const CreateEventResponseSchema: GenMessage<CreateEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 22);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
 
 /**
  * Changes an event; fields left unset keep their value.
@@ -1131,6 +1368,27 @@ export type UpdateEventRequest = Message<"ticketqueue.v1.UpdateEventRequest"> & 
    * @generated from field: optional uint32 pow_difficulty = 11;
    */
   powDifficulty?: number | undefined;
+
+  /**
+   * New start of the pre-queue (before the draw is due).
+   *
+   * @generated from field: google.protobuf.Timestamp prequeue_opens_at = 12;
+   */
+  prequeueOpensAt?: Timestamp | undefined;
+
+  /**
+   * New announced beacon source (before the draw is due; empty: none).
+   *
+   * @generated from field: optional string draw_beacon_source = 13;
+   */
+  drawBeaconSource?: string | undefined;
+
+  /**
+   * The announced beacon's value, after the opening, once: the draw then proceeds.
+   *
+   * @generated from field: optional string draw_beacon = 14;
+   */
+  drawBeacon?: string | undefined;
 };
 
 /**
@@ -1138,7 +1396,7 @@ export type UpdateEventRequest = Message<"ticketqueue.v1.UpdateEventRequest"> & 
  * Use `create(UpdateEventRequestSchema)` to create a new message.
  */
 export const UpdateEventRequestSchema: GenMessage<UpdateEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 23);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
 
 /**
  * The changed event.
@@ -1166,7 +1424,7 @@ export type UpdateEventResponse = Message<"ticketqueue.v1.UpdateEventResponse"> 
  * Use `create(UpdateEventResponseSchema)` to create a new message.
  */
 export const UpdateEventResponseSchema: GenMessage<UpdateEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 24);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
 
 /**
  * Asks to follow an event.
@@ -1195,7 +1453,7 @@ export type WatchEventRequest = Message<"ticketqueue.v1.WatchEventRequest"> & {
  * Use `create(WatchEventRequestSchema)` to create a new message.
  */
 export const WatchEventRequestSchema: GenMessage<WatchEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 25);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
 
 /**
  * One seat change in an event's feed.
@@ -1237,7 +1495,7 @@ export type FeedEntry = Message<"ticketqueue.v1.FeedEntry"> & {
  * Use `create(FeedEntrySchema)` to create a new message.
  */
 export const FeedEntrySchema: GenMessage<FeedEntry> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 26);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
 
 /**
  * An event at one moment.
@@ -1293,7 +1551,7 @@ export type WatchEventResponse = Message<"ticketqueue.v1.WatchEventResponse"> & 
  * Use `create(WatchEventResponseSchema)` to create a new message.
  */
 export const WatchEventResponseSchema: GenMessage<WatchEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 27);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
 
 /**
  * Asks for one event.
@@ -1314,7 +1572,7 @@ export type GetEventRequest = Message<"ticketqueue.v1.GetEventRequest"> & {
  * Use `create(GetEventRequestSchema)` to create a new message.
  */
 export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 28);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 31);
 
 /**
  * One event.
@@ -1335,7 +1593,7 @@ export type GetEventResponse = Message<"ticketqueue.v1.GetEventResponse"> & {
  * Use `create(GetEventResponseSchema)` to create a new message.
  */
 export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 29);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 32);
 
 /**
  * Asks for every event.
@@ -1350,7 +1608,7 @@ export type ListEventsRequest = Message<"ticketqueue.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 30);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 33);
 
 /**
  * Every event.
@@ -1371,7 +1629,7 @@ export type ListEventsResponse = Message<"ticketqueue.v1.ListEventsResponse"> & 
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 31);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 34);
 
 /**
  * Asks for a proof-of-work challenge.
@@ -1399,7 +1657,7 @@ export type GetChallengeRequest = Message<"ticketqueue.v1.GetChallengeRequest"> 
  * Use `create(GetChallengeRequestSchema)` to create a new message.
  */
 export const GetChallengeRequestSchema: GenMessage<GetChallengeRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 32);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 35);
 
 /**
  * An ALTCHA challenge (its JSON names are ALTCHA's but for max_number).
@@ -1448,7 +1706,7 @@ export type GetChallengeResponse = Message<"ticketqueue.v1.GetChallengeResponse"
  * Use `create(GetChallengeResponseSchema)` to create a new message.
  */
 export const GetChallengeResponseSchema: GenMessage<GetChallengeResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 33);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 36);
 
 /**
  * Asks for the ticket verification keys.
@@ -1463,7 +1721,7 @@ export type GetTicketKeysRequest = Message<"ticketqueue.v1.GetTicketKeysRequest"
  * Use `create(GetTicketKeysRequestSchema)` to create a new message.
  */
 export const GetTicketKeysRequestSchema: GenMessage<GetTicketKeysRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 34);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 37);
 
 /**
  * One public key (RFC 7517 / RFC 8037 field names).
@@ -1519,7 +1777,7 @@ export type JsonWebKey = Message<"ticketqueue.v1.JsonWebKey"> & {
  * Use `create(JsonWebKeySchema)` to create a new message.
  */
 export const JsonWebKeySchema: GenMessage<JsonWebKey> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 35);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 38);
 
 /**
  * A JSON Web Key Set: {"keys": [...]}.
@@ -1540,7 +1798,7 @@ export type GetTicketKeysResponse = Message<"ticketqueue.v1.GetTicketKeysRespons
  * Use `create(GetTicketKeysResponseSchema)` to create a new message.
  */
 export const GetTicketKeysResponseSchema: GenMessage<GetTicketKeysResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 36);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 39);
 
 /**
  * Asks whether the service is healthy.
@@ -1555,7 +1813,7 @@ export type HealthRequest = Message<"ticketqueue.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 37);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 40);
 
 /**
  * A healthy service's answer.
@@ -1590,7 +1848,7 @@ export type HealthResponse = Message<"ticketqueue.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_ticketqueue_v1_ticket_queue, 38);
+  messageDesc(file_ticketqueue_v1_ticket_queue, 41);
 
 /**
  * Where a user stands.
@@ -1639,6 +1897,13 @@ export enum ReservationStatus {
    * @generated from enum value: RESERVATION_STATUS_EXPIRED = 5;
    */
   EXPIRED = 5,
+
+  /**
+   * In the event's pre-queue: the place is drawn at `opens_at`.
+   *
+   * @generated from enum value: RESERVATION_STATUS_PREQUEUED = 6;
+   */
+  PREQUEUED = 6,
 }
 
 /**
@@ -1722,6 +1987,13 @@ export enum StatusChange {
    * @generated from enum value: STATUS_CHANGE_RESET = 9;
    */
   RESET = 9,
+
+  /**
+   * The pre-queue was drawn: the entrant is QUEUED at its drawn place.
+   *
+   * @generated from enum value: STATUS_CHANGE_DRAWN = 10;
+   */
+  DRAWN = 10,
 }
 
 /**
@@ -1779,6 +2051,45 @@ export const EventStateSchema: GenEnum<EventState> = /*@__PURE__*/
   enumDesc(file_ticketqueue_v1_ticket_queue, 2);
 
 /**
+ * Where an event's pre-queue draw is.
+ *
+ * @generated from enum ticketqueue.v1.DrawState
+ */
+export enum DrawState {
+  /**
+   * @generated from enum value: DRAW_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Taking entrants until `opens_at`.
+   *
+   * @generated from enum value: DRAW_STATE_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Being drawn (in chunks, by the service's sweepers).
+   *
+   * @generated from enum value: DRAW_STATE_DRAWING = 2;
+   */
+  DRAWING = 2,
+
+  /**
+   * Done: the seed and the list are published.
+   *
+   * @generated from enum value: DRAW_STATE_DONE = 3;
+   */
+  DONE = 3,
+}
+
+/**
+ * Describes the enum ticketqueue.v1.DrawState.
+ */
+export const DrawStateSchema: GenEnum<DrawState> = /*@__PURE__*/
+  enumDesc(file_ticketqueue_v1_ticket_queue, 3);
+
+/**
  * What kind of seat change a feed entry records.
  *
  * @generated from enum ticketqueue.v1.SeatChange
@@ -1817,7 +2128,7 @@ export enum SeatChange {
  * Describes the enum ticketqueue.v1.SeatChange.
  */
 export const SeatChangeSchema: GenEnum<SeatChange> = /*@__PURE__*/
-  enumDesc(file_ticketqueue_v1_ticket_queue, 3);
+  enumDesc(file_ticketqueue_v1_ticket_queue, 4);
 
 /**
  * A fair first-come, first-served queue in front of the seats of each event (a
@@ -2016,6 +2327,19 @@ export const TicketQueueService: GenService<{
     methodKind: "unary";
     input: typeof GetChallengeRequestSchema;
     output: typeof GetChallengeResponseSchema;
+  },
+  /**
+   * A page of an event's published pre-queue draw: the draw values of the
+   * entrants in line when it was done, in line order, never who holds them.
+   * An entrant recomputes its own value from its ticket (see Draw) and finds
+   * its place here. Empty until the draw is done.
+   *
+   * @generated from rpc ticketqueue.v1.TicketQueueService.ListDrawValues
+   */
+  listDrawValues: {
+    methodKind: "unary";
+    input: typeof ListDrawValuesRequestSchema;
+    output: typeof ListDrawValuesResponseSchema;
   },
   /**
    * The public keys that verify tickets, as a JSON Web Key Set.

@@ -5,9 +5,11 @@
                    paused, max_waiting (absent: the service's MAX_WAITING),
                    pow_difficulty (absent: none), next_seq,
                    version, joined/promoted/cancelled/expired_total,
-                   layout (LAYOUT of the scripts that created it; absent: 1)
+                   layout (LAYOUT of the scripts that created it; absent: 1),
+                   prequeue_opens_at, and the draw's draw_* fields (includes/draw.lua)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
-  KEYS[3] waiting  sorted set: user -> seq (join order; ZRANK is the position - 1)
+  KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
+                   ZCARD drawn while drawn entrants wait ahead)
   KEYS[4] holds    sorted set: user -> ms when the unconfirmed hold runs out
   KEYS[5] gone     hash: user -> "C<seq>" cancelled or "E<seq>" expired
   KEYS[6] rate     hash: 10-second bucket -> users promoted in it (for wait estimates)
@@ -16,14 +18,23 @@
   KEYS[8] retries  hash: digest of user -> digest of the idempotency_key that made the
                    user's entry (8 bytes each; only for entries made with a key),
                    kept while the user's seat, place or ended record is
-  KEYS[9] changes  not a key: the pub/sub channel watchers follow, in the event's
+  KEYS[9] entrants hash: user -> "<seq>:<entry secret>" for each pre-queue entrant still
+                   in line (see includes/draw.lua): its seq is its ticket's entry
+  KEYS[10] drawn   sorted set: user -> draw value: the drawn entrants still waiting, the
+                   head of the line (ahead of everyone in `waiting`)
+  KEYS[11] drawlist string: the published draw, 14 characters a record, '+' and a
+                   value (13 hex digits) per entrant drawn, '-' and its value when it
+                   left before the draw was done; ListDrawValues reads it
+  KEYS[12] changes not a key: the pub/sub channel watchers follow, in the event's
                    slot, named in KEYS so the script declares all it touches (and a
                    move to sharded pub/sub, SPUBLISH, needs no new argument)
 
-  A waiting user costs one sorted-set entry and nothing else. Time is Redis's
-  own clock (TIME), so every worker agrees when a hold runs out.
+  A waiting user costs one sorted-set entry and nothing else (an entrant of a
+  pre-queue, also its `entrants` record and 14 bytes of the drawlist). Time
+  is Redis's own clock (TIME), so every worker agrees when a hold runs out.
 ]]
-local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES, K_CHANNEL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_CHANNEL = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 
 --- @include "codes"
 
@@ -68,13 +79,14 @@ end
 -- (an old worker mid rolling restart must not write into it). With
 -- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
-  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty')
+  local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty',
+    'draw_state', 'prequeue_opens_at')
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false, false, false, false}
+    v = {default_capacity, '0', false, false, false, false, false, false, false, false}
   end
   local layout = stored_number(v[6])
   if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
@@ -87,17 +99,22 @@ local function load_event(default_capacity, read_only)
     -- nil when the event has none of its own
     max_waiting = v[7] and stored_number(v[7]) or nil,
     pow_difficulty = stored_number(v[8]),
+    -- DRAW_OPEN, DRAW_DRAWING, DRAW_DONE, or '' (no pre-queue)
+    draw = v[9] or '',
+    prequeue_opens_at = stored_time(v[10]),
   }
 end
 
 -- Records a change: bumps the event's version and tells watchers what moved, as
--- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[9]). Ops:
+-- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[12]). Ops:
 --   {OP_JOINED, user}       user joined the back of the queue (nobody else moves)
 --   {OP_LEFT, pos, user}    user left the queue from pos (everyone behind moves up one)
 --   {OP_PROMOTED, n}        the first n of the queue were promoted (everyone moves up n)
 --   {OP_SEAT, user}         user's seat changed (taken, confirmed, cancelled, expired)
 --   {OP_RESET}              reset: every entry is gone
 --   {OP_SETTINGS}           the event's settings changed
+--   {OP_DRAWN, final_seed}  the pre-queue was drawn: its entrants are QUEUED in draw order,
+--                           each at the place its value has in the drawlist
 local function changed(ops)
   local version = add_to(K_META, 'version', 1)
   redis.call('PUBLISH', K_CHANNEL, cjson.encode({v = version, ops = ops}))
@@ -116,14 +133,30 @@ local function record_promotions(now, n)
   add_to(K_META, 'promoted_total', n)
 end
 
--- Moves the first n waiting users into seats, in FIFO order.
+-- Pops the first n of the line: drawn entrants (by draw value), then the
+-- waiting (by seq). A drawn entrant's seq (its ticket's entry) is in its record.
+local function pop_head(n)
+  local popped = redis.call('ZPOPMIN', K_DRAWN, n)
+  local heads = {}
+  for i = 1, #popped, 2 do
+    local user = popped[i]
+    heads[#heads + 1] = {user, string.match(redis.call('HGET', K_ENTRANTS, user) or '0', '^(%d+)')}
+    redis.call('HDEL', K_ENTRANTS, user)
+  end
+  if #heads < n then
+    popped = redis.call('ZPOPMIN', K_WAITING, n - #heads)
+    for i = 1, #popped, 2 do heads[#heads + 1] = {popped[i], popped[i + 1]} end
+  end
+  return heads
+end
+
+-- Moves the first n of the line into seats, in line order.
 local function promote(n, now, hold_ms)
   local promoted = {}
   if n <= 0 then return promoted end
-  local popped = redis.call('ZPOPMIN', K_WAITING, n)
-  for i = 1, #popped, 2 do
-    local user = popped[i]
-    redis.call('HSET', K_SEATS, user, popped[i + 1] .. 'p')
+  for _, head in ipairs(pop_head(n)) do
+    local user = head[1]
+    redis.call('HSET', K_SEATS, user, head[2] .. 'p')
     if hold_ms > 0 then redis.call('ZADD', K_HOLDS, now + hold_ms, user) end
     promoted[#promoted + 1] = user
     feed(FEED_PROMOTED, user)
@@ -132,26 +165,50 @@ local function promote(n, now, hold_ms)
   return promoted
 end
 
--- Gives every free seat to the head of the queue.
+-- Gives every free seat to the head of the line; none while the event is paused
+-- or its pre-queue is not yet drawn (the draw decides who is at the head).
 local function fill(ev, now)
+  if ev.paused or ev.draw == DRAW_OPEN or ev.draw == DRAW_DRAWING then return {} end
   return promote(ev.capacity - redis.call('HLEN', K_SEATS), now, ev.hold_ms)
 end
 
--- A user's state: {status, position, promoted, hold_expires_ms, seq}, status an ST_ code.
-local function user_state(user)
+-- How many wait: the drawn entrants and the waiting.
+local function line_length()
+  return redis.call('ZCARD', K_DRAWN) + redis.call('ZCARD', K_WAITING)
+end
+
+-- A waiting user's 1-based place in line, or nil.
+local function place_in_line(user)
+  local rank = redis.call('ZRANK', K_DRAWN, user)
+  if rank then return rank + 1 end
+  rank = redis.call('ZRANK', K_WAITING, user)
+  if rank then return redis.call('ZCARD', K_DRAWN) + rank + 1 end
+  return nil
+end
+
+-- A user's state: {status, position, promoted, hold_expires_ms, seq, entry_secret},
+-- status an ST_ code. An entrant of a pre-queue is PREQUEUED (no position)
+-- until the draw is done, then QUEUED.
+local function user_state(user, ev)
   local seat = redis.call('HGET', K_SEATS, user)
   if seat then
     local seq, p = string.match(seat, '^(%d+)(p?)$')
     local hold = redis.call('ZSCORE', K_HOLDS, user)
-    return {ST_RESERVED, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq)}
+    return {ST_RESERVED, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq), ''}
   end
-  local rank = redis.call('ZRANK', K_WAITING, user)
-  if rank then
-    return {ST_QUEUED, rank + 1, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user))}
+  local place = place_in_line(user)
+  if place then
+    local entrant = ev.draw ~= '' and redis.call('HGET', K_ENTRANTS, user)
+    if entrant then
+      local seq, secret = string.match(entrant, '^(%d+):(%x+)$')
+      if ev.draw ~= DRAW_DONE then return {ST_PREQUEUED, 0, 0, 0, tonumber(seq), secret} end
+      return {ST_QUEUED, place, 0, 0, tonumber(seq), secret}
+    end
+    return {ST_QUEUED, place, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user)), ''}
   end
   local gone = redis.call('HGET', K_GONE, user)
   if gone then
-    return {string.sub(gone, 1, 1) == GONE_CANCELLED and ST_CANCELLED or ST_EXPIRED, 0, 0, 0, tonumber(string.sub(gone, 2))}
+    return {string.sub(gone, 1, 1) == GONE_CANCELLED and ST_CANCELLED or ST_EXPIRED, 0, 0, 0, tonumber(string.sub(gone, 2)), ''}
   end
-  return {ST_NOT_FOUND, 0, 0, 0, 0}
+  return {ST_NOT_FOUND, 0, 0, 0, 0, ''}
 end

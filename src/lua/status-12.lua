@@ -8,14 +8,15 @@
   ARGV[2] default event's capacity ('' for any other event)
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, version,
-           promoted_in_window, window_ms}
+           promoted_in_window, window_ms, entry_secret, opens_at_ms, final_seed}
+          (entry_secret: an entrant of a pre-queue's; final_seed: a drawn entrant's draw, else '')
        or {ERR_NO_EVENT}
 ]]
 --- @include "event"
 
 local ev, refused = load_event(ARGV[2], true)
 if not ev then return refused end
-local state = user_state(ARGV[1])
+local state = user_state(ARGV[1], ev)
 
 -- Promotions in the last RATE_BUCKETS buckets, the current one excluded (it is partial).
 local now = now_ms()
@@ -32,4 +33,5 @@ for i, c in ipairs(counts) do
 end
 local window_ms = first and (#fields - first + 1) * RATE_BUCKET_MS or 0
 local version = tonumber(redis.call('HGET', K_META, 'version') or '0')
-return {0, state[1], state[2], state[3], state[4], state[5], version, promoted, window_ms}
+local final = state[6] ~= '' and ev.draw == DRAW_DONE and redis.call('HGET', K_META, 'draw_final') or ''
+return {0, state[1], state[2], state[3], state[4], state[5], version, promoted, window_ms, state[6], ev.opens_at, final}

@@ -12,12 +12,13 @@
        or {ERR_NO_EVENT}, {ERR_TICKET_STALE} the ticket is for another entry of this user
 ]]
 --- @include "event"
+--- @include "draw"
 
 local user, ticket_seq = ARGV[1], ARGV[2]
 local ev, refused = load_event(nil, false)
 if not ev then return refused end
 
-local state = user_state(user)
+local state = user_state(user, ev)
 local status, seq = state[1], state[5]
 if status == ST_NOT_FOUND then return {0, ST_NOT_FOUND, 0} end
 if ticket_seq ~= '' and tonumber(ticket_seq) ~= seq then return {ERR_TICKET_STALE} end
@@ -35,7 +36,16 @@ if status == ST_RESERVED then
   for _, id in ipairs(promoted) do result[#result + 1] = id end
   changed({{OP_SEAT, user}, {OP_PROMOTED, #promoted}})
 else
+  local position = place_in_line(user)
+  local value = redis.call('ZSCORE', K_DRAWN, user)
+  redis.call('ZREM', K_DRAWN, user)
   redis.call('ZREM', K_WAITING, user)
-  changed({{OP_LEFT, state[2], user}})
+  -- An entrant leaving before the draw is done leaves it too: the drawlist then
+  -- adds up to the entrants in line when it was done.
+  if redis.call('HDEL', K_ENTRANTS, user) == 1 and ev.draw ~= DRAW_DONE then
+    add_to(K_META, 'draw_left', 1)
+    if value then redis.call('APPEND', K_DRAWLIST, drawlist_record('-', tonumber(value))) else add_to(K_META, 'draw_undrawn', -1) end
+  end
+  changed({{OP_LEFT, position, user}})
 end
 return result

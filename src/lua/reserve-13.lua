@@ -4,8 +4,8 @@
   cancelled or expired user joins again as a new entry, unless the call repeats
   the idempotency key of the entry that ended (then it gets the ended state).
 
-  KEYS[1..9]: see includes/event.lua
-  KEYS[10] the solved challenge's key (marks it used; its own TTL), or a
+  KEYS[1..12]: see includes/event.lua
+  KEYS[13] the solved challenge's key (marks it used; its own TTL), or a
            placeholder when the Reserve carries none
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
@@ -14,14 +14,18 @@
   ARGV[5] digest of the call's idempotency key ('' for none), 8 bytes
   ARGV[6] '1' when the Reserve carries a verified solution of a challenge, else ''
   ARGV[7] ms until that challenge expires
+  ARGV[8] a fresh random entry secret (32 hex digits), kept if the user enters a pre-queue
 
-  Returns {0, status, position, promoted, hold_expires_ms, seq, already_known, same_key}
+  Returns {0, status, position, promoted, hold_expires_ms, seq, already_known, same_key,
+           entry_secret ('' unless an entrant of a pre-queue), opens_at_ms,
+           final_seed (a drawn entrant's draw, else '')}
           (same_key 1: the user's entry was made with this idempotency key)
-       or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms}, {ERR_PAUSED},
+       or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms (or prequeue_opens_at_ms)}, {ERR_PAUSED},
           {ERR_CLOSED, closes_at_ms}, {ERR_QUEUE_FULL, max_waiting},
           {ERR_CHALLENGE_REQUIRED, pow_difficulty}, {ERR_CHALLENGE_USED}
 ]]
 --- @include "event"
+--- @include "draw"
 
 local user = ARGV[1]
 local ev, refused = load_event(ARGV[2], false)
@@ -30,28 +34,32 @@ if not ev then return refused end
 -- Proof of work: a solution is good for one user; that user may send it again (a retry).
 if ev.pow_difficulty > 0 then
   if ARGV[6] ~= '1' then return {ERR_CHALLENGE_REQUIRED, ev.pow_difficulty} end
-  local used_by = redis.call('GET', KEYS[10])
+  local used_by = redis.call('GET', KEYS[13])
   if used_by and used_by ~= ARGV[4] then return {ERR_CHALLENGE_USED} end
-  if not used_by then redis.call('SET', KEYS[10], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
+  if not used_by then redis.call('SET', KEYS[13], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
 end
 
-local state = user_state(user)
+local state = user_state(user, ev)
 local key = ARGV[5]
 local same_key = key ~= '' and state[1] ~= ST_NOT_FOUND and redis.call('HGET', K_RETRIES, ARGV[4]) == key
-if state[1] == ST_RESERVED or state[1] == ST_QUEUED or same_key then
+if state[1] == ST_RESERVED or state[1] == ST_QUEUED or state[1] == ST_PREQUEUED or same_key then
   -- Seated or waiting: the state as it is. Ended, and this is a retry of the call
   -- that made the entry: the ended state, without joining again.
-  return {0, state[1], state[2], state[3], state[4], state[5], 1, same_key and 1 or 0}
+  local final = state[6] ~= '' and ev.draw == DRAW_DONE and redis.call('HGET', K_META, 'draw_final') or ''
+  return {0, state[1], state[2], state[3], state[4], state[5], 1, same_key and 1 or 0, state[6], ev.opens_at, final}
 end
 
 local now = now_ms()
-if ev.opens_at > 0 and now < ev.opens_at then return {ERR_NOT_OPEN_YET, ev.opens_at} end
+-- Before opens_at: the pre-queue (from prequeue_opens_at), or nothing.
+local prequeue = ev.draw == DRAW_OPEN and ev.opens_at > 0 and now < ev.opens_at
+if prequeue and now < ev.prequeue_opens_at then return {ERR_NOT_OPEN_YET, ev.prequeue_opens_at} end
+if not prequeue and ev.opens_at > 0 and now < ev.opens_at then return {ERR_NOT_OPEN_YET, ev.opens_at} end
 if ev.paused then return {ERR_PAUSED} end
 if ev.closes_at > 0 and now >= ev.closes_at then return {ERR_CLOSED, ev.closes_at} end
 
 -- A free seat goes to a newcomer only when nobody waits: the queue comes first.
-local waiting = redis.call('ZCARD', K_WAITING)
-local seat_free = waiting == 0 and redis.call('HLEN', K_SEATS) < ev.capacity
+local waiting = line_length()
+local seat_free = not prequeue and waiting == 0 and redis.call('HLEN', K_SEATS) < ev.capacity
 local max_waiting = ev.max_waiting or stored_number(ARGV[3])
 if not seat_free and max_waiting > 0 and waiting >= max_waiting then return {ERR_QUEUE_FULL, max_waiting} end
 
@@ -73,9 +81,18 @@ if seat_free then
     redis.call('ZADD', K_HOLDS, hold, user)
   end
   changed({{OP_SEAT, user}})
-  return {0, ST_RESERVED, 0, 0, hold, seq, 0, 0}
+  return {0, ST_RESERVED, 0, 0, hold, seq, 0, 0, '', ev.opens_at, ''}
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
 changed({{OP_JOINED, user}})
-return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0}
+if not prequeue then return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0, '', ev.opens_at, ''} end
+
+-- An entrant: its secret, and the chain that freezes who entered.
+local secret = ARGV[8]
+redis.call('HSET', K_ENTRANTS, user, seq .. ':' .. secret)
+local chain = redis.call('HGET', K_META, 'draw_chain') or ''
+redis.call('HSET', K_META, 'draw_chain', redis.sha1hex(chain .. ARGV[4] .. redis.sha1hex(secret)))
+add_to(K_META, 'draw_entrants', 1)
+add_to(K_META, 'draw_undrawn', 1)
+return {0, ST_PREQUEUED, 0, 0, 0, seq, 0, 0, secret, ev.opens_at, ''}

@@ -6,15 +6,18 @@
   KEYS: see includes/event.lua
   ARGV[1] most holds to expire in one call
 
-  Returns {0, expired_count, promoted ids...} or {ERR_NO_EVENT}
+  Returns {0, expired_count, draw_due, promoted ids...} or {ERR_NO_EVENT}
+  (draw_due 1: the event's pre-queue draw is due or under way: run draw-12.lua)
 ]]
 --- @include "event"
+--- @include "draw"
 
 local ev, refused = load_event(nil, false)
 if not ev then return refused end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-if #due == 0 then return {0, 0} end
+local draw = draw_due(ev, now) and 1 or 0
+if #due == 0 then return {0, 0, draw} end
 
 local ops = {}
 for _, user in ipairs(due) do
@@ -31,6 +34,6 @@ add_to(K_META, 'expired_total', #due)
 local promoted = fill(ev, now)
 ops[#ops + 1] = {OP_PROMOTED, #promoted}
 changed(ops)
-local result = {0, #due}
+local result = {0, #due, draw}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

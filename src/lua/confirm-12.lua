@@ -17,11 +17,11 @@ local user, ticket_seq = ARGV[1], ARGV[2]
 local ev, refused = load_event(nil, false)
 if not ev then return refused end
 
-local state = user_state(user)
+local state = user_state(user, ev)
 local status = state[1]
 if status == ST_NOT_FOUND then return {ERR_NO_ENTRY} end
 if ticket_seq ~= '' and tonumber(ticket_seq) ~= state[5] then return {ERR_TICKET_STALE} end
-if status == ST_QUEUED then return {ERR_STILL_QUEUED, state[2]} end
+if status == ST_QUEUED or status == ST_PREQUEUED then return {ERR_STILL_QUEUED, state[2]} end
 if status == ST_CANCELLED then return {ERR_USER_CANCELLED} end
 if status == ST_EXPIRED then return {ERR_HOLD_EXPIRED} end
 

@@ -1,0 +1,184 @@
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { commitmentOf, drawValueOf, finalSeedOf, placeOf } from "../src/queue/draw.js";
+import { eventKeys } from "../src/queue/keys.js";
+import { QueueStore, type ReserveResult } from "../src/queue/queue-store.js";
+import { createRedisClient } from "../src/redis/redis-client.js";
+import { toConnectError } from "../src/rpc/errors.js";
+import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
+
+
+// The pre-queue and its draw, at the store (one Lua script a call), on a real Redis.
+const { RESERVED, QUEUED, PREQUEUED, CANCELLED } = ReservationStatus;
+
+let server: TestRedis;
+let redis: Redis;
+let store: QueueStore;
+
+beforeAll(async () => {
+  server = await startTestRedis();
+  redis = createRedisClient({ url: server.url, commandTimeoutMs: 5000 });
+  await redis.connect();
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.dispose();
+});
+beforeEach(() => {
+  store = new QueueStore(redis, { prefix: `test-${randomUUID()}`, defaultCapacity: 2 });
+});
+
+const code = (err: unknown): Code => toConnectError(err).code;
+const sleepUntil = async (at: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+const settings = (capacity: number, opensAt: number, extra = {}) => ({ name: "t", capacity, holdSeconds: 0, opensAt, closesAt: 0, ...extra });
+
+/** Runs the draw to its end, `chunk` entrants a call (as the sweepers do). */
+async function drawAll(eventId: string, chunk: number): Promise<{ calls: number; promoted: string[] }> {
+  for (let calls = 1; ; calls++) {
+    const r = await store.draw(eventId, chunk);
+    if (r.done) return { calls, promoted: r.promoted };
+    if (r.drawn === 0) throw new Error("the draw made no progress");
+  }
+}
+
+describe("pre-queue", () => {
+  it("takes early arrivals as PREQUEUED, draws them at the opening in the published order, ahead of later joins", async () => {
+    const opensAt = Date.now() + 1500;
+    await store.createEvent("ktx", settings(3, opensAt));
+    const before = await store.getEvent("ktx");
+    expect(before.draw).toMatchObject({ state: "open", seed: "", chainHead: "", entrants: 0 });
+    expect(before.draw.commitment).toMatch(/^[0-9a-f]{64}$/);
+
+    const users = Array.from({ length: 40 }, (_, i) => `early-${i}`);
+    const joined = new Map<string, ReserveResult>();
+    for (const u of users) joined.set(u, await store.reserve("ktx", u));
+    for (const r of joined.values()) {
+      expect(r).toMatchObject({ status: PREQUEUED, position: 0, drawnPlace: 0, opensAt, alreadyKnown: false });
+      expect(r.entrySecret).toMatch(/^[0-9a-f]{32}$/);
+    }
+    // A repeat is the same entry; a cancel leaves the pre-queue.
+    expect(await store.reserve("ktx", "early-0")).toMatchObject({ status: PREQUEUED, alreadyKnown: true, seq: joined.get("early-0")?.seq, entrySecret: joined.get("early-0")?.entrySecret });
+    expect((await store.cancel("ktx", "early-1", joined.get("early-1")?.seq)).status).toBe(CANCELLED);
+    // Nobody is seated before the draw, whatever the operator does.
+    expect(await store.processQueue("ktx")).toEqual([]);
+    expect((await store.status("ktx", "early-2")).status).toBe(PREQUEUED);
+
+    await sleepUntil(opensAt + 50);
+    const late = await store.reserve("ktx", "late-1");
+    expect(late).toMatchObject({ status: QUEUED, position: 40, entrySecret: "" });
+
+    // Drawn 7 a call; in between, entrants stay PREQUEUED and the late joiner's place holds.
+    const first = await store.draw("ktx", 7);
+    expect(first).toMatchObject({ drawn: 7, done: false });
+    expect((await store.status("ktx", "early-3")).status).toBe(PREQUEUED);
+    expect((await store.status("ktx", "late-1")).position).toBe(40);
+    // An entrant leaving mid-draw leaves the published list too.
+    expect((await store.cancel("ktx", "early-4", undefined)).status).toBe(CANCELLED);
+    expect((await store.status("ktx", "late-1")).position).toBe(39);
+    const { promoted } = await drawAll("ktx", 7);
+    expect(promoted).toHaveLength(3);
+
+    const e = await store.getEvent("ktx");
+    expect(e.draw).toMatchObject({ state: "done", entrants: 40, left: 2, drawn: 38 });
+    expect(commitmentOf(e.draw.seed)).toBe(before.draw.commitment);
+    expect(finalSeedOf(e.draw.seed, e.draw.chainHead, "")).toBe(e.draw.finalSeed);
+    const values = Array.from(await store.drawn.get("ktx", e.draw.finalSeed));
+    expect(values).toHaveLength(38);
+    expect(values).toEqual([...values].sort((a, b) => a - b));
+
+    // The line is the entrants ordered by their recomputed values: seats first, then the waiting.
+    const inLine = users.filter((u) => u !== "early-1" && u !== "early-4");
+    const byValue = inLine
+      .map((u) => ({ u, value: drawValueOf(e.draw.finalSeed, joined.get(u)?.entrySecret ?? "") }))
+      .sort((a, b) => a.value - b.value);
+    expect(byValue.map((x) => x.value)).toEqual(values);
+    expect(new Set(promoted)).toEqual(new Set(byValue.slice(0, 3).map((x) => x.u)));
+    for (const [i, { u, value }] of byValue.entries()) {
+      const s = await store.status("ktx", u);
+      expect(placeOf(values, value)).toBe(i + 1);
+      if (i < 3) expect(s).toMatchObject({ status: RESERVED, promoted: true, seq: joined.get(u)?.seq });
+      else expect(s).toMatchObject({ status: QUEUED, position: i + 1 - 3, drawnPlace: i + 1, seq: joined.get(u)?.seq });
+    }
+    expect((await store.status("ktx", "late-1")).position).toBe(38 - 3 + 1);
+    // The draw is over: new joins queue behind, in order.
+    expect((await store.reserve("ktx", "late-2")).position).toBe(38 - 3 + 2);
+
+    // Seats freed go down the drawn line; a ticket's seq still names the entry.
+    const head = byValue[3]?.u ?? "";
+    await store.cancel("ktx", byValue[0]?.u ?? "", undefined);
+    expect(await store.status("ktx", head)).toMatchObject({ status: RESERVED, seq: joined.get(head)?.seq });
+    expect(await redis.hlen(eventKeys(store.options.prefix, "ktx")[8] ?? "")).toBe(38 - 4);
+  });
+
+  it("draws once however many callers race, in chunks that never hand out a place twice", async () => {
+    const opensAt = Date.now() + 600;
+    await store.createEvent("race", settings(1000, opensAt));
+    await Promise.all(Array.from({ length: 500 }, (_, i) => store.reserve("race", `u${i}`)));
+    await sleepUntil(opensAt + 20);
+    const results = await Promise.all(Array.from({ length: 8 }, () => drawAll("race", 37).catch(() => ({ calls: 0, promoted: [] as string[] }))));
+    const promoted = results.flatMap((r) => r.promoted);
+    expect(promoted).toHaveLength(500);
+    expect(new Set(promoted).size).toBe(500);
+    expect((await store.getEvent("race")).draw).toMatchObject({ state: "done", drawn: 500 });
+    expect(await store.draw("race", 37)).toMatchObject({ drawn: 0, done: false });
+  });
+
+  it("refuses Reserve before prequeue_opens_at, and waits for an announced beacon before drawing", async () => {
+    const opensAt = Date.now() + 800;
+    const prequeueOpensAt = Date.now() + 300;
+    await store.createEvent("b", settings(5, opensAt, { prequeueOpensAt, drawBeaconSource: "drand quicknet round 1" }));
+    await expect(store.reserve("b", "too-early")).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    await expect(store.updateEvent("b", { drawBeacon: "ab" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    await sleepUntil(prequeueOpensAt + 20);
+    expect((await store.reserve("b", "a")).status).toBe(PREQUEUED);
+    await sleepUntil(opensAt + 20);
+    expect(await store.draw("b", 10)).toMatchObject({ drawn: 0, done: false });
+    expect((await store.getEvent("b")).draw.state).toBe("open");
+    await expect(store.updateEvent("b", { opensAt: Date.now() + 60_000 })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    await store.updateEvent("b", { drawBeacon: "00ff" });
+    await expect(store.updateEvent("b", { drawBeacon: "0100" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    expect(await store.draw("b", 10)).toMatchObject({ drawn: 1, done: true, promoted: ["a"] });
+    const d = (await store.getEvent("b")).draw;
+    expect(finalSeedOf(d.seed, d.chainHead, "00ff")).toBe(d.finalSeed);
+  });
+
+  it("keeps the pre-queue and commitment when opens_at moves before the draw; clearing it draws at once", async () => {
+    await store.createEvent("m", settings(2, Date.now() + 60_000));
+    const { commitment } = (await store.getEvent("m")).draw;
+    await store.reserve("m", "a");
+    await store.updateEvent("m", { opensAt: Date.now() + 120_000 });
+    expect((await store.getEvent("m")).draw).toMatchObject({ state: "open", commitment, entrants: 1 });
+    expect((await store.status("m", "a")).status).toBe(PREQUEUED);
+    await store.updateEvent("m", { opensAt: 0 });
+    expect(await store.draw("m", 10)).toMatchObject({ done: true, promoted: ["a"] });
+  });
+
+  it("draws while paused but seats nobody until the pause ends", async () => {
+    const opensAt = Date.now() + 400;
+    await store.createEvent("p", settings(2, opensAt));
+    await store.reserve("p", "a");
+    await store.reserve("p", "b");
+    await store.updateEvent("p", { paused: true });
+    await sleepUntil(opensAt + 20);
+    expect(await store.draw("p", 10)).toMatchObject({ done: true, promoted: [] });
+    expect((await store.status("p", "a")).status).toBe(QUEUED);
+    expect((await store.updateEvent("p", { paused: false })).sort()).toEqual(["a", "b"]);
+  });
+
+  it("Reset clears the pre-queue and starts a new commitment; an event opening at once has none", async () => {
+    await store.createEvent("r", settings(2, Date.now() + 60_000));
+    const { commitment } = (await store.getEvent("r")).draw;
+    await store.reserve("r", "a");
+    await store.reset("r");
+    const after = await store.getEvent("r");
+    expect(after.draw).toMatchObject({ state: "open", entrants: 0 });
+    expect(after.draw.commitment).not.toBe(commitment);
+    expect((await store.status("r", "a")).status).toBe(ReservationStatus.NOT_FOUND);
+    await store.createEvent("now", settings(2, 0));
+    expect((await store.getEvent("now")).draw.state).toBe("none");
+    expect((await store.reserve("now", "x")).status).toBe(RESERVED);
+  });
+});
