@@ -7,11 +7,17 @@ import { estimateWaitMs } from "../src/queue/wait-estimate.js";
 import { startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 describe("estimateWaitMs", () => {
+  const est = (position: number, promotedInWindow: number, windowMs: number, admitPerMinute = 0) => estimateWaitMs({ position, promotedInWindow, windowMs, admitPerMinute });
   it("is position / observed rate, and unknown while the data is thin", () => {
-    expect(estimateWaitMs(10, 20, 60_000)).toBe(30_000); // 20 per minute: 10 take 30 s
-    expect(estimateWaitMs(10, 4, 60_000)).toBeUndefined(); // too few promotions
-    expect(estimateWaitMs(10, 20, 10_000)).toBeUndefined(); // too short a window
-    expect(estimateWaitMs(0, 20, 60_000)).toBeUndefined(); // not waiting
+    expect(est(10, 20, 60_000)).toBe(30_000); // 20 per minute: 10 take 30 s
+    expect(est(10, 4, 60_000)).toBeUndefined(); // too few promotions
+    expect(est(10, 20, 10_000)).toBeUndefined(); // too short a window
+    expect(est(0, 20, 60_000)).toBeUndefined(); // not waiting
+  });
+  it("is never shorter than a paced event's pace allows", () => {
+    expect(est(10, 0, 0, 61)).toBe(10_000); // 61 a minute (60 steady): 10 take 10 s, known before any promotion
+    expect(est(10, 200, 60_000, 61)).toBe(10_000); // seats free up faster than the pace: the pace decides
+    expect(est(10, 20, 60_000, 610)).toBe(30_000); // seats free up slower than the pace: they decide
   });
 });
 

@@ -10,6 +10,7 @@
   ARGV[9] draw_beacon_source ('' for none)
   ARGV[10], ARGV[11] a fresh draw seed and its commitment (includes/draw.lua),
           used when opens_at is ahead
+  ARGV[12] admit_per_minute (0: unpaced)
 
   Returns {0} or {ERR_EVENT_EXISTS}
 ]]
@@ -23,6 +24,7 @@ redis.call('HSET', K_META, 'name', ARGV[1], 'capacity', ARGV[2], 'hold_seconds',
 if ARGV[6] ~= '' then redis.call('HSET', K_META, 'max_waiting', ARGV[6]) end
 if ARGV[8] ~= '0' then redis.call('HSET', K_META, 'prequeue_opens_at', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', K_META, 'draw_beacon_source', ARGV[9]) end
+if ARGV[12] ~= '0' then redis.call('HSET', K_META, 'admit_per_minute', ARGV[12]) end
 if stored_time(ARGV[4]) > now_ms() then start_prequeue(ARGV[10], ARGV[11]) end
 changed({{OP_SETTINGS}})
 return {0}

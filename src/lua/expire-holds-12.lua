@@ -1,7 +1,8 @@
 --[[
   Expire holds: every hold past its time ends (the user is EXPIRED) and the
-  freed seats go to the head of the queue, in one step. Idempotent: any worker
-  may run it at any time.
+  freed seats go to the head of the queue, in one step. In a paced event, the
+  seats the pace held back go as it allows. Idempotent: any worker may run it
+  at any time.
 
   KEYS: see includes/event.lua
   ARGV[1] most holds to expire in one call
@@ -17,7 +18,13 @@ if not ev then return refused end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local draw = draw_due(ev, now) and 1 or 0
-if #due == 0 then return {0, 0, draw} end
+if #due == 0 then
+  local promoted = ev.admit_per_minute > 0 and fill(ev, now) or {}
+  if #promoted > 0 then changed({{OP_PROMOTED, #promoted}}) end
+  local result = {0, 0, draw}
+  for _, id in ipairs(promoted) do result[#result + 1] = id end
+  return result
+end
 
 local ops = {}
 for _, user in ipairs(due) do

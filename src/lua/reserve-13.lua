@@ -59,7 +59,7 @@ if ev.closes_at > 0 and now >= ev.closes_at then return {ERR_CLOSED, ev.closes_a
 
 -- A free seat goes to a newcomer only when nobody waits: the queue comes first.
 local waiting = line_length()
-local seat_free = not prequeue and waiting == 0 and redis.call('HLEN', K_SEATS) < ev.capacity
+local seat_free = not prequeue and waiting == 0 and redis.call('HLEN', K_SEATS) < ev.capacity and admissible(ev, now) >= 1
 local max_waiting = ev.max_waiting or stored_number(ARGV[3])
 if not seat_free and max_waiting > 0 and waiting >= max_waiting then return {ERR_QUEUE_FULL, max_waiting} end
 
@@ -74,6 +74,7 @@ local seq = add_to(K_META, 'next_seq', 1)
 add_to(K_META, 'joined_total', 1)
 
 if seat_free then
+  admitted(ev, now, 1)
   redis.call('HSET', K_SEATS, user, seq)
   local hold = 0
   if ev.hold_ms > 0 then

@@ -50,6 +50,8 @@ export interface StatusResult extends EntryState {
   /** Users promoted in the recent window, and the window's length, for wait estimates. */
   promotedInWindow: number;
   windowMs: number;
+  /** The event's pace (0: unpaced): no wait is shorter than the pace makes it. */
+  admitPerMinute: number;
 }
 
 export interface CancelResult {
@@ -94,6 +96,8 @@ export interface EventSettings {
   prequeueOpensAt?: number;
   /** A public randomness round the draw will wait for (its value set after the opening); "" or undefined: none. */
   drawBeaconSource?: string;
+  /** Paced entry: at most this many admitted in any 60 seconds; 0 or undefined: unpaced. */
+  admitPerMinute?: number;
 }
 
 export interface EventInfo extends EventSettings {
@@ -116,6 +120,7 @@ export interface EventInfo extends EventSettings {
   powDifficulty: number;
   prequeueOpensAt: number;
   drawBeaconSource: string;
+  admitPerMinute: number;
   draw: DrawInfo;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
@@ -185,7 +190,7 @@ export class QueueStore {
 
   async status(eventId: string, userId: string): Promise<StatusResult> {
     const r = await this.call("status", eventId, [userId, this.defaultCapacity(eventId)]);
-    return { ...(await this.entry(eventId, r, 1, 9)), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]) };
+    return { ...(await this.entry(eventId, r, 1, 9)), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]), admitPerMinute: num(r[12]) };
   }
 
   /** `ticketSeq` undefined: an operator's cancel, or the user's own with their token (no ticket). */
@@ -232,7 +237,7 @@ export class QueueStore {
   async createEvent(eventId: string, s: EventSettings): Promise<void> {
     try {
       const { seed, commitment } = newDrawSeed();
-      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment];
+      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment, s.admitPerMinute ?? 0];
       await this.call("createEvent", eventId, args);
     } finally {
       // The registry is an index for ListEvents, not state: adding it again is harmless.
@@ -254,6 +259,7 @@ export class QueueStore {
       prequeue_opens_at: changes.prequeueOpensAt,
       draw_beacon_source: changes.drawBeaconSource,
       draw_beacon: changes.drawBeacon,
+      admit_per_minute: changes.admitPerMinute,
     };
     const { seed, commitment } = newDrawSeed();
     const args = [seed, commitment, ...Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]))];
@@ -292,6 +298,7 @@ export class QueueStore {
       powDifficulty: count(17, "pow_difficulty"),
       prequeueOpensAt: r[29] === 0 ? 0 : time(29, "prequeue_opens_at"),
       drawBeaconSource: text(r[23]),
+      admitPerMinute: count(30, "admit_per_minute"),
       draw: {
         state: DRAW_STATES.get(text(r[18])) ?? "none",
         commitment: text(r[19]),

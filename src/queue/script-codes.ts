@@ -80,8 +80,18 @@ export const GoneCode = { CANCELLED: "C", EXPIRED: "E" } as const;
  *      would skip; UpdateEvent raises an event to the current layout.
  *   3: an event may have a pre-queue and its draw (the entrants and drawn keys,
  *      draw_* fields): layout-2 scripts would seat entrants before the draw.
+ *   4: an event may pace its entry (admit_per_minute, admit_tat), which layout-3
+ *      scripts would ignore.
  */
-export const LAYOUT = 3;
+export const LAYOUT = 4;
+
+/**
+ * Paced entry (admit_per_minute = N): one admission every ADMIT_SPAN_MS / N ms,
+ * up to ADMIT_BURST_MS' worth at once (a sweep comes every 250 ms). GCRA with
+ * these two bounds admits at most N in any 60 seconds: the steady pace is N x 60/61.
+ */
+export const ADMIT_SPAN_MS = 61_000;
+export const ADMIT_BURST_MS = 1_000;
 
 /** The table as Lua `local` constants. */
 export function luaConstants(): string {
@@ -93,6 +103,8 @@ export function luaConstants(): string {
     ...Object.entries(GoneCode).map(([name, value]) => `local GONE_${name} = '${value}'`),
     ...Object.entries(DrawStateCode).map(([name, value]) => `local DRAW_${name} = '${value}'`),
     `local LAYOUT = ${LAYOUT}`,
+    `local ADMIT_SPAN_MS = ${ADMIT_SPAN_MS}`,
+    `local ADMIT_BURST_MS = ${ADMIT_BURST_MS}`,
   ];
   return `-- Generated from src/queue/script-codes.ts.\n${lines.join("\n")}\n`;
 }

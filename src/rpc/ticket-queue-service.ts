@@ -30,6 +30,7 @@ const MAX_WAITING = 1_000_000_000;
 const MAX_POW_DIFFICULTY = 10_000_000;
 const DEFAULT_PAGE_SIZE = 500;
 const MAX_PAGE_SIZE = 1000;
+const MAX_ADMIT_PER_MINUTE = 10_000_000;
 const DEFAULT_DRAW_PAGE_SIZE = 1000;
 const MAX_DRAW_PAGE_SIZE = 10_000;
 const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
@@ -84,7 +85,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const { userId, maxBytes } = actingFor(ctx, req.userId, { ticketWillDo: false, operatorMay: true });
       checkUserId(userId, maxBytes);
       const r = await store.status(eventId, userId);
-      const waitMs = r.status === ReservationStatus.QUEUED ? estimateWaitMs(r.position, r.promotedInWindow, r.windowMs) : undefined;
+      const waitMs = r.status === ReservationStatus.QUEUED ? estimateWaitMs(r) : undefined;
       return {
         userId,
         eventId,
@@ -176,7 +177,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const opensAt = ms(req.opensAt, "opens_at");
       const closesAt = ms(req.closesAt, "closes_at");
       const prequeueOpensAt = ms(req.prequeueOpensAt, "prequeue_opens_at");
-      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt });
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt, admitPerMinute: req.admitPerMinute });
       checkBeaconSource(req.drawBeaconSource);
       if (prequeueOpensAt && !opensAt) throw new ConnectError("prequeue_opens_at needs an opens_at: the pre-queue is drawn then", Code.InvalidArgument);
       await store.createEvent(eventId, {
@@ -189,6 +190,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         powDifficulty: req.powDifficulty,
         prequeueOpensAt,
         drawBeaconSource: req.drawBeaconSource,
+        admitPerMinute: req.admitPerMinute,
       });
       return { event: toEvent(await store.getEvent(eventId)) };
     },
@@ -214,6 +216,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         maxWaiting: req.maxWaiting ?? before.maxWaiting,
         powDifficulty: req.powDifficulty ?? before.powDifficulty,
         prequeueOpensAt: prequeueOpensAt ?? before.prequeueOpensAt,
+        admitPerMinute: req.admitPerMinute ?? before.admitPerMinute,
       });
       const promoted = await store.updateEvent(eventId, {
         name: req.name,
@@ -227,6 +230,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         prequeueOpensAt,
         drawBeaconSource: req.drawBeaconSource,
         drawBeacon: req.drawBeacon,
+        admitPerMinute: req.admitPerMinute,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
     },
@@ -304,7 +308,18 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
   };
 }
 
-function checkSettings(s: { capacity: number; holdSeconds: number; name: string; opensAt: number; closesAt: number; maxWaiting: number; powDifficulty: number; prequeueOpensAt: number }): void {
+function checkSettings(s: {
+  capacity: number;
+  holdSeconds: number;
+  name: string;
+  opensAt: number;
+  closesAt: number;
+  maxWaiting: number;
+  powDifficulty: number;
+  prequeueOpensAt: number;
+  admitPerMinute: number;
+}): void {
+  if (s.admitPerMinute > MAX_ADMIT_PER_MINUTE) throw new ConnectError(`admit_per_minute must be at most ${MAX_ADMIT_PER_MINUTE} (0: unpaced)`, Code.InvalidArgument);
   // (Without an opens_at, e.g. just cleared, there is no pre-queue for it to open.)
   if (s.prequeueOpensAt && s.opensAt && s.prequeueOpensAt >= s.opensAt) throw new ConnectError("prequeue_opens_at must be before opens_at", Code.InvalidArgument);
   if (s.capacity < 1 || s.capacity > MAX_CAPACITY) throw new ConnectError(`capacity must be 1 to ${MAX_CAPACITY}`, Code.InvalidArgument);
@@ -379,6 +394,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     paused: e.paused,
     maxWaiting: e.maxWaiting,
     powDifficulty: e.powDifficulty,
+    admitPerMinute: e.admitPerMinute,
     state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,

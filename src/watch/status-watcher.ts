@@ -195,5 +195,5 @@ function changeOf(before: StatusResult, after: StatusResult, eventClosed: boolea
 }
 
 function waitOf(state: StatusResult): number | undefined {
-  return state.status === ReservationStatus.QUEUED ? estimateWaitMs(state.position, state.promotedInWindow, state.windowMs) : undefined;
+  return state.status === ReservationStatus.QUEUED ? estimateWaitMs(state) : undefined;
 }

@@ -6,7 +6,9 @@
                    pow_difficulty (absent: none), next_seq,
                    version, joined/promoted/cancelled/expired_total,
                    layout (LAYOUT of the scripts that created it; absent: 1),
-                   prequeue_opens_at, and the draw's draw_* fields (includes/draw.lua)
+                   prequeue_opens_at, and the draw's draw_* fields (includes/draw.lua),
+                   admit_per_minute (absent or 0: unpaced), admit_tat (GCRA's
+                   theoretical arrival time of the next admission, ms)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
                    ZCARD drawn while drawn entrants wait ahead)
@@ -80,13 +82,13 @@ end
 -- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
   local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty',
-    'draw_state', 'prequeue_opens_at')
+    'draw_state', 'prequeue_opens_at', 'admit_per_minute')
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false, false, false, false, false, false}
+    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false}
   end
   local layout = stored_number(v[6])
   if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
@@ -102,6 +104,7 @@ local function load_event(default_capacity, read_only)
     -- DRAW_OPEN, DRAW_DRAWING, DRAW_DONE, or '' (no pre-queue)
     draw = v[9] or '',
     prequeue_opens_at = stored_time(v[10]),
+    admit_per_minute = stored_number(v[11]),
   }
 end
 
@@ -165,11 +168,34 @@ local function promote(n, now, hold_ms)
   return promoted
 end
 
--- Gives every free seat to the head of the line; none while the event is paused
--- or its pre-queue is not yet drawn (the draw decides who is at the head).
+-- Paced entry: how many the pace admits at `now` (math.huge when unpaced).
+-- GCRA: see ADMIT_SPAN_MS in script-codes.ts.
+local function admissible(ev, now)
+  if ev.admit_per_minute <= 0 then return math.huge end
+  local interval = ADMIT_SPAN_MS / ev.admit_per_minute
+  local tat = math.max(stored_number(redis.call('HGET', K_META, 'admit_tat')), now)
+  local slack = now + math.max(0, ADMIT_BURST_MS - interval) - tat
+  if slack < 0 then return 0 end
+  return math.floor(slack / interval) + 1
+end
+
+-- Records k admissions against the pace.
+local function admitted(ev, now, k)
+  if ev.admit_per_minute <= 0 or k <= 0 then return end
+  local tat = math.max(stored_number(redis.call('HGET', K_META, 'admit_tat')), now)
+  redis.call('HSET', K_META, 'admit_tat', string.format('%.3f', tat + k * ADMIT_SPAN_MS / ev.admit_per_minute))
+end
+
+-- Gives free seats to the head of the line, as many as the pace allows; none
+-- while the event is paused or its pre-queue is not yet drawn (the draw decides
+-- who is at the head).
 local function fill(ev, now)
   if ev.paused or ev.draw == DRAW_OPEN or ev.draw == DRAW_DRAWING then return {} end
-  return promote(ev.capacity - redis.call('HLEN', K_SEATS), now, ev.hold_ms)
+  local free = ev.capacity - redis.call('HLEN', K_SEATS)
+  if free <= 0 then return {} end
+  local promoted = promote(math.min(free, admissible(ev, now)), now, ev.hold_ms)
+  admitted(ev, now, #promoted)
+  return promoted
 end
 
 -- How many wait: the drawn entrants and the waiting.
