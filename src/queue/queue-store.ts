@@ -98,6 +98,8 @@ export interface EventSettings {
   drawBeaconSource?: string;
   /** Paced entry: at most this many admitted in any 60 seconds; 0 or undefined: unpaced. */
   admitPerMinute?: number;
+  /** Walk-aways: a waiting user unseen this long (and a grace) leaves the line; 0 or undefined: off. */
+  presenceTimeoutSeconds?: number;
 }
 
 export interface EventInfo extends EventSettings {
@@ -121,6 +123,8 @@ export interface EventInfo extends EventSettings {
   prequeueOpensAt: number;
   drawBeaconSource: string;
   admitPerMinute: number;
+  presenceTimeoutSeconds: number;
+  abandonedTotal: number;
   draw: DrawInfo;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
@@ -138,7 +142,7 @@ export interface SeatHolderRow {
 export interface FeedEntry {
   /** Redis stream id: the cursor to resume after this entry. */
   id: string;
-  kind: "promoted" | "expired" | "cancelled";
+  kind: "promoted" | "expired" | "cancelled" | "abandoned";
   userId: string;
   /** Epoch ms (from the stream id). */
   at: number;
@@ -205,10 +209,16 @@ export class QueueStore {
     return { alreadyConfirmed: r[1] === 1 };
   }
 
-  /** Ends holds past their time (at most `max`) and refills the seats. */
-  async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[]; drawDue: boolean }> {
+  /** Ends holds past their time and drops walk-aways (at most `max` each), and refills the seats. */
+  async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[]; drawDue: boolean; abandoned: number }> {
     const r = await this.call("expireHolds", eventId, [max]);
-    return { expired: num(r[1]), drawDue: r[2] === 1, promoted: strings(r.slice(3)) };
+    return { expired: num(r[1]), drawDue: r[2] === 1, abandoned: num(r[3]), promoted: strings(r.slice(4)) };
+  }
+
+  /** The users were seen (still there); answers the event's presence timeout in ms (0: it drops nobody, nothing written). */
+  async touch(eventId: string, userIds: string[]): Promise<number> {
+    const r = await this.call("touch", eventId, userIds);
+    return num(r[1]);
   }
 
   /** Draws up to `max` entrants of the event's pre-queue, if its draw is due; `done` when this call finished it. */
@@ -237,7 +247,7 @@ export class QueueStore {
   async createEvent(eventId: string, s: EventSettings): Promise<void> {
     try {
       const { seed, commitment } = newDrawSeed();
-      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment, s.admitPerMinute ?? 0];
+      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment, s.admitPerMinute ?? 0, s.presenceTimeoutSeconds ?? 0];
       await this.call("createEvent", eventId, args);
     } finally {
       // The registry is an index for ListEvents, not state: adding it again is harmless.
@@ -260,6 +270,7 @@ export class QueueStore {
       draw_beacon_source: changes.drawBeaconSource,
       draw_beacon: changes.drawBeacon,
       admit_per_minute: changes.admitPerMinute,
+      presence_timeout_seconds: changes.presenceTimeoutSeconds,
     };
     const { seed, commitment } = newDrawSeed();
     const args = [seed, commitment, ...Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]))];
@@ -299,6 +310,8 @@ export class QueueStore {
       prequeueOpensAt: r[29] === 0 ? 0 : time(29, "prequeue_opens_at"),
       drawBeaconSource: text(r[23]),
       admitPerMinute: count(30, "admit_per_minute"),
+      presenceTimeoutSeconds: count(31, "presence_timeout_seconds"),
+      abandonedTotal: count(32, "abandoned_total"),
       draw: {
         state: DRAW_STATES.get(text(r[18])) ?? "none",
         commitment: text(r[19]),
@@ -331,7 +344,7 @@ export class QueueStore {
   /** Feed entries after `cursor` ("0" for the oldest kept), at most `count`. */
   async feed(eventId: string, cursor: string, count: number): Promise<FeedEntry[]> {
     const rows = await callRedis(() => this.redis.xrange(this.feedKey(eventId), `(${cursor}`, "+", "COUNT", count));
-    const kinds = { [FeedKindCode.PROMOTED]: "promoted", [FeedKindCode.EXPIRED]: "expired", [FeedKindCode.CANCELLED]: "cancelled" } as const;
+    const kinds = { [FeedKindCode.PROMOTED]: "promoted", [FeedKindCode.EXPIRED]: "expired", [FeedKindCode.CANCELLED]: "cancelled", [FeedKindCode.ABANDONED]: "abandoned" } as const;
     return rows.map(([id, fields]) => {
       const values = new Map<string, string>();
       for (let i = 0; i + 1 < fields.length; i += 2) values.set(fields[i] ?? "", fields[i + 1] ?? "");
@@ -479,6 +492,7 @@ const STATUS_OF_CODE = new Map<number, ReservationStatus>([
   [EntryCode.CANCELLED, ReservationStatus.CANCELLED],
   [EntryCode.EXPIRED, ReservationStatus.EXPIRED],
   [EntryCode.PREQUEUED, ReservationStatus.PREQUEUED],
+  [EntryCode.ABANDONED, ReservationStatus.ABANDONED],
 ]);
 
 function statusOf(code: unknown): ReservationStatus {

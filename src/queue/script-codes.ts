@@ -29,6 +29,8 @@ export const Refusal = {
   DRAW_STARTED: -15,
   /** A beacon value for an event that announced no beacon source, or has no pre-queue to draw. */
   NO_BEACON_EXPECTED: -16,
+  /** Confirm: the user left the line for want of a sign of presence. */
+  ABANDONED: -17,
 } as const;
 
 /** A user's entry in an event, as user_state() reports it. */
@@ -40,6 +42,8 @@ export const EntryCode = {
   EXPIRED: 5,
   /** In an event's pre-queue, waiting for the draw at its opening. */
   PREQUEUED: 6,
+  /** Left the line: no sign of presence for the event's presence timeout. */
+  ABANDONED: 7,
 } as const;
 
 /** What moved, in a change message published on the event's channel (`changed` in event.lua). */
@@ -64,10 +68,10 @@ export const ChangeOpCode = {
 export const DrawStateCode = { OPEN: "open", DRAWING: "drawing", DONE: "done" } as const;
 
 /** The kind of a feed entry (field `k` of the event's feed stream). */
-export const FeedKindCode = { PROMOTED: "P", EXPIRED: "E", CANCELLED: "C" } as const;
+export const FeedKindCode = { PROMOTED: "P", EXPIRED: "E", CANCELLED: "C", ABANDONED: "A" } as const;
 
 /** Why an entry ended, as the gone hash marks it before the seq ("C12", "E7"). */
-export const GoneCode = { CANCELLED: "C", EXPIRED: "E" } as const;
+export const GoneCode = { CANCELLED: "C", EXPIRED: "E", ABANDONED: "A" } as const;
 
 /**
  * The version of what the scripts store for an event, kept in its meta hash
@@ -82,8 +86,13 @@ export const GoneCode = { CANCELLED: "C", EXPIRED: "E" } as const;
  *      draw_* fields): layout-2 scripts would seat entrants before the draw.
  *   4: an event may pace its entry (admit_per_minute, admit_tat), which layout-3
  *      scripts would ignore.
+ *   5: an event may drop walk-aways (presence_timeout_seconds, the seen key,
+ *      gone "A"), which layout-4 scripts would not.
  */
-export const LAYOUT = 4;
+export const LAYOUT = 5;
+
+/** Walk-aways: a waiting user unseen for the presence timeout gets that much again, up to this, before leaving the line. */
+export const PRESENCE_GRACE_MAX_MS = 60_000;
 
 /**
  * Paced entry (admit_per_minute = N): one admission every ADMIT_SPAN_MS / N ms,
@@ -105,6 +114,7 @@ export function luaConstants(): string {
     `local LAYOUT = ${LAYOUT}`,
     `local ADMIT_SPAN_MS = ${ADMIT_SPAN_MS}`,
     `local ADMIT_BURST_MS = ${ADMIT_BURST_MS}`,
+    `local PRESENCE_GRACE_MAX_MS = ${PRESENCE_GRACE_MAX_MS}`,
   ];
   return `-- Generated from src/queue/script-codes.ts.\n${lines.join("\n")}\n`;
 }

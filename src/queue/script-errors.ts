@@ -40,6 +40,8 @@ export function scriptError(code: number, eventId: string, detail: number | unde
       return new StateError(StateErrorCode.QueueFull, `event ${eventId}'s queue is full (${detail ?? 0} waiting): try again later`);
     case Refusal.NEWER_LAYOUT:
       return new StateError(StateErrorCode.NewerLayout, `event ${eventId} was laid out by a newer version of the service (layout ${detail ?? "?"}): retry, an upgraded worker will answer`);
+    case Refusal.ABANDONED:
+      return new StateError(StateErrorCode.Abandoned, "the user left the line after too long without a sign of presence: there is no seat to confirm");
     case Refusal.DRAW_STARTED:
       return new StateError(StateErrorCode.DrawStarted, `event ${eventId}'s pre-queue draw is due or under way: its opening, pre-queue and beacon can no longer change`);
     case Refusal.NO_BEACON_EXPECTED:

@@ -10,19 +10,20 @@ import { luaConstants } from "./script-codes.js";
  * `--- @include "codes"` the constants of script-codes.ts.
  */
 const scriptFiles = {
-  reserve: "reserve-13.lua",
-  status: "status-12.lua",
-  cancel: "cancel-12.lua",
-  confirm: "confirm-12.lua",
-  expireHolds: "expire-holds-12.lua",
-  processQueue: "process-queue-12.lua",
-  reset: "reset-12.lua",
-  createEvent: "create-event-12.lua",
-  updateEvent: "update-event-12.lua",
-  getEvent: "get-event-12.lua",
-  listSeats: "list-seats-12.lua",
-  draw: "draw-12.lua",
-  listDraw: "list-draw-12.lua",
+  reserve: "reserve-14.lua",
+  status: "status-13.lua",
+  cancel: "cancel-13.lua",
+  confirm: "confirm-13.lua",
+  expireHolds: "expire-holds-13.lua",
+  processQueue: "process-queue-13.lua",
+  reset: "reset-13.lua",
+  createEvent: "create-event-13.lua",
+  updateEvent: "update-event-13.lua",
+  getEvent: "get-event-13.lua",
+  listSeats: "list-seats-13.lua",
+  draw: "draw-13.lua",
+  listDraw: "list-draw-13.lua",
+  touch: "touch-13.lua",
   rateLimit: "rate-limit-1.lua",
 } as const;
 

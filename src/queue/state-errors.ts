@@ -16,6 +16,8 @@ export enum StateErrorCode {
   /** Confirm: the user is still waiting, cancelled, or the hold ran out. */
   StillQueued = "still_queued",
   UserCancelled = "user_cancelled",
+  /** The user left the line for want of a sign of presence (a walk-away). */
+  Abandoned = "abandoned",
   HoldExpired = "hold_expired",
   TicketRequired = "ticket_required",
   /** Forged, malformed or without exp. */

@@ -16,6 +16,7 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.NoEntry]: Code.NotFound,
   [StateErrorCode.StillQueued]: Code.FailedPrecondition,
   [StateErrorCode.UserCancelled]: Code.FailedPrecondition,
+  [StateErrorCode.Abandoned]: Code.FailedPrecondition,
   [StateErrorCode.HoldExpired]: Code.FailedPrecondition,
   [StateErrorCode.TicketRequired]: Code.Unauthenticated,
   [StateErrorCode.TicketInvalid]: Code.Unauthenticated,

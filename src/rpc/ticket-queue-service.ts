@@ -31,9 +31,10 @@ const MAX_POW_DIFFICULTY = 10_000_000;
 const DEFAULT_PAGE_SIZE = 500;
 const MAX_PAGE_SIZE = 1000;
 const MAX_ADMIT_PER_MINUTE = 10_000_000;
+const MAX_PRESENCE_TIMEOUT_SECONDS = 24 * 3600;
 const DEFAULT_DRAW_PAGE_SIZE = 1000;
 const MAX_DRAW_PAGE_SIZE = 10_000;
-const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED } as const;
+const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRED, cancelled: SeatChange.CANCELLED, abandoned: SeatChange.ABANDONED } as const;
 
 /**
  * The RPCs. Thin by design: validate, verify the ticket where one is needed,
@@ -85,6 +86,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const { userId, maxBytes } = actingFor(ctx, req.userId, { ticketWillDo: false, operatorMay: true });
       checkUserId(userId, maxBytes);
       const r = await store.status(eventId, userId);
+      if (r.status === ReservationStatus.QUEUED || r.status === ReservationStatus.PREQUEUED) hub.presence.touch(eventId, userId);
       const waitMs = r.status === ReservationStatus.QUEUED ? estimateWaitMs(r) : undefined;
       return {
         userId,
@@ -109,6 +111,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const eventId = eventIdOf(req.eventId);
       const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
       const release = watchQuota.take(`${eventId}\n${userId}`);
+      // An open stream keeps its user in line (walk-aways), batched with this process's others.
+      const present = hub.presence.hold(eventId, userId);
       try {
         for await (const u of watchStatus(store, hub, eventId, userId, seq, ctx.signal)) {
           yield {
@@ -126,6 +130,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
           };
         }
       } finally {
+        present();
         release();
       }
     },
@@ -177,7 +182,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const opensAt = ms(req.opensAt, "opens_at");
       const closesAt = ms(req.closesAt, "closes_at");
       const prequeueOpensAt = ms(req.prequeueOpensAt, "prequeue_opens_at");
-      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt, admitPerMinute: req.admitPerMinute });
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt, admitPerMinute: req.admitPerMinute, presenceTimeoutSeconds: req.presenceTimeoutSeconds });
       checkBeaconSource(req.drawBeaconSource);
       if (prequeueOpensAt && !opensAt) throw new ConnectError("prequeue_opens_at needs an opens_at: the pre-queue is drawn then", Code.InvalidArgument);
       await store.createEvent(eventId, {
@@ -191,6 +196,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         prequeueOpensAt,
         drawBeaconSource: req.drawBeaconSource,
         admitPerMinute: req.admitPerMinute,
+        presenceTimeoutSeconds: req.presenceTimeoutSeconds,
       });
       return { event: toEvent(await store.getEvent(eventId)) };
     },
@@ -217,6 +223,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         powDifficulty: req.powDifficulty ?? before.powDifficulty,
         prequeueOpensAt: prequeueOpensAt ?? before.prequeueOpensAt,
         admitPerMinute: req.admitPerMinute ?? before.admitPerMinute,
+        presenceTimeoutSeconds: req.presenceTimeoutSeconds ?? before.presenceTimeoutSeconds,
       });
       const promoted = await store.updateEvent(eventId, {
         name: req.name,
@@ -231,6 +238,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         drawBeaconSource: req.drawBeaconSource,
         drawBeacon: req.drawBeacon,
         admitPerMinute: req.admitPerMinute,
+        presenceTimeoutSeconds: req.presenceTimeoutSeconds,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
     },
@@ -318,7 +326,9 @@ function checkSettings(s: {
   powDifficulty: number;
   prequeueOpensAt: number;
   admitPerMinute: number;
+  presenceTimeoutSeconds: number;
 }): void {
+  if (s.presenceTimeoutSeconds > MAX_PRESENCE_TIMEOUT_SECONDS) throw new ConnectError(`presence_timeout_seconds must be at most ${MAX_PRESENCE_TIMEOUT_SECONDS} (0: nobody is dropped)`, Code.InvalidArgument);
   if (s.admitPerMinute > MAX_ADMIT_PER_MINUTE) throw new ConnectError(`admit_per_minute must be at most ${MAX_ADMIT_PER_MINUTE} (0: unpaced)`, Code.InvalidArgument);
   // (Without an opens_at, e.g. just cleared, there is no pre-queue for it to open.)
   if (s.prequeueOpensAt && s.opensAt && s.prequeueOpensAt >= s.opensAt) throw new ConnectError("prequeue_opens_at must be before opens_at", Code.InvalidArgument);
@@ -395,6 +405,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     maxWaiting: e.maxWaiting,
     powDifficulty: e.powDifficulty,
     admitPerMinute: e.admitPerMinute,
+    presenceTimeoutSeconds: e.presenceTimeoutSeconds,
     state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,
@@ -404,6 +415,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
       promotedTotal: e.promotedTotal,
       cancelledTotal: e.cancelledTotal,
       expiredTotal: e.expiredTotal,
+      abandonedTotal: e.abandonedTotal,
     },
   };
 }

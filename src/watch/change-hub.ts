@@ -4,6 +4,7 @@ import { createRedisClient, type RedisClientOptions } from "../redis/redis-clien
 import { callRedis, RedisUnavailableError } from "../redis/redis-errors.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
 import { ChangeOpCode } from "../queue/script-codes.js";
+import { Presence } from "./presence.js";
 
 type Op = typeof ChangeOpCode;
 /** What moved in one script run; see `changed` in src/lua/includes/event.lua. */
@@ -40,6 +41,8 @@ export class ChangeHub {
   private readonly closingController = new AbortController();
   /** Aborted when the server stops: long-lived streams end so clients reconnect. */
   readonly closing: AbortSignal = this.closingController.signal;
+  /** Signs of presence of this process's callers, batched (walk-aways). */
+  readonly presence: Presence;
 
   constructor(
     private readonly subscriber: Redis,
@@ -47,6 +50,7 @@ export class ChangeHub {
     private readonly log: Logger,
     private readonly timeoutMs: number,
   ) {
+    this.presence = new Presence(store, log);
     subscriber.on("message", (channel: string, text: string) => this.onMessage(channel, text));
     // ioredis re-subscribes after a reconnect; whatever was published meanwhile is lost, so everyone re-reads.
     subscriber.on("ready", () => this.broadcast({ kind: "resync" }));
@@ -102,6 +106,7 @@ export class ChangeHub {
   /** Ends every watch: each watcher gets `shutdown`. */
   async close(): Promise<void> {
     this.closed = true;
+    this.presence.stop();
     this.closingController.abort();
     this.broadcast({ kind: "shutdown" });
     for (const watched of this.events.values()) clearTimeout(watched.closeTimer);

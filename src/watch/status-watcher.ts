@@ -24,7 +24,7 @@ const HOLD_WARNING_MS = 30_000;
 
 const { PREQUEUED, QUEUED } = ReservationStatus;
 
-const FINAL = new Set([ReservationStatus.CANCELLED, ReservationStatus.EXPIRED, ReservationStatus.NOT_FOUND]);
+const FINAL = new Set([ReservationStatus.CANCELLED, ReservationStatus.EXPIRED, ReservationStatus.ABANDONED, ReservationStatus.NOT_FOUND]);
 
 /**
  * A user's state, then every change to it. The state is read from Redis once;
@@ -184,6 +184,7 @@ function applyOps(state: StatusResult, ops: ChangeOp[], userId: string): boolean
 function changeOf(before: StatusResult, after: StatusResult, eventClosed: boolean, holdExpiring: boolean): StatusChange | undefined {
   if (after.status === ReservationStatus.CANCELLED && before.status !== after.status) return StatusChange.CANCELLED;
   if (after.status === ReservationStatus.EXPIRED && before.status !== after.status) return StatusChange.EXPIRED;
+  if (after.status === ReservationStatus.ABANDONED && before.status !== after.status) return StatusChange.ABANDONED;
   if (after.status === ReservationStatus.NOT_FOUND && before.status !== after.status) return StatusChange.RESET;
   if ((before.status === QUEUED || before.status === PREQUEUED) && after.status === ReservationStatus.RESERVED) return StatusChange.PROMOTED;
   if (before.status === PREQUEUED && after.status === QUEUED) return StatusChange.DRAWN;

@@ -274,6 +274,8 @@ function drawStatus(): void {
     el.position.textContent = t("status.cancelled");
   } else if (status === ReservationStatus.EXPIRED) {
     el.position.textContent = t("status.expired");
+  } else if (status === ReservationStatus.ABANDONED) {
+    el.position.textContent = t("status.abandoned");
   } else if (status === ReservationStatus.NOT_FOUND) {
     el.position.textContent = t("status.notFound");
   }
@@ -315,7 +317,7 @@ async function act(call: () => Promise<unknown>): Promise<void> {
 }
 
 function isFinal(status: ReservationStatus | undefined): boolean {
-  return status === ReservationStatus.CANCELLED || status === ReservationStatus.EXPIRED || status === ReservationStatus.NOT_FOUND;
+  return status === ReservationStatus.CANCELLED || status === ReservationStatus.EXPIRED || status === ReservationStatus.ABANDONED || status === ReservationStatus.NOT_FOUND;
 }
 
 function waitText(seconds: number): string {

@@ -8,14 +8,15 @@
                    layout (LAYOUT of the scripts that created it; absent: 1),
                    prequeue_opens_at, and the draw's draw_* fields (includes/draw.lua),
                    admit_per_minute (absent or 0: unpaced), admit_tat (GCRA's
-                   theoretical arrival time of the next admission, ms)
+                   theoretical arrival time of the next admission, ms),
+                   presence_timeout_seconds (absent or 0: nobody is dropped), abandoned_total
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
                    ZCARD drawn while drawn entrants wait ahead)
   KEYS[4] holds    sorted set: user -> ms when the unconfirmed hold runs out
-  KEYS[5] gone     hash: user -> "C<seq>" cancelled or "E<seq>" expired
+  KEYS[5] gone     hash: user -> "C<seq>" cancelled, "E<seq>" expired or "A<seq>" abandoned
   KEYS[6] rate     hash: 10-second bucket -> users promoted in it (for wait estimates)
-  KEYS[7] feed     stream of promotions (k=P), expiries (k=E) and seat cancels (k=C)
+  KEYS[7] feed     stream of promotions (k=P), expiries (k=E), seat cancels (k=C) and walk-aways (k=A)
                    with the user (u), for the booking system; capped near FEED_MAX
   KEYS[8] retries  hash: digest of user -> digest of the idempotency_key that made the
                    user's entry (8 bytes each; only for entries made with a key),
@@ -27,7 +28,9 @@
   KEYS[11] drawlist string: the published draw, 14 characters a record, '+' and a
                    value (13 hex digits) per entrant drawn, '-' and its value when it
                    left before the draw was done; ListDrawValues reads it
-  KEYS[12] changes not a key: the pub/sub channel watchers follow, in the event's
+  KEYS[12] seen    sorted set: user -> ms last seen (a join, a GetStatus, an open
+                   WatchStatus stream), for events with presence_timeout_seconds
+  KEYS[13] changes not a key: the pub/sub channel watchers follow, in the event's
                    slot, named in KEYS so the script declares all it touches (and a
                    move to sharded pub/sub, SPUBLISH, needs no new argument)
 
@@ -36,7 +39,7 @@
   is Redis's own clock (TIME), so every worker agrees when a hold runs out.
 ]]
 local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_CHANNEL = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_SEEN, K_CHANNEL = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 
 --- @include "codes"
 
@@ -82,13 +85,13 @@ end
 -- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
   local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty',
-    'draw_state', 'prequeue_opens_at', 'admit_per_minute')
+    'draw_state', 'prequeue_opens_at', 'admit_per_minute', 'presence_timeout_seconds')
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false}
+    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false, false}
   end
   local layout = stored_number(v[6])
   if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
@@ -105,11 +108,12 @@ local function load_event(default_capacity, read_only)
     draw = v[9] or '',
     prequeue_opens_at = stored_time(v[10]),
     admit_per_minute = stored_number(v[11]),
+    presence_ms = stored_number(v[12]) * 1000,
   }
 end
 
 -- Records a change: bumps the event's version and tells watchers what moved, as
--- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[12]). Ops:
+-- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[13]). Ops:
 --   {OP_JOINED, user}       user joined the back of the queue (nobody else moves)
 --   {OP_LEFT, pos, user}    user left the queue from pos (everyone behind moves up one)
 --   {OP_PROMOTED, n}        the first n of the queue were promoted (everyone moves up n)
@@ -234,7 +238,9 @@ local function user_state(user, ev)
   end
   local gone = redis.call('HGET', K_GONE, user)
   if gone then
-    return {string.sub(gone, 1, 1) == GONE_CANCELLED and ST_CANCELLED or ST_EXPIRED, 0, 0, 0, tonumber(string.sub(gone, 2)), ''}
+    local why = string.sub(gone, 1, 1)
+    local status = why == GONE_CANCELLED and ST_CANCELLED or why == GONE_ABANDONED and ST_ABANDONED or ST_EXPIRED
+    return {status, 0, 0, 0, tonumber(string.sub(gone, 2)), ''}
   end
   return {ST_NOT_FOUND, 0, 0, 0, 0, ''}
 end

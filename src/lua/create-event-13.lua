@@ -11,6 +11,7 @@
   ARGV[10], ARGV[11] a fresh draw seed and its commitment (includes/draw.lua),
           used when opens_at is ahead
   ARGV[12] admit_per_minute (0: unpaced)
+  ARGV[13] presence_timeout_seconds (0: nobody is dropped)
 
   Returns {0} or {ERR_EVENT_EXISTS}
 ]]
@@ -25,6 +26,7 @@ if ARGV[6] ~= '' then redis.call('HSET', K_META, 'max_waiting', ARGV[6]) end
 if ARGV[8] ~= '0' then redis.call('HSET', K_META, 'prequeue_opens_at', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', K_META, 'draw_beacon_source', ARGV[9]) end
 if ARGV[12] ~= '0' then redis.call('HSET', K_META, 'admit_per_minute', ARGV[12]) end
+if ARGV[13] ~= '0' then redis.call('HSET', K_META, 'presence_timeout_seconds', ARGV[13]) end
 if stored_time(ARGV[4]) > now_ms() then start_prequeue(ARGV[10], ARGV[11]) end
 changed({{OP_SETTINGS}})
 return {0}

@@ -8,7 +8,7 @@
   ARGV[2] the ticket's entry seq, or '' for an operator (no ticket)
 
   Returns {0, status, already_cancelled, promoted ids...}
-    status ST_CANCELLED, ST_EXPIRED (unchanged) or ST_NOT_FOUND
+    status ST_CANCELLED, ST_EXPIRED or ST_ABANDONED (unchanged), or ST_NOT_FOUND
        or {ERR_NO_EVENT}, {ERR_TICKET_STALE} the ticket is for another entry of this user
 ]]
 --- @include "event"
@@ -23,7 +23,7 @@ local status, seq = state[1], state[5]
 if status == ST_NOT_FOUND then return {0, ST_NOT_FOUND, 0} end
 if ticket_seq ~= '' and tonumber(ticket_seq) ~= seq then return {ERR_TICKET_STALE} end
 if status == ST_CANCELLED then return {0, ST_CANCELLED, 1} end
-if status == ST_EXPIRED then return {0, ST_EXPIRED, 0} end
+if status == ST_EXPIRED or status == ST_ABANDONED then return {0, status, 0} end
 
 redis.call('HSET', K_GONE, user, GONE_CANCELLED .. seq)
 add_to(K_META, 'cancelled_total', 1)
@@ -40,6 +40,7 @@ else
   local value = redis.call('ZSCORE', K_DRAWN, user)
   redis.call('ZREM', K_DRAWN, user)
   redis.call('ZREM', K_WAITING, user)
+  redis.call('ZREM', K_SEEN, user)
   -- An entrant leaving before the draw is done leaves it too: the drawlist then
   -- adds up to the entrants in line when it was done.
   if redis.call('HDEL', K_ENTRANTS, user) == 1 and ev.draw ~= DRAW_DONE then

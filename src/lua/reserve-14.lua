@@ -4,8 +4,8 @@
   cancelled or expired user joins again as a new entry, unless the call repeats
   the idempotency key of the entry that ended (then it gets the ended state).
 
-  KEYS[1..12]: see includes/event.lua
-  KEYS[13] the solved challenge's key (marks it used; its own TTL), or a
+  KEYS[1..13]: see includes/event.lua
+  KEYS[14] the solved challenge's key (marks it used; its own TTL), or a
            placeholder when the Reserve carries none
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
@@ -26,6 +26,7 @@
 ]]
 --- @include "event"
 --- @include "draw"
+--- @include "presence"
 
 local user = ARGV[1]
 local ev, refused = load_event(ARGV[2], false)
@@ -34,9 +35,9 @@ if not ev then return refused end
 -- Proof of work: a solution is good for one user; that user may send it again (a retry).
 if ev.pow_difficulty > 0 then
   if ARGV[6] ~= '1' then return {ERR_CHALLENGE_REQUIRED, ev.pow_difficulty} end
-  local used_by = redis.call('GET', KEYS[13])
+  local used_by = redis.call('GET', KEYS[14])
   if used_by and used_by ~= ARGV[4] then return {ERR_CHALLENGE_USED} end
-  if not used_by then redis.call('SET', KEYS[13], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
+  if not used_by then redis.call('SET', KEYS[14], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
 end
 
 local state = user_state(user, ev)
@@ -86,6 +87,7 @@ if seat_free then
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
+seen(ev, now, user)
 changed({{OP_JOINED, user}})
 if not prequeue then return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0, '', ev.opens_at, ''} end
 

@@ -9,7 +9,7 @@
   Returns {0, already_confirmed}
        or {ERR_NO_EVENT}, {ERR_TICKET_STALE} the ticket is for another entry,
           {ERR_STILL_QUEUED, position}, {ERR_USER_CANCELLED}, {ERR_HOLD_EXPIRED},
-          {ERR_NO_ENTRY} no such user
+          {ERR_NO_ENTRY} no such user, {ERR_ABANDONED} left the line (a walk-away)
 ]]
 --- @include "event"
 
@@ -24,6 +24,7 @@ if ticket_seq ~= '' and tonumber(ticket_seq) ~= state[5] then return {ERR_TICKET
 if status == ST_QUEUED or status == ST_PREQUEUED then return {ERR_STILL_QUEUED, state[2]} end
 if status == ST_CANCELLED then return {ERR_USER_CANCELLED} end
 if status == ST_EXPIRED then return {ERR_HOLD_EXPIRED} end
+if status == ST_ABANDONED then return {ERR_ABANDONED} end
 
 local hold = state[4]
 if hold == 0 then return {0, 1} end
