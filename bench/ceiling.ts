@@ -1,5 +1,5 @@
 // Redis's own ceiling for the service's reserve script: redis-benchmark running
-// reserve-14.lua (includes inlined) by EVALSHA, a new user per call, on keys of
+// reserve-15.lua (includes inlined) by EVALSHA, a new user per call, on keys of
 // its own (prefix bench-ceiling, removed afterwards). Used by `npm run bench`,
 // and on its own against any Redis: `node dist/bench/ceiling.js [redis-url]`.
 import { spawnSync } from "node:child_process";
@@ -15,7 +15,7 @@ export async function redisCeiling(redisUrl: string, calls: number, capacity = 5
   const url = new URL(redisUrl);
   const redis = new Redis(redisUrl);
   try {
-    const sha = String(await redis.script("LOAD", scriptSource("reserve-14.lua")));
+    const sha = String(await redis.script("LOAD", scriptSource("reserve-15.lua")));
     const keys = scriptKeys(PREFIX, "default");
     const auth = url.password ? ["-a", decodeURIComponent(url.password), "--no-auth-warning"] : [];
     const out = spawnSync(
@@ -35,5 +35,5 @@ export async function redisCeiling(redisUrl: string, calls: number, capacity = 5
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const url = process.argv[2] ?? process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
   const rps = await redisCeiling(url, Number(process.env["CALLS"] ?? 180_000));
-  console.log(`Redis ceiling for reserve-14.lua on ${url}: ${rps.toFixed(0)} calls/s`);
+  console.log(`Redis ceiling for reserve-15.lua on ${url}: ${rps.toFixed(0)} calls/s`);
 }

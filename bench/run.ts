@@ -45,7 +45,7 @@ console.log(`load: ${REQUESTS} requests, ${CONNECTIONS} HTTP/2 connections × ${
 // Measured again at the end: the host's share of the cores moves within a run, and
 // the ratios use the mean of the two.
 const ceilingAtStart = await redisCeiling(redisUrl, REQUESTS * 3, CAPACITY);
-console.log(`ceiling: redis-benchmark EVALSHA reserve-14.lua: ${ceilingAtStart.toFixed(0)} calls/s (measured again at the end)`);
+console.log(`ceiling: redis-benchmark EVALSHA reserve-15.lua: ${ceilingAtStart.toFixed(0)} calls/s (measured again at the end)`);
 
 // 2. The service and the grpc-js reference, same Redis, same WORKERS, same load flags.
 const ours = await startTarget("ours", ["dist/src/main.js"]);
@@ -249,7 +249,7 @@ function report(): void {
         `| ${r.name} | ${r.result.rps.toFixed(0)} | ${(r.result.rps / ceiling).toFixed(3)} | ${r.result.p50Ms.toFixed(2)} | ${r.result.p99Ms.toFixed(2)} | ${r.result.p999Ms.toFixed(2)} | ${r.result.errors}${Object.keys(r.result.errorCodes).length ? ` (${Object.entries(r.result.errorCodes).map(([k, v]) => `${k}: ${v}`).join(", ")})` : ""} | ${r.note ?? ""} |`,
     ),
     "",
-    `Redis ceiling (redis-benchmark, reserve-14.lua, -c 50 -P 16): ${ceiling.toFixed(0)} calls/s, the mean of ${ceilingAtStart.toFixed(0)} at the start and ${ceilingAtEnd.toFixed(0)} at the end`,
+    `Redis ceiling (redis-benchmark, reserve-15.lua, -c 50 -P 16): ${ceiling.toFixed(0)} calls/s, the mean of ${ceilingAtStart.toFixed(0)} at the start and ${ceilingAtEnd.toFixed(0)} at the end`,
     `gRPC Reserve: ${(reserveOurs / ceiling).toFixed(3)} × the ceiling, ${(reserveOurs / reserveRef).toFixed(2)} × the plain grpc-js server`,
   ];
   if (h2Ours && h2Ref) {

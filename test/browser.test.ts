@@ -330,7 +330,7 @@ describe("operator dashboard", () => {
     const download = page.waitForEvent("download");
     await page.click("#export");
     const csv = readFileSync(await (await download).path(), "utf8");
-    expect(csv.trim().split("\r\n")).toEqual(["user_id,entry,hold_expires_at", "a,1,", "b,2,", "c,3,", "d,4,", "e,5,"]);
+    expect(csv.trim().split("\r\n")).toEqual(["user_id,entry,hold_expires_at,seats", "a,1,,1", "b,2,,1", "c,3,,1", "d,4,,1", "e,5,,1"]);
 
     await page.fill("#user-id", "f");
     await page.click("#lookup-form button[type=submit]");

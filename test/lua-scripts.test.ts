@@ -44,7 +44,7 @@ const event = (name: string, capacity: number, holdSeconds = 0) => store.createE
 
 describe("keys", () => {
   it("share one hash tag per event so an event lives in one cluster slot", () => {
-    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate", "tq:{default}:feed", "tq:{default}:retries", "tq:{default}:entrants", "tq:{default}:drawn", "tq:{default}:drawlist", "tq:{default}:seen"]);
+    expect(eventKeys("tq", "default")).toEqual(["tq:{default}:meta", "tq:{default}:seats", "tq:{default}:waiting", "tq:{default}:holds", "tq:{default}:gone", "tq:{default}:rate", "tq:{default}:feed", "tq:{default}:retries", "tq:{default}:entrants", "tq:{default}:drawn", "tq:{default}:drawlist", "tq:{default}:seen", "tq:{default}:parties"]);
   });
 });
 
@@ -73,7 +73,7 @@ describe("script calls made together", () => {
   });
 });
 
-describe("reserve-14.lua", () => {
+describe("reserve-15.lua", () => {
   it("seats the first `capacity` users and queues the rest in FIFO order", async () => {
     expect(await store.reserve(D, "a")).toMatchObject({ status: RESERVED, position: 0, alreadyKnown: false, promoted: false, seq: 1 });
     expect(await store.reserve(D, "b")).toMatchObject({ status: RESERVED, position: 0, seq: 2 });
@@ -126,7 +126,7 @@ describe("reserve-14.lua", () => {
   });
 });
 
-describe("status-13.lua", () => {
+describe("status-14.lua", () => {
   it("reports reserved, queued with position, and not found, without scanning (ZRANK)", async () => {
     await store.reserve(D, "a");
     await store.reserve(D, "b");
@@ -150,7 +150,7 @@ describe("status-13.lua", () => {
   });
 });
 
-describe("cancel-13.lua", () => {
+describe("cancel-14.lua", () => {
   it("a seated user's cancel promotes the head of the queue in the same step", async () => {
     for (const u of ["a", "b", "c", "d"]) await store.reserve(D, u);
     expect(await store.cancel(D, "a", 1)).toEqual({ status: CANCELLED, alreadyCancelled: false, promoted: ["c"] });
@@ -184,7 +184,7 @@ describe("cancel-13.lua", () => {
   });
 });
 
-describe("holds: confirm-13.lua and expire-holds-13.lua", () => {
+describe("holds: confirm-14.lua and expire-holds-14.lua", () => {
   it("confirm ends the hold; confirming again is a no-op", async () => {
     await event("h", 1, 60);
     const a = await store.reserve("h", "a");
@@ -221,7 +221,7 @@ describe("holds: confirm-13.lua and expire-holds-13.lua", () => {
   });
 });
 
-describe("process-queue-13.lua and update-event-13.lua", () => {
+describe("process-queue-14.lua and update-event-14.lua", () => {
   it("ProcessQueue promotes exactly min(free seats, waiting) in FIFO order", async () => {
     for (const u of ["a", "b", "c", "d", "e"]) await store.reserve(D, u);
     expect(await store.processQueue(D)).toEqual([]);
@@ -244,7 +244,7 @@ describe("process-queue-13.lua and update-event-13.lua", () => {
   });
 });
 
-describe("reset-13.lua and create-event-13.lua", () => {
+describe("reset-14.lua and create-event-14.lua", () => {
   it("Reset clears users and totals, keeps settings", async () => {
     await event("r", 2, 30);
     for (const u of ["a", "b", "c"]) await store.reserve("r", u);
@@ -305,7 +305,7 @@ describe("the data layout version (a rolling restart)", () => {
   });
 });
 
-describe("max_waiting in reserve-14.lua", () => {
+describe("max_waiting in reserve-15.lua", () => {
   it("the store's default bounds every event without its own; an event's own 0 means none; the refusal writes nothing", async () => {
     const bounded = new QueueStore(redis, { prefix, defaultCapacity: 1, defaultMaxWaiting: 1 });
     await bounded.reserve(D, "a");
@@ -321,7 +321,7 @@ describe("max_waiting in reserve-14.lua", () => {
   });
 });
 
-describe("idempotency keys in reserve-14.lua", () => {
+describe("idempotency keys in reserve-15.lua", () => {
   const KEY = "retry-key-0123456789abcdef";
   it("a repeat with the same key finds the entry (sameKey); another key or none does not", async () => {
     expect(await store.reserve(D, "a", KEY)).toMatchObject({ status: RESERVED, alreadyKnown: false, sameKey: false });

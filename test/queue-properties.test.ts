@@ -26,7 +26,7 @@ afterAll(async () => {
 const USERS = Array.from({ length: 12 }, (_, i) => `u${i}`);
 const user = fc.constantFrom(...USERS);
 const op = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant("reserve" as const), user }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant("reserve" as const), user, party: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("cancel" as const), user }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("confirm" as const), user }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("expire" as const), user }) },
@@ -38,7 +38,7 @@ type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
 async function apply(store: QueueStore, eventId: string, holdsKey: string, o: Op): Promise<{ created: boolean }> {
   switch (o.kind) {
     case "reserve":
-      return { created: !(await store.reserve(eventId, o.user)).alreadyKnown };
+      return { created: !(await store.reserve(eventId, o.user, "", undefined, o.party)).alreadyKnown };
     case "cancel":
       await store.cancel(eventId, o.user, undefined);
       break;
@@ -68,8 +68,10 @@ describe("queue invariants under random concurrent operations", () => {
       fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 15 }), async (capacity, steps) => {
         const store = new QueueStore(redis, { prefix: `prop-${randomUUID()}`, defaultCapacity: 1 });
         const eventId = "e";
-        await store.createEvent(eventId, { name: eventId, capacity, holdSeconds: 60, opensAt: 0, closesAt: 0 });
-        const [, seatsKey = "", waitingKey = "", holdsKey = "", goneKey = ""] = eventKeys(store.options.prefix, eventId);
+        await store.createEvent(eventId, { name: eventId, capacity, holdSeconds: 60, opensAt: 0, closesAt: 0, maxPartySize: 3 });
+        const keys = eventKeys(store.options.prefix, eventId);
+        const [, seatsKey = "", waitingKey = "", holdsKey = "", goneKey = ""] = keys;
+        const partiesKey = keys[12] ?? "";
         const everJoined = new Set<string>();
         let created = 0;
         let lastSeats = 0;
@@ -88,13 +90,19 @@ describe("queue invariants under random concurrent operations", () => {
           const waitingUsers = waiting.filter((_, i) => i % 2 === 0);
           const waitingSeqs = waiting.filter((_, i) => i % 2 === 1).map(Number);
           const seated = Object.keys(seats);
+          // A party takes as many seats as its size.
+          const parties = await redis.hgetall(partiesKey);
+          const sizeOf = (u: string): number => Number(parties[u] ?? "1");
+          const seatsTaken = seated.reduce((sum, u) => sum + sizeOf(u), 0);
 
           // Never more seats than the capacity in force when they were given: a lowered
           // capacity takes no seat back, and nothing beyond it is given afterwards.
           const capacities = step.flatMap((o) => (o.kind === "capacity" ? [o.value] : []));
-          expect(seated.length).toBeLessThanOrEqual(Math.max(lastSeats, lastCapacity, info.capacity, ...capacities));
-          // Never a free seat while people wait.
-          if (seated.length < info.capacity) expect(waitingUsers).toEqual([]);
+          expect(seatsTaken).toBeLessThanOrEqual(Math.max(lastSeats, lastCapacity, info.capacity, ...capacities));
+          // Never a free seat while the head of the line fits in the free seats (strict order: it waits for room).
+          if (waitingUsers[0] !== undefined) expect(sizeOf(waitingUsers[0])).toBeGreaterThan(info.capacity - seatsTaken);
+          // Only live entries keep a party record.
+          for (const u of Object.keys(parties)) expect(u in seats || waitingUsers.includes(u)).toBe(true);
           // Nobody in two places; nobody who joined is lost.
           for (const u of USERS) {
             const places = [u in seats, waitingUsers.includes(u), u in gone].filter(Boolean).length;
@@ -116,9 +124,10 @@ describe("queue invariants under random concurrent operations", () => {
             lastPosition.set(key, s.position);
           }
           // Counts agree with the sets.
-          expect(info).toMatchObject({ seats: seated.length, waiting: waitingUsers.length, joinedTotal: created });
-          expect(info.held).toBe(await redis.zcard(holdsKey));
-          lastSeats = seated.length;
+          expect(info).toMatchObject({ seats: seatsTaken, waiting: waitingUsers.length, joinedTotal: created });
+          const held = await redis.zrange(holdsKey, 0, -1);
+          expect(info.held).toBe(held.reduce((sum, u) => sum + sizeOf(u), 0));
+          lastSeats = seatsTaken;
           lastCapacity = info.capacity;
         }
       }),

@@ -6,7 +6,7 @@
  */
 export function eventKeys(prefix: string, eventId: string): string[] {
   const base = `${prefix}:{${eventId}}`;
-  return ["meta", "seats", "waiting", "holds", "gone", "rate", "feed", "retries", "entrants", "drawn", "drawlist", "seen"].map((name) => `${base}:${name}`);
+  return ["meta", "seats", "waiting", "holds", "gone", "rate", "feed", "retries", "entrants", "drawn", "drawlist", "seen", "parties"].map((name) => `${base}:${name}`);
 }
 
 /** The pub/sub channel on which an event's scripts announce changes. */

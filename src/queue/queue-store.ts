@@ -29,6 +29,8 @@ export interface EntryState {
   entrySecret: string;
   /** The event's opening (epoch ms; 0 for none): a PREQUEUED user is told when the draw is. */
   opensAt: number;
+  /** The seats the entry takes (its party's size; 1 once it ended). */
+  partySize: number;
 }
 
 /** A proof-of-work solution the service verified: a hex digest of its challenge, and how long it stays good. */
@@ -100,6 +102,8 @@ export interface EventSettings {
   admitPerMinute?: number;
   /** Walk-aways: a waiting user unseen this long (and a grace) leaves the line; 0 or undefined: off. */
   presenceTimeoutSeconds?: number;
+  /** The largest party one Reserve may seat; undefined: 1. */
+  maxPartySize?: number;
 }
 
 export interface EventInfo extends EventSettings {
@@ -125,6 +129,7 @@ export interface EventInfo extends EventSettings {
   admitPerMinute: number;
   presenceTimeoutSeconds: number;
   abandonedTotal: number;
+  maxPartySize: number;
   draw: DrawInfo;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
@@ -136,6 +141,8 @@ export interface SeatHolderRow {
   seq: number;
   /** Epoch ms when the unconfirmed hold runs out; 0 when confirmed. */
   holdExpiresAt: number;
+  /** The seats the holder's party takes. */
+  seats: number;
 }
 
 /** One entry of an event's feed of seat changes, for the booking system. */
@@ -184,17 +191,17 @@ export class QueueStore {
    * finds the entry it made (`sameKey`), even once it has ended. Only 8-byte
    * digests reach Redis: of the user, and of the key with the event and user.
    */
-  async reserve(eventId: string, userId: string, idempotencyKey = "", solution?: VerifiedSolution): Promise<ReserveResult> {
+  async reserve(eventId: string, userId: string, idempotencyKey = "", solution?: VerifiedSolution, partySize = 1): Promise<ReserveResult> {
     const key = idempotencyKey === "" ? "" : digest("key", eventId, userId, idempotencyKey);
     const solved = solutionKey(this.options.prefix, eventId, solution?.digest ?? "none");
-    const args = [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key, solution ? "1" : "", solution?.ttlMs ?? 0, newEntrySecret()];
+    const args = [userId, this.defaultCapacity(eventId), this.options.defaultMaxWaiting ?? 0, digest("user", userId), key, solution ? "1" : "", solution?.ttlMs ?? 0, newEntrySecret(), partySize];
     const r = await this.call("reserve", eventId, args, [solved]);
-    return { ...(await this.entry(eventId, r, 1, 8)), alreadyKnown: r[6] === 1, sameKey: r[7] === 1 };
+    return { ...(await this.entry(eventId, r, 1, 8, 11)), alreadyKnown: r[6] === 1, sameKey: r[7] === 1 };
   }
 
   async status(eventId: string, userId: string): Promise<StatusResult> {
     const r = await this.call("status", eventId, [userId, this.defaultCapacity(eventId)]);
-    return { ...(await this.entry(eventId, r, 1, 9)), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]), admitPerMinute: num(r[12]) };
+    return { ...(await this.entry(eventId, r, 1, 9, 13)), version: num(r[6]), promotedInWindow: num(r[7]), windowMs: num(r[8]), admitPerMinute: num(r[12]) };
   }
 
   /** `ticketSeq` undefined: an operator's cancel, or the user's own with their token (no ticket). */
@@ -247,7 +254,7 @@ export class QueueStore {
   async createEvent(eventId: string, s: EventSettings): Promise<void> {
     try {
       const { seed, commitment } = newDrawSeed();
-      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment, s.admitPerMinute ?? 0, s.presenceTimeoutSeconds ?? 0];
+      const args = [s.name, s.capacity, s.holdSeconds, s.opensAt, s.closesAt, s.maxWaiting ?? "", s.powDifficulty ?? 0, s.prequeueOpensAt ?? 0, s.drawBeaconSource ?? "", seed, commitment, s.admitPerMinute ?? 0, s.presenceTimeoutSeconds ?? 0, s.maxPartySize ?? 1];
       await this.call("createEvent", eventId, args);
     } finally {
       // The registry is an index for ListEvents, not state: adding it again is harmless.
@@ -271,6 +278,7 @@ export class QueueStore {
       draw_beacon: changes.drawBeacon,
       admit_per_minute: changes.admitPerMinute,
       presence_timeout_seconds: changes.presenceTimeoutSeconds,
+      max_party_size: changes.maxPartySize,
     };
     const { seed, commitment } = newDrawSeed();
     const args = [seed, commitment, ...Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]))];
@@ -312,6 +320,7 @@ export class QueueStore {
       admitPerMinute: count(30, "admit_per_minute"),
       presenceTimeoutSeconds: count(31, "presence_timeout_seconds"),
       abandonedTotal: count(32, "abandoned_total"),
+      maxPartySize: count(33, "max_party_size"),
       draw: {
         state: DRAW_STATES.get(text(r[18])) ?? "none",
         commitment: text(r[19]),
@@ -335,8 +344,8 @@ export class QueueStore {
   async seatHolders(eventId: string, cursor: string, count: number): Promise<{ rows: SeatHolderRow[]; next: string }> {
     const r = await this.call("listSeats", eventId, [cursor, count, this.defaultCapacity(eventId)]);
     const rows: SeatHolderRow[] = [];
-    for (let i = 2; i + 2 < r.length; i += 3) {
-      rows.push({ userId: strings([r[i]])[0] ?? "", seq: num(r[i + 1]), holdExpiresAt: num(r[i + 2]) });
+    for (let i = 2; i + 3 < r.length; i += 4) {
+      rows.push({ userId: strings([r[i]])[0] ?? "", seq: num(r[i + 1]), holdExpiresAt: num(r[i + 2]), seats: num(r[i + 3]) });
     }
     return { rows, next: String(r[1]) };
   }
@@ -404,14 +413,14 @@ export class QueueStore {
 
   /**
    * The EntryState at r[from..from+4], with r[draw..draw+2] (entry_secret,
-   * opens_at_ms, final_seed): a drawn entrant's place is its value's in the
-   * published draw (read once per process).
+   * opens_at_ms, final_seed: a drawn entrant's place is its value's in the
+   * published draw, read once per process) and r[party] (party_size).
    */
-  private async entry(eventId: string, r: unknown[], from: number, draw: number): Promise<EntryState> {
+  private async entry(eventId: string, r: unknown[], from: number, draw: number, party: number): Promise<EntryState> {
     const entrySecret = text(r[draw]);
     const finalSeed = text(r[draw + 2]);
     const drawnPlace = finalSeed === "" ? 0 : placeOf(await this.drawn.get(eventId, finalSeed), drawValueOf(finalSeed, entrySecret));
-    return { ...entry(r, from), drawnPlace, entrySecret, opensAt: num(r[draw + 1]) };
+    return { ...entry(r, from), drawnPlace, entrySecret, opensAt: num(r[draw + 1]), partySize: num(r[party]) };
   }
 
   private defaultCapacity(eventId: string): number | string {
@@ -502,7 +511,7 @@ function statusOf(code: unknown): ReservationStatus {
 }
 
 /** The EntryState at r[from..from+4]: status, position, promoted, hold_expires_ms, seq. */
-function entry(r: unknown[], from: number): Omit<EntryState, "drawnPlace" | "entrySecret" | "opensAt"> {
+function entry(r: unknown[], from: number): Omit<EntryState, "drawnPlace" | "entrySecret" | "opensAt" | "partySize"> {
   return {
     status: statusOf(r[from]),
     position: num(r[from + 1]),

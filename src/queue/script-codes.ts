@@ -31,6 +31,8 @@ export const Refusal = {
   NO_BEACON_EXPECTED: -16,
   /** Confirm: the user left the line for want of a sign of presence. */
   ABANDONED: -17,
+  /** Reserve: a party larger than the event's max_party_size. */
+  PARTY_TOO_LARGE: -18,
 } as const;
 
 /** A user's entry in an event, as user_state() reports it. */
@@ -88,8 +90,10 @@ export const GoneCode = { CANCELLED: "C", EXPIRED: "E", ABANDONED: "A" } as cons
  *      scripts would ignore.
  *   5: an event may drop walk-aways (presence_timeout_seconds, the seen key,
  *      gone "A"), which layout-4 scripts would not.
+ *   6: parties (the parties key, max_party_size, seats_extra/held_extra):
+ *      layout-5 scripts would count a party as one seat.
  */
-export const LAYOUT = 5;
+export const LAYOUT = 6;
 
 /** Walk-aways: a waiting user unseen for the presence timeout gets that much again, up to this, before leaving the line. */
 export const PRESENCE_GRACE_MAX_MS = 60_000;

@@ -40,6 +40,8 @@ export function scriptError(code: number, eventId: string, detail: number | unde
       return new StateError(StateErrorCode.QueueFull, `event ${eventId}'s queue is full (${detail ?? 0} waiting): try again later`);
     case Refusal.NEWER_LAYOUT:
       return new StateError(StateErrorCode.NewerLayout, `event ${eventId} was laid out by a newer version of the service (layout ${detail ?? "?"}): retry, an upgraded worker will answer`);
+    case Refusal.PARTY_TOO_LARGE:
+      return new StateError(StateErrorCode.PartyTooLarge, `event ${eventId} seats parties of at most ${detail ?? 1}: send a smaller party_size`, "party_size");
     case Refusal.ABANDONED:
       return new StateError(StateErrorCode.Abandoned, "the user left the line after too long without a sign of presence: there is no seat to confirm");
     case Refusal.DRAW_STARTED:

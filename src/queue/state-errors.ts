@@ -16,6 +16,8 @@ export enum StateErrorCode {
   /** Confirm: the user is still waiting, cancelled, or the hold ran out. */
   StillQueued = "still_queued",
   UserCancelled = "user_cancelled",
+  /** Reserve: a party larger than the event allows. */
+  PartyTooLarge = "party_too_large",
   /** The user left the line for want of a sign of presence (a walk-away). */
   Abandoned = "abandoned",
   HoldExpired = "hold_expired",

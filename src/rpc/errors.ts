@@ -17,6 +17,7 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.StillQueued]: Code.FailedPrecondition,
   [StateErrorCode.UserCancelled]: Code.FailedPrecondition,
   [StateErrorCode.Abandoned]: Code.FailedPrecondition,
+  [StateErrorCode.PartyTooLarge]: Code.InvalidArgument,
   [StateErrorCode.HoldExpired]: Code.FailedPrecondition,
   [StateErrorCode.TicketRequired]: Code.Unauthenticated,
   [StateErrorCode.TicketInvalid]: Code.Unauthenticated,

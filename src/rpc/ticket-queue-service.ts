@@ -63,7 +63,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       checkIdempotencyKey(req.idempotencyKey);
       // Verified here (microseconds); whether it was used already, in the reserve script.
       const solution = req.powSolution === "" ? undefined : await challenges.verify(req.powSolution, eventId, acting.identified ? userId : undefined);
-      const r = await store.reserve(eventId, userId, req.idempotencyKey, solution);
+      const r = await store.reserve(eventId, userId, req.idempotencyKey, solution, req.partySize || 1);
       const live = r.status === ReservationStatus.RESERVED || r.status === ReservationStatus.QUEUED || r.status === ReservationStatus.PREQUEUED;
       return {
         userId,
@@ -158,7 +158,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       }
       const page = await store.seatHolders(eventId, req.pageToken || "0", req.pageSize || DEFAULT_PAGE_SIZE);
       return {
-        seatHolders: page.rows.map((r) => ({ userId: r.userId, entry: BigInt(r.seq), holdExpiresAt: timestamp(r.holdExpiresAt) })),
+        seatHolders: page.rows.map((r) => ({ userId: r.userId, entry: BigInt(r.seq), holdExpiresAt: timestamp(r.holdExpiresAt), seats: r.seats })),
         nextPageToken: page.next === "0" ? "" : page.next,
       };
     },
@@ -182,7 +182,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const opensAt = ms(req.opensAt, "opens_at");
       const closesAt = ms(req.closesAt, "closes_at");
       const prequeueOpensAt = ms(req.prequeueOpensAt, "prequeue_opens_at");
-      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt, admitPerMinute: req.admitPerMinute, presenceTimeoutSeconds: req.presenceTimeoutSeconds });
+      checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt, admitPerMinute: req.admitPerMinute, presenceTimeoutSeconds: req.presenceTimeoutSeconds, maxPartySize: req.maxPartySize || 1 });
       checkBeaconSource(req.drawBeaconSource);
       if (prequeueOpensAt && !opensAt) throw new ConnectError("prequeue_opens_at needs an opens_at: the pre-queue is drawn then", Code.InvalidArgument);
       await store.createEvent(eventId, {
@@ -197,6 +197,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         drawBeaconSource: req.drawBeaconSource,
         admitPerMinute: req.admitPerMinute,
         presenceTimeoutSeconds: req.presenceTimeoutSeconds,
+        maxPartySize: req.maxPartySize || 1,
       });
       return { event: toEvent(await store.getEvent(eventId)) };
     },
@@ -224,6 +225,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         prequeueOpensAt: prequeueOpensAt ?? before.prequeueOpensAt,
         admitPerMinute: req.admitPerMinute ?? before.admitPerMinute,
         presenceTimeoutSeconds: req.presenceTimeoutSeconds ?? before.presenceTimeoutSeconds,
+        maxPartySize: req.maxPartySize ?? before.maxPartySize,
       });
       const promoted = await store.updateEvent(eventId, {
         name: req.name,
@@ -239,6 +241,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         drawBeacon: req.drawBeacon,
         admitPerMinute: req.admitPerMinute,
         presenceTimeoutSeconds: req.presenceTimeoutSeconds,
+        maxPartySize: req.maxPartySize,
       });
       return { event: toEvent(await store.getEvent(eventId)), promotedUserIds: promoted };
     },
@@ -327,6 +330,7 @@ function checkSettings(s: {
   prequeueOpensAt: number;
   admitPerMinute: number;
   presenceTimeoutSeconds: number;
+  maxPartySize: number;
 }): void {
   if (s.presenceTimeoutSeconds > MAX_PRESENCE_TIMEOUT_SECONDS) throw new ConnectError(`presence_timeout_seconds must be at most ${MAX_PRESENCE_TIMEOUT_SECONDS} (0: nobody is dropped)`, Code.InvalidArgument);
   if (s.admitPerMinute > MAX_ADMIT_PER_MINUTE) throw new ConnectError(`admit_per_minute must be at most ${MAX_ADMIT_PER_MINUTE} (0: unpaced)`, Code.InvalidArgument);
@@ -338,6 +342,7 @@ function checkSettings(s: {
   if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
   if (s.powDifficulty > MAX_POW_DIFFICULTY) throw new ConnectError(`pow_difficulty must be at most ${MAX_POW_DIFFICULTY} (0: none)`, Code.InvalidArgument);
   if (s.maxWaiting > MAX_WAITING) throw new ConnectError(`max_waiting must be at most ${MAX_WAITING} (0: no limit)`, Code.InvalidArgument);
+  if (s.maxPartySize < 1 || s.maxPartySize > s.capacity) throw new ConnectError(`max_party_size must be 1 to the capacity (${s.capacity})`, Code.InvalidArgument);
 }
 
 function checkBeaconSource(source: string): void {
@@ -368,9 +373,9 @@ function duration(waitMs: number) {
   return create(DurationSchema, { seconds: BigInt(Math.floor(waitMs / 1000)), nanos: (waitMs % 1000) * 1_000_000 });
 }
 
-/** What a PREQUEUED or drawn entrant is told: when the draw is, and its drawn place. */
-function drawFields(e: EntryState): { opensAt: Timestamp | undefined; drawnPlace: number } {
-  return { opensAt: e.status === ReservationStatus.PREQUEUED ? timestamp(e.opensAt) : undefined, drawnPlace: e.drawnPlace };
+/** What an entry is told beyond its status: when the draw is (PREQUEUED), its drawn place, its party's size. */
+function drawFields(e: EntryState): { opensAt: Timestamp | undefined; drawnPlace: number; partySize: number } {
+  return { opensAt: e.status === ReservationStatus.PREQUEUED ? timestamp(e.opensAt) : undefined, drawnPlace: e.drawnPlace, partySize: e.partySize };
 }
 
 const DRAW_STATES = { none: DrawState.UNSPECIFIED, open: DrawState.OPEN, drawing: DrawState.DRAWING, done: DrawState.DONE } as const;
@@ -406,6 +411,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     powDifficulty: e.powDifficulty,
     admitPerMinute: e.admitPerMinute,
     presenceTimeoutSeconds: e.presenceTimeoutSeconds,
+    maxPartySize: e.maxPartySize,
     state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,

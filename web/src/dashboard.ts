@@ -260,15 +260,15 @@ el.export.addEventListener("click", () => {
   if (!eventId) return;
   void act(async () => {
     // Pages may repeat a seat that moved during the listing: keep each user once.
-    const holders = new Map<string, { entry: bigint; hold: string }>();
+    const holders = new Map<string, { entry: bigint; hold: string; seats: number }>();
     let pageToken = "";
     do {
       const page = await client.listSeatHolders({ eventId, pageSize: 1000, pageToken });
-      for (const s of page.seatHolders) holders.set(s.userId, { entry: s.entry, hold: s.holdExpiresAt ? timestampDate(s.holdExpiresAt).toISOString() : "" });
+      for (const s of page.seatHolders) holders.set(s.userId, { entry: s.entry, hold: s.holdExpiresAt ? timestampDate(s.holdExpiresAt).toISOString() : "", seats: s.seats });
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
-    const rows = [...holders].sort((a, b) => (a[1].entry < b[1].entry ? -1 : 1)).map(([user, h]) => [user, String(h.entry), h.hold]);
-    download(`seat-holders-${eventId}.csv`, toCsv(["user_id", "entry", "hold_expires_at"], rows));
+    const rows = [...holders].sort((a, b) => (a[1].entry < b[1].entry ? -1 : 1)).map(([user, h]) => [user, String(h.entry), h.hold, String(h.seats)]);
+    download(`seat-holders-${eventId}.csv`, toCsv(["user_id", "entry", "hold_expires_at", "seats"], rows));
     return t("admin.exported", { count: rows.length });
   });
 });

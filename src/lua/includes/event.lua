@@ -9,7 +9,9 @@
                    prequeue_opens_at, and the draw's draw_* fields (includes/draw.lua),
                    admit_per_minute (absent or 0: unpaced), admit_tat (GCRA's
                    theoretical arrival time of the next admission, ms),
-                   presence_timeout_seconds (absent or 0: nobody is dropped), abandoned_total
+                   presence_timeout_seconds (absent or 0: nobody is dropped), abandoned_total,
+                   max_party_size (absent: 1), seats_extra and held_extra (the seats
+                   parties take beyond one each, seated and on hold)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
                    ZCARD drawn while drawn entrants wait ahead)
@@ -30,7 +32,9 @@
                    left before the draw was done; ListDrawValues reads it
   KEYS[12] seen    sorted set: user -> ms last seen (a join, a GetStatus, an open
                    WatchStatus stream), for events with presence_timeout_seconds
-  KEYS[13] changes not a key: the pub/sub channel watchers follow, in the event's
+  KEYS[13] parties hash: user -> party size, for parties of more than one (seated or
+                   waiting): a party takes that many seats at once
+  KEYS[14] changes not a key: the pub/sub channel watchers follow, in the event's
                    slot, named in KEYS so the script declares all it touches (and a
                    move to sharded pub/sub, SPUBLISH, needs no new argument)
 
@@ -39,7 +43,7 @@
   is Redis's own clock (TIME), so every worker agrees when a hold runs out.
 ]]
 local K_META, K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_SEEN, K_CHANNEL = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_SEEN, K_PARTIES, K_CHANNEL = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 
 --- @include "codes"
 
@@ -85,13 +89,13 @@ end
 -- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
   local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty',
-    'draw_state', 'prequeue_opens_at', 'admit_per_minute', 'presence_timeout_seconds')
+    'draw_state', 'prequeue_opens_at', 'admit_per_minute', 'presence_timeout_seconds', 'max_party_size')
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false, false}
+    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false, false, false}
   end
   local layout = stored_number(v[6])
   if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
@@ -109,11 +113,12 @@ local function load_event(default_capacity, read_only)
     prequeue_opens_at = stored_time(v[10]),
     admit_per_minute = stored_number(v[11]),
     presence_ms = stored_number(v[12]) * 1000,
+    max_party_size = v[13] and math.max(1, stored_number(v[13])) or 1,
   }
 end
 
 -- Records a change: bumps the event's version and tells watchers what moved, as
--- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[13]). Ops:
+-- JSON {"v": version, "ops": [...]} on the event's channel (KEYS[14]). Ops:
 --   {OP_JOINED, user}       user joined the back of the queue (nobody else moves)
 --   {OP_LEFT, pos, user}    user left the queue from pos (everyone behind moves up one)
 --   {OP_PROMOTED, n}        the first n of the queue were promoted (everyone moves up n)
@@ -140,35 +145,74 @@ local function record_promotions(now, n)
   add_to(K_META, 'promoted_total', n)
 end
 
--- Pops the first n of the line: drawn entrants (by draw value), then the
--- waiting (by seq). A drawn entrant's seq (its ticket's entry) is in its record.
-local function pop_head(n)
-  local popped = redis.call('ZPOPMIN', K_DRAWN, n)
-  local heads = {}
-  for i = 1, #popped, 2 do
-    local user = popped[i]
-    heads[#heads + 1] = {user, string.match(redis.call('HGET', K_ENTRANTS, user) or '0', '^(%d+)')}
-    redis.call('HDEL', K_ENTRANTS, user)
-  end
-  if #heads < n then
-    popped = redis.call('ZPOPMIN', K_WAITING, n - #heads)
-    for i = 1, #popped, 2 do heads[#heads + 1] = {popped[i], popped[i + 1]} end
-  end
-  return heads
+-- Seats taken and seats under an unconfirmed hold, counting party sizes: one
+-- per entry, and what parties take beyond one (so a seat removed by hand still
+-- frees its seat, and an event from before parties needs nothing new).
+local function seats_taken()
+  return redis.call('HLEN', K_SEATS) + stored_number(redis.call('HGET', K_META, 'seats_extra'))
+end
+local function seats_held()
+  return redis.call('ZCARD', K_HOLDS) + stored_number(redis.call('HGET', K_META, 'held_extra'))
 end
 
--- Moves the first n of the line into seats, in line order.
-local function promote(n, now, hold_ms)
+-- The seats a user's party takes (K_PARTIES holds the sizes above 1).
+local function party_of(user)
+  return tonumber(redis.call('HGET', K_PARTIES, user) or '1') or 1
+end
+
+-- A seat leaves (cancelled, expired): its party's seats are free again.
+local function free_seat(user, held)
+  local size = party_of(user)
+  redis.call('HDEL', K_SEATS, user)
+  redis.call('HDEL', K_PARTIES, user)
+  if size > 1 then add_to(K_META, 'seats_extra', 1 - size) end
+  if held then
+    redis.call('ZREM', K_HOLDS, user)
+    if size > 1 then add_to(K_META, 'held_extra', 1 - size) end
+  end
+end
+
+-- The head of the line (drawn entrants by draw value, then the waiting by seq):
+-- user, seq, and whether it is a drawn entrant; nil when nobody waits.
+local function head_of_line()
+  local drawn = redis.call('ZRANGE', K_DRAWN, 0, 0)[1]
+  if drawn then return drawn, string.match(redis.call('HGET', K_ENTRANTS, drawn) or '0', '^(%d+)'), true end
+  local waiting = redis.call('ZRANGE', K_WAITING, 0, 0, 'WITHSCORES')
+  if waiting[1] then return waiting[1], waiting[2], false end
+  return nil
+end
+
+-- Seats the head of the line, party by party, while its party fits in `free`
+-- seats (strict order: a party that does not fit waits, and nobody passes it),
+-- at most `max` parties.
+local function promote(free, max, now, hold_ms)
   local promoted = {}
-  if n <= 0 then return promoted end
-  for _, head in ipairs(pop_head(n)) do
-    local user = head[1]
-    redis.call('HSET', K_SEATS, user, head[2] .. 'p')
+  local extra = 0
+  while #promoted < max do
+    local user, seq, drawn = head_of_line()
+    if not user then break end
+    local size = party_of(user)
+    if size > free then break end
+    if drawn then
+      redis.call('ZREM', K_DRAWN, user)
+      redis.call('HDEL', K_ENTRANTS, user)
+    else
+      redis.call('ZREM', K_WAITING, user)
+    end
+    redis.call('HSET', K_SEATS, user, seq .. 'p')
     if hold_ms > 0 then redis.call('ZADD', K_HOLDS, now + hold_ms, user) end
+    free = free - size
+    extra = extra + size - 1
     promoted[#promoted + 1] = user
     feed(FEED_PROMOTED, user)
   end
-  if #promoted > 0 then record_promotions(now, #promoted) end
+  if #promoted > 0 then
+    record_promotions(now, #promoted)
+    if extra > 0 then
+      add_to(K_META, 'seats_extra', extra)
+      if hold_ms > 0 then add_to(K_META, 'held_extra', extra) end
+    end
+  end
   return promoted
 end
 
@@ -190,14 +234,14 @@ local function admitted(ev, now, k)
   redis.call('HSET', K_META, 'admit_tat', string.format('%.3f', tat + k * ADMIT_SPAN_MS / ev.admit_per_minute))
 end
 
--- Gives free seats to the head of the line, as many as the pace allows; none
+-- Gives free seats to the head of the line, as many parties as the pace allows; none
 -- while the event is paused or its pre-queue is not yet drawn (the draw decides
 -- who is at the head).
 local function fill(ev, now)
   if ev.paused or ev.draw == DRAW_OPEN or ev.draw == DRAW_DRAWING then return {} end
-  local free = ev.capacity - redis.call('HLEN', K_SEATS)
+  local free = ev.capacity - seats_taken()
   if free <= 0 then return {} end
-  local promoted = promote(math.min(free, admissible(ev, now)), now, ev.hold_ms)
+  local promoted = promote(free, admissible(ev, now), now, ev.hold_ms)
   admitted(ev, now, #promoted)
   return promoted
 end
@@ -216,31 +260,31 @@ local function place_in_line(user)
   return nil
 end
 
--- A user's state: {status, position, promoted, hold_expires_ms, seq, entry_secret},
--- status an ST_ code. An entrant of a pre-queue is PREQUEUED (no position)
+-- A user's state: {status, position, promoted, hold_expires_ms, seq, entry_secret,
+-- party_size}, status an ST_ code. An entrant of a pre-queue is PREQUEUED (no position)
 -- until the draw is done, then QUEUED.
 local function user_state(user, ev)
   local seat = redis.call('HGET', K_SEATS, user)
   if seat then
     local seq, p = string.match(seat, '^(%d+)(p?)$')
     local hold = redis.call('ZSCORE', K_HOLDS, user)
-    return {ST_RESERVED, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq), ''}
+    return {ST_RESERVED, 0, p == 'p' and 1 or 0, tonumber(hold or '0'), tonumber(seq), '', party_of(user)}
   end
   local place = place_in_line(user)
   if place then
     local entrant = ev.draw ~= '' and redis.call('HGET', K_ENTRANTS, user)
     if entrant then
       local seq, secret = string.match(entrant, '^(%d+):(%x+)$')
-      if ev.draw ~= DRAW_DONE then return {ST_PREQUEUED, 0, 0, 0, tonumber(seq), secret} end
-      return {ST_QUEUED, place, 0, 0, tonumber(seq), secret}
+      if ev.draw ~= DRAW_DONE then return {ST_PREQUEUED, 0, 0, 0, tonumber(seq), secret, party_of(user)} end
+      return {ST_QUEUED, place, 0, 0, tonumber(seq), secret, party_of(user)}
     end
-    return {ST_QUEUED, place, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user)), ''}
+    return {ST_QUEUED, place, 0, 0, tonumber(redis.call('ZSCORE', K_WAITING, user)), '', party_of(user)}
   end
   local gone = redis.call('HGET', K_GONE, user)
   if gone then
     local why = string.sub(gone, 1, 1)
     local status = why == GONE_CANCELLED and ST_CANCELLED or why == GONE_ABANDONED and ST_ABANDONED or ST_EXPIRED
-    return {status, 0, 0, 0, tonumber(string.sub(gone, 2)), ''}
+    return {status, 0, 0, 0, tonumber(string.sub(gone, 2)), '', 1}
   end
-  return {ST_NOT_FOUND, 0, 0, 0, 0, ''}
+  return {ST_NOT_FOUND, 0, 0, 0, 0, '', 1}
 end

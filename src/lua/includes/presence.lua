@@ -33,6 +33,7 @@ local function drop_walk_aways(ev, now, max)
       redis.call('ZREM', K_DRAWN, user)
       redis.call('ZREM', K_WAITING, user)
       redis.call('HDEL', K_ENTRANTS, user)
+      redis.call('HDEL', K_PARTIES, user)
       feed(FEED_ABANDONED, user)
       ops[#ops + 1] = {OP_LEFT, position, user}
     end

@@ -8,7 +8,8 @@
   ARGV[2] default event's capacity ('' for any other event)
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, version,
-           promoted_in_window, window_ms, entry_secret, opens_at_ms, final_seed, admit_per_minute}
+           promoted_in_window, window_ms, entry_secret, opens_at_ms, final_seed, admit_per_minute,
+           party_size}
           (entry_secret: an entrant of a pre-queue's; final_seed: a drawn entrant's draw, else '')
        or {ERR_NO_EVENT}
 ]]
@@ -34,4 +35,4 @@ end
 local window_ms = first and (#fields - first + 1) * RATE_BUCKET_MS or 0
 local version = tonumber(redis.call('HGET', K_META, 'version') or '0')
 local final = state[6] ~= '' and ev.draw == DRAW_DONE and redis.call('HGET', K_META, 'draw_final') or ''
-return {0, state[1], state[2], state[3], state[4], state[5], version, promoted, window_ms, state[6], ev.opens_at, final, ev.admit_per_minute}
+return {0, state[1], state[2], state[3], state[4], state[5], version, promoted, window_ms, state[6], ev.opens_at, final, ev.admit_per_minute, state[7]}

@@ -31,5 +31,6 @@ if hold == 0 then return {0, 1} end
 -- Past its time but not yet swept: it is expired all the same.
 if hold <= now_ms() then return {ERR_HOLD_EXPIRED} end
 redis.call('ZREM', K_HOLDS, user)
+if state[7] > 1 then add_to(K_META, 'held_extra', 1 - state[7]) end
 changed({{OP_SEAT, user}})
 return {0, 0}

@@ -29,8 +29,7 @@ redis.call('HSET', K_GONE, user, GONE_CANCELLED .. seq)
 add_to(K_META, 'cancelled_total', 1)
 local result = {0, ST_CANCELLED, 0}
 if status == ST_RESERVED then
-  redis.call('HDEL', K_SEATS, user)
-  redis.call('ZREM', K_HOLDS, user)
+  free_seat(user, state[4] > 0)
   feed(FEED_CANCELLED, user)
   local promoted = fill(ev, now_ms())
   for _, id in ipairs(promoted) do result[#result + 1] = id end
@@ -41,12 +40,16 @@ else
   redis.call('ZREM', K_DRAWN, user)
   redis.call('ZREM', K_WAITING, user)
   redis.call('ZREM', K_SEEN, user)
+  redis.call('HDEL', K_PARTIES, user)
   -- An entrant leaving before the draw is done leaves it too: the drawlist then
   -- adds up to the entrants in line when it was done.
   if redis.call('HDEL', K_ENTRANTS, user) == 1 and ev.draw ~= DRAW_DONE then
     add_to(K_META, 'draw_left', 1)
     if value then redis.call('APPEND', K_DRAWLIST, drawlist_record('-', tonumber(value))) else add_to(K_META, 'draw_undrawn', -1) end
   end
-  changed({{OP_LEFT, position, user}})
+  -- (the head party may have been waiting for room that a smaller one behind it now fits)
+  local promoted = fill(ev, now_ms())
+  for _, id in ipairs(promoted) do result[#result + 1] = id end
+  changed({{OP_LEFT, position, user}, {OP_PROMOTED, #promoted}})
 end
 return result

@@ -4,8 +4,8 @@
   cancelled or expired user joins again as a new entry, unless the call repeats
   the idempotency key of the entry that ended (then it gets the ended state).
 
-  KEYS[1..13]: see includes/event.lua
-  KEYS[14] the solved challenge's key (marks it used; its own TTL), or a
+  KEYS[1..14]: see includes/event.lua
+  KEYS[15] the solved challenge's key (marks it used; its own TTL), or a
            placeholder when the Reserve carries none
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
@@ -15,14 +15,16 @@
   ARGV[6] '1' when the Reserve carries a verified solution of a challenge, else ''
   ARGV[7] ms until that challenge expires
   ARGV[8] a fresh random entry secret (32 hex digits), kept if the user enters a pre-queue
+  ARGV[9] party size (seats the entry takes at once; at most the event's max_party_size)
 
   Returns {0, status, position, promoted, hold_expires_ms, seq, already_known, same_key,
            entry_secret ('' unless an entrant of a pre-queue), opens_at_ms,
-           final_seed (a drawn entrant's draw, else '')}
+           final_seed (a drawn entrant's draw, else ''), party_size}
           (same_key 1: the user's entry was made with this idempotency key)
        or {ERR_NO_EVENT}, {ERR_NOT_OPEN_YET, opens_at_ms (or prequeue_opens_at_ms)}, {ERR_PAUSED},
           {ERR_CLOSED, closes_at_ms}, {ERR_QUEUE_FULL, max_waiting},
-          {ERR_CHALLENGE_REQUIRED, pow_difficulty}, {ERR_CHALLENGE_USED}
+          {ERR_CHALLENGE_REQUIRED, pow_difficulty}, {ERR_CHALLENGE_USED},
+          {ERR_PARTY_TOO_LARGE, max_party_size}
 ]]
 --- @include "event"
 --- @include "draw"
@@ -35,9 +37,9 @@ if not ev then return refused end
 -- Proof of work: a solution is good for one user; that user may send it again (a retry).
 if ev.pow_difficulty > 0 then
   if ARGV[6] ~= '1' then return {ERR_CHALLENGE_REQUIRED, ev.pow_difficulty} end
-  local used_by = redis.call('GET', KEYS[14])
+  local used_by = redis.call('GET', KEYS[15])
   if used_by and used_by ~= ARGV[4] then return {ERR_CHALLENGE_USED} end
-  if not used_by then redis.call('SET', KEYS[14], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
+  if not used_by then redis.call('SET', KEYS[15], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
 end
 
 local state = user_state(user, ev)
@@ -47,9 +49,11 @@ if state[1] == ST_RESERVED or state[1] == ST_QUEUED or state[1] == ST_PREQUEUED 
   -- Seated or waiting: the state as it is. Ended, and this is a retry of the call
   -- that made the entry: the ended state, without joining again.
   local final = state[6] ~= '' and ev.draw == DRAW_DONE and redis.call('HGET', K_META, 'draw_final') or ''
-  return {0, state[1], state[2], state[3], state[4], state[5], 1, same_key and 1 or 0, state[6], ev.opens_at, final}
+  return {0, state[1], state[2], state[3], state[4], state[5], 1, same_key and 1 or 0, state[6], ev.opens_at, final, state[7]}
 end
 
+local size = math.max(1, tonumber(ARGV[9]) or 1)
+if size > ev.max_party_size then return {ERR_PARTY_TOO_LARGE, ev.max_party_size} end
 local now = now_ms()
 -- Before opens_at: the pre-queue (from prequeue_opens_at), or nothing.
 local prequeue = ev.draw == DRAW_OPEN and ev.opens_at > 0 and now < ev.opens_at
@@ -60,7 +64,7 @@ if ev.closes_at > 0 and now >= ev.closes_at then return {ERR_CLOSED, ev.closes_a
 
 -- A free seat goes to a newcomer only when nobody waits: the queue comes first.
 local waiting = line_length()
-local seat_free = not prequeue and waiting == 0 and redis.call('HLEN', K_SEATS) < ev.capacity and admissible(ev, now) >= 1
+local seat_free = not prequeue and waiting == 0 and seats_taken() + size <= ev.capacity and admissible(ev, now) >= 1
 local max_waiting = ev.max_waiting or stored_number(ARGV[3])
 if not seat_free and max_waiting > 0 and waiting >= max_waiting then return {ERR_QUEUE_FULL, max_waiting} end
 
@@ -72,24 +76,27 @@ elseif state[1] ~= ST_NOT_FOUND then
   redis.call('HDEL', K_RETRIES, ARGV[4])
 end
 local seq = add_to(K_META, 'next_seq', 1)
+if size > 1 then redis.call('HSET', K_PARTIES, user, size) else redis.call('HDEL', K_PARTIES, user) end
 add_to(K_META, 'joined_total', 1)
 
 if seat_free then
   admitted(ev, now, 1)
   redis.call('HSET', K_SEATS, user, seq)
+  if size > 1 then add_to(K_META, 'seats_extra', size - 1) end
   local hold = 0
   if ev.hold_ms > 0 then
     hold = now + ev.hold_ms
     redis.call('ZADD', K_HOLDS, hold, user)
+    if size > 1 then add_to(K_META, 'held_extra', size - 1) end
   end
   changed({{OP_SEAT, user}})
-  return {0, ST_RESERVED, 0, 0, hold, seq, 0, 0, '', ev.opens_at, ''}
+  return {0, ST_RESERVED, 0, 0, hold, seq, 0, 0, '', ev.opens_at, '', size}
 end
 
 redis.call('ZADD', K_WAITING, seq, user)
 seen(ev, now, user)
 changed({{OP_JOINED, user}})
-if not prequeue then return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0, '', ev.opens_at, ''} end
+if not prequeue then return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0, '', ev.opens_at, '', size} end
 
 -- An entrant: its secret, and the chain that freezes who entered.
 local secret = ARGV[8]
@@ -98,4 +105,4 @@ local chain = redis.call('HGET', K_META, 'draw_chain') or ''
 redis.call('HSET', K_META, 'draw_chain', redis.sha1hex(chain .. ARGV[4] .. redis.sha1hex(secret)))
 add_to(K_META, 'draw_entrants', 1)
 add_to(K_META, 'draw_undrawn', 1)
-return {0, ST_PREQUEUED, 0, 0, 0, seq, 0, 0, secret, ev.opens_at, ''}
+return {0, ST_PREQUEUED, 0, 0, 0, seq, 0, 0, secret, ev.opens_at, '', size}

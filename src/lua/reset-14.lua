@@ -17,8 +17,9 @@ if not ev then return refused end
 local seats = redis.call('HLEN', K_SEATS)
 local waiting = line_length()
 -- UNLINK frees a large queue in the background instead of blocking Redis.
-redis.call('UNLINK', K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES, K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_SEEN)
+redis.call('UNLINK', K_SEATS, K_WAITING, K_HOLDS, K_GONE, K_RATE, K_FEED, K_RETRIES, K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_SEEN, K_PARTIES)
 if ev.opens_at > now_ms() then start_prequeue(ARGV[2], ARGV[3]) else end_prequeue() end
 redis.call('HDEL', K_META, 'joined_total', 'promoted_total', 'cancelled_total', 'expired_total', 'abandoned_total', 'admit_tat')
+redis.call('HDEL', K_META, 'seats_extra', 'held_extra')
 changed({{OP_RESET}})
 return {0, seats, waiting}

@@ -11,7 +11,8 @@
   ARGV[1], ARGV[2] a fresh draw seed and its commitment (used if a pre-queue starts)
   ARGV[3..] pairs: field, value (fields: name, capacity, hold_seconds, paused,
   opens_at, closes_at, max_waiting, pow_difficulty, prequeue_opens_at,
-  draw_beacon_source, draw_beacon, admit_per_minute, presence_timeout_seconds;
+  draw_beacon_source, draw_beacon, admit_per_minute, presence_timeout_seconds,
+  max_party_size;
   times in ms, 0 for none)
 
   Returns {0, promoted ids...}

@@ -9,7 +9,7 @@
   ARGV[1] most holds (and most walk-aways) to end in one call
 
   Returns {0, expired_count, draw_due, abandoned_count, promoted ids...} or {ERR_NO_EVENT}
-  (draw_due 1: the event's pre-queue draw is due or under way: run draw-13.lua)
+  (draw_due 1: the event's pre-queue draw is due or under way: run draw-14.lua)
 ]]
 --- @include "event"
 --- @include "draw"
@@ -24,11 +24,12 @@ local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, max)
 for _, user in ipairs(due) do
   ops[#ops + 1] = {OP_SEAT, user}
   local seat = redis.call('HGET', K_SEATS, user)
-  redis.call('ZREM', K_HOLDS, user)
   if seat then
-    redis.call('HDEL', K_SEATS, user)
+    free_seat(user, true)
     redis.call('HSET', K_GONE, user, GONE_EXPIRED .. string.match(seat, '^(%d+)'))
     feed(FEED_EXPIRED, user)
+  else
+    redis.call('ZREM', K_HOLDS, user)
   end
 end
 if #due > 0 then add_to(K_META, 'expired_total', #due) end
@@ -36,7 +37,7 @@ local walked = drop_walk_aways(ev, now, max)
 for _, op in ipairs(walked) do ops[#ops + 1] = op end
 
 local promoted = {}
-if #due > 0 or ev.admit_per_minute > 0 then promoted = fill(ev, now) end
+if #due > 0 or #walked > 0 or ev.admit_per_minute > 0 then promoted = fill(ev, now) end
 if #due > 0 or #promoted > 0 then ops[#ops + 1] = {OP_PROMOTED, #promoted} end
 if #ops > 0 then changed(ops) end
 local result = {0, #due, draw_due(ev, now) and 1 or 0, #walked}

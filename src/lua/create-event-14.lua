@@ -12,6 +12,7 @@
           used when opens_at is ahead
   ARGV[12] admit_per_minute (0: unpaced)
   ARGV[13] presence_timeout_seconds (0: nobody is dropped)
+  ARGV[14] max_party_size (1: one seat per Reserve)
 
   Returns {0} or {ERR_EVENT_EXISTS}
 ]]
@@ -21,7 +22,7 @@
 if redis.call('EXISTS', K_META) == 1 then return {ERR_EVENT_EXISTS} end
 redis.call('HSET', K_META, 'name', ARGV[1], 'capacity', ARGV[2], 'hold_seconds', ARGV[3],
   'opens_at', ARGV[4], 'closes_at', ARGV[5], 'paused', 0, 'created_at', now_ms(), 'layout', LAYOUT,
-  'pow_difficulty', ARGV[7])
+  'pow_difficulty', ARGV[7], 'max_party_size', ARGV[14])
 if ARGV[6] ~= '' then redis.call('HSET', K_META, 'max_waiting', ARGV[6]) end
 if ARGV[8] ~= '0' then redis.call('HSET', K_META, 'prequeue_opens_at', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', K_META, 'draw_beacon_source', ARGV[9]) end

@@ -9,7 +9,7 @@
   ARGV[2] page size hint (HSCAN COUNT)
   ARGV[3] default event's capacity ('' for any other event)
 
-  Returns {0, next_cursor, user, seq, hold_expires_ms, user, seq, hold_expires_ms, ...}
+  Returns {0, next_cursor, user, seq, hold_expires_ms, seats, user, seq, hold_expires_ms, seats, ...}
           (next_cursor '0' on the last page; hold_expires_ms 0 when confirmed)
        or {ERR_NO_EVENT}
 ]]
@@ -25,9 +25,11 @@ if #fields == 0 then return reply end
 local users = {}
 for i = 1, #fields, 2 do users[#users + 1] = fields[i] end
 local holds = redis.call('ZMSCORE', K_HOLDS, unpack(users))
+local parties = redis.call('HMGET', K_PARTIES, unpack(users))
 for j, user in ipairs(users) do
   reply[#reply + 1] = user
   reply[#reply + 1] = tonumber((string.gsub(fields[2 * j], 'p$', '')))
   reply[#reply + 1] = tonumber(holds[j] or '0')
+  reply[#reply + 1] = tonumber(parties[j] or '1') or 1
 end
 return reply
