@@ -10,6 +10,7 @@ import axe from "axe-core";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { userJwtVerifier } from "../src/rpc/user-identity.js";
@@ -133,6 +134,44 @@ describe("waiting page", () => {
     await expect.poll(() => desktop.textContent("#position")).toBe("You are number 3 in line.");
     await desktop.screenshot({ path: join(SHOTS, "waiting-desktop.png"), fullPage: true });
   });
+});
+
+describe("the opening", () => {
+  it("a pre-queued traveller sees the opening and their drawn place without a reload, the operator's announcement, and a notification when their turn comes", async () => {
+    const opensAt = Date.now() + 5000;
+    await api.createEvent({ eventId: "seollal-1", name: "Seollal 1", capacity: 1, opensAt: timestampFromMs(opensAt) }, admin);
+    const context = await browser.newContext({ viewport: PHONE, locale: "en-US" });
+    contexts.push(context);
+    await context.grantPermissions(["notifications"], { origin: env.svc.baseUrl });
+    // Records each notification the page shows (headless Chromium draws none).
+    await context.addInitScript(`{
+      const shown = [];
+      globalThis.shownNotifications = shown;
+      const Real = window.Notification;
+      class Recorded extends Real { constructor(title, options) { shown.push(title); super(title, options); } }
+      window.Notification = Recorded;
+    }`);
+    const page = await context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    await page.goto(env.svc.baseUrl + "/");
+    await joinTrain(page, "seollal-1");
+    await expect.poll(() => page.textContent("#position")).toMatch(/^Waiting for the opening at \d\d:\d\d.*: your place will be drawn then\.$/);
+    await api.reserve({ eventId: "seollal-1", userId: "other" });
+    await page.evaluate(() => Object.assign(globalThis, { notReloaded: true }));
+
+    // Paused before the opening: the draw still happens, nobody is seated yet.
+    await api.updateEvent({ eventId: "seollal-1", paused: true }, admin);
+    await expect.poll(() => page.textContent("#position"), { timeout: 15_000 }).toMatch(/^You are number [12] in line\. Your place was drawn: number [12] of the early arrivals\.$/);
+    await api.announce({ eventId: "seollal-1", messageKo: "곧 매진됩니다", messageEn: "Almost sold out" }, admin);
+    await expect.poll(() => page.textContent("#announcement")).toBe("Almost sold out");
+
+    // Resumed: the first drawn is seated; if that was the other traveller, they leave.
+    await api.updateEvent({ eventId: "seollal-1", paused: false }, admin);
+    if ((await api.getStatus({ eventId: "seollal-1", userId: "other" })).drawnPlace === 0) await api.adminCancel({ eventId: "seollal-1", userId: "other" }, admin);
+    await expect.poll(() => page.textContent("#promotion"), { timeout: 5000 }).toBe("Your turn came: you have a seat on Seollal 1!");
+    expect(await page.evaluate(() => (globalThis as { shownNotifications?: string[] }).shownNotifications)).toEqual(["Your turn came!"]);
+    expect(await page.evaluate(() => (globalThis as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  }, 40_000);
 });
 
 describe("a service restart", () => {

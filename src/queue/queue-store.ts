@@ -83,6 +83,14 @@ export interface DrawInfo {
   doneAt: number;
 }
 
+/** The operator's message to everyone in an event's line. */
+export interface Announcement {
+  ko: string;
+  en: string;
+  /** Epoch ms when it was set. */
+  at: number;
+}
+
 export interface EventSettings {
   name: string;
   capacity: number;
@@ -130,6 +138,8 @@ export interface EventInfo extends EventSettings {
   presenceTimeoutSeconds: number;
   abandonedTotal: number;
   maxPartySize: number;
+  /** The operator's message to everyone in line; undefined when none. */
+  announcement: Announcement | undefined;
   draw: DrawInfo;
   /** Stored fields that held no valid value (read as 0). */
   invalid: string[];
@@ -220,6 +230,11 @@ export class QueueStore {
   async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[]; drawDue: boolean; abandoned: number }> {
     const r = await this.call("expireHolds", eventId, [max]);
     return { expired: num(r[1]), drawDue: r[2] === 1, abandoned: num(r[3]), promoted: strings(r.slice(4)) };
+  }
+
+  /** Sets the event's announcement (both empty: clears it). */
+  async announce(eventId: string, ko: string, en: string): Promise<void> {
+    await this.call("announce", eventId, [ko, en]);
   }
 
   /** The users were seen (still there); answers the event's presence timeout in ms (0: it drops nobody, nothing written). */
@@ -321,6 +336,7 @@ export class QueueStore {
       presenceTimeoutSeconds: count(31, "presence_timeout_seconds"),
       abandonedTotal: count(32, "abandoned_total"),
       maxPartySize: count(33, "max_party_size"),
+      announcement: text(r[34]) === "" && text(r[35]) === "" ? undefined : { ko: text(r[34]), en: text(r[35]), at: num(r[36]) },
       draw: {
         state: DRAW_STATES.get(text(r[18])) ?? "none",
         commitment: text(r[19]),

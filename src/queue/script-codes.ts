@@ -64,6 +64,8 @@ export const ChangeOpCode = {
   SETTINGS: "U",
   /** {D, final_seed}: the pre-queue was drawn; its entrants now wait in draw order. */
   DRAWN: "D",
+  /** {N}: the operator's announcement changed. */
+  ANNOUNCED: "N",
 } as const;
 
 /** Where an event's pre-queue draw is (meta field draw_state; absent: the event has no pre-queue). */

@@ -24,6 +24,7 @@ const scriptFiles = {
   draw: "draw-14.lua",
   listDraw: "list-draw-14.lua",
   touch: "touch-14.lua",
+  announce: "announce-14.lua",
   rateLimit: "rate-limit-1.lua",
 } as const;
 

@@ -6,12 +6,13 @@ import {
   DrawState,
   ReservationStatus,
   SeatChange,
+  type AnnouncementSchema,
   type EventSchema,
   type TicketQueueService,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { checkIdempotencyKey, checkUserId, eventIdOf } from "../queue/ids.js";
 import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.js";
-import { MAX_TIME_MS, MIN_TIME_MS, type EntryState, type EventInfo, type QueueStore } from "../queue/queue-store.js";
+import { MAX_TIME_MS, MIN_TIME_MS, type Announcement, type EntryState, type EventInfo, type QueueStore } from "../queue/queue-store.js";
 import { drawValueHex } from "../queue/draw.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
@@ -126,6 +127,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
             holdExpiresAt: timestamp(u.state.holdExpiresAt),
             estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
             eventState: u.eventState,
+            announcement: announcementOf(u.announcement),
             ...drawFields(u.state),
           };
         }
@@ -293,6 +295,14 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       return challenges.create(eventId, powDifficulty, acting.identified ? acting.userId : undefined);
     },
 
+    async announce(req) {
+      const eventId = eventIdOf(req.eventId);
+      checkAnnouncement("message_ko", req.messageKo);
+      checkAnnouncement("message_en", req.messageEn);
+      await store.announce(eventId, req.messageKo, req.messageEn);
+      return { event: toEvent(await store.getEvent(eventId)) };
+    },
+
     async listDrawValues(req) {
       const eventId = eventIdOf(req.eventId);
       if (req.pageSize > MAX_DRAW_PAGE_SIZE) throw new ConnectError(`page_size must be at most ${MAX_DRAW_PAGE_SIZE}`, Code.InvalidArgument);
@@ -343,6 +353,15 @@ function checkSettings(s: {
   if (s.powDifficulty > MAX_POW_DIFFICULTY) throw new ConnectError(`pow_difficulty must be at most ${MAX_POW_DIFFICULTY} (0: none)`, Code.InvalidArgument);
   if (s.maxWaiting > MAX_WAITING) throw new ConnectError(`max_waiting must be at most ${MAX_WAITING} (0: no limit)`, Code.InvalidArgument);
   if (s.maxPartySize < 1 || s.maxPartySize > s.capacity) throw new ConnectError(`max_party_size must be 1 to the capacity (${s.capacity})`, Code.InvalidArgument);
+}
+
+/** An announcement: one line a phone shows in a banner. */
+function checkAnnouncement(field: string, message: string): void {
+  if ([...message].length > 280 || /[\u0000-\u001f\u007f]/.test(message)) throw invalidField(field, "must be one line of at most 280 characters");
+}
+
+function announcementOf(a: Announcement | undefined): MessageInitShape<typeof AnnouncementSchema> | undefined {
+  return a && { messageKo: a.ko, messageEn: a.en, at: timestamp(a.at) };
 }
 
 function checkBeaconSource(source: string): void {
@@ -412,6 +431,7 @@ function toEvent(e: EventInfo): MessageInitShape<typeof EventSchema> {
     admitPerMinute: e.admitPerMinute,
     presenceTimeoutSeconds: e.presenceTimeoutSeconds,
     maxPartySize: e.maxPartySize,
+    announcement: announcementOf(e.announcement),
     state: eventStateOf(e, e.now),
     counts: {
       reserved: e.seats,

@@ -8,7 +8,7 @@ import { Presence } from "./presence.js";
 
 type Op = typeof ChangeOpCode;
 /** What moved in one script run; see `changed` in src/lua/includes/event.lua. */
-export type ChangeOp = [Op["JOINED"], string] | [Op["LEFT"], number, string] | [Op["PROMOTED"], number] | [Op["SEAT"], string] | [Op["RESET"]] | [Op["SETTINGS"]] | [Op["DRAWN"], string];
+export type ChangeOp = [Op["JOINED"], string] | [Op["LEFT"], number, string] | [Op["PROMOTED"], number] | [Op["SEAT"], string] | [Op["RESET"]] | [Op["SETTINGS"]] | [Op["DRAWN"], string] | [Op["ANNOUNCED"]];
 
 export type HubMessage =
   /** An event's scripts changed it to `version`. */
@@ -137,7 +137,7 @@ export class ChangeHub {
     } catch {
       message = { kind: "resync" };
     }
-    if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN)) {
+    if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
       watched.info = undefined;
       if (message.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
       this.scheduleClose(eventId, watched);

@@ -1,7 +1,7 @@
 import { EventState, ReservationStatus, StatusChange } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
-import type { QueueStore, StatusResult } from "../queue/queue-store.js";
+import type { Announcement, QueueStore, StatusResult } from "../queue/queue-store.js";
 import { ChangeOpCode } from "../queue/script-codes.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import { drawValueOf, placeOf } from "../queue/draw.js";
@@ -14,6 +14,8 @@ export interface StatusUpdate {
   state: StatusResult;
   estimatedWaitMs: number | undefined;
   eventState: EventState;
+  /** The operator's current message to the line. */
+  announcement: Announcement | undefined;
 }
 
 /** Changes kept for a watcher that is not read; past it they collapse into one re-read. */
@@ -66,7 +68,7 @@ export async function* watchStatus(
     }
     let info = await hub.eventInfo(eventId);
     let eventState = eventStateOf(info, info.now);
-    const update = (change: StatusChange): StatusUpdate => ({ version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState });
+    const update = (change: StatusChange): StatusUpdate => ({ version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState, announcement: info.announcement });
     yield update(StatusChange.INITIAL);
     if (FINAL.has(state.status)) return;
 
@@ -86,6 +88,7 @@ export async function* watchStatus(
       let closed = false;
       let holdExpiring = false;
       let drawnPlace = 0;
+      let announced = false;
       const before = state;
       let next = { ...state };
       for (const message of inbox.splice(0)) {
@@ -116,6 +119,11 @@ export async function* watchStatus(
             reread = applyOps(next, message.ops, userId);
             next.version = message.version;
             if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) info = await hub.eventInfo(eventId);
+            if (message.ops.some((op) => op[0] === ChangeOpCode.ANNOUNCED)) {
+              // (one read per process for all the event's watchers: the hub caches it)
+              info = await hub.eventInfo(eventId);
+              announced = true;
+            }
             break;
         }
       }
@@ -128,7 +136,7 @@ export async function* watchStatus(
       }
       state = next;
       const newEventState = closed ? EventState.CLOSED : eventStateOf(info, Date.now());
-      const change = changeOf(before, state, newEventState !== eventState && newEventState === EventState.CLOSED, holdExpiring);
+      const change = changeOf(before, state, newEventState !== eventState && newEventState === EventState.CLOSED, holdExpiring) ?? (announced ? StatusChange.ANNOUNCEMENT : undefined);
       eventState = newEventState;
       if (change !== undefined) yield update(change);
       if (FINAL.has(state.status)) return;

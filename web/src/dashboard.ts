@@ -2,7 +2,7 @@
 // stream, a chart of joins and promotions, and the actions of the sale.
 import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { EventState, ReservationStatus, type Event } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { DrawState, EventState, ReservationStatus, type Event } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { drawChart, type Sample } from "./chart.js";
 import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { download, toCsv } from "./csv.js";
@@ -61,6 +61,10 @@ const el = {
   userStatus: byId("user-status"),
   cancelUser: byId<HTMLButtonElement>("cancel-user"),
   createForm: byId<HTMLFormElement>("create-form"),
+  flow: byId("flow"),
+  announceForm: byId<HTMLFormElement>("announce-form"),
+  announceKo: byId<HTMLInputElement>("announce-ko"),
+  announceEn: byId<HTMLInputElement>("announce-en"),
 };
 
 setUpLanguageSwitch(byId<HTMLButtonElement>("lang"), () => {
@@ -225,7 +229,49 @@ function drawManage(refillInputs = false): void {
   drawChart(el.chart, train.samples, minutes * 60_000);
   el.pause.textContent = e.paused ? t("admin.resume") : t("admin.pause");
   if (refillInputs || el.capacity.value === "") el.capacity.value = String(e.capacity);
+  drawFlow(e);
+  if (refillInputs) {
+    el.announceKo.value = e.announcement?.messageKo ?? "";
+    el.announceEn.value = e.announcement?.messageEn ?? "";
+  }
 }
+
+/** The opening and the flow: pre-queue and draw (the seed only once drawn), pace, walk-aways, parties, announcement. */
+function drawFlow(e: Event): void {
+  const d = e.draw;
+  const rows: [string, string][] = [
+    [t("admin.flow.prequeue"), d ? t("admin.flow.prequeueState", { state: DrawState[d.state].toLowerCase(), entrants: d.entrants, left: d.left, drawn: d.drawn }) : t("admin.flow.none")],
+    ...(d ? ([[t("admin.flow.commitment"), d.commitment], [t("admin.flow.seed"), d.seed || t("admin.flow.seedHidden")]] as [string, string][]) : []),
+    [t("admin.flow.pace"), e.admitPerMinute > 0 ? t("admin.flow.paceValue", { n: e.admitPerMinute }) : t("admin.flow.unpaced")],
+    [t("admin.flow.walkAways"), e.presenceTimeoutSeconds > 0 ? t("admin.flow.walkAwaysValue", { seconds: e.presenceTimeoutSeconds, count: e.counts?.abandonedTotal ?? 0 }) : t("admin.flow.off")],
+    [t("admin.flow.parties"), String(e.maxPartySize)],
+    [t("admin.flow.announcement"), e.announcement ? [e.announcement.messageKo, e.announcement.messageEn].filter((m) => m !== "").join(" / ") : t("admin.flow.none")],
+  ];
+  el.flow.replaceChildren(
+    ...rows.flatMap(([term, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
+}
+
+el.announceForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const eventId = selected;
+  if (!eventId) return;
+  const messageKo = el.announceKo.value.trim();
+  const messageEn = el.announceEn.value.trim();
+  void act(async () => {
+    const r = await client.announce({ eventId, messageKo, messageEn });
+    const train = trains.get(eventId);
+    if (train && r.event) train.event = r.event;
+    drawManage();
+    return messageKo === "" && messageEn === "" ? t("admin.announceCleared") : t("admin.announced");
+  });
+});
 
 el.capacityForm.addEventListener("submit", (ev) => {
   ev.preventDefault();

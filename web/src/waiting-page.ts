@@ -1,11 +1,12 @@
 // The travellers' page: choose a train, join its line, follow your place live
 // (WatchStatus over gRPC-web), confirm or give up your seat.
 import { Code } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { EventState, ReservationStatus, StatusChange, type Event, type WatchStatusResponse } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { DrawState, EventState, ReservationStatus, StatusChange, type Event, type WatchStatusResponse } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { errorMessage, isCode, keepFollowing, queueClient } from "./client.js";
 import { byId, show } from "./dom.js";
-import { setUpLanguageSwitch, t } from "./i18n.js";
+import { currentLang, setUpLanguageSwitch, t } from "./i18n.js";
+import { alertTurn, askForNotifications, canAskForNotifications, unlockSound } from "./turn-alert.js";
 import { solveInWorker } from "./proof-of-work.js";
 import { clearEntry, entryFromTicket, forgetJoinKey, joinKey, loadEntry, loadUserToken, saveEntry, saveUserToken, subjectOf, travellerId, type Entry } from "./entry.js";
 
@@ -21,6 +22,8 @@ const el = {
   status: byId("status"),
   statusHeading: byId("status-heading"),
   trainName: byId("train-name"),
+  announcement: byId("announcement"),
+  notify: byId<HTMLButtonElement>("notify"),
   position: byId("position"),
   wait: byId("wait"),
   promotion: byId("promotion"),
@@ -103,16 +106,30 @@ function drawTrains(): void {
   const selected = el.train.value;
   el.train.replaceChildren(
     ...trains.map((e) => {
-      const option = new Option(e.state === EventState.OPEN ? e.name : `${e.name} (${stateText(e.state)})`, e.eventId);
-      option.disabled = e.state !== EventState.OPEN;
+      const label = e.state === EventState.OPEN ? e.name : prequeueOpen(e) ? `${e.name} (${t("waiting.statePrequeue", { time: timeText(e.opensAt) })})` : `${e.name} (${stateText(e.state)})`;
+      const option = new Option(label, e.eventId);
+      option.disabled = !joinable(e);
       return option;
     }),
   );
-  const firstOpen = trains.find((e) => e.state === EventState.OPEN);
-  el.train.value = trains.some((e) => e.eventId === selected && e.state === EventState.OPEN) ? selected : (firstOpen?.eventId ?? "");
+  const firstOpen = trains.find(joinable);
+  el.train.value = trains.some((e) => e.eventId === selected && joinable(e)) ? selected : (firstOpen?.eventId ?? "");
   show(el.noTrains, !firstOpen);
   el.join.disabled = !firstOpen;
   drawTrainInfo();
+}
+
+/** Before its opening, a train's pre-queue may already take travellers (their places are drawn at the opening). */
+function prequeueOpen(e: Event): boolean {
+  return e.state === EventState.SCHEDULED && e.draw?.state === DrawState.OPEN && (!e.prequeueOpensAt || timestampDate(e.prequeueOpensAt).getTime() <= Date.now());
+}
+
+function joinable(e: Event): boolean {
+  return e.state === EventState.OPEN || prequeueOpen(e);
+}
+
+function timeText(t: Timestamp | undefined): string {
+  return t ? timestampDate(t).toLocaleTimeString(document.documentElement.lang || undefined, { hour: "2-digit", minute: "2-digit" }) : "";
 }
 
 function drawTrainInfo(): void {
@@ -125,6 +142,7 @@ el.train.addEventListener("change", drawTrainInfo);
 
 el.form.addEventListener("submit", (ev) => {
   ev.preventDefault();
+  unlockSound();
   void join(el.train.value);
 });
 
@@ -237,6 +255,7 @@ function onUpdate(update: WatchStatusResponse): void {
   last = update;
   if (update.change === StatusChange.PROMOTED || (wasQueued && update.status === ReservationStatus.RESERVED)) {
     el.promotion.textContent = t("status.promoted", { train: trainLabel });
+    alertTurn(t("alert.title"), t("status.promoted", { train: trainLabel }));
   }
   if (isFinal(update.status)) clearEntry();
   drawStatus();
@@ -245,14 +264,18 @@ function onUpdate(update: WatchStatusResponse): void {
 function drawStatus(): void {
   el.trainName.textContent = trainLabel;
   const s = last;
+  const a = s?.announcement;
+  const message = a ? (currentLang() === "ko" ? a.messageKo || a.messageEn : a.messageEn || a.messageKo) : "";
+  el.announcement.textContent = message;
+  show(el.announcement, message !== "");
+  show(el.notify, s !== undefined && !isFinal(s.status) && s.status !== ReservationStatus.RESERVED && canAskForNotifications());
   const status = s?.status;
   el.position.textContent = "";
   el.wait.textContent = "";
   el.hold.textContent = "";
   window.clearInterval(holdTimer);
   if (s && status === ReservationStatus.PREQUEUED) {
-    const opens = s.opensAt ? timestampDate(s.opensAt).toLocaleTimeString(document.documentElement.lang || undefined, { hour: "2-digit", minute: "2-digit" }) : "";
-    el.position.textContent = t("status.prequeued", { time: opens });
+    el.position.textContent = t("status.prequeued", { time: timeText(s.opensAt) });
   } else if (s && status === ReservationStatus.QUEUED) {
     el.position.textContent = t("status.queued", { position: s.position });
     if (s.drawnPlace > 0) el.position.textContent += ` ${t("status.drawn", { place: s.drawnPlace })}`;
@@ -286,6 +309,10 @@ function drawStatus(): void {
   show(el.again, final);
   show(byId("devices"), !final);
 }
+
+el.notify.addEventListener("click", () => {
+  void askForNotifications().then(() => drawStatus());
+});
 
 el.confirm.addEventListener("click", () => {
   const e = entry;

@@ -11,7 +11,8 @@
                    theoretical arrival time of the next admission, ms),
                    presence_timeout_seconds (absent or 0: nobody is dropped), abandoned_total,
                    max_party_size (absent: 1), seats_extra and held_extra (the seats
-                   parties take beyond one each, seated and on hold)
+                   parties take beyond one each, seated and on hold),
+                   announce_ko, announce_en, announce_at (the operator's message)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
                    ZCARD drawn while drawn entrants wait ahead)
@@ -125,6 +126,7 @@ end
 --   {OP_SEAT, user}         user's seat changed (taken, confirmed, cancelled, expired)
 --   {OP_RESET}              reset: every entry is gone
 --   {OP_SETTINGS}           the event's settings changed
+--   {OP_ANNOUNCED}          the operator's announcement changed
 --   {OP_DRAWN, final_seed}  the pre-queue was drawn: its entrants are QUEUED in draw order,
 --                           each at the place its value has in the drawlist
 local function changed(ops)
