@@ -19,7 +19,7 @@ export default defineConfig({
     },
   },
   server: {
-    // `npx vite web` during development: RPCs go to the service on :8000.
-    proxy: { "/ticketqueue.v1.TicketQueueService": "http://127.0.0.1:8000" },
+    // `npm run web:dev`: RPCs go to the service at TQ_SERVICE_URL (default: a local `npm start`).
+    proxy: { "/ticketqueue.v1.TicketQueueService": process.env["TQ_SERVICE_URL"] ?? "http://127.0.0.1:8000" },
   },
 });
