@@ -213,7 +213,7 @@ describe("npm start (dist/src/main.js)", () => {
     // Every scrape answers for all workers combined.
     for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${port}/reserve`, { method: "POST", body: "{}" });
     for (let i = 0; i < 3; i++) {
-      expect(sample(await scrape(`http://127.0.0.1:${port}`), "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "ok" })).toBe(20);
+      expect(sample(await scrape(`http://127.0.0.1:${port}`), "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "OK" })).toBe(20);
     }
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);

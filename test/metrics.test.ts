@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { sample, scrape } from "./helpers/metrics.js";
 import { startTestService, useTestService } from "./helpers/service.js";
+import { until } from "./helpers/wait.js";
 
 const env = useTestService({ capacity: 2 });
 
@@ -15,9 +16,15 @@ describe("/metrics (read by a Prometheus text-format parser)", () => {
     await fetch(`${env.svc.baseUrl}/status/a`);
 
     const families = await scrape(env.svc.baseUrl);
-    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "ok" })).toBe(3);
-    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "InvalidArgument" })).toBe(1);
-    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "GetStatus", code: "ok" })).toBe(1);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "OK" })).toBe(3);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "INVALID_ARGUMENT" })).toBe(1);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "GetStatus", code: "OK" })).toBe(1);
+    // The go-grpc-prometheus names, which stock dashboards read.
+    const grpc = { grpc_type: "unary", grpc_service: "ticketqueue.v1.TicketQueueService", grpc_method: "Reserve" };
+    expect(sample(families, "grpc_server_started_total", grpc)).toBe(4);
+    expect(sample(families, "grpc_server_handled_total", { ...grpc, grpc_code: "OK" })).toBe(3);
+    expect(sample(families, "grpc_server_handled_total", { ...grpc, grpc_code: "INVALID_ARGUMENT" })).toBe(1);
+    expect(families.find((f) => f.name === "grpc_server_handling_seconds")?.type).toBe("HISTOGRAM");
     expect(families.find((f) => f.name === "ticketqueue_rpc_duration_seconds")?.type).toBe("HISTOGRAM");
     // (The parser keeps a histogram's buckets but not its labels: the count is read from the text.)
     const text = await (await fetch(`${env.svc.baseUrl}/metrics`)).text();
@@ -28,6 +35,28 @@ describe("/metrics (read by a Prometheus text-format parser)", () => {
     expect(sample(families, "ticketqueue_event_users", { event: "default", kind: "joined_total" })).toBe(3);
     expect(sample(families, "ticketqueue_redis_ping_seconds", {})).toBeGreaterThanOrEqual(0);
     expect(sample(families, "ticketqueue_process_resident_memory_bytes", {})).toBeGreaterThan(0);
+  });
+});
+
+describe("grpc_server_handled_total for streams", () => {
+  it("counts a stream when it ends, with the code it ended with", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl }));
+    const handledWatches = async (code: string): Promise<number> =>
+      sample(await scrape(env.svc.baseUrl), "grpc_server_handled_total", { grpc_type: "server_stream", grpc_service: "ticketqueue.v1.TicketQueueService", grpc_method: "WatchStatus", grpc_code: code }) ?? 0;
+    const okBefore = await handledWatches("OK");
+    const cancelledBefore = await handledWatches("CANCELLED");
+    // One ends by itself (its user leaves the line), one is dropped by its client.
+    const leaving = await client.reserve({ userId: "stream-leaves" });
+    const dropped = await client.reserve({ userId: "stream-dropped" });
+    const abort = new AbortController();
+    const ends = (async () => {
+      for await (const m of client.watchStatus({ userId: "stream-leaves", ticket: leaving.ticket })) if (m.change === 1) await client.cancel({ userId: "stream-leaves", ticket: leaving.ticket });
+    })();
+    const cut = (async () => {
+      for await (const m of client.watchStatus({ userId: "stream-dropped", ticket: dropped.ticket }, { signal: abort.signal })) if (m.change === 1) abort.abort();
+    })().catch(() => undefined);
+    await Promise.all([ends, cut]);
+    expect(await until(async () => (await handledWatches("OK")) === okBefore + 1 && (await handledWatches("CANCELLED")) === cancelledBefore + 1)).toBe(true);
   });
 });
 

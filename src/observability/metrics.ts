@@ -1,6 +1,6 @@
 import cluster from "node:cluster";
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueStore } from "../queue/queue-store.js";
 
@@ -16,7 +16,10 @@ export interface Metrics {
 
 /**
  * Prometheus metrics (prom-client): per-RPC counts by code and latency
- * histograms; per-event gauges read from Redis at scrape time; Redis's ping.
+ * histograms, under our names and under go-grpc-prometheus's (grpc_server_*,
+ * which stock Grafana dashboards read); per-event gauges read from Redis at
+ * scrape time; Redis's ping. Codes are the canonical gRPC names (OK,
+ * INVALID_ARGUMENT, ...), the one casing of every label.
  * Under WORKERS > 1, a scrape of any worker answers for all of them (the
  * primary combines them with prom-client's AggregatorRegistry).
  */
@@ -44,6 +47,22 @@ export function createMetrics(store: QueueStore): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "ticketqueue_" });
   const requests = new Counter({ name: "ticketqueue_rpc_requests_total", help: "RPCs by method and final code", labelNames: ["rpc", "code"], registers: [registry] });
+  // go-grpc-prometheus's names and labels, for every service on every transport.
+  const grpcLabels = ["grpc_type", "grpc_service", "grpc_method"] as const;
+  const started = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server", labelNames: grpcLabels, registers: [registry] });
+  const handled = new Counter({
+    name: "grpc_server_handled_total",
+    help: "RPCs completed on the server, whatever their code (a stream when it ends)",
+    labelNames: [...grpcLabels, "grpc_code"],
+    registers: [registry],
+  });
+  const handling = new Histogram({
+    name: "grpc_server_handling_seconds",
+    help: "Time from the start of an RPC to its completion (a stream's end)",
+    labelNames: grpcLabels,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: "ticketqueue_rpc_duration_seconds",
     help: "Time to answer an RPC (to the first message for streams)",
@@ -86,16 +105,47 @@ export function createMetrics(store: QueueStore): Metrics {
 
   const interceptor: Interceptor = (next) => async (req) => {
     const end = duration.startTimer({ rpc: req.method.name });
+    const grpc = { grpc_type: GRPC_TYPES[req.method.methodKind], grpc_service: req.service.typeName, grpc_method: req.method.name };
+    started.inc(grpc);
+    const endHandling = handling.startTimer(grpc);
+    const done = (code: string): void => {
+      handled.inc({ ...grpc, grpc_code: code });
+      endHandling();
+    };
+    let response: UnaryResponse | StreamResponse;
     try {
-      const response = await next(req);
-      requests.inc({ rpc: req.method.name, code: "ok" });
-      return response;
+      response = await next(req);
+      requests.inc({ rpc: req.method.name, code: "OK" });
     } catch (err: unknown) {
-      requests.inc({ rpc: req.method.name, code: Code[ConnectError.from(err).code] ?? "unknown" });
+      const code = codeName(err);
+      requests.inc({ rpc: req.method.name, code });
+      done(code);
       throw err;
     } finally {
       end();
     }
+    if (!response.stream) {
+      done("OK");
+      return response;
+    }
+    // A stream is handled when it ends: with the code it ended with.
+    const messages = response.message;
+    return {
+      ...response,
+      message: (async function* () {
+        let code = "CANCELLED"; // the client went away mid-stream
+        try {
+          yield* messages;
+          // (a handler may end quietly when its call is aborted: the client left, or the deadline passed)
+          code = req.signal.aborted ? (req.signal.reason instanceof ConnectError ? codeName(req.signal.reason) : "CANCELLED") : "OK";
+        } catch (err: unknown) {
+          code = codeName(err);
+          throw err;
+        } finally {
+          done(code);
+        }
+      })(),
+    } as typeof response;
   };
 
   return {
@@ -104,6 +154,34 @@ export function createMetrics(store: QueueStore): Metrics {
     exposition: () => (cluster.isWorker ? askPrimary() : registry.metrics()),
     observeOpenStreams: (count) => (openStreams = count),
   };
+}
+
+/** go-grpc-prometheus's grpc_type values. */
+const GRPC_TYPES = { unary: "unary", server_streaming: "server_stream", client_streaming: "client_stream", bidi_streaming: "bidi_stream" } as const;
+
+/** The canonical gRPC code names, by number (Connect's own names are camel case, and spell Canceled). */
+const CODE_NAMES = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+] as const;
+
+function codeName(err: unknown): string {
+  return CODE_NAMES[ConnectError.from(err).code] ?? "UNKNOWN";
 }
 
 /** `read`'s answer, read again only once it is `ms` old; concurrent callers share one reading. */
