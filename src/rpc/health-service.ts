@@ -6,13 +6,21 @@ import type { QueueStore } from "../queue/queue-store.js";
 const WATCH_INTERVAL_MS = 1000;
 
 /**
+ * A health service name that says only whether this process runs (SERVING until
+ * it stops), whatever Redis does: for Kubernetes' liveness probe, so that a Redis
+ * failover makes pods unready (readiness asks the queue service's name) but
+ * restarts none of them.
+ */
+export const LIVENESS_SERVICE = "liveness";
+
+/**
  * The standard grpc.health.v1.Health service, for Kubernetes gRPC probes and
  * load balancers: SERVING while Redis answers, NOT_SERVING otherwise. Service
- * names: "" (the whole server) and each served service.
+ * names: "" (the whole server), each served service, and LIVENESS_SERVICE.
  */
 export function healthService(store: QueueStore, serviceNames: readonly string[], closing: AbortSignal): ServiceImpl<typeof Health> {
-  const known = new Set(["", ...serviceNames]);
-  const status = async (): Promise<ServingStatus> => {
+  const known = new Set(["", ...serviceNames, LIVENESS_SERVICE]);
+  const redisStatus = async (): Promise<ServingStatus> => {
     try {
       await store.ping();
       return ServingStatus.SERVING;
@@ -20,6 +28,8 @@ export function healthService(store: QueueStore, serviceNames: readonly string[]
       return ServingStatus.NOT_SERVING;
     }
   };
+  const status = async (service = ""): Promise<ServingStatus> =>
+    service === LIVENESS_SERVICE ? (closing.aborted ? ServingStatus.NOT_SERVING : ServingStatus.SERVING) : redisStatus();
   const checkName = (service: string): void => {
     if (!known.has(service)) throw new ConnectError(`unknown service ${service}`, Code.NotFound);
   };
@@ -28,12 +38,12 @@ export function healthService(store: QueueStore, serviceNames: readonly string[]
   return {
     async check(req) {
       checkName(req.service);
-      return { status: await status() };
+      return { status: await status(req.service) };
     },
 
     async list() {
       const now = await status();
-      return { statuses: Object.fromEntries([...known].map((name) => [name, { status: now }])) };
+      return { statuses: Object.fromEntries([...known].map((name) => [name, { status: name === LIVENESS_SERVICE ? ServingStatus.SERVING : now }])) };
     },
 
     async *watch(req, ctx) {
@@ -41,6 +51,10 @@ export function healthService(store: QueueStore, serviceNames: readonly string[]
       if (!known.has(req.service)) {
         yield { status: ServingStatus.SERVICE_UNKNOWN };
         await monitor.change(ServingStatus.SERVICE_UNKNOWN, ctx.signal, false);
+      } else if (req.service === LIVENESS_SERVICE) {
+        // Alive until the process stops: no Redis to follow.
+        yield { status: ServingStatus.SERVING };
+        await monitor.change(ServingStatus.SERVING, ctx.signal, false);
       } else {
         let last: ServingStatus | undefined;
         for (;;) {
