@@ -17,7 +17,7 @@ sleep 0.3
 PORT=$port HOST=127.0.0.1 REDIS_URL=redis://127.0.0.1:$redis_port WORKERS=${WORKERS:-1} ADMIN_TOKEN=bench KEY_PREFIX=cpu \
   LOG_LEVEL=warn RATE_LIMIT_PER_MINUTE=0 node "$server" >/dev/null &
 server_pid=$!
-sleep 2
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 printf '\0\0\0\0\0' >"$dir/reserve.bin" # an empty ReserveRequest: a new user per call
 run() { h2load -n "$1" -c 8 -m 16 -d "$dir/reserve.bin" -H "content-type: application/grpc" -H "te: trailers" "http://127.0.0.1:$port/ticketqueue.v1.TicketQueueService/Reserve"; }
 run 10000 >/dev/null # warm-up

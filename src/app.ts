@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { tracingInterceptor, tracingOn } from "./observability/tracing.js";
 import { startHoldSweeper, type HoldSweeper } from "./queue/hold-sweeper.js";
 import { challengeKeyKey, ticketKeyKey } from "./queue/keys.js";
 import { Challenges } from "./tickets/challenges.js";
@@ -169,6 +170,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     maxStreams: limits.maxStreams,
     maxWatchesPerUser: limits.maxWatchesPerUser,
     metrics,
+    tracing: tracingOn() ? tracingInterceptor() : undefined,
     log,
   });
   const gateway = createRestGateway(rpc, { maxBodyBytes: MAX_REQUEST_BYTES });

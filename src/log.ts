@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { traceIds } from "./observability/tracing.js";
 import sonicBoom, { type SonicBoom as SonicBoomClass } from "sonic-boom";
 
 // sonic-boom is CommonJS (module.exports = SonicBoom); its typings declare an ES default export.
@@ -30,6 +31,8 @@ export function createLogger(level: string): Logger {
     {
       level,
       base: { service: "ticket-queue", pid: process.pid },
+      // The active trace's ids on every line logged inside a traced call (tracing on).
+      mixin: traceIds,
       redact: { paths: ["adminToken", "token", "headers", "*.headers", "req.headers"], censor: "[redacted]" },
     },
     destination,

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { buildApp, type App } from "../app.js";
 import type { Config } from "../config.js";
 import { shareWithPrimary } from "../observability/metrics.js";
+import { startTracing } from "../observability/tracing.js";
 import { DurabilityError } from "../redis/durability.js";
 import { RedisUnavailableError } from "../redis/redis-errors.js";
 import { CLOSED, CONNECTION, DRAINING, READY } from "./connection-balancer.js";
@@ -16,6 +17,8 @@ import { onStopSignal } from "./signals.js";
  * closes). Stops on SIGTERM or SIGINT.
  */
 export async function serve(config: Config, redis: RedisTarget, adminToken: string, log: Logger): Promise<void> {
+  // Before the app: its spans and log lines need the provider in place (off unless OTEL_* asks).
+  const tracing = startTracing(process.env);
   let app: App;
   try {
     app = await buildApp({ config, redisUrl: redis.url, adminToken, log });
@@ -49,6 +52,7 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
     // However the stop came (the primary, or a signal to this worker alone), no new connections come here.
     if (cluster.isWorker) process.send?.({ type: DRAINING });
     await app.stop();
+    await tracing?.shutdown().catch((err: unknown) => log.warn({ err: String(err) }, "could not send the last spans"));
     await redis.local?.stop();
   });
   // A worker whose primary died exits at once (Node's cluster does that on disconnect);

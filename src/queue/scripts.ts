@@ -1,7 +1,10 @@
 import { readFileSync } from "node:fs";
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Cluster, type Redis } from "ioredis";
 import { callRedis } from "../redis/redis-errors.js";
 import { luaConstants } from "./script-codes.js";
+
+const tracer = trace.getTracer("ticket-queue");
 
 /**
  * The Lua scripts, one per command, in src/lua. A file is named
@@ -65,7 +68,22 @@ export function loadScripts(redis: Redis): ScriptRunner {
     const command: unknown = Reflect.get(redis, commandName(name));
     if (typeof command !== "function") throw new Error(`script ${name} is not defined`);
     batch();
-    return callRedis(() => Promise.resolve(command.call(redis, ...keys, ...args)));
+    const run = (): Promise<unknown> => callRedis(() => Promise.resolve(command.call(redis, ...keys, ...args)));
+    // A child span per script inside a traced call (tracing off: no active span, nothing more is done).
+    if (!trace.getActiveSpan()?.isRecording()) return run();
+    return tracer.startActiveSpan(`EVALSHA ${name}`, { kind: SpanKind.CLIENT, attributes: { "db.system": "redis", "db.operation.name": "EVALSHA", "db.query.summary": `EVALSHA ${scriptFiles[name]}` } }, (span) =>
+      run().then(
+        (reply) => {
+          span.end();
+          return reply;
+        },
+        (err: unknown) => {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+          span.end();
+          throw err;
+        },
+      ),
+    );
   };
 }
 

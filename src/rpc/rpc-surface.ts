@@ -47,6 +47,8 @@ export interface RpcOptions {
   maxWatchesPerUser: number;
   /** Counts and times every call; absent: none. */
   metrics?: Metrics;
+  /** A span per RPC (OpenTelemetry), when tracing is on. */
+  tracing?: Interceptor;
   log: Logger;
 }
 
@@ -67,7 +69,7 @@ export interface RpcSurface {
   services: readonly DescService[];
   /** The services whose calls the fast paths make without a Connect router (all but reflection). */
   entries: readonly ServiceEntry[];
-  /** Outermost first: metrics, errors and request ids, stream bound, audit, admin auth, rate limit. */
+  /** Outermost first: tracing (when on), metrics, errors and request ids, stream bound, audit, admin auth, rate limit. */
   interceptors: readonly Interceptor[];
   /** Registers every service on a Connect router. */
   routes(router: ConnectRouter): void;
@@ -93,6 +95,8 @@ export function createRpcSurface(options: RpcOptions): RpcSurface {
     interceptors.unshift(options.metrics.interceptor);
     options.metrics.observeOpenStreams(streams.open);
   }
+  // Tracing (when on) is outermost: its span covers everything else, metrics included.
+  if (options.tracing) interceptors.unshift(options.tracing);
   if (options.rateLimitPerMinute > 0) interceptors.push(rateLimitInterceptor(services, store, { perMinute: options.rateLimitPerMinute, ...options.caller }));
   const impl = ticketQueueService(store, options.tickets, options.challenges, options.hub, { maxWatchesPerUser: options.maxWatchesPerUser });
   const health = healthService(store, [TicketQueueService.typeName], options.hub.closing);
