@@ -68,7 +68,10 @@ describe("admit_per_minute", () => {
     expect((await store.cancel("slow", "a", undefined)).promoted).toEqual([]);
     expect(await store.processQueue("slow")).toEqual([]);
     expect((await store.getEvent("slow")).seats).toBe(0);
-    expect(await store.updateEvent("slow", { admitPerMinute: 0 })).toEqual(["b"]);
+    // A faster pace applies at once, not after the slow pace's schedule.
+    expect(await store.updateEvent("slow", { admitPerMinute: 6000 })).toEqual(["b"]);
+    await store.reserve("slow", "b2");
+    expect((await store.cancel("slow", "b", undefined)).promoted).toEqual(["b2"]);
     await store.updateEvent("slow", { admitPerMinute: 1 });
     await store.reset("slow");
     expect((await store.reserve("slow", "c")).status).toBe(ReservationStatus.RESERVED);

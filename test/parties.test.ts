@@ -52,6 +52,14 @@ describe("parties", () => {
     const lowered = await rest("PATCH", "/v1/events/small", { capacity: 1 });
     expect(lowered.status).toBe(400);
     expect(String(lowered.json["message"])).toContain("max_party_size must be 1 to the capacity");
+    // A capacity below a waiting party would stop the line behind it for good: refused.
+    await rest("POST", "/v1/events", { event_id: "lowered", capacity: 4, max_party_size: 3 });
+    await rest("POST", "/v1/events/lowered/reserve", { user_id: "a", party_size: 3 });
+    await rest("POST", "/v1/events/lowered/reserve", { user_id: "b", party_size: 3 });
+    await rest("POST", "/v1/events/lowered/reserve", { user_id: "c" });
+    const blocking = await rest("PATCH", "/v1/events/lowered", { max_party_size: 1, capacity: 2 });
+    expect(blocking.status).toBe(400);
+    expect(String(blocking.json["message"])).toContain("a party of 3 waits");
     // The default is one seat per Reserve, as before.
     expect((await rest("POST", "/v1/events", { event_id: "solo", capacity: 5 })).json["event"]).toMatchObject({ max_party_size: 1 });
     expect((await rest("POST", "/v1/events/solo/reserve", { user_id: "y", party_size: 2 })).status).toBe(400);

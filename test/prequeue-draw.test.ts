@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { commitmentOf, drawValueOf, finalSeedOf, placeOf } from "../src/queue/draw.js";
 import { eventKeys } from "../src/queue/keys.js";
+import { LAYOUT } from "../src/queue/script-codes.js";
 import { QueueStore, type ReserveResult } from "../src/queue/queue-store.js";
 import { createRedisClient } from "../src/redis/redis-client.js";
 import { toConnectError } from "../src/rpc/errors.js";
@@ -126,6 +127,26 @@ describe("pre-queue", () => {
     expect(await store.draw("race", 37)).toMatchObject({ drawn: 0, done: false });
   });
 
+  it("seats at most 2,500 in the call that ends the draw (each call stays short); the sweeps seat the rest", async () => {
+    const opensAt = Date.now() + 1500;
+    await store.createEvent("big", settings(6000, opensAt));
+    for (let i = 0; i < 6000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => store.reserve("big", `u${i + j}`)));
+    await sleepUntil(opensAt + 20);
+    const { promoted } = await drawAll("big", 2500);
+    expect(promoted).toHaveLength(2500);
+    expect((await store.expireHolds("big")).promoted).toHaveLength(2500);
+    expect((await store.expireHolds("big")).promoted).toHaveLength(1000);
+    expect(await store.getEvent("big")).toMatchObject({ seats: 6000, waiting: 0 });
+  });
+
+  it("marks an event whose Reset starts a pre-queue with the current layout (older workers then refuse it)", async () => {
+    await store.createEvent("old", settings(2, Date.now() + 60_000));
+    const meta = eventKeys(store.options.prefix, "old")[0] ?? "";
+    await redis.hset(meta, "layout", 2);
+    await store.reset("old");
+    expect(Number(await redis.hget(meta, "layout"))).toBe(LAYOUT);
+  });
+
   it("refuses Reserve before prequeue_opens_at, and waits for an announced beacon before drawing", async () => {
     const opensAt = Date.now() + 800;
     const prequeueOpensAt = Date.now() + 300;
@@ -138,7 +159,16 @@ describe("pre-queue", () => {
     expect(await store.draw("b", 10)).toMatchObject({ drawn: 0, done: false });
     expect((await store.getEvent("b")).draw.state).toBe("open");
     await expect(store.updateEvent("b", { opensAt: Date.now() + 60_000 })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    // Setting the beacon moves nobody: watchers are not told to re-read (a million of them would, at the opening).
+    const listener = redis.duplicate();
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on("message", (_channel: string, text: string) => heard.push(text));
+    await listener.subscribe(store.channel("b"));
     await store.updateEvent("b", { drawBeacon: "00ff" });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard).toEqual([]);
+    listener.disconnect();
     await expect(store.updateEvent("b", { drawBeacon: "0100" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
     expect(await store.draw("b", 10)).toMatchObject({ drawn: 1, done: true, promoted: ["a"] });
     const d = (await store.getEvent("b")).draw;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { QueueStore } from "../src/queue/queue-store.js";
+import { StateError, StateErrorCode } from "../src/queue/state-errors.js";
 import { createRedisClient } from "../src/redis/redis-client.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 
@@ -53,7 +54,10 @@ async function apply(store: QueueStore, eventId: string, holdsKey: string, o: Op
       await store.expireHolds(eventId);
       break;
     case "capacity":
-      await store.updateEvent(eventId, { capacity: o.value });
+      // Refused when a waiting party would never fit (it would stop the line).
+      await store.updateEvent(eventId, { capacity: o.value }).catch((err: unknown) => {
+        if (!(err instanceof StateError && err.code === StateErrorCode.PartyExceedsCapacity)) throw err;
+      });
       break;
     case "process":
       await store.processQueue(eventId);

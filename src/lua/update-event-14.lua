@@ -16,7 +16,8 @@
   times in ms, 0 for none)
 
   Returns {0, promoted ids...}
-       or {ERR_NO_EVENT}, {ERR_DRAW_STARTED}, {ERR_NO_BEACON_EXPECTED}
+       or {ERR_NO_EVENT}, {ERR_DRAW_STARTED}, {ERR_NO_BEACON_EXPECTED},
+          {ERR_PARTY_EXCEEDS_CAPACITY, size} a waiting party would never fit the new capacity
 ]]
 --- @include "event"
 --- @include "draw"
@@ -42,9 +43,20 @@ if changes.draw_beacon then
   if (redis.call('HGET', K_META, 'draw_beacon') or '') ~= '' then return {ERR_DRAW_STARTED} end
 end
 
+-- A lower capacity must still seat every waiting party: the head one waits for room, and nobody passes it.
+if changes.capacity then
+  local parties = redis.call('HGETALL', K_PARTIES)
+  for i = 1, #parties, 2 do
+    local size = tonumber(parties[i + 1]) or 1
+    if size > (tonumber(changes.capacity) or 0) and place_in_line(parties[i]) then return {ERR_PARTY_EXCEEDS_CAPACITY, size} end
+  end
+end
+
 if #pairs_ > 0 then
   -- Older scripts must not act on settings they do not know (pow_difficulty, the draw).
   redis.call('HSET', K_META, 'layout', LAYOUT, unpack(pairs_))
+  -- A new pace starts now: the old one's schedule would hold seats back (or let a burst through).
+  if changes.admit_per_minute then redis.call('HDEL', K_META, 'admit_tat') end
   ev = load_event(nil, false)
 end
 -- An event nobody has entered, opening later: its line starts as a pre-queue.
@@ -54,7 +66,9 @@ if ev.draw ~= DRAW_OPEN and ev.draw ~= DRAW_DRAWING and ev.opens_at > now
   ev.draw = DRAW_OPEN
 end
 local promoted = fill(ev, now)
-changed({{OP_SETTINGS}, {OP_PROMOTED, #promoted}})
+-- The beacon moves nobody: no watcher needs to re-read for it (a million would, at the opening).
+local only_beacon = #pairs_ == 2 and changes.draw_beacon
+if not only_beacon or #promoted > 0 then changed({{OP_SETTINGS}, {OP_PROMOTED, #promoted}}) end
 local result = {0}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

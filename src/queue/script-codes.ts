@@ -33,6 +33,8 @@ export const Refusal = {
   ABANDONED: -17,
   /** Reserve: a party larger than the event's max_party_size. */
   PARTY_TOO_LARGE: -18,
+  /** UpdateEvent: a capacity smaller than a waiting party (it would block the line for good). */
+  PARTY_EXCEEDS_CAPACITY: -19,
 } as const;
 
 /** A user's entry in an event, as user_state() reports it. */

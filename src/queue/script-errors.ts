@@ -42,6 +42,8 @@ export function scriptError(code: number, eventId: string, detail: number | unde
       return new StateError(StateErrorCode.NewerLayout, `event ${eventId} was laid out by a newer version of the service (layout ${detail ?? "?"}): retry, an upgraded worker will answer`);
     case Refusal.PARTY_TOO_LARGE:
       return new StateError(StateErrorCode.PartyTooLarge, `event ${eventId} seats parties of at most ${detail ?? 1}: send a smaller party_size`, "party_size");
+    case Refusal.PARTY_EXCEEDS_CAPACITY:
+      return new StateError(StateErrorCode.PartyExceedsCapacity, `a party of ${detail ?? "?"} waits in event ${eventId}: the capacity cannot go below it (the line would stop behind it)`);
     case Refusal.ABANDONED:
       return new StateError(StateErrorCode.Abandoned, "the user left the line after too long without a sign of presence: there is no seat to confirm");
     case Refusal.DRAW_STARTED:

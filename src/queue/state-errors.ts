@@ -18,6 +18,8 @@ export enum StateErrorCode {
   UserCancelled = "user_cancelled",
   /** Reserve: a party larger than the event allows. */
   PartyTooLarge = "party_too_large",
+  /** UpdateEvent: a capacity below a waiting party's size. */
+  PartyExceedsCapacity = "party_exceeds_capacity",
   /** The user left the line for want of a sign of presence (a walk-away). */
   Abandoned = "abandoned",
   HoldExpired = "hold_expired",

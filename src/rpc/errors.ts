@@ -18,6 +18,7 @@ const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
   [StateErrorCode.UserCancelled]: Code.FailedPrecondition,
   [StateErrorCode.Abandoned]: Code.FailedPrecondition,
   [StateErrorCode.PartyTooLarge]: Code.InvalidArgument,
+  [StateErrorCode.PartyExceedsCapacity]: Code.FailedPrecondition,
   [StateErrorCode.HoldExpired]: Code.FailedPrecondition,
   [StateErrorCode.TicketRequired]: Code.Unauthenticated,
   [StateErrorCode.TicketInvalid]: Code.Unauthenticated,
@@ -75,6 +76,19 @@ export const REQUEST_ID_HEADER = "x-request-id";
 const USABLE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /**
+ * An error as it may be logged: ioredis attaches the failed command, arguments
+ * and all (a fresh draw seed, an entrant's secret, a user id), which the log
+ * must never carry.
+ */
+export function loggable(err: unknown): unknown {
+  if (!(err instanceof Error) || !("command" in err)) return err;
+  const copy = new Error(err.message);
+  copy.name = err.name;
+  copy.stack = err.stack;
+  return copy;
+}
+
+/**
  * Gives every call a request id (the caller's x-request-id, or a new one),
  * answers it in the x-request-id header or error metadata, and maps every
  * failure with toConnectError, logging (with the id) the ones that are bugs.
@@ -87,7 +101,7 @@ export function errorInterceptor(log: Logger): Interceptor {
       let connectErr = toConnectError(err);
       if (connectErr.code === Code.Internal || connectErr.code === Code.Unavailable) {
         const cause = connectErr.cause ?? err;
-        if (connectErr.code === Code.Internal) log.error({ err: cause, rpc: req.method.name, requestId }, "rpc failed");
+        if (connectErr.code === Code.Internal) log.error({ err: loggable(cause), rpc: req.method.name, requestId }, "rpc failed");
         else log.debug({ rpc: req.method.name, requestId, reason: connectErr.rawMessage, cause: cause instanceof Error && cause.cause instanceof Error ? cause.cause.message : undefined }, "rpc unavailable");
         // The id in the message too: what a user quotes to support finds the log line.
         const withId = new ConnectError(`${connectErr.rawMessage} (request id ${requestId})`, connectErr.code, connectErr.metadata, [], connectErr.cause);

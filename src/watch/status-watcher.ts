@@ -157,8 +157,12 @@ export async function* watchStatus(
 async function placeIfDrawn(store: QueueStore, eventId: string, state: StatusResult, ops: ChangeOp[]): Promise<number> {
   const drawn = ops.find((op) => op[0] === ChangeOpCode.DRAWN);
   if (!drawn || state.status !== PREQUEUED) return 0;
-  const place = placeOf(await store.drawn.get(eventId, drawn[1]), drawValueOf(drawn[1], state.entrySecret));
-  if (place === 0) return -1;
+  // (the list unreadable, Redis away: this watcher re-reads its own state instead of failing)
+  const values = await store.drawn.get(eventId, drawn[1]).catch(() => undefined);
+  if (!values) return -1;
+  const place = placeOf(values, drawValueOf(drawn[1], state.entrySecret));
+  // Not in the list, or tied with another value (their order is by user id): only Redis knows the place.
+  if (place === 0 || values[place] === values[place - 1]) return -1;
   Object.assign(state, { status: QUEUED, position: place, drawnPlace: place });
   return place;
 }

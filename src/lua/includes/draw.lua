@@ -30,7 +30,8 @@
 local function start_prequeue(seed, commit)
   redis.call('HDEL', K_META, 'draw_final', 'draw_beacon', 'draw_entrants', 'draw_left', 'draw_undrawn', 'draw_drawn', 'draw_done_at')
   redis.call('UNLINK', K_DRAWLIST)
-  redis.call('HSET', K_META, 'draw_state', DRAW_OPEN, 'draw_seed', seed, 'draw_commit', commit, 'draw_chain', commit)
+  -- (older scripts would seat entrants before the draw: they must refuse this event)
+  redis.call('HSET', K_META, 'draw_state', DRAW_OPEN, 'draw_seed', seed, 'draw_commit', commit, 'draw_chain', commit, 'layout', LAYOUT)
 end
 
 -- No pre-queue (the event opens at once); the announced beacon source stays a setting.

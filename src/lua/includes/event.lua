@@ -12,7 +12,8 @@
                    presence_timeout_seconds (absent or 0: nobody is dropped), abandoned_total,
                    max_party_size (absent: 1), seats_extra and held_extra (the seats
                    parties take beyond one each, seated and on hold),
-                   announce_ko, announce_en, announce_at (the operator's message)
+                   announce_ko, announce_en, announce_at (the operator's message),
+                   fill_more (1: a fill stopped at PROMOTE_MAX; the sweepers go on)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
                    ZCARD drawn while drawn entrants wait ahead)
@@ -49,6 +50,9 @@ local K_ENTRANTS, K_DRAWN, K_DRAWLIST, K_SEEN, K_PARTIES, K_CHANNEL = KEYS[9], K
 --- @include "codes"
 
 local RATE_BUCKET_MS = 10000
+-- Promotions in one script at most: a draw's end or a capacity raise on a big
+-- train fills the rest from the sweepers (every 250 ms), each call staying short.
+local PROMOTE_MAX = 2500
 local RATE_BUCKETS = 30
 local FEED_MAX = 100000
 
@@ -243,8 +247,10 @@ local function fill(ev, now)
   if ev.paused or ev.draw == DRAW_OPEN or ev.draw == DRAW_DRAWING then return {} end
   local free = ev.capacity - seats_taken()
   if free <= 0 then return {} end
-  local promoted = promote(free, admissible(ev, now), now, ev.hold_ms)
+  local promoted = promote(free, math.min(PROMOTE_MAX, admissible(ev, now)), now, ev.hold_ms)
   admitted(ev, now, #promoted)
+  -- Stopped by the cap with seats still free: the sweepers go on (expire-holds).
+  if #promoted >= PROMOTE_MAX then redis.call('HSET', K_META, 'fill_more', 1) end
   return promoted
 end
 
