@@ -79,9 +79,10 @@ function plugin() {
           },
         },
       };
+      // buf runs the plugin once per input (proto/, and the standard services'): only ours has REST routes.
       return create(CodeGeneratorResponseSchema, {
         supportedFeatures: BigInt(CodeGeneratorResponse_Feature.PROTO3_OPTIONAL),
-        file: [{ name: "openapi.json", content: `${JSON.stringify(document, null, 2)}\n` }],
+        file: Object.keys(paths).length === 0 ? [] : [{ name: "openapi.json", content: `${JSON.stringify(document, null, 2)}\n` }],
       });
     },
   };

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { fromJson, getOption, ScalarType, toJsonString, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -37,6 +38,10 @@ export interface RestGatewayOptions {
 }
 
 // The router's REST JSON: proto field names, defaults always present, unknown fields refused.
+/** Where the OpenAPI document of the REST routes is served. */
+export const OPENAPI_PATH = "/openapi.json";
+const OPENAPI = readFileSync(new URL("../../gen/openapi/openapi.json", import.meta.url));
+
 const READ_JSON = { ignoreUnknownFields: false };
 const WRITE_JSON = { useProtoFieldName: true, alwaysEmitImplicit: true };
 
@@ -70,6 +75,13 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
     try {
       const url = requestUrl(req.url);
       const verb = (req.method ?? "GET").toLowerCase();
+      // The document of these routes, generated from the same rules (gen/openapi, by buf generate).
+      if (url.pathname === OPENAPI_PATH && (verb === "get" || verb === "head")) {
+        res.writeHead(200, { "content-type": "application/json", "content-length": OPENAPI.length, "cache-control": "no-cache" });
+        if (verb === "get") res.end(OPENAPI);
+        else res.end();
+        return;
+      }
       const match = matchRoute(byVerb.get(verb) ?? [], url.pathname);
       if (!match) {
         // Read the unread body first: answering before it is consumed makes Node
