@@ -11,7 +11,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { ReservationStatus, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { userJwtVerifier } from "../src/rpc/user-identity.js";
 import { ON_CLUSTER, startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
@@ -171,6 +171,25 @@ describe("the opening", () => {
     await expect.poll(() => page.textContent("#promotion"), { timeout: 5000 }).toBe("Your turn came: you have a seat on Seollal 1!");
     expect(await page.evaluate(() => (globalThis as { shownNotifications?: string[] }).shownNotifications)).toEqual(["Your turn came!"]);
     expect(await page.evaluate(() => (globalThis as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  }, 40_000);
+});
+
+describe("the REST API's docs (/docs)", () => {
+  it("Swagger UI loads the service's OpenAPI under the strict CSP, and a 'try it' Reserve succeeds", async () => {
+    const page = await open("/docs", DESKTOP);
+    const violations: string[] = [];
+    page.on("console", (m) => {
+      if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+    });
+    const reserve = page.locator("#operations-TicketQueueService-Reserve");
+    await reserve.locator(".opblock-summary").click();
+    await reserve.locator(".try-out__btn").click();
+    await reserve.locator("textarea.body-param__text").fill('{"user_id": "from-the-docs"}');
+    await reserve.locator("button.execute").click();
+    await expect.poll(() => reserve.locator(".live-responses-table tbody .response-col_status").first().textContent(), { timeout: 10_000 }).toContain("200");
+    expect(await reserve.locator(".live-responses-table tbody .response-col_description").first().textContent()).toContain('"user_id": "from-the-docs"');
+    expect([ReservationStatus.RESERVED, ReservationStatus.QUEUED]).toContain((await api.getStatus({ userId: "from-the-docs" })).status);
+    expect(violations).toEqual([]);
   }, 40_000);
 });
 

@@ -31,8 +31,8 @@ const SECURITY_HEADERS = {
   "referrer-policy": "no-referrer",
 };
 
-/** Clean paths of the two pages. */
-const PAGES: Record<string, string> = { "/": "/index.html", "/admin": "/admin.html" };
+/** Clean paths of the pages. */
+const PAGES: Record<string, string> = { "/": "/index.html", "/admin": "/admin.html", "/docs": "/docs.html" };
 
 interface StaticFile {
   body: Buffer;
