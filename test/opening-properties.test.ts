@@ -1,14 +1,12 @@
 import { randomUUID } from "node:crypto";
 import fc from "fast-check";
-import type { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useTestStore } from "./helpers/store.js";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { drawValueOf } from "../src/queue/draw.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { QueueStore } from "../src/queue/queue-store.js";
 import { ADMIT_BURST_MS, ADMIT_SPAN_MS } from "../src/queue/script-codes.js";
-import { createRedisClient } from "../src/redis/redis-client.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 
 // Random openings against a real Redis: joins and cancels into a pre-queue, then
 // after the opening draw chunks of random sizes interleaved with joins, cancels,
@@ -18,17 +16,7 @@ import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 // never growing, later joins behind every entrant, the pace's bound; and once
 // drawn, that the line is the entrants ordered by the published function and the
 // published list is exactly their values.
-let server: TestRedis;
-let redis: Redis;
-beforeAll(async () => {
-  server = await startTestRedis();
-  redis = createRedisClient({ url: server.url, commandTimeoutMs: 5000 });
-  await redis.connect();
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.dispose();
-});
+const t = useTestStore();
 
 const USERS = Array.from({ length: 10 }, (_, i) => `u${i}`);
 const user = fc.constantFrom(...USERS);
@@ -54,7 +42,7 @@ describe("the opening under random operations", () => {
         fc.array(before, { minLength: 1, maxLength: 14 }),
         fc.array(after, { minLength: 1, maxLength: 16 }),
         async (capacity, admitPerMinute, early, late) => {
-          const store = new QueueStore(redis, { prefix: `open-${randomUUID()}`, defaultCapacity: 1 });
+          const store = new QueueStore(t.redis, { prefix: `open-${randomUUID()}`, defaultCapacity: 1 });
           const keys = eventKeys(store.options.prefix, "e");
           const [, seatsKey = "", waitingKey = "", , goneKey = ""] = keys;
           const [drawnKey = "", partiesKey = ""] = [keys[9], keys[12]];
@@ -79,11 +67,11 @@ describe("the opening under random operations", () => {
 
           const check = async (): Promise<void> => {
             const e = await store.getEvent("e");
-            const seats = await redis.hgetall(seatsKey);
-            const drawn = await redis.zrange(drawnKey, 0, -1);
-            const waiting = await redis.zrange(waitingKey, 0, -1);
-            const gone = await redis.hgetall(goneKey);
-            const parties = await redis.hgetall(partiesKey);
+            const seats = await t.redis.hgetall(seatsKey);
+            const drawn = await t.redis.zrange(drawnKey, 0, -1);
+            const waiting = await t.redis.zrange(waitingKey, 0, -1);
+            const gone = await t.redis.hgetall(goneKey);
+            const parties = await t.redis.hgetall(partiesKey);
             const size = (u: string): number => Number(parties[u] ?? "1");
             const seated = Object.keys(seats);
             const taken = seated.reduce((sum, u) => sum + size(u), 0);

@@ -1,32 +1,14 @@
-import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useTestStore } from "./helpers/store.js";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { QueueStore } from "../src/queue/queue-store.js";
 import { ADMIT_BURST_MS, ADMIT_SPAN_MS } from "../src/queue/script-codes.js";
-import { createRedisClient } from "../src/redis/redis-client.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 import { until } from "./helpers/wait.js";
 
 // Paced entry (admit_per_minute) on a real Redis: admissions never outrun the
 // pace, whatever admits them (a Reserve, ProcessQueue, a cancel, the sweeper),
 // and the line keeps its order.
-let server: TestRedis;
-let redis: Redis;
-let store: QueueStore;
-beforeAll(async () => {
-  server = await startTestRedis();
-  redis = createRedisClient({ url: server.url, commandTimeoutMs: 5000 });
-  await redis.connect();
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.dispose();
-});
-beforeEach(() => {
-  store = new QueueStore(redis, { prefix: `test-${randomUUID()}`, defaultCapacity: 2 });
-});
+const t = useTestStore();
 
 /** The most the pace admits in `ms` (GCRA bound; see ADMIT_SPAN_MS). */
 const bound = (perMinute: number, ms: number): number => Math.floor((ms + ADMIT_BURST_MS) / (ADMIT_SPAN_MS / perMinute));
@@ -36,16 +18,16 @@ describe("admit_per_minute", () => {
     const perMinute = 3000; // one every 20.3 ms, up to a second's worth at once
     const users = Array.from({ length: 400 }, (_, i) => `u${String(i).padStart(3, "0")}`);
     const started = performance.now();
-    await store.createEvent("paced", { name: "p", capacity: 10_000, holdSeconds: 0, opensAt: 0, closesAt: 0, admitPerMinute: perMinute });
+    await t.store.createEvent("paced", { name: "p", capacity: 10_000, holdSeconds: 0, opensAt: 0, closesAt: 0, admitPerMinute: perMinute });
     const admitted: string[] = [];
     for (const u of users) {
-      const r = await store.reserve("paced", u);
+      const r = await t.store.reserve("paced", u);
       if (r.status === ReservationStatus.RESERVED) admitted.push(u);
     }
     // Seats are free, yet Reserve and ProcessQueue take turns with the sweeper under one pace.
     for (let i = 0; i < 30; i++) {
-      admitted.push(...(await store.processQueue("paced")));
-      admitted.push(...(await store.expireHolds("paced")).promoted);
+      admitted.push(...(await t.store.processQueue("paced")));
+      admitted.push(...(await t.store.expireHolds("paced")).promoted);
       await new Promise((r) => setTimeout(r, 30));
     }
     const elapsed = performance.now() - started;
@@ -53,28 +35,28 @@ describe("admit_per_minute", () => {
     expect(admitted.length).toBeLessThanOrEqual(bound(perMinute, elapsed));
     // In line order: those seated at once first, then the queue front to back.
     expect(admitted).toEqual(users.slice(0, admitted.length));
-    const e = await store.getEvent("paced");
+    const e = await t.store.getEvent("paced");
     expect(e).toMatchObject({ admitPerMinute: perMinute, seats: admitted.length, waiting: users.length - admitted.length });
     // The wait estimate knows the pace before any promotion history exists.
-    const last = await store.status("paced", users.at(-1) ?? "");
+    const last = await t.store.status("paced", users.at(-1) ?? "");
     expect(last.admitPerMinute).toBe(perMinute);
   });
 
   it("a cancel's freed seat waits for the pace too; UpdateEvent can lift it, and Reset restarts it", async () => {
-    await store.createEvent("slow", { name: "s", capacity: 1, holdSeconds: 0, opensAt: 0, closesAt: 0, admitPerMinute: 1 });
-    expect((await store.reserve("slow", "a")).status).toBe(ReservationStatus.RESERVED);
-    expect((await store.reserve("slow", "b")).status).toBe(ReservationStatus.QUEUED);
+    await t.store.createEvent("slow", { name: "s", capacity: 1, holdSeconds: 0, opensAt: 0, closesAt: 0, admitPerMinute: 1 });
+    expect((await t.store.reserve("slow", "a")).status).toBe(ReservationStatus.RESERVED);
+    expect((await t.store.reserve("slow", "b")).status).toBe(ReservationStatus.QUEUED);
     // One a minute: the seat a cancel frees stays free until the pace allows.
-    expect((await store.cancel("slow", "a", undefined)).promoted).toEqual([]);
-    expect(await store.processQueue("slow")).toEqual([]);
-    expect((await store.getEvent("slow")).seats).toBe(0);
+    expect((await t.store.cancel("slow", "a", undefined)).promoted).toEqual([]);
+    expect(await t.store.processQueue("slow")).toEqual([]);
+    expect((await t.store.getEvent("slow")).seats).toBe(0);
     // A faster pace applies at once, not after the slow pace's schedule.
-    expect(await store.updateEvent("slow", { admitPerMinute: 6000 })).toEqual(["b"]);
-    await store.reserve("slow", "b2");
-    expect((await store.cancel("slow", "b", undefined)).promoted).toEqual(["b2"]);
-    await store.updateEvent("slow", { admitPerMinute: 1 });
-    await store.reset("slow");
-    expect((await store.reserve("slow", "c")).status).toBe(ReservationStatus.RESERVED);
+    expect(await t.store.updateEvent("slow", { admitPerMinute: 6000 })).toEqual(["b"]);
+    await t.store.reserve("slow", "b2");
+    expect((await t.store.cancel("slow", "b", undefined)).promoted).toEqual(["b2"]);
+    await t.store.updateEvent("slow", { admitPerMinute: 1 });
+    await t.store.reset("slow");
+    expect((await t.store.reserve("slow", "c")).status).toBe(ReservationStatus.RESERVED);
   });
 });
 

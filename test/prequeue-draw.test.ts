@@ -1,36 +1,18 @@
-import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import type { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useTestStore } from "./helpers/store.js";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { commitmentOf, drawValueOf, finalSeedOf, placeOf } from "../src/queue/draw.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { LAYOUT } from "../src/queue/script-codes.js";
-import { QueueStore, type ReserveResult } from "../src/queue/queue-store.js";
-import { createRedisClient } from "../src/redis/redis-client.js";
+import { type ReserveResult } from "../src/queue/queue-store.js";
 import { toConnectError } from "../src/rpc/errors.js";
-import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 
 
-// The pre-queue and its draw, at the store (one Lua script a call), on a real Redis.
+// The pre-queue and its draw, at the t.store (one Lua script a call), on a real Redis.
 const { RESERVED, QUEUED, PREQUEUED, CANCELLED } = ReservationStatus;
 
-let server: TestRedis;
-let redis: Redis;
-let store: QueueStore;
-
-beforeAll(async () => {
-  server = await startTestRedis();
-  redis = createRedisClient({ url: server.url, commandTimeoutMs: 5000 });
-  await redis.connect();
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.dispose();
-});
-beforeEach(() => {
-  store = new QueueStore(redis, { prefix: `test-${randomUUID()}`, defaultCapacity: 2 });
-});
+const t = useTestStore();
 
 const code = (err: unknown): Code => toConnectError(err).code;
 const sleepUntil = async (at: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
@@ -39,7 +21,7 @@ const settings = (capacity: number, opensAt: number, extra = {}) => ({ name: "t"
 /** Runs the draw to its end, `chunk` entrants a call (as the sweepers do). */
 async function drawAll(eventId: string, chunk: number): Promise<{ calls: number; promoted: string[] }> {
   for (let calls = 1; ; calls++) {
-    const r = await store.draw(eventId, chunk);
+    const r = await t.store.draw(eventId, chunk);
     if (r.done) return { calls, promoted: r.promoted };
     if (r.drawn === 0) throw new Error("the draw made no progress");
   }
@@ -48,45 +30,45 @@ async function drawAll(eventId: string, chunk: number): Promise<{ calls: number;
 describe("pre-queue", () => {
   it("takes early arrivals as PREQUEUED, draws them at the opening in the published order, ahead of later joins", async () => {
     const opensAt = Date.now() + 2500;
-    await store.createEvent("ktx", settings(3, opensAt));
-    const before = await store.getEvent("ktx");
+    await t.store.createEvent("ktx", settings(3, opensAt));
+    const before = await t.store.getEvent("ktx");
     expect(before.draw).toMatchObject({ state: "open", seed: "", chainHead: "", entrants: 0 });
     expect(before.draw.commitment).toMatch(/^[0-9a-f]{64}$/);
 
     const users = Array.from({ length: 40 }, (_, i) => `early-${i}`);
     const joined = new Map<string, ReserveResult>();
-    for (const u of users) joined.set(u, await store.reserve("ktx", u));
+    for (const u of users) joined.set(u, await t.store.reserve("ktx", u));
     for (const r of joined.values()) {
       expect(r).toMatchObject({ status: PREQUEUED, position: 0, drawnPlace: 0, opensAt, alreadyKnown: false });
       expect(r.entrySecret).toMatch(/^[0-9a-f]{32}$/);
     }
     // A repeat is the same entry; a cancel leaves the pre-queue.
-    expect(await store.reserve("ktx", "early-0")).toMatchObject({ status: PREQUEUED, alreadyKnown: true, seq: joined.get("early-0")?.seq, entrySecret: joined.get("early-0")?.entrySecret });
-    expect((await store.cancel("ktx", "early-1", joined.get("early-1")?.seq)).status).toBe(CANCELLED);
+    expect(await t.store.reserve("ktx", "early-0")).toMatchObject({ status: PREQUEUED, alreadyKnown: true, seq: joined.get("early-0")?.seq, entrySecret: joined.get("early-0")?.entrySecret });
+    expect((await t.store.cancel("ktx", "early-1", joined.get("early-1")?.seq)).status).toBe(CANCELLED);
     // Nobody is seated before the draw, whatever the operator does.
-    expect(await store.processQueue("ktx")).toEqual([]);
-    expect((await store.status("ktx", "early-2")).status).toBe(PREQUEUED);
+    expect(await t.store.processQueue("ktx")).toEqual([]);
+    expect((await t.store.status("ktx", "early-2")).status).toBe(PREQUEUED);
 
     await sleepUntil(opensAt + 50);
-    const late = await store.reserve("ktx", "late-1");
+    const late = await t.store.reserve("ktx", "late-1");
     expect(late).toMatchObject({ status: QUEUED, position: 40, entrySecret: "" });
 
     // Drawn 7 a call; in between, entrants stay PREQUEUED and the late joiner's place holds.
-    const first = await store.draw("ktx", 7);
+    const first = await t.store.draw("ktx", 7);
     expect(first).toMatchObject({ drawn: 7, done: false });
-    expect((await store.status("ktx", "early-3")).status).toBe(PREQUEUED);
-    expect((await store.status("ktx", "late-1")).position).toBe(40);
+    expect((await t.store.status("ktx", "early-3")).status).toBe(PREQUEUED);
+    expect((await t.store.status("ktx", "late-1")).position).toBe(40);
     // An entrant leaving mid-draw leaves the published list too.
-    expect((await store.cancel("ktx", "early-4", undefined)).status).toBe(CANCELLED);
-    expect((await store.status("ktx", "late-1")).position).toBe(39);
+    expect((await t.store.cancel("ktx", "early-4", undefined)).status).toBe(CANCELLED);
+    expect((await t.store.status("ktx", "late-1")).position).toBe(39);
     const { promoted } = await drawAll("ktx", 7);
     expect(promoted).toHaveLength(3);
 
-    const e = await store.getEvent("ktx");
+    const e = await t.store.getEvent("ktx");
     expect(e.draw).toMatchObject({ state: "done", entrants: 40, left: 2, drawn: 38 });
     expect(commitmentOf(e.draw.seed)).toBe(before.draw.commitment);
     expect(finalSeedOf(e.draw.seed, e.draw.chainHead, "")).toBe(e.draw.finalSeed);
-    const values = Array.from(await store.drawn.get("ktx", e.draw.finalSeed));
+    const values = Array.from(await t.store.drawn.get("ktx", e.draw.finalSeed));
     expect(values).toHaveLength(38);
     expect(values).toEqual([...values].sort((a, b) => a - b));
 
@@ -98,26 +80,26 @@ describe("pre-queue", () => {
     expect(byValue.map((x) => x.value)).toEqual(values);
     expect(new Set(promoted)).toEqual(new Set(byValue.slice(0, 3).map((x) => x.u)));
     for (const [i, { u, value }] of byValue.entries()) {
-      const s = await store.status("ktx", u);
+      const s = await t.store.status("ktx", u);
       expect(placeOf(values, value)).toBe(i + 1);
       if (i < 3) expect(s).toMatchObject({ status: RESERVED, promoted: true, seq: joined.get(u)?.seq });
       else expect(s).toMatchObject({ status: QUEUED, position: i + 1 - 3, drawnPlace: i + 1, seq: joined.get(u)?.seq });
     }
-    expect((await store.status("ktx", "late-1")).position).toBe(38 - 3 + 1);
+    expect((await t.store.status("ktx", "late-1")).position).toBe(38 - 3 + 1);
     // The draw is over: new joins queue behind, in order.
-    expect((await store.reserve("ktx", "late-2")).position).toBe(38 - 3 + 2);
+    expect((await t.store.reserve("ktx", "late-2")).position).toBe(38 - 3 + 2);
 
     // Seats freed go down the drawn line; a ticket's seq still names the entry.
     const head = byValue[3]?.u ?? "";
-    await store.cancel("ktx", byValue[0]?.u ?? "", undefined);
-    expect(await store.status("ktx", head)).toMatchObject({ status: RESERVED, seq: joined.get(head)?.seq });
-    expect(await redis.hlen(eventKeys(store.options.prefix, "ktx")[8] ?? "")).toBe(38 - 4);
+    await t.store.cancel("ktx", byValue[0]?.u ?? "", undefined);
+    expect(await t.store.status("ktx", head)).toMatchObject({ status: RESERVED, seq: joined.get(head)?.seq });
+    expect(await t.redis.hlen(eventKeys(t.store.options.prefix, "ktx")[8] ?? "")).toBe(38 - 4);
   });
 
   it("draws once however many callers race, in chunks that never hand out a place twice", async () => {
     const opensAt = Date.now() + 3000;
-    await store.createEvent("race", settings(1000, opensAt));
-    const joined = await Promise.all(Array.from({ length: 500 }, (_, i) => store.reserve("race", `u${i}`)));
+    await t.store.createEvent("race", settings(1000, opensAt));
+    const joined = await Promise.all(Array.from({ length: 500 }, (_, i) => t.store.reserve("race", `u${i}`)));
     // (all before the opening, even on a busy machine: otherwise some are later joins, rightly not drawn)
     expect(joined.every((r) => r.status === PREQUEUED)).toBe(true);
     await sleepUntil(opensAt + 20);
@@ -125,92 +107,92 @@ describe("pre-queue", () => {
     const promoted = results.flatMap((r) => r.promoted);
     expect(promoted).toHaveLength(500);
     expect(new Set(promoted).size).toBe(500);
-    expect((await store.getEvent("race")).draw).toMatchObject({ state: "done", drawn: 500 });
-    expect(await store.draw("race", 37)).toMatchObject({ drawn: 0, done: false });
+    expect((await t.store.getEvent("race")).draw).toMatchObject({ state: "done", drawn: 500 });
+    expect(await t.store.draw("race", 37)).toMatchObject({ drawn: 0, done: false });
   });
 
   it("seats at most 2,500 in the call that ends the draw (each call stays short); the sweeps seat the rest", async () => {
     const opensAt = Date.now() + 4000;
-    await store.createEvent("big", settings(6000, opensAt));
-    for (let i = 0; i < 6000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => store.reserve("big", `u${i + j}`)));
+    await t.store.createEvent("big", settings(6000, opensAt));
+    for (let i = 0; i < 6000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => t.store.reserve("big", `u${i + j}`)));
     await sleepUntil(opensAt + 20);
     const { promoted } = await drawAll("big", 2500);
     expect(promoted).toHaveLength(2500);
-    expect((await store.expireHolds("big")).promoted).toHaveLength(2500);
-    expect((await store.expireHolds("big")).promoted).toHaveLength(1000);
-    expect(await store.getEvent("big")).toMatchObject({ seats: 6000, waiting: 0 });
+    expect((await t.store.expireHolds("big")).promoted).toHaveLength(2500);
+    expect((await t.store.expireHolds("big")).promoted).toHaveLength(1000);
+    expect(await t.store.getEvent("big")).toMatchObject({ seats: 6000, waiting: 0 });
   });
 
   it("marks an event whose Reset starts a pre-queue with the current layout (older workers then refuse it)", async () => {
-    await store.createEvent("old", settings(2, Date.now() + 60_000));
-    const meta = eventKeys(store.options.prefix, "old")[0] ?? "";
-    await redis.hset(meta, "layout", 2);
-    await store.reset("old");
-    expect(Number(await redis.hget(meta, "layout"))).toBe(LAYOUT);
+    await t.store.createEvent("old", settings(2, Date.now() + 60_000));
+    const meta = eventKeys(t.store.options.prefix, "old")[0] ?? "";
+    await t.redis.hset(meta, "layout", 2);
+    await t.store.reset("old");
+    expect(Number(await t.redis.hget(meta, "layout"))).toBe(LAYOUT);
   });
 
   it("refuses Reserve before prequeue_opens_at, and waits for an announced beacon before drawing", async () => {
     const opensAt = Date.now() + 800;
     const prequeueOpensAt = Date.now() + 300;
-    await store.createEvent("b", settings(5, opensAt, { prequeueOpensAt, drawBeaconSource: "drand quicknet round 1" }));
-    await expect(store.reserve("b", "too-early")).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
-    await expect(store.updateEvent("b", { drawBeacon: "ab" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    await t.store.createEvent("b", settings(5, opensAt, { prequeueOpensAt, drawBeaconSource: "drand quicknet round 1" }));
+    await expect(t.store.reserve("b", "too-early")).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    await expect(t.store.updateEvent("b", { drawBeacon: "ab" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
     await sleepUntil(prequeueOpensAt + 20);
-    expect((await store.reserve("b", "a")).status).toBe(PREQUEUED);
+    expect((await t.store.reserve("b", "a")).status).toBe(PREQUEUED);
     await sleepUntil(opensAt + 20);
-    expect(await store.draw("b", 10)).toMatchObject({ drawn: 0, done: false });
-    expect((await store.getEvent("b")).draw.state).toBe("open");
-    await expect(store.updateEvent("b", { opensAt: Date.now() + 60_000 })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    expect(await t.store.draw("b", 10)).toMatchObject({ drawn: 0, done: false });
+    expect((await t.store.getEvent("b")).draw.state).toBe("open");
+    await expect(t.store.updateEvent("b", { opensAt: Date.now() + 60_000 })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
     // Setting the beacon moves nobody: watchers are not told to re-read (a million of them would, at the opening).
-    const listener = redis.duplicate();
+    const listener = t.redis.duplicate();
     await listener.connect();
     const heard: string[] = [];
     listener.on("message", (_channel: string, text: string) => heard.push(text));
-    await listener.subscribe(store.channel("b"));
-    await store.updateEvent("b", { drawBeacon: "00ff" });
+    await listener.subscribe(t.store.channel("b"));
+    await t.store.updateEvent("b", { drawBeacon: "00ff" });
     await new Promise((r) => setTimeout(r, 200));
     expect(heard).toEqual([]);
     listener.disconnect();
-    await expect(store.updateEvent("b", { drawBeacon: "0100" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
-    expect(await store.draw("b", 10)).toMatchObject({ drawn: 1, done: true, promoted: ["a"] });
-    const d = (await store.getEvent("b")).draw;
+    await expect(t.store.updateEvent("b", { drawBeacon: "0100" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
+    expect(await t.store.draw("b", 10)).toMatchObject({ drawn: 1, done: true, promoted: ["a"] });
+    const d = (await t.store.getEvent("b")).draw;
     expect(finalSeedOf(d.seed, d.chainHead, "00ff")).toBe(d.finalSeed);
   });
 
   it("keeps the pre-queue and commitment when opens_at moves before the draw; clearing it draws at once", async () => {
-    await store.createEvent("m", settings(2, Date.now() + 60_000));
-    const { commitment } = (await store.getEvent("m")).draw;
-    await store.reserve("m", "a");
-    await store.updateEvent("m", { opensAt: Date.now() + 120_000 });
-    expect((await store.getEvent("m")).draw).toMatchObject({ state: "open", commitment, entrants: 1 });
-    expect((await store.status("m", "a")).status).toBe(PREQUEUED);
-    await store.updateEvent("m", { opensAt: 0 });
-    expect(await store.draw("m", 10)).toMatchObject({ done: true, promoted: ["a"] });
+    await t.store.createEvent("m", settings(2, Date.now() + 60_000));
+    const { commitment } = (await t.store.getEvent("m")).draw;
+    await t.store.reserve("m", "a");
+    await t.store.updateEvent("m", { opensAt: Date.now() + 120_000 });
+    expect((await t.store.getEvent("m")).draw).toMatchObject({ state: "open", commitment, entrants: 1 });
+    expect((await t.store.status("m", "a")).status).toBe(PREQUEUED);
+    await t.store.updateEvent("m", { opensAt: 0 });
+    expect(await t.store.draw("m", 10)).toMatchObject({ done: true, promoted: ["a"] });
   });
 
   it("draws while paused but seats nobody until the pause ends", async () => {
     const opensAt = Date.now() + 1500;
-    await store.createEvent("p", settings(2, opensAt));
-    await store.reserve("p", "a");
-    await store.reserve("p", "b");
-    await store.updateEvent("p", { paused: true });
+    await t.store.createEvent("p", settings(2, opensAt));
+    await t.store.reserve("p", "a");
+    await t.store.reserve("p", "b");
+    await t.store.updateEvent("p", { paused: true });
     await sleepUntil(opensAt + 20);
-    expect(await store.draw("p", 10)).toMatchObject({ done: true, promoted: [] });
-    expect((await store.status("p", "a")).status).toBe(QUEUED);
-    expect((await store.updateEvent("p", { paused: false })).sort()).toEqual(["a", "b"]);
+    expect(await t.store.draw("p", 10)).toMatchObject({ done: true, promoted: [] });
+    expect((await t.store.status("p", "a")).status).toBe(QUEUED);
+    expect((await t.store.updateEvent("p", { paused: false })).sort()).toEqual(["a", "b"]);
   });
 
   it("Reset clears the pre-queue and starts a new commitment; an event opening at once has none", async () => {
-    await store.createEvent("r", settings(2, Date.now() + 60_000));
-    const { commitment } = (await store.getEvent("r")).draw;
-    await store.reserve("r", "a");
-    await store.reset("r");
-    const after = await store.getEvent("r");
+    await t.store.createEvent("r", settings(2, Date.now() + 60_000));
+    const { commitment } = (await t.store.getEvent("r")).draw;
+    await t.store.reserve("r", "a");
+    await t.store.reset("r");
+    const after = await t.store.getEvent("r");
     expect(after.draw).toMatchObject({ state: "open", entrants: 0 });
     expect(after.draw.commitment).not.toBe(commitment);
-    expect((await store.status("r", "a")).status).toBe(ReservationStatus.NOT_FOUND);
-    await store.createEvent("now", settings(2, 0));
-    expect((await store.getEvent("now")).draw.state).toBe("none");
-    expect((await store.reserve("now", "x")).status).toBe(RESERVED);
+    expect((await t.store.status("r", "a")).status).toBe(ReservationStatus.NOT_FOUND);
+    await t.store.createEvent("now", settings(2, 0));
+    expect((await t.store.getEvent("now")).draw.state).toBe("none");
+    expect((await t.store.reserve("now", "x")).status).toBe(RESERVED);
   });
 });

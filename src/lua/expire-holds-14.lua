@@ -38,9 +38,8 @@ for _, op in ipairs(walked) do ops[#ops + 1] = op end
 
 local promoted = {}
 -- (also seats left free by the pace, or by a fill that stopped at PROMOTE_MAX)
-local more = redis.call('HGET', K_META, 'fill_more')
-if more then redis.call('HDEL', K_META, 'fill_more') end
-if #due > 0 or #walked > 0 or ev.admit_per_minute > 0 or more then promoted = fill(ev, now) end
+if ev.fill_more then redis.call('HDEL', K_META, 'fill_more') end
+if #due > 0 or #walked > 0 or ev.admit_per_minute > 0 or ev.fill_more then promoted = fill(ev, now) end
 if #due > 0 or #promoted > 0 then ops[#ops + 1] = {OP_PROMOTED, #promoted} end
 if #ops > 0 then changed(ops) end
 local result = {0, #due, draw_due(ev, now) and 1 or 0, #walked}

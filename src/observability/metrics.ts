@@ -1,8 +1,9 @@
 import cluster from "node:cluster";
 import { randomUUID } from "node:crypto";
-import { ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueStore } from "../queue/queue-store.js";
+import { whenCallEnds } from "./call-end.js";
 
 export interface Metrics {
   registry: Registry;
@@ -108,44 +109,21 @@ export function createMetrics(store: QueueStore): Metrics {
     const grpc = { grpc_type: GRPC_TYPES[req.method.methodKind], grpc_service: req.service.typeName, grpc_method: req.method.name };
     started.inc(grpc);
     const endHandling = handling.startTimer(grpc);
-    const done = (code: string): void => {
-      handled.inc({ ...grpc, grpc_code: code });
+    const ended = (err: unknown): void => {
+      handled.inc({ ...grpc, grpc_code: err === undefined ? "OK" : codeName(err) });
       endHandling();
     };
-    let response: UnaryResponse | StreamResponse;
+    // (ticketqueue_rpc_* count and time a stream when its answer starts, as before; grpc_server_* when it ends)
     try {
-      response = await next(req);
+      const response = await whenCallEnds(req, () => next(req), ended);
       requests.inc({ rpc: req.method.name, code: "OK" });
+      return response;
     } catch (err: unknown) {
-      const code = codeName(err);
-      requests.inc({ rpc: req.method.name, code });
-      done(code);
+      requests.inc({ rpc: req.method.name, code: codeName(err) });
       throw err;
     } finally {
       end();
     }
-    if (!response.stream) {
-      done("OK");
-      return response;
-    }
-    // A stream is handled when it ends: with the code it ended with.
-    const messages = response.message;
-    return {
-      ...response,
-      message: (async function* () {
-        let code = "CANCELLED"; // the client went away mid-stream
-        try {
-          yield* messages;
-          // (a handler may end quietly when its call is aborted: the client left, or the deadline passed)
-          code = req.signal.aborted ? (req.signal.reason instanceof ConnectError ? codeName(req.signal.reason) : "CANCELLED") : "OK";
-        } catch (err: unknown) {
-          code = codeName(err);
-          throw err;
-        } finally {
-          done(code);
-        }
-      })(),
-    } as typeof response;
   };
 
   return {

@@ -1,9 +1,10 @@
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter } from "@opentelemetry/api";
-import { ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { whenCallEnds } from "./call-end.js";
 
 /**
  * OpenTelemetry traces, configured only by the standard OTEL_* variables and off
@@ -66,32 +67,7 @@ export function tracingInterceptor(): Interceptor {
       parent,
     );
     const active = trace.setSpan(parent, span);
-    let response: UnaryResponse | StreamResponse;
-    try {
-      response = await context.with(active, () => next(req));
-    } catch (err: unknown) {
-      end(span, err);
-      throw err;
-    }
-    if (!response.stream) {
-      end(span, undefined);
-      return response;
-    }
-    const messages = response.message;
-    return {
-      ...response,
-      message: (async function* () {
-        let failure: unknown;
-        try {
-          yield* messages;
-        } catch (err: unknown) {
-          failure = err;
-          throw err;
-        } finally {
-          end(span, failure);
-        }
-      })(),
-    } as typeof response;
+    return whenCallEnds(req, () => context.with(active, () => next(req)), (err) => end(span, err));
   };
 }
 

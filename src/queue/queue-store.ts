@@ -338,7 +338,7 @@ export class QueueStore {
       maxPartySize: count(33, "max_party_size"),
       announcement: text(r[34]) === "" && text(r[35]) === "" ? undefined : { ko: text(r[34]), en: text(r[35]), at: num(r[36]) },
       draw: {
-        state: DRAW_STATES.get(text(r[18])) ?? "none",
+        state: drawStateOf(text(r[18])),
         commitment: text(r[19]),
         seed: text(r[20]),
         chainHead: text(r[21]),
@@ -469,11 +469,10 @@ const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEv
 /** Entrants one draw call handles: a call stays well under 50 ms (test/prequeue-draw-scale.test.ts). */
 const DRAW_CHUNK = 2500;
 
-const DRAW_STATES = new Map<string, DrawState>([
-  [DrawStateCode.OPEN, "open"],
-  [DrawStateCode.DRAWING, "drawing"],
-  [DrawStateCode.DONE, "done"],
-]);
+/** The scripts' draw_state (DrawStateCode's values are the names), or "none". */
+function drawStateOf(code: string): DrawState {
+  return (Object.values(DrawStateCode) as string[]).includes(code) ? (code as DrawState) : "none";
+}
 
 function text(value: unknown): string {
   return typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);

@@ -94,13 +94,13 @@ end
 -- `default_capacity` (the default event) a missing event is created, unless `read_only`.
 local function load_event(default_capacity, read_only)
   local v = redis.call('HMGET', K_META, 'capacity', 'hold_seconds', 'opens_at', 'closes_at', 'paused', 'layout', 'max_waiting', 'pow_difficulty',
-    'draw_state', 'prequeue_opens_at', 'admit_per_minute', 'presence_timeout_seconds', 'max_party_size')
+    'draw_state', 'prequeue_opens_at', 'admit_per_minute', 'presence_timeout_seconds', 'max_party_size', 'fill_more')
   if not v[1] then
     if not default_capacity or default_capacity == '' then return nil, {ERR_NO_EVENT} end
     if not read_only then
       redis.call('HSET', K_META, 'name', 'default', 'capacity', default_capacity, 'hold_seconds', 0, 'layout', LAYOUT)
     end
-    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false, false, false}
+    v = {default_capacity, '0', false, false, false, false, false, false, false, false, false, false, false, false}
   end
   local layout = stored_number(v[6])
   if layout > LAYOUT then return nil, {ERR_NEWER_LAYOUT, layout} end
@@ -119,6 +119,7 @@ local function load_event(default_capacity, read_only)
     admit_per_minute = stored_number(v[11]),
     presence_ms = stored_number(v[12]) * 1000,
     max_party_size = v[13] and math.max(1, stored_number(v[13])) or 1,
+    fill_more = v[14] ~= false,
   }
 end
 

@@ -1,0 +1,40 @@
+import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+
+type Response = UnaryResponse | StreamResponse;
+
+/**
+ * Calls `done` once when the call ends: a unary call when its answer is back, a
+ * stream when it ends. `done` gets the error it ended with, or undefined. A
+ * handler may end quietly when its call is aborted (the client left, or the
+ * deadline passed): that counts as the abort's error, not as a success.
+ * Shared by the metrics and the tracing interceptors.
+ */
+export async function whenCallEnds(req: { signal: AbortSignal }, call: () => Promise<Response>, done: (err: unknown) => void): Promise<Response> {
+  let response: Response;
+  try {
+    response = await call();
+  } catch (err: unknown) {
+    done(err);
+    throw err;
+  }
+  if (!response.stream) {
+    done(undefined);
+    return response;
+  }
+  const messages = response.message;
+  return {
+    ...response,
+    message: (async function* () {
+      let failure: unknown = new ConnectError("the client went away", Code.Canceled);
+      try {
+        yield* messages;
+        failure = req.signal.aborted ? (req.signal.reason instanceof ConnectError ? req.signal.reason : new ConnectError("the call was aborted", Code.Canceled)) : undefined;
+      } catch (err: unknown) {
+        failure = err;
+        throw err;
+      } finally {
+        done(failure);
+      }
+    })(),
+  } as typeof response;
+}
