@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { pathToFileURL } from "node:url";
 import { Redis } from "ioredis";
-import { eventKeys, scriptKeys } from "../src/queue/keys.js";
+import { eventKeys, scriptKeys, solutionKey } from "../src/queue/keys.js";
 import { scriptSource } from "../src/queue/scripts.js";
 
 const PREFIX = "bench-ceiling";
@@ -16,11 +16,11 @@ export async function redisCeiling(redisUrl: string, calls: number, capacity = 5
   const redis = new Redis(redisUrl);
   try {
     const sha = String(await redis.script("LOAD", scriptSource("reserve-15.lua")));
-    const keys = scriptKeys(PREFIX, "default");
+    const keys = [...scriptKeys(PREFIX, "default"), solutionKey(PREFIX, "default", "none")];
     const auth = url.password ? ["-a", decodeURIComponent(url.password), "--no-auth-warning"] : [];
     const out = spawnSync(
       "redis-benchmark",
-      ["-h", url.hostname, "-p", url.port || "6379", ...auth, "-n", String(calls), "-c", "50", "-P", "16", "-r", "1000000000", "--csv", "EVALSHA", sha, String(keys.length), ...keys, "u:__rand_int__", String(capacity)],
+      ["-h", url.hostname, "-p", url.port || "6379", ...auth, "-n", String(calls), "-c", "50", "-P", "16", "-r", "1000000000", "--csv", "EVALSHA", sha, String(keys.length), ...keys, ...reserveArgs(capacity)],
       { encoding: "utf8" },
     );
     if (out.status !== 0) throw new Error(`redis-benchmark failed: ${out.stderr || out.error?.message}`);
@@ -30,6 +30,15 @@ export async function redisCeiling(redisUrl: string, calls: number, capacity = 5
     await redis.del(...eventKeys(PREFIX, "default"));
     redis.disconnect();
   }
+}
+
+/**
+ * ARGV as QueueStore.reserve sends them (see reserve-15.lua's header) for a new
+ * user without an idempotency key or proof of work; redis-benchmark puts a
+ * random number in place of each __rand_int__.
+ */
+function reserveArgs(capacity: number): string[] {
+  return ["u:__rand_int__", String(capacity), "0", "d:__rand_int__", "", "", "0", "0123456789abcdef0123456789abcdef", "1"];
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

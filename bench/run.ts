@@ -1,5 +1,6 @@
-// npm run bench: the service against Redis's own ceiling and a plain grpc-js
-// server, in one run on this machine. Throughput is reported as ratios within the
+// npm run bench: the service against Redis's own ceiling, a plain grpc-js server
+// (what a Node user would write instead) and a grpc-js server running our own
+// handlers, in one run on this machine. Throughput is reported as ratios within the
 // run (the machine is shared and noisy); a timing never fails anything.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -18,8 +19,12 @@ const CONNECTIONS = Number(process.env["BENCH_CONNECTIONS"] ?? 8);
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 16);
 const ADMIN_TOKEN = "bench-token";
 const CAPACITY = 500;
-/** A Reserve answer with its ticket is about 400 bytes; an error answer carries none. */
+/** A Reserve answer with its ticket is about 400 bytes, the plain server's (no ticket) about 60; an error answer carries none. */
 const MIN_RESERVE_ANSWER_BYTES = 200;
+const MIN_PLAIN_ANSWER_BYTES = 40;
+/** HTTP/1.1 connections for wrk: each one request at a time, like a browser's page. */
+const WRK_CONNECTIONS = Number(process.env["BENCH_WRK_CONNECTIONS"] ?? CONNECTIONS * CONCURRENCY);
+const WRK_SECONDS = Number(process.env["BENCH_WRK_SECONDS"] ?? 10);
 
 interface Row {
   name: string;
@@ -47,15 +52,17 @@ console.log(`load: ${REQUESTS} requests, ${CONNECTIONS} HTTP/2 connections × ${
 const ceilingAtStart = await redisCeiling(redisUrl, REQUESTS * 3, CAPACITY);
 console.log(`ceiling: redis-benchmark EVALSHA reserve-15.lua: ${ceilingAtStart.toFixed(0)} calls/s (measured again at the end)`);
 
-// 2. The service and the grpc-js reference, same Redis, same WORKERS, same load flags.
+// 2. The service and the two grpc-js references, same Redis, same WORKERS, same load flags.
 const ours = await startTarget("ours", ["dist/src/main.js"]);
+const plain = await startTarget("plain", ["dist/bench/plain-grpc-js-server.js"]);
 const reference = await startTarget("grpc-js", ["dist/bench/grpc-js-server.js"]);
 const pipelined = await startTarget("ours-autopipelining", ["dist/src/main.js"], { REDIS_AUTO_PIPELINING: "true" });
 
 await redis.config("RESETSTAT");
 await measureReserve("gRPC Reserve (ticket-queue, Connect)", ours, "grpc");
 const { perCall: commandsPerReserve, detail: commandsDetail } = await commandsPer(REQUESTS + Math.round(REQUESTS / 10));
-await measureReserve("gRPC Reserve (plain @grpc/grpc-js server)", reference, "grpc");
+await measureReserve("gRPC Reserve (plain @grpc/grpc-js server, no tickets)", plain, "grpc");
+await measureReserve("gRPC Reserve (@grpc/grpc-js running our handlers)", reference, "grpc");
 await measureReserve("Connect JSON Reserve", ours, "connect-json");
 await measureReserve("REST POST /reserve", ours, "rest");
 
@@ -77,10 +84,20 @@ for (const transport of ["grpc", "connect-json", "rest"] as Transport[]) {
 // Redis, a fresher host), it helps the alternative, not the default.
 const h2Pipelined = await h2loadReserve(pipelined);
 const h2Ours = await h2loadReserve(ours);
+const h2Plain = await h2loadReserve(plain, "grpc", MIN_PLAIN_ANSWER_BYTES);
 const h2Ref = await h2loadReserve(reference);
 // Connect JSON and REST with the same tool and flags (the Node generator above takes more of the cores).
 const h2ConnectJson = await h2loadReserve(ours, "connect-json");
 const h2Rest = await h2loadReserve(ours, "rest");
+// The browser's path: HTTP/1.1 keep-alive, one request at a time per connection
+// (wrk), over gRPC-web, REST and Connect JSON; then gRPC again with h2load, so that
+// the ratios compare runs made next to each other.
+const browser: { transport: WrkTransport; run: WrkRun }[] = [];
+for (const transport of ["grpc-web", "rest", "connect-json"] as WrkTransport[]) {
+  const run = await wrkReserve(ours, transport);
+  if (run) browser.push({ transport, run });
+}
+const h2OursAgain = browser.length > 0 ? await h2loadReserve(ours) : undefined;
 // Latency at half of h2load's max, open loop, from h2load's per-request log (its
 // floor is lower than the Node generator's), and the no-op server at the same rate.
 const h2Half = h2Ours ? Math.round(h2Ours.rps / 2) : 0;
@@ -166,7 +183,7 @@ function h2loadReserveRequest(target: Target, transport: Transport): string[] {
 }
 
 /** Reserve driven by h2load (gRPC unless told); h2load cannot read grpc-status, so Redis's count is the check. */
-async function h2loadReserve(target: Target, transport: Transport = "grpc"): Promise<H2loadRun | undefined> {
+async function h2loadReserve(target: Target, transport: Transport = "grpc", minAnswerBytes = MIN_RESERVE_ANSWER_BYTES): Promise<H2loadRun | undefined> {
   if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) return undefined;
   const before = await recorded(target);
   const out = spawnSync(
@@ -181,9 +198,58 @@ async function h2loadReserve(target: Target, transport: Transport = "grpc"): Pro
   // has no message (and a JSON error is a few dozen bytes), so the DATA bytes show
   // whether the answers carried responses.
   const dataPerCall = Number(/\((\d+)\) data/.exec(out)?.[1] ?? 0) / REQUESTS;
-  const answered = dataPerCall >= MIN_RESERVE_ANSWER_BYTES;
+  const answered = dataPerCall >= minAnswerBytes;
   const check = `${added === REQUESTS && after.duplicates === 0 && answered ? "verified" : "MISMATCH"}: ${added} users recorded for ${REQUESTS} calls, ${dataPerCall.toFixed(0)} response bytes per call`;
   return { rps, summary: out.split("\n").filter((l) => /finished in|requests:|status codes/.test(l)).join("\n"), check };
+}
+
+type WrkTransport = "grpc-web" | "rest" | "connect-json";
+
+interface WrkRun {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  check: string;
+}
+
+/** The request wrk sends for a new user's Reserve: a Lua script setting method, headers and body. */
+function wrkScript(transport: WrkTransport): string {
+  const [path, contentType, body, extra] =
+    transport === "grpc-web"
+      ? ["/ticketqueue.v1.TicketQueueService/Reserve", "application/grpc-web+proto", "\\0\\0\\0\\0\\0", 'wrk.headers["X-Grpc-Web"] = "1"\n']
+      : transport === "rest"
+        ? ["/reserve", "application/json", "{}", ""]
+        : ["/ticketqueue.v1.TicketQueueService/Reserve", "application/json", "{}", ""];
+  return `wrk.method = "POST"\nwrk.path = "${path}"\nwrk.body = "${body}"\nwrk.headers["Content-Type"] = "${contentType}"\n${extra}`;
+}
+
+/**
+ * Reserve over HTTP/1.1 keep-alive with wrk (C), for WRK_SECONDS. wrk sees HTTP
+ * statuses only (a gRPC-web error is an HTTP 200): Redis's count is the check.
+ * A call cut off when wrk stops may be recorded without being counted, so up to
+ * one per connection more is allowed.
+ */
+async function wrkReserve(target: Target, transport: WrkTransport): Promise<WrkRun | undefined> {
+  if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0) return undefined;
+  const script = join(redisDir, `reserve-${transport}.lua`);
+  writeFileSync(script, wrkScript(transport));
+  const before = await recorded(target);
+  const out = spawnSync("wrk", ["-t", "2", "-c", String(WRK_CONNECTIONS), "-d", `${WRK_SECONDS}s`, "--latency", "-s", script, `http://127.0.0.1:${target.port}`], { encoding: "utf8" }).stdout;
+  const after = await recorded(target);
+  const added = after.total - before.total;
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const failed = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + [...out.matchAll(/(?:connect|read|write|timeout) (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  const ms = (label: string): number => {
+    const m = new RegExp(`^\\s+${label}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
+    return m ? Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1) : 0;
+  };
+  const exact = failed === 0 && requests > 0 && added >= requests && added <= requests + WRK_CONNECTIONS && after.duplicates === 0;
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+    p50Ms: ms("50"),
+    p99Ms: ms("99"),
+    check: `${exact ? "verified" : "MISMATCH"}: ${added} users recorded for ${requests} answers, ${failed} failed`,
+  };
 }
 
 interface Latencies {
@@ -240,7 +306,8 @@ function h2loadOpenLoop(target: Target, rate: number): Latencies | undefined {
 
 function report(): void {
   const reserveOurs = rows.find((r) => r.name.startsWith("gRPC Reserve (ticket-queue"))?.result.rps ?? 0;
-  const reserveRef = rows.find((r) => r.name.startsWith("gRPC Reserve (plain"))?.result.rps ?? 0;
+  const reservePlain = rows.find((r) => r.name.startsWith("gRPC Reserve (plain"))?.result.rps ?? 0;
+  const reserveRef = rows.find((r) => r.name.startsWith("gRPC Reserve (@grpc/grpc-js"))?.result.rps ?? 0;
   const lines = [
     "| run | req/s | × ceiling | p50 ms | p99 ms | p99.9 ms | errors | check |",
     "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -250,19 +317,29 @@ function report(): void {
     ),
     "",
     `Redis ceiling (redis-benchmark, reserve-15.lua, -c 50 -P 16): ${ceiling.toFixed(0)} calls/s, the mean of ${ceilingAtStart.toFixed(0)} at the start and ${ceilingAtEnd.toFixed(0)} at the end`,
-    `gRPC Reserve: ${(reserveOurs / ceiling).toFixed(3)} × the ceiling, ${(reserveOurs / reserveRef).toFixed(2)} × the plain grpc-js server`,
+    `gRPC Reserve: ${(reserveOurs / ceiling).toFixed(3)} × the ceiling, ${(reserveOurs / reservePlain).toFixed(2)} × the plain grpc-js server, ${(reserveOurs / reserveRef).toFixed(2)} × grpc-js running our handlers`,
   ];
-  if (h2Ours && h2Ref) {
+  if (h2Ours && h2Plain && h2Ref) {
+    const row = (name: string, run: H2loadRun): string =>
+      `| ${name} | ${run.rps.toFixed(0)} | ${(run.rps / ceiling).toFixed(3)} | ${(run.rps / h2Plain.rps).toFixed(2)} | ${(run.rps / h2Ref.rps).toFixed(2)} | ${run.check} |`;
     lines.push(
       "",
       `h2load, gRPC Reserve (new user per call, -c ${CONNECTIONS} -m ${CONCURRENCY}):`,
-      `| server | req/s | × ceiling | × grpc-js | check |`,
-      `|---|---:|---:|---:|---|`,
-      `| ticket-queue | ${h2Ours.rps.toFixed(0)} | ${(h2Ours.rps / ceiling).toFixed(3)} | ${(h2Ours.rps / h2Ref.rps).toFixed(2)} | ${h2Ours.check} |`,
-      `| plain @grpc/grpc-js | ${h2Ref.rps.toFixed(0)} | ${(h2Ref.rps / ceiling).toFixed(3)} | 1.00 | ${h2Ref.check} |`,
-      ...(h2Pipelined
-        ? [`| ticket-queue, REDIS_AUTO_PIPELINING=true (run first) | ${h2Pipelined.rps.toFixed(0)} | ${(h2Pipelined.rps / ceiling).toFixed(3)} | ${(h2Pipelined.rps / h2Ref.rps).toFixed(2)} | ${h2Pipelined.check} |`]
-        : []),
+      `| server | req/s | × ceiling | × plain grpc-js | × grpc-js with our handlers | check |`,
+      `|---|---:|---:|---:|---:|---|`,
+      row("ticket-queue", h2Ours),
+      row("plain @grpc/grpc-js (proto-loader, one Lua call, no tickets)", h2Plain),
+      row("@grpc/grpc-js running our handlers (tickets and all)", h2Ref),
+      ...(h2Pipelined ? [row("ticket-queue, REDIS_AUTO_PIPELINING=true (run first)", h2Pipelined)] : []),
+    );
+  }
+  if (browser.length > 0 && h2OursAgain) {
+    lines.push(
+      "",
+      `The browser's path: wrk, HTTP/1.1 keep-alive, ${WRK_CONNECTIONS} connections (one call at a time each), ${WRK_SECONDS} s each, new user per call; × gRPC is against h2load's gRPC Reserve run right after (${h2OursAgain.rps.toFixed(0)}/s, ${h2OursAgain.check}):`,
+      "| transport | req/s | × gRPC | p50 ms | p99 ms | check |",
+      "|---|---:|---:|---:|---:|---|",
+      ...browser.map(({ transport, run }) => `| ${transport} | ${run.rps.toFixed(0)} | ${(run.rps / h2OursAgain.rps).toFixed(2)} | ${run.p50Ms.toFixed(2)} | ${run.p99Ms.toFixed(2)} | ${run.check} |`),
     );
   }
   if (h2ConnectJson && h2Rest) {

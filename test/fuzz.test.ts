@@ -1,5 +1,5 @@
 import * as http2 from "node:http2";
-import { request } from "node:http";
+import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -58,6 +58,42 @@ function grpc(path: string, headers: Record<string, string>, payload: Buffer): P
     });
     stream.on("error", () => undefined);
     stream.end(payload);
+  });
+}
+
+function grpcWebFrame(flags: number, bytes: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header[0] = flags;
+  header.writeUInt32BE(bytes.length, 1);
+  return Buffer.concat([header, bytes]);
+}
+
+/** A gRPC-web call over HTTP/1.1; the status comes from the trailer frame of the body (or the headers). */
+function grpcWeb(agent: Agent, path: string, headers: Record<string, string>, payload: Buffer): Promise<{ status: number; grpcStatus?: string; grpcMessage?: string }> {
+  history.push(`gRPC-web ${path} ${JSON.stringify(headers)} ${payload.length}b`);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port: env.svc.port, path, method: "POST", headers, agent, timeout: ANSWER_WITHIN_MS }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const body = Buffer.concat(chunks);
+        let trailer = "";
+        for (let at = 0; at + 5 <= body.length; ) {
+          const length = body.readUInt32BE(at + 1);
+          if (((body[at] ?? 0) & 0x80) !== 0) trailer = body.subarray(at + 5, at + 5 + length).toString();
+          at += 5 + length;
+        }
+        const field = (name: string): string | undefined => {
+          const header = res.headers[name];
+          if (typeof header === "string") return header;
+          return new RegExp(`^${name}: ?(.*)$`, "m").exec(trailer)?.[1]?.trim();
+        };
+        resolve({ status: res.statusCode ?? 0, grpcStatus: field("grpc-status"), grpcMessage: field("grpc-message") });
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer to gRPC-web ${path} within ${ANSWER_WITHIN_MS} ms`)));
+    req.on("error", (e) => reject(new Error(`${e.message} after: ${history.slice(-3).join(" | ")}`)));
+    req.end(payload);
   });
 }
 
@@ -128,6 +164,49 @@ describe("fuzzing", () => {
       { numRuns: 400 },
     );
     session?.close();
+  });
+
+  it("gRPC-web over HTTP/1.1 keep-alive: random frames, lengths, timeouts and sizes get a status in a trailer frame, never an internal error", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const frame = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
+      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 200 })).map(([flag, length, bytes]) => {
+        const header = Buffer.alloc(5);
+        header[0] = flag;
+        header.writeUInt32BE(length, 1);
+        return Buffer.concat([header, bytes]);
+      }),
+      fc.uint8Array({ maxLength: 200 }).map((bytes) => grpcWebFrame(0, Buffer.from(bytes))), // well framed, random protobuf
+      fc.constantFrom(grpcWebFrame(0, Buffer.alloc(70_000)), Buffer.concat([grpcWebFrame(0, Buffer.alloc(0)), grpcWebFrame(0, Buffer.alloc(0))]), grpcWebFrame(0x80, Buffer.from("grpc-status: 0\r\n"))),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...methods),
+        fc.constantFrom("application/grpc-web", "application/grpc-web+proto", "APPLICATION/GRPC-WEB+PROTO"),
+        fc.option(fc.oneof(fc.constantFrom("1S", "100m", "0n", "99999999H", "x", "-1m", ""), fc.string({ maxLength: 12 }))),
+        fc.option(fc.constantFrom("gzip", "identity", "br")),
+        frame,
+        async (method, contentType, timeout, encoding, payload) => {
+          const headers: Record<string, string> = { "content-type": contentType, "x-grpc-web": "1" };
+          if (timeout !== null) headers["grpc-timeout"] = timeout;
+          if (encoding !== null) headers["grpc-encoding"] = encoding;
+          const a = await grpcWeb(agent, `/ticketqueue.v1.TicketQueueService/${method}`, headers, payload);
+          expect(a.status).toBeLessThan(500);
+          if (a.status === 200) {
+            const label = `${method} ${contentType} ${payload.toString("hex").slice(0, 40)}`;
+            expect(a.grpcStatus, label).toBeDefined();
+            expect(a.grpcMessage ?? "", label).not.toMatch(/^internal error/);
+            // Too large, when nothing else is wrong first (a bad grpc-timeout is refused before the body is read).
+            if (payload.length > 65_536 + 5 && method !== "Nope" && timeout === null && (encoding === null || encoding === "identity")) expect(a.grpcStatus, label).toBe("8");
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // The kept-alive connection (or its replacement) still serves a Reserve.
+    const ok = await grpcWeb(agent, "/ticketqueue.v1.TicketQueueService/Reserve", { "content-type": "application/grpc-web+proto" }, grpcWebFrame(0, Buffer.alloc(0)));
+    expect(ok.grpcStatus).toBe("0");
+    agent.destroy();
   });
 
   it("raw bytes on the port do not hurt the server", async () => {

@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { useTestStore } from "./helpers/store.js";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { commitmentOf, drawValueOf, finalSeedOf, placeOf } from "../src/queue/draw.js";
+import { commitmentOf, drawValueOf, finalSeedOf, newEntrySecret, placeOf } from "../src/queue/draw.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { LAYOUT } from "../src/queue/script-codes.js";
 import { type ReserveResult } from "../src/queue/queue-store.js";
@@ -28,6 +28,12 @@ async function drawAll(eventId: string, chunk: number): Promise<{ calls: number;
 }
 
 describe("pre-queue", () => {
+  it("makes entry secrets of 128 bits, never the same twice (across refills of the pool they come from)", () => {
+    const secrets = Array.from({ length: 1000 }, () => newEntrySecret());
+    expect(secrets.every((s) => /^[0-9a-f]{32}$/.test(s))).toBe(true);
+    expect(new Set(secrets).size).toBe(secrets.length);
+  });
+
   it("takes early arrivals as PREQUEUED, draws them at the opening in the published order, ahead of later joins", async () => {
     const opensAt = Date.now() + 2500;
     await t.store.createEvent("ktx", settings(3, opensAt));

@@ -6,10 +6,10 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../rpc/caller.js";
-import { BodyTooLarge, readBody, sendConnectError } from "../server/http-body.js";
+import { BodyTooLarge, readBody, ResponseSignals, sendConnectError } from "../server/http-body.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { RpcSurface } from "../rpc/rpc-surface.js";
-import { CallRequest, createUnaryCalls, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
+import { CallRequest, createUnaryCalls, type UnaryTarget } from "../rpc/unary-calls.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { envelope, sendServerSentEvents } from "./server-sent-events.js";
 
@@ -246,33 +246,4 @@ async function serveUnary(target: UnaryTarget, url: string, json: JsonObject, he
   for (const [name, value] of response.trailer) headers[`trailer-${name}`] = value;
   res.writeHead(200, { ...headers, "content-type": "application/json", "content-length": body.length });
   res.end(body);
-}
-
-/** A REST call's abort signal, made on first use; it aborts when the client leaves before the answer is written. */
-class ResponseSignals implements SignalSource {
-  private controller: AbortController | undefined;
-  private clientLeft = false;
-
-  constructor(res: NodeResponse) {
-    res.once("close", () => {
-      // Not writableFinished: node:http2's compatibility response reports that true
-      // when its stream closes, answered or not, and SSE streams left by HTTP/2
-      // clients were never ended (their watchers and heap stayed).
-      if (res.writableEnded) return;
-      this.clientLeft = true;
-      this.controller?.abort(clientLeft());
-    });
-  }
-
-  signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.clientLeft) this.controller.abort(clientLeft());
-    }
-    return this.controller.signal;
-  }
-}
-
-function clientLeft(): ConnectError {
-  return new ConnectError("client closed the request", Code.Canceled);
 }

@@ -1,7 +1,8 @@
 import type { JsonWriteOptions } from "@bufbuild/protobuf";
-import type { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import type { SignalSource } from "../rpc/unary-calls.js";
 
 // node:http and node:http2 (compatibility API) requests and responses alike, as connect-node takes them.
 export type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
@@ -50,4 +51,37 @@ export function sendConnectError(res: Response, err: ConnectError, { status = co
   for (const [name, value] of err.metadata) metadata[name] = value;
   res.writeHead(status, { ...metadata, "content-type": "application/json", "content-length": body.length, ...headers });
   res.end(body);
+}
+
+/** An HTTP call's abort signal (REST, gRPC-web), made on first use; it aborts when the client leaves before the answer is written. */
+export class ResponseSignals implements SignalSource {
+  private controller: AbortController | undefined;
+  private reason: ConnectError | undefined;
+
+  constructor(res: Response) {
+    res.once("close", () => {
+      // Not writableFinished: node:http2's compatibility response reports that true
+      // when its stream closes, answered or not, and SSE streams left by HTTP/2
+      // clients were never ended (their watchers and heap stayed).
+      if (!res.writableEnded) this.abort(clientLeft());
+    });
+  }
+
+  /** Ends the call for the handler (the client left, or its deadline passed). */
+  abort(reason: ConnectError): void {
+    this.reason ??= reason;
+    this.controller?.abort(this.reason);
+  }
+
+  signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+}
+
+function clientLeft(): ConnectError {
+  return new ConnectError("client closed the request", Code.Canceled);
 }

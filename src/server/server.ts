@@ -15,6 +15,7 @@ import { createCors } from "./cors.js";
 import { readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import { guardSessions } from "./http2-session-guard.js";
 import { createLeanGrpc } from "./lean-grpc.js";
+import { createLeanWeb } from "./lean-web.js";
 import { serveMetrics } from "./metrics-endpoint.js";
 import { createOnePortServer } from "./one-port.js";
 import { createWebApp } from "./web-app.js";
@@ -90,7 +91,7 @@ export interface TicketQueueServer {
 
 /**
  * The transports on one port, without starting them: gRPC, gRPC-web and
- * Connect (connect-node, with the lean gRPC path in front), the browser app,
+ * Connect (connect-node, with the lean gRPC and unary gRPC-web paths in front), the browser app,
  * /metrics, and `fallback` (the REST gateway) for every other path. It adapts
  * HTTP to the RPC surface and knows nothing of what the RPCs do.
  */
@@ -99,6 +100,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const { rpc } = deps;
   // Unfinished request bodies may hold an eighth of the heap limit.
   const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, maxBufferedBytes: Math.floor(getHeapStatistics().heap_size_limit / 8) });
+  const leanWeb = createLeanWeb({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES });
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
   if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
@@ -122,6 +124,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     if (req.method === "HEAD") Object.defineProperty(req, "method", { value: "GET" });
     if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, deps.metricsToken, req, res);
     if (web.handle(req, res)) return;
+    if (leanWeb(req, res)) return;
     if (connectBinaryGuard(req, res)) return;
     rpcHandler(req, res);
   };

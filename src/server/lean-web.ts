@@ -1,0 +1,142 @@
+import { fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { peerContext } from "../rpc/caller.js";
+import { toConnectError } from "../rpc/errors.js";
+import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
+import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
+
+export interface LeanWebOptions {
+  services: readonly { service: DescService; impl: object }[];
+  /** The same interceptors the Connect router runs. */
+  interceptors: readonly Interceptor[];
+  maxRequestBytes: number;
+}
+
+const GRPC_WEB_CONTENT_TYPES = new Set(["application/grpc-web", "application/grpc-web+proto"]);
+const CONTENT_TYPE = "application/grpc-web+proto";
+/** The flag of the gRPC-web frame that carries the trailers (after the message). */
+const TRAILER_FLAG = 0x80;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A lean path for what browsers send most: unary gRPC-web, binary protobuf,
+ * uncompressed, over HTTP/1.1 (or HTTP/2), on node's request/response API. It
+ * runs the same interceptors and handlers as Connect without connect-node's
+ * universal adapter and async-iterable pipeline, which made a gRPC-web Reserve
+ * over HTTP/1.1 cost three times a gRPC one (npm run bench). Anything else
+ * (streaming, the text variant, JSON, compressed requests, unknown paths)
+ * answers `false` and goes on to connect-node untouched. CORS is answered before
+ * this path is asked.
+ *
+ * The answer is what connect-node's gRPC-web handler sends: HTTP 200, the
+ * message and then a trailer frame (grpc-status 0 and the handler's trailers),
+ * or, for an error, only a trailer frame with grpc-status, grpc-message and
+ * grpc-status-details-bin (Connect's own encoder, so its clients read them as
+ * before). grpc-timeout deadlines (DEADLINE_EXCEEDED), the client leaving (the
+ * handler's signal aborts) and the 64 KiB limit (RESOURCE_EXHAUSTED) hold here too.
+ */
+export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: NodeResponse) => boolean {
+  const targets = new Map<string, UnaryTarget>();
+  for (const target of createUnaryCalls(options.services, options.interceptors, "grpc-web").values()) {
+    targets.set(`/${target.service.typeName}/${target.method.name}`, target);
+  }
+  return (req, res) => {
+    if (req.method !== "POST") return false;
+    const contentType = req.headers["content-type"];
+    if (contentType === undefined || !GRPC_WEB_CONTENT_TYPES.has(contentType.toLowerCase())) return false;
+    const encoding = req.headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    const target = targets.get(req.url ?? "");
+    if (!target) return false;
+    void serve(target, req, res, options.maxRequestBytes).catch((err: unknown) => answer(res, undefined, toConnectError(err)));
+    return true;
+  };
+}
+
+async function serve(target: UnaryTarget, req: NodeRequest, res: NodeResponse, maxBytes: number): Promise<void> {
+  const signals = new ResponseSignals(res);
+  let deadline: NodeJS.Timeout | undefined;
+  try {
+    const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    if (timeout.error) throw timeout.error;
+    let deadlineAt: number | undefined;
+    // A timer cannot wait past 2^31-1 ms (Node would fire it at once); a deadline that far off is none.
+    if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) {
+      deadlineAt = Date.now() + timeout.timeoutMs;
+      deadline = setTimeout(() => {
+        const error = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
+        signals.abort(error);
+        answer(res, undefined, error);
+      }, timeout.timeoutMs);
+    }
+    let frame: Buffer;
+    try {
+      frame = await readBody(req, maxBytes + 5);
+    } catch (err: unknown) {
+      if (!(err instanceof BodyTooLarge)) throw err;
+      // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      throw new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted);
+    }
+    if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5 || ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) {
+      throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);
+    }
+    if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
+    let message;
+    try {
+      message = fromBinary(target.method.input, frame.subarray(5));
+    } catch (err: unknown) {
+      throw new ConnectError(`cannot decode ${target.method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
+    }
+    const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
+    const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals));
+    const trailer = new Headers({ "grpc-status": "0" });
+    for (const [name, value] of response.trailer) trailer.set(name, value);
+    answer(res, response.header, trailer, toBinary(target.method.output, response.message));
+  } catch (err: unknown) {
+    answer(res, undefined, toConnectError(err));
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+/** Writes the answer once: headers, the message if any, the trailer frame. A later call (a deadline that lost the race) does nothing. */
+function answer(res: NodeResponse, header: Headers | undefined, outcome: Headers | ConnectError, message?: Uint8Array): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  const trailer = outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome;
+  const body = Buffer.concat(message === undefined ? [frameOf(TRAILER_FLAG, trailerBytes(trailer))] : [frameOf(0, message), frameOf(TRAILER_FLAG, trailerBytes(trailer))]);
+  const headers: Record<string, string | number> = {};
+  if (header) for (const [name, value] of header) headers[name] = value;
+  res.writeHead(200, { ...headers, "content-type": CONTENT_TYPE, "content-length": body.length });
+  res.end(body);
+}
+
+/** gRPC-web trailers: "name: value\r\n" per field, as Connect writes them. */
+function trailerBytes(trailer: Headers): Buffer {
+  let text = "";
+  for (const [name, value] of trailer) text += `${name}: ${value}\r\n`;
+  return Buffer.from(text);
+}
+
+function frameOf(flags: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = flags;
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, 5);
+  return out;
+}
+
+/** The request's metadata (without HTTP/2 pseudo-headers, which node's compatibility API also lists). */
+function requestHeader(req: NodeRequest): Headers {
+  const header = new Headers();
+  for (const name in req.headers) {
+    const value = req.headers[name];
+    if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) header.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return header;
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  return typeof value === "string" ? value : null;
+}
