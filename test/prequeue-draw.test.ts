@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { useTestStore } from "./helpers/store.js";
+import { until } from "./helpers/wait.js";
 import { ReservationStatus } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { commitmentOf, drawValueOf, finalSeedOf, newEntrySecret, placeOf } from "../src/queue/draw.js";
 import { eventKeys } from "../src/queue/keys.js";
@@ -153,14 +154,16 @@ describe("pre-queue", () => {
     const listener = t.redis.duplicate();
     await listener.connect();
     const heard: string[] = [];
-    listener.on("message", (_channel: string, text: string) => heard.push(text));
-    await listener.subscribe(t.store.channel("b"));
+    for (const kind of ["message", "smessage"]) listener.on(kind, (_channel: string, text: string) => heard.push(text));
+    await ((await t.store.shardedPubSub()) ? listener.ssubscribe(t.store.channel("b")) : listener.subscribe(t.store.channel("b")));
     await t.store.updateEvent("b", { drawBeacon: "00ff" });
     await new Promise((r) => setTimeout(r, 200));
     expect(heard).toEqual([]);
-    listener.disconnect();
     await expect(t.store.updateEvent("b", { drawBeacon: "0100" })).rejects.toSatisfy((err) => code(err) === Code.FailedPrecondition);
     expect(await t.store.draw("b", 10)).toMatchObject({ drawn: 1, done: true, promoted: ["a"] });
+    // The listener hears real changes: the draw's.
+    expect(await until(() => heard.length > 0)).toBe(true);
+    listener.disconnect();
     const d = (await t.store.getEvent("b")).draw;
     expect(finalSeedOf(d.seed, d.chainHead, "00ff")).toBe(d.finalSeed);
   });

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import type { Cluster } from "ioredis";
+import { Redis, type Cluster } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReservationStatus, StatusChange, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
@@ -60,6 +60,55 @@ describe("on a Redis Cluster", () => {
     await stream.return?.();
   });
 
+  it("carries an event's changes only within the shard that owns it (sharded pub/sub), where PUBLISH reaches every node", async () => {
+    const eventId = EVENTS[2] ?? "";
+    const ticket = (await client.reserve({ eventId, userId: "shard-watcher" })).ticket;
+    const stream = client.watchStatus({ eventId, userId: "shard-watcher", ticket })[Symbol.asyncIterator]();
+    await stream.next();
+    const owner = await ownerOf(eventId);
+    const nodes = cluster.nodes.map((node) => new Redis(Number(node.split(":")[1]), "127.0.0.1"));
+    try {
+      // The owner's shard: the owner and its replica. The rest of the cluster is every other node.
+      const shard = new Set<number>([owner]);
+      for (const node of nodes) {
+        const role = (await node.call("ROLE")) as unknown[];
+        if (role[0] === "slave" && Number(role[2]) === owner) shard.add(node.options.port ?? 0);
+      }
+      const others = nodes.filter((node) => !shard.has(node.options.port ?? 0));
+      expect(shard.size).toBe(2);
+      expect(others).toHaveLength(4);
+      const received = async (node: Redis): Promise<number> => {
+        const info = String(await node.call("CLUSTER", "INFO"));
+        const count = (type: string): number => Number(new RegExp(`^cluster_stats_messages_${type}_received:(\\d+)`, "m").exec(info)?.[1] ?? 0);
+        return count("publish") + count("publishshard");
+      };
+      const counts = (): Promise<number[]> => Promise.all(nodes.map(received));
+      const CHANGES = 20;
+      let before = await counts();
+      for (let i = 0; i < CHANGES; i++) await client.reserve({ eventId, userId: `shard-${i}` });
+      await new Promise((r) => setTimeout(r, 500));
+      let after = await counts();
+      const sharded = nodes.map((node, i) => ({ port: node.options.port ?? 0, got: (after[i] ?? 0) - (before[i] ?? 0) }));
+      // What PUBLISH would have done: the same number of messages on the same channel, sent by the owner.
+      const ownerNode = nodes.find((node) => node.options.port === owner);
+      before = await counts();
+      for (let i = 0; i < CHANGES; i++) await ownerNode?.publish(svc.store.channel(eventId), "{}");
+      await new Promise((r) => setTimeout(r, 500));
+      after = await counts();
+      const broadcast = nodes.map((node, i) => ({ port: node.options.port ?? 0, got: (after[i] ?? 0) - (before[i] ?? 0) }));
+      console.log(`cluster bus messages received per node for ${CHANGES} changes of one event: with SPUBLISH ${JSON.stringify(sharded)}; with PUBLISH ${JSON.stringify(broadcast)} (owner ${owner})`);
+      for (const { port, got } of sharded) {
+        if (port === owner) continue;
+        // The owner's replica gets each change (it serves sharded subscribers too); no other node gets any.
+        expect(got, `node ${port}`).toBe(shard.has(port) ? CHANGES : 0);
+      }
+      for (const { port, got } of broadcast) if (port !== owner) expect(got, `node ${port}`).toBe(CHANGES);
+    } finally {
+      for (const node of nodes) node.disconnect();
+      await stream.return?.();
+    }
+  });
+
   // It once failed under the full suite's load: the replica was still in its first
   // full sync when its master died (no data to serve, too stale to take over).
   // Hence replicasInSync() before the kill.
@@ -75,11 +124,40 @@ describe("on a Redis Cluster", () => {
     expect(await Promise.all(calls)).toHaveLength(5);
   });
 
-  it("keeps serving after a master is killed and its replica takes over", async () => {
-    const r = await killMasterUnderLoad(cluster, svc, client, EVENTS[0] ?? "");
+  it("keeps serving after a master is killed and its replica takes over, and its watchers keep hearing changes", async () => {
+    const eventId = EVENTS[0] ?? "";
+    // A watcher behind "d" (seats b and c, d waiting, from the first test).
+    const ticket = (await client.reserve({ eventId, userId: "failover-watcher" })).ticket;
+    const watch = () => client.watchStatus({ eventId, userId: "failover-watcher", ticket })[Symbol.asyncIterator]();
+    let stream = watch();
+    expect((await stream.next()).value).toMatchObject({ status: ReservationStatus.QUEUED, position: 2 });
+    const r = await killMasterUnderLoad(cluster, svc, client, eventId);
     // Reported, not asserted: with asynchronous replication the last writes before
     // the kill may not have reached the replica.
     console.log(`cluster failover (fast): ${r.summary}`);
+    // What a watcher sees next, reconnecting as clients do when the stream ends UNAVAILABLE (Redis moved under it).
+    const until = async (wanted: (m: { change: StatusChange; status: ReservationStatus; position: number }) => boolean): Promise<boolean> => {
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        try {
+          const next = await Promise.race([stream.next(), new Promise<"silent">((resolve) => setTimeout(() => resolve("silent"), deadline - Date.now()))]);
+          if (next === "silent") return false;
+          if (next.done) stream = watch();
+          else if (wanted(next.value)) return true;
+        } catch (err: unknown) {
+          expect(ConnectError.from(err).code).toBe(Code.Unavailable);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          stream = watch();
+        }
+      }
+      return false;
+    };
+    await client.adminCancel({ eventId, userId: "d" }, admin);
+    expect(await until((m) => m.position === 1)).toBe(true);
+    // The stream is on the new master's sharded subscription now: a promotion is pushed to it.
+    await client.adminCancel({ eventId, userId: "b" }, admin);
+    expect(await until((m) => m.change === StatusChange.PROMOTED && m.status === ReservationStatus.RESERVED)).toBe(true);
+    await stream.return?.();
   }, 60_000);
 });
 

@@ -14,6 +14,8 @@ export interface RedisClientOptions {
    * longer GC pauses). See BENCHMARKS.md.
    */
   autoPipelining?: boolean;
+  /** On a cluster: a subscriber connection per master for SSUBSCRIBE (the change hub's client). */
+  shardedSubscribers?: boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ export function createRedisClient(options: RedisClientOptions): Redis {
         redisOptions: perConnection,
         clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
         slotsRefreshTimeout: Math.max(options.commandTimeoutMs, 1000),
+        shardedSubscribers: options.shardedSubscribers ?? false,
       },
     );
     return cluster as unknown as Redis;

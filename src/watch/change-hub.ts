@@ -39,6 +39,7 @@ export class ChangeHub {
   private readonly byChannel = new Map<string, string>();
   private closed = false;
   private readonly closingController = new AbortController();
+  private shardedMode: Promise<boolean> | undefined;
   /** Aborted when the server stops: long-lived streams end so clients reconnect. */
   readonly closing: AbortSignal = this.closingController.signal;
   /** Signs of presence of this process's callers, batched (walk-aways). */
@@ -52,8 +53,11 @@ export class ChangeHub {
   ) {
     this.presence = new Presence(store, log);
     subscriber.on("message", (channel: string, text: string) => this.onMessage(channel, text));
-    // ioredis re-subscribes after a reconnect; whatever was published meanwhile is lost, so everyone re-reads.
+    subscriber.on("smessage", (channel: string, text: string) => this.onMessage(channel, text));
+    // ioredis re-subscribes after a reconnect (on a cluster, a master's sharded
+    // subscriber is made anew); whatever was published meanwhile is lost, so everyone re-reads.
     subscriber.on("ready", () => this.broadcast({ kind: "resync" }));
+    subscriber.on("+subscriber", () => this.broadcast({ kind: "resync" }));
     subscriber.on("error", (err: Error) => log.debug({ err: err.message }, "change subscriber error"));
   }
 
@@ -67,7 +71,7 @@ export class ChangeHub {
     if (!watched) {
       const channel = this.store.channel(eventId);
       this.byChannel.set(channel, eventId);
-      watched = { listeners: new Set(), subscribed: callRedis(() => this.subscriber.subscribe(channel)), info: undefined, closeTimer: undefined };
+      watched = { listeners: new Set(), subscribed: this.subscribe(channel), info: undefined, closeTimer: undefined };
       this.events.set(eventId, watched);
       this.scheduleClose(eventId, watched);
     }
@@ -79,7 +83,7 @@ export class ChangeHub {
     } catch (err: unknown) {
       stop();
       // The next watcher subscribes afresh instead of inheriting this failure.
-      if (this.events.get(eventId) === watched && watched.subscribed === subscribed) watched.subscribed = callRedis(() => this.subscriber.subscribe(this.store.channel(eventId)));
+      if (this.events.get(eventId) === watched && watched.subscribed === subscribed) watched.subscribed = this.subscribe(this.store.channel(eventId));
       throw err;
     }
     return stop;
@@ -123,7 +127,28 @@ export class ChangeHub {
     this.events.delete(eventId);
     const channel = this.store.channel(eventId);
     this.byChannel.delete(channel);
-    this.subscriber.unsubscribe(channel).catch(() => undefined);
+    this.sharded()
+      .then((sharded) => (sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel)))
+      .catch(() => undefined);
+  }
+
+  /**
+   * SSUBSCRIBE where Redis has sharded pub/sub (the scripts then SPUBLISH:
+   * src/lua/includes/event.lua), else SUBSCRIBE. On a cluster a sharded
+   * subscription is made on the master that owns the event, and only that
+   * shard carries its messages.
+   */
+  private subscribe(channel: string): Promise<unknown> {
+    return callRedis(async () => ((await this.sharded()) ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel)));
+  }
+
+  /** Asked of Redis once (again after a failure). */
+  private sharded(): Promise<boolean> {
+    this.shardedMode ??= this.store.shardedPubSub().catch((err: unknown) => {
+      this.shardedMode = undefined;
+      throw err;
+    });
+    return this.shardedMode;
   }
 
   private onMessage(channel: string, text: string): void {
@@ -185,7 +210,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /** A hub on its own subscriber connection (a subscribed connection can run no other command). */
 export async function connectChangeHub(options: RedisClientOptions, store: QueueStore, log: Logger): Promise<ChangeHub> {
-  const subscriber = createRedisClient(options);
+  const subscriber = createRedisClient({ ...options, shardedSubscribers: true });
   const hub = new ChangeHub(subscriber, store, log, options.commandTimeoutMs);
   await subscriber.connect().catch((err: unknown) => log.warn({ err: String(err) }, "change subscriber not connected at start; retrying"));
   return hub;

@@ -36,9 +36,9 @@
                    WatchStatus stream), for events with presence_timeout_seconds
   KEYS[13] parties hash: user -> party size, for parties of more than one (seated or
                    waiting): a party takes that many seats at once
-  KEYS[14] changes not a key: the pub/sub channel watchers follow, in the event's
-                   slot, named in KEYS so the script declares all it touches (and a
-                   move to sharded pub/sub, SPUBLISH, needs no new argument)
+  KEYS[14] changes not a key: the (sharded) pub/sub channel watchers follow, in
+                   the event's slot, named in KEYS so the script declares all it
+                   touches (SPUBLISH routes by it as by a key)
 
   A waiting user costs one sorted-set entry and nothing else (an entrant of a
   pre-queue, also its `entrants` record and 14 bytes of the drawlist). Time
@@ -134,9 +134,19 @@ end
 --   {OP_ANNOUNCED}          the operator's announcement changed
 --   {OP_DRAWN, final_seed}  the pre-queue was drawn: its entrants are QUEUED in draw order,
 --                           each at the place its value has in the drawlist
+--
+-- Sent with SPUBLISH (sharded pub/sub, Redis 7.0+): on a cluster the message
+-- stays within the shard that owns the event instead of being broadcast to
+-- every node. A server without it (before 7.0) gets PUBLISH; the subscribers
+-- (src/watch/change-hub.ts) ask the same server which of the two it has.
 local function changed(ops)
   local version = add_to(K_META, 'version', 1)
-  redis.call('PUBLISH', K_CHANNEL, cjson.encode({v = version, ops = ops}))
+  local message = cjson.encode({v = version, ops = ops})
+  local sent = redis.pcall('SPUBLISH', K_CHANNEL, message)
+  if type(sent) == 'table' and sent.err then
+    if not string.find(sent.err, 'nknown') then return error(sent) end
+    redis.call('PUBLISH', K_CHANNEL, message)
+  end
   return version
 end
 
