@@ -47,11 +47,12 @@ await waitListening(port);
 const baseUrl = `http://127.0.0.1:${port}`;
 
 async function heapUsed(): Promise<number> {
-  rmSync(probeFile, { force: true });
+  const file = `${probeFile}.${service.pid ?? 0}`;
+  rmSync(file, { force: true });
   service.kill("SIGUSR2");
-  for (let i = 0; i < 200 && !existsSync(probeFile); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 50));
-  return (JSON.parse(readFileSync(probeFile, "utf8")) as { heapUsed: number }).heapUsed;
+  return (JSON.parse(readFileSync(file, "utf8")) as { heapUsed: number }).heapUsed;
 }
 
 function clients<S extends typeof TicketQueueService | typeof Health>(service: S, n: number, web = false): Client<S>[] {

@@ -1,9 +1,11 @@
+import { request as httpRequest } from "node:http";
 import * as http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/health/v1/health_pb.js";
-import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
+import { StatusChange, TicketQueueService, WatchStatusRequestSchema } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { startTestRedis, type TestRedis } from "./helpers/redis-server.js";
 import { until } from "./helpers/wait.js";
@@ -22,6 +24,31 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.dispose();
 });
+
+/** A gRPC-web call over HTTP/1.1, framed by hand: the messages it answered and its trailer frame's text. */
+function rawGrpcWeb(port: number, path: string, message: Uint8Array, headers: Record<string, string>): Promise<{ messages: number; trailer: string }> {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path, method: "POST", headers: { "content-type": "application/grpc-web+proto", ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const body = Buffer.concat(chunks);
+        let messages = 0;
+        let trailer = "";
+        for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
+          if (((body[at] ?? 0) & 0x80) !== 0) trailer = body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1)).toString();
+          else messages++;
+        }
+        resolve({ messages, trailer });
+      });
+    });
+    req.on("error", reject);
+    req.end(frame);
+  });
+}
 
 /** Follows a stream until it ends; resolves with its first message's arrival, or its error code. */
 function follow(stream: AsyncIterable<unknown>): { first: Promise<"message" | Code>; done: Promise<void> } {
@@ -62,6 +89,31 @@ describe("stream limits", () => {
     expect(await until(async () => (await follow(client.watchStatus({ userId, ticket }, { signal: again.signal })).first) === "message")).toBe(true);
     again.abort();
     abort[1]?.abort();
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+  });
+
+  it("gRPC-web over HTTP/1.1: WatchStatus pushes changes, frees its watcher when the page leaves, and ends at its deadline", async () => {
+    const web = createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" }));
+    const grpc = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await grpc.createEvent({ eventId: "h1", capacity: 1 }, admin);
+    const seated = await web.reserve({ eventId: "h1", userId: "h1-seated" });
+    const queued = await web.reserve({ eventId: "h1", userId: "h1-queued" });
+    const leave = new AbortController();
+    const stream = web.watchStatus({ eventId: "h1", userId: "h1-queued", ticket: queued.ticket }, { signal: leave.signal })[Symbol.asyncIterator]();
+    expect((await stream.next()).value).toMatchObject({ position: 1 });
+    // The seat frees: the promotion is pushed on the open HTTP/1.1 response.
+    await grpc.cancel({ eventId: "h1", userId: "h1-seated", ticket: seated.ticket });
+    expect((await stream.next()).value).toMatchObject({ change: StatusChange.PROMOTED, position: 0 });
+    // The page leaves: its watcher and stream place are given back.
+    leave.abort();
+    await stream.next().catch(() => undefined);
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    // grpc-timeout, sent by hand (a client's own timer would end the call by itself): the server ends the stream with DEADLINE_EXCEEDED.
+    const started = Date.now();
+    const answer = await rawGrpcWeb(svc.port, "/ticketqueue.v1.TicketQueueService/WatchStatus", toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "h1", userId: "h1-queued", ticket: queued.ticket })), { "grpc-timeout": "500m" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(answer.messages).toBeGreaterThanOrEqual(1);
+    expect(answer.trailer).toMatch(/^grpc-status: 4\r$/m);
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
   });
 

@@ -1,5 +1,6 @@
 import type { Worker } from "node:cluster";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { LISTEN_BACKLOG } from "../server/server.js";
 
 /** Messages between the primary and its workers about connections. */
 export const READY = "tq:ready";
@@ -35,7 +36,7 @@ export class ConnectionBalancer {
   listen(port: number, host: string): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(port, host, () => {
+      this.server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off("error", reject);
         resolve(this.server.address() as AddressInfo);
       });

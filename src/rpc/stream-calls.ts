@@ -15,11 +15,11 @@ export interface ServerStreamTarget {
 
 /**
  * Every server-streaming method with the interceptors wrapped around its
- * handler, for the gRPC fast path (lean-grpc.ts): the same interceptors and
+ * handler, for the fast paths (lean-grpc.ts, lean-web.ts): the same interceptors and
  * handlers as Connect's router, without its per-stream pipeline of async
  * iterables (about 37 KB of heap per open stream through connect-node).
  */
-export function createServerStreamCalls(services: readonly { service: DescService; impl: object }[], interceptors: readonly Interceptor[]): Map<DescMethod, ServerStreamTarget> {
+export function createServerStreamCalls(services: readonly { service: DescService; impl: object }[], interceptors: readonly Interceptor[], protocolName = "grpc"): Map<DescMethod, ServerStreamTarget> {
   const calls = new Map<DescMethod, ServerStreamTarget>();
   for (const { service, impl } of services) {
     for (const descMethod of service.methods) {
@@ -28,7 +28,7 @@ export function createServerStreamCalls(services: readonly { service: DescServic
       const handler: unknown = Reflect.get(impl, method.localName);
       if (typeof handler !== "function") continue;
       const inner = async (req: StreamRequest): Promise<StreamResponse> => {
-        const context = new CallContext(service, method, req, "grpc");
+        const context = new CallContext(service, method, req, protocolName);
         let input: MessageShape<ServerStreamMethod["input"]> | undefined;
         for await (const message of req.message) input = message as MessageShape<ServerStreamMethod["input"]>;
         const output = (handler as StreamImpl).call(impl, input ?? create(method.input), context);

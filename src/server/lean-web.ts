@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
+import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
 
@@ -20,26 +21,31 @@ const TRAILER_FLAG = 0x80;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * A lean path for what browsers send most: unary gRPC-web, binary protobuf,
- * uncompressed, over HTTP/1.1 (or HTTP/2), on node's request/response API. It
- * runs the same interceptors and handlers as Connect without connect-node's
- * universal adapter and async-iterable pipeline, which made a gRPC-web Reserve
- * over HTTP/1.1 cost three times a gRPC one (npm run bench). Anything else
- * (streaming, the text variant, JSON, compressed requests, unknown paths)
- * answers `false` and goes on to connect-node untouched. CORS is answered before
- * this path is asked.
+ * A lean path for what browsers send: gRPC-web, binary protobuf, uncompressed,
+ * unary and server-streaming, over HTTP/1.1 (or HTTP/2), on node's
+ * request/response API. It runs the same interceptors and handlers as Connect
+ * without connect-node's universal adapter and async-iterable pipeline, which
+ * made a gRPC-web Reserve over HTTP/1.1 cost three times a gRPC one and held
+ * about 39 KB of heap per open WatchStatus (npm run bench, bench/stream-heap.ts).
+ * Anything else (the text variant, JSON, compressed requests, unknown paths)
+ * answers `false` and goes on to connect-node untouched. CORS is answered
+ * before this path is asked.
  *
  * The answer is what connect-node's gRPC-web handler sends: HTTP 200, the
- * message and then a trailer frame (grpc-status 0 and the handler's trailers),
- * or, for an error, only a trailer frame with grpc-status, grpc-message and
- * grpc-status-details-bin (Connect's own encoder, so its clients read them as
- * before). grpc-timeout deadlines (DEADLINE_EXCEEDED), the client leaving (the
- * handler's signal aborts) and the 64 KiB limit (RESOURCE_EXHAUSTED) hold here too.
+ * messages and then a trailer frame (grpc-status 0 and the handler's trailers),
+ * or, for an error before any message, only a trailer frame with grpc-status,
+ * grpc-message and grpc-status-details-bin (Connect's own encoder, so its
+ * clients read them as before). grpc-timeout deadlines (DEADLINE_EXCEEDED), the
+ * client leaving (the handler's signal aborts) and the 64 KiB limit
+ * (RESOURCE_EXHAUSTED) hold here too.
  */
 export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: NodeResponse) => boolean {
-  const targets = new Map<string, UnaryTarget>();
+  const targets = new Map<string, Target>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc-web").values()) {
-    targets.set(`/${target.service.typeName}/${target.method.name}`, target);
+    targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "unary", ...target });
+  }
+  for (const target of createServerStreamCalls(options.services, options.interceptors, "grpc-web").values()) {
+    targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "server_streaming", ...target });
   }
   return (req, res) => {
     if (req.method !== "POST") return false;
@@ -54,9 +60,13 @@ export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: 
   };
 }
 
-async function serve(target: UnaryTarget, req: NodeRequest, res: NodeResponse, maxBytes: number): Promise<void> {
+type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
+
+async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number): Promise<void> {
   const signals = new ResponseSignals(res);
   let deadline: NodeJS.Timeout | undefined;
+  /** Set once the deadline passed: a stream then ends with it. */
+  let expired: ConnectError | undefined;
   try {
     const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
     if (timeout.error) throw timeout.error;
@@ -65,9 +75,9 @@ async function serve(target: UnaryTarget, req: NodeRequest, res: NodeResponse, m
     if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) {
       deadlineAt = Date.now() + timeout.timeoutMs;
       deadline = setTimeout(() => {
-        const error = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
-        signals.abort(error);
-        answer(res, undefined, error);
+        expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
+        signals.abort(expired);
+        answer(res, undefined, expired);
       }, timeout.timeoutMs);
     }
     let frame: Buffer;
@@ -90,10 +100,27 @@ async function serve(target: UnaryTarget, req: NodeRequest, res: NodeResponse, m
       throw new ConnectError(`cannot decode ${target.method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
     }
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
-    const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals));
-    const trailer = new Headers({ "grpc-status": "0" });
-    for (const [name, value] of response.trailer) trailer.set(name, value);
-    answer(res, response.header, trailer, toBinary(target.method.output, response.message));
+    if (target.kind === "unary") {
+      const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals));
+      answer(res, response.header, okTrailer(response.trailer), toBinary(target.method.output, response.message));
+      return;
+    }
+    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals.signal()));
+    if (res.headersSent || res.destroyed) return;
+    // No content-length: HTTP/1.1 sends the stream chunked, each message as it comes.
+    res.writeHead(200, { ...headerRecord(response.header), "content-type": CONTENT_TYPE });
+    let failure: ConnectError | undefined;
+    try {
+      for await (const out of response.message) {
+        if (res.destroyed) break;
+        if (!res.write(frameOf(0, toBinary(target.method.output, out)))) await drained(res);
+      }
+    } catch (err: unknown) {
+      failure = toConnectError(err);
+    }
+    if (res.destroyed || res.writableEnded) return;
+    const trailer = expired ?? failure;
+    res.end(frameOf(TRAILER_FLAG, trailerBytes(trailer ? setTrailerStatus(new Headers(), trailer) : okTrailer(response.trailer))));
   } catch (err: unknown) {
     answer(res, undefined, toConnectError(err));
   } finally {
@@ -106,10 +133,33 @@ function answer(res: NodeResponse, header: Headers | undefined, outcome: Headers
   if (res.headersSent || res.writableEnded || res.destroyed) return;
   const trailer = outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome;
   const body = Buffer.concat(message === undefined ? [frameOf(TRAILER_FLAG, trailerBytes(trailer))] : [frameOf(0, message), frameOf(TRAILER_FLAG, trailerBytes(trailer))]);
-  const headers: Record<string, string | number> = {};
-  if (header) for (const [name, value] of header) headers[name] = value;
-  res.writeHead(200, { ...headers, "content-type": CONTENT_TYPE, "content-length": body.length });
+  res.writeHead(200, { ...headerRecord(header), "content-type": CONTENT_TYPE, "content-length": body.length });
   res.end(body);
+}
+
+function headerRecord(header: Headers | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (header) for (const [name, value] of header) headers[name] = value;
+  return headers;
+}
+
+function okTrailer(trailer: Headers): Headers {
+  const out = new Headers({ "grpc-status": "0" });
+  for (const [name, value] of trailer) out.set(name, value);
+  return out;
+}
+
+/** Resolves when the response can take more, or is gone. */
+function drained(res: NodeResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }
 
 /** gRPC-web trailers: "name: value\r\n" per field, as Connect writes them. */

@@ -46,6 +46,14 @@ export interface ServerLimits {
   maxStreamsPerConnection: number;
 }
 
+/**
+ * Connections the kernel may hold for the server before it accepts them (the
+ * kernel caps it at net.core.somaxconn). Node's default of 511 dropped SYNs of an
+ * opening burst (thousands of pages at once), and each dropped client waited 1 s,
+ * then 3 s, to try again: 6,000 joins took 10.5 s (npm run bench:burst).
+ */
+export const LISTEN_BACKLOG = 65_535;
+
 export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 50_000,
   maxConnectionsPerIp: 0,
@@ -168,7 +176,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     listen(port, host) {
       return new Promise((resolve, reject) => {
         http1.once("error", reject);
-        http1.listen(port, host, () => {
+        http1.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           http1.off("error", reject);
           resolve(http1.address() as AddressInfo);
         });
