@@ -23,7 +23,7 @@ export interface ClientStart {
 
 export type ToClient = { kind: "start"; start: ClientStart } | { kind: "mark"; round: number } | { kind: "report"; round: number } | { kind: "close" };
 export type FromClient =
-  | { kind: "joined"; sentAt: number; answeredAt: number[]; failed: string[] }
+  | { kind: "joined"; sentAt: number; answeredAt: number[]; answered: number[]; failed: string[] }
   | { kind: "watching"; grpcWeb: number; sse: number; failed: string[] }
   | { kind: "round"; round: number; toldAt: number[]; silent: number }
   | { kind: "closed" };
@@ -87,6 +87,7 @@ process.on("message", (message: ToClient) => {
 async function start(s: ClientStart): Promise<void> {
   const sentAt = now();
   const answeredAt: number[] = [];
+  const answered: number[] = [];
   const failed: string[] = [];
   const watches: Promise<void>[] = [];
   const watchFailed: string[] = [];
@@ -96,13 +97,14 @@ async function start(s: ClientStart): Promise<void> {
       join(s, s.first + k).then(
         ({ traveller, ticket }) => {
           answeredAt.push(now());
+          answered.push(traveller.index);
           watches.push(watch(s, traveller, ticket).catch((err: unknown) => void watchFailed.push(String(err))));
         },
         (err: unknown) => void failed.push(String(err)),
       ),
     ),
   );
-  send({ kind: "joined", sentAt, answeredAt, failed });
+  send({ kind: "joined", sentAt, answeredAt, answered, failed });
   await Promise.all(watches);
   const open = travellers.filter((t) => !t.socket.destroyed);
   send({ kind: "watching", grpcWeb: open.filter((t) => !t.sse).length, sse: open.filter((t) => t.sse).length, failed: watchFailed });
