@@ -155,7 +155,8 @@ describe("pre-queue", () => {
     await listener.connect();
     const heard: string[] = [];
     for (const kind of ["message", "smessage"]) listener.on(kind, (_channel: string, text: string) => heard.push(text));
-    await ((await t.store.shardedPubSub()) ? listener.ssubscribe(t.store.channel("b")) : listener.subscribe(t.store.channel("b")));
+    await listener.subscribe(t.store.channel("b"));
+    await listener.ssubscribe(t.store.channel("b"));
     await t.store.updateEvent("b", { drawBeacon: "00ff" });
     await new Promise((r) => setTimeout(r, 200));
     expect(heard).toEqual([]);

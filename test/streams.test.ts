@@ -117,6 +117,24 @@ describe("stream limits", () => {
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
   });
 
+  it("gRPC-web over HTTP/2: a WatchStatus the client resets at once, or after its first message, gives everything back", async () => {
+    const web = createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "2" }));
+    const { ticket } = await web.reserve({ userId: "h2-reset" });
+    for (let i = 0; i < 5; i++) {
+      const leave = new AbortController();
+      const first = web.watchStatus({ userId: "h2-reset", ticket }, { signal: leave.signal })[Symbol.asyncIterator]().next();
+      if (i % 2 === 1) await first.catch(() => undefined);
+      leave.abort();
+      await first.catch(() => undefined);
+    }
+    // Five resets: the user's watch quota (2) would be spent if any watcher stayed.
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    const again = new AbortController();
+    expect(await follow(web.watchStatus({ userId: "h2-reset", ticket }, { signal: again.signal })).first).toBe("message");
+    again.abort();
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+  });
+
   it("MAX_STREAMS: past the process's bound streams are refused at once, and each closed one frees its place (gRPC, gRPC-web, Connect)", async () => {
     const transports = [
       createGrpcTransport({ baseUrl: svc.baseUrl }),

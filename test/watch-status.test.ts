@@ -123,6 +123,20 @@ describe("WatchStatus", () => {
     expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 2 });
   });
 
+  it("takes junk published on an event's channel (plain or sharded) as a reason to re-read, never a crash", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c"]);
+    const c = reader(client.watchStatus({ eventId, userId: "c", ticket: tickets.get("c") }));
+    expect(await c.next()).toMatchObject({ position: 2 });
+    const channel = env.svc.store.channel(eventId);
+    for (const junk of ["{}", "not json", '{"v":1,"ops":5}', '{"v":"x","ops":[]}', '{"v":99,"ops":[null]}', "null", "[]"]) {
+      await env.svc.redis.publish(channel, junk);
+      await env.svc.redis.spublish(channel, junk);
+    }
+    // The watcher still follows the line: the next real change arrives, exact.
+    await client.cancel({ eventId, userId: "b", ticket: tickets.get("b") });
+    expect(await c.next()).toMatchObject({ change: StatusChange.POSITION, position: 1 });
+  });
+
   it("tells watchers when the event closes", async () => {
     const eventId = `w${++n}`;
     const closesAt = new Date(Date.now() + 1500);

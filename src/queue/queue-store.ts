@@ -428,15 +428,6 @@ export class QueueStore {
   }
 
   /**
-   * Whether Redis has sharded pub/sub (SPUBLISH, Redis 7.0+): the scripts then
-   * announce changes with it, and subscribers must SSUBSCRIBE.
-   */
-  async shardedPubSub(): Promise<boolean> {
-    const [info] = (await callRedis(() => this.redis.command("INFO", "SPUBLISH"))) as unknown[];
-    return Array.isArray(info);
-  }
-
-  /**
    * The EntryState at r[from..from+4], with r[draw..draw+2] (entry_secret,
    * opens_at_ms, final_seed: a drawn entrant's place is its value's in the
    * published draw, read once per process) and r[party] (party_size).

@@ -19,6 +19,8 @@ const CONTENT_TYPE = "application/grpc-web+proto";
 /** The flag of the gRPC-web frame that carries the trailers (after the message). */
 const TRAILER_FLAG = 0x80;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Bytes of a stream's messages its client may leave unread before it is dropped (SSE's bound too). */
+const MAX_UNREAD_BYTES = 64 * 1024;
 
 /**
  * A lean path for what browsers send: gRPC-web, binary protobuf, uncompressed,
@@ -64,6 +66,10 @@ type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } 
 
 async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number): Promise<void> {
   const signals = new ResponseSignals(res);
+  // (node:http2's compatibility response has no `destroyed`: its close is kept here.)
+  let closed = false;
+  res.once("close", () => (closed = true));
+  const gone = (): boolean => closed || res.writableEnded;
   let deadline: NodeJS.Timeout | undefined;
   /** Set once the deadline passed: a stream then ends with it. */
   let expired: ConnectError | undefined;
@@ -106,21 +112,28 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
       return;
     }
     const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals.signal()));
-    if (res.headersSent || res.destroyed) return;
-    // No content-length: HTTP/1.1 sends the stream chunked, each message as it comes.
-    res.writeHead(200, { ...headerRecord(response.header), "content-type": CONTENT_TYPE });
     let failure: ConnectError | undefined;
     try {
       for await (const out of response.message) {
-        if (res.destroyed) break;
-        if (!res.write(frameOf(0, toBinary(target.method.output, out)))) await drained(res);
+        // The client left or the deadline passed: leaving the loop ends the handler (its finally blocks run).
+        if (gone() || expired) break;
+        // The headers go with the first message (as Connect's do: a handler may set some before it).
+        // No content-length: HTTP/1.1 sends the stream chunked, each message as it comes.
+        if (!res.headersSent) res.writeHead(200, { ...headerRecord(response.header), "content-type": CONTENT_TYPE });
+        res.write(frameOf(0, toBinary(target.method.output, out)));
+        // A client that does not read is dropped once this much waits unread, as SSE clients are.
+        if (res.writableLength > MAX_UNREAD_BYTES) {
+          res.destroy();
+          break;
+        }
       }
     } catch (err: unknown) {
       failure = toConnectError(err);
     }
-    if (res.destroyed || res.writableEnded) return;
-    const trailer = expired ?? failure;
-    res.end(frameOf(TRAILER_FLAG, trailerBytes(trailer ? setTrailerStatus(new Headers(), trailer) : okTrailer(response.trailer))));
+    if (gone()) return;
+    const outcome = expired ?? failure ?? okTrailer(response.trailer);
+    if (!res.headersSent) return answer(res, response.header, outcome);
+    res.end(frameOf(TRAILER_FLAG, trailerBytes(outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome)));
   } catch (err: unknown) {
     answer(res, undefined, toConnectError(err));
   } finally {
@@ -147,19 +160,6 @@ function okTrailer(trailer: Headers): Headers {
   const out = new Headers({ "grpc-status": "0" });
   for (const [name, value] of trailer) out.set(name, value);
   return out;
-}
-
-/** Resolves when the response can take more, or is gone. */
-function drained(res: NodeResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-  });
 }
 
 /** gRPC-web trailers: "name: value\r\n" per field, as Connect writes them. */

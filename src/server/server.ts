@@ -99,7 +99,7 @@ export interface TicketQueueServer {
 
 /**
  * The transports on one port, without starting them: gRPC, gRPC-web and
- * Connect (connect-node, with the lean gRPC and unary gRPC-web paths in front), the browser app,
+ * Connect (connect-node, with the lean gRPC and gRPC-web paths in front), the browser app,
  * /metrics, and `fallback` (the REST gateway) for every other path. It adapts
  * HTTP to the RPC surface and knows nothing of what the RPCs do.
  */

@@ -39,7 +39,6 @@ export class ChangeHub {
   private readonly byChannel = new Map<string, string>();
   private closed = false;
   private readonly closingController = new AbortController();
-  private shardedMode: Promise<boolean> | undefined;
   /** Aborted when the server stops: long-lived streams end so clients reconnect. */
   readonly closing: AbortSignal = this.closingController.signal;
   /** Signs of presence of this process's callers, batched (walk-aways). */
@@ -54,10 +53,11 @@ export class ChangeHub {
     this.presence = new Presence(store, log);
     subscriber.on("message", (channel: string, text: string) => this.onMessage(channel, text));
     subscriber.on("smessage", (channel: string, text: string) => this.onMessage(channel, text));
-    // ioredis re-subscribes after a reconnect (on a cluster, a master's sharded
-    // subscriber is made anew); whatever was published meanwhile is lost, so everyone re-reads.
+    // ioredis re-subscribes after a reconnect; whatever was published meanwhile is lost, so everyone re-reads.
     subscriber.on("ready", () => this.broadcast({ kind: "resync" }));
-    subscriber.on("+subscriber", () => this.broadcast({ kind: "resync" }));
+    // On a cluster, after a master's sharded subscriber was made anew (a failover):
+    // once the subscriptions are active again, not when the subscriber is made.
+    subscriber.on("subscribersReady", () => void this.resubscribeSharded().then(() => this.broadcast({ kind: "resync" })));
     subscriber.on("error", (err: Error) => log.debug({ err: err.message }, "change subscriber error"));
   }
 
@@ -127,40 +127,39 @@ export class ChangeHub {
     this.events.delete(eventId);
     const channel = this.store.channel(eventId);
     this.byChannel.delete(channel);
-    this.sharded()
-      .then((sharded) => (sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel)))
-      .catch(() => undefined);
+    this.subscriber.unsubscribe(channel).catch(() => undefined);
+    this.subscriber.sunsubscribe(channel).catch(() => undefined);
   }
 
   /**
-   * SSUBSCRIBE where Redis has sharded pub/sub (the scripts then SPUBLISH:
-   * src/lua/includes/event.lua), else SUBSCRIBE. On a cluster a sharded
-   * subscription is made on the master that owns the event, and only that
-   * shard carries its messages.
+   * Both kinds of subscription: each script SPUBLISHes where its master has
+   * sharded pub/sub (Redis 7.0+) and PUBLISHes where it does not
+   * (src/lua/includes/event.lua), so a master of another version (a rolling
+   * upgrade, a Redis replaced under the service) is heard too. A message comes by
+   * one of them only; a Redis without SSUBSCRIBE refuses it as unknown. On a
+   * cluster the sharded subscription is made on the master that owns the event,
+   * and only that shard carries its messages.
    */
   private subscribe(channel: string): Promise<unknown> {
-    return callRedis(async () => ((await this.sharded()) ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel)));
+    return callRedis(() => Promise.all([this.subscriber.subscribe(channel), this.subscriber.ssubscribe(channel).catch(unlessUnknownCommand)]));
   }
 
-  /** Asked of Redis once (again after a failure). */
-  private sharded(): Promise<boolean> {
-    this.shardedMode ??= this.store.shardedPubSub().catch((err: unknown) => {
-      this.shardedMode = undefined;
-      throw err;
-    });
-    return this.shardedMode;
+  /** SSUBSCRIBE again to every watched channel and wait for the answers (idempotent). */
+  private async resubscribeSharded(): Promise<void> {
+    await Promise.all([...this.byChannel.keys()].map((channel) => this.subscriber.ssubscribe(channel).catch((err: unknown) => this.log.debug({ err: String(err), channel }, "sharded re-subscription failed"))));
   }
 
   private onMessage(channel: string, text: string): void {
     const eventId = this.byChannel.get(channel);
     const watched = eventId === undefined ? undefined : this.events.get(eventId);
     if (!watched || eventId === undefined) return;
-    let message: HubMessage;
+    // Anything else on the channel (anyone with access to Redis may publish there) makes watchers re-read, never throws.
+    let message: HubMessage = { kind: "resync" };
     try {
-      const parsed = JSON.parse(text) as { v: number; ops: ChangeOp[] };
-      message = { kind: "change", version: parsed.v, ops: parsed.ops };
+      const parsed: unknown = JSON.parse(text);
+      if (isChange(parsed)) message = { kind: "change", version: parsed.v, ops: parsed.ops };
     } catch {
-      message = { kind: "resync" };
+      // not JSON: re-read
     }
     if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
       watched.info = undefined;
@@ -206,6 +205,21 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+const OP_CODES = new Set<unknown>(Object.values(ChangeOpCode));
+
+/** A message as the scripts publish it: {"v": version, "ops": [[code, ...], ...]}, each code one of ChangeOpCode. */
+function isChange(value: unknown): value is { v: number; ops: ChangeOp[] } {
+  if (typeof value !== "object" || value === null) return false;
+  const { v, ops } = value as { v?: unknown; ops?: unknown };
+  return Number.isSafeInteger(v) && Array.isArray(ops) && ops.every((op) => Array.isArray(op) && OP_CODES.has(op[0]));
+}
+
+/** An "unknown command" refusal (a Redis before 7.0 has no SSUBSCRIBE) is no error here; anything else is. */
+function unlessUnknownCommand(err: unknown): undefined {
+  if (err instanceof Error && /unknown command/i.test(err.message)) return undefined;
+  throw err;
 }
 
 /** A hub on its own subscriber connection (a subscribed connection can run no other command). */

@@ -137,14 +137,14 @@ end
 --
 -- Sent with SPUBLISH (sharded pub/sub, Redis 7.0+): on a cluster the message
 -- stays within the shard that owns the event instead of being broadcast to
--- every node. A server without it (before 7.0) gets PUBLISH; the subscribers
--- (src/watch/change-hub.ts) ask the same server which of the two it has.
+-- every node. A server without it (before 7.0) gets PUBLISH. The subscribers
+-- (src/watch/change-hub.ts) take both kinds, so masters of either version are heard.
 local function changed(ops)
   local version = add_to(K_META, 'version', 1)
   local message = cjson.encode({v = version, ops = ops})
   local sent = redis.pcall('SPUBLISH', K_CHANNEL, message)
   if type(sent) == 'table' and sent.err then
-    if not string.find(sent.err, 'nknown') then return error(sent) end
+    if not string.find(sent.err, 'Unknown Redis command', 1, true) then return error(sent) end
     redis.call('PUBLISH', K_CHANNEL, message)
   end
   return version
