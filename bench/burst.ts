@@ -179,9 +179,18 @@ for (const c of children) c.kill("SIGTERM");
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);
 
-/** Heap after a full collection and RSS, summed over the service's primary and workers. */
+/**
+ * Heap after a full collection and RSS, summed over the service's primary and
+ * workers. With BURST_SERVICE_NODE_ARGS="--heapsnapshot-signal=SIGUSR1" each
+ * reading also writes a heap snapshot of every process (into the working
+ * directory), to compare what the watchers hold.
+ */
 async function memory(): Promise<{ heap: number; rss: number }> {
   const pids = [service.pid ?? 0, ...childPids(service.pid ?? 0)];
+  if (serviceArgs.some((a) => a.startsWith("--heapsnapshot-signal"))) {
+    for (const pid of pids) process.kill(pid, "SIGUSR1");
+    await new Promise((r) => setTimeout(r, 5000));
+  }
   for (const file of readdirSync(dir).filter((f) => f.startsWith("heap."))) rmSync(join(dir, file));
   for (const pid of pids) process.kill(pid, "SIGUSR2");
   for (let i = 0; i < 400 && !pids.every((pid) => existsSync(join(dir, `heap.${pid}`))); i++) await new Promise((r) => setTimeout(r, 50));
