@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -40,6 +41,27 @@ describe("REST gateway: bad input gets a clear error, never a 500", () => {
       expect(json.code).toBe(code);
       expect(json.message).toBeTruthy();
     }
+  });
+
+  it("a body over 64 KiB sent chunked (no content-length) still gets its answer: 413 for REST, RESOURCE_EXHAUSTED for gRPC-web", async () => {
+    const chunked = (path: string, contentType: string): Promise<{ status: number; body: Buffer }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port: env.svc.port, path, method: "POST", headers: { "content-type": contentType } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        });
+        req.on("error", reject);
+        // Sent in pieces as it goes; the server stops reading past its limit.
+        for (let i = 0; i < 100; i++) req.write(Buffer.alloc(64 * 1024, 0x20));
+        req.end();
+      });
+    const rest = await chunked("/reserve", "application/json");
+    expect(rest.status).toBe(413);
+    expect(JSON.parse(rest.body.toString())).toMatchObject({ code: "resource_exhausted" });
+    const web = await chunked("/ticketqueue.v1.TicketQueueService/Reserve", "application/grpc-web+proto");
+    expect(web.status).toBe(200);
+    expect(web.body.toString("latin1")).toMatch(/grpc-status: 8\r\n/);
   });
 
   it("still serves the connection after a 413", async () => {
