@@ -61,12 +61,25 @@ function grpc(path: string, headers: Record<string, string>, payload: Buffer): P
   });
 }
 
-function grpcWebFrame(flags: number, bytes: Buffer): Buffer {
+/** A length-prefixed message as gRPC and gRPC-web frame it: flags, 4-byte length, bytes. */
+function lengthPrefixed(flags: number, bytes: Buffer): Buffer {
   const header = Buffer.alloc(5);
   header[0] = flags;
   header.writeUInt32BE(bytes.length, 1);
   return Buffer.concat([header, bytes]);
 }
+
+/** Request bodies for either framing: raw bytes, a random flags byte and length, or a well-framed random protobuf. */
+const randomFrames = fc.oneof(
+  fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
+  fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 200 })).map(([flag, length, bytes]) => {
+    const header = Buffer.alloc(5);
+    header[0] = flag;
+    header.writeUInt32BE(length, 1);
+    return Buffer.concat([header, bytes]);
+  }),
+  fc.uint8Array({ maxLength: 200 }).map((bytes) => lengthPrefixed(0, Buffer.from(bytes))),
+);
 
 /** A gRPC-web call over HTTP/1.1; the status comes from the trailer frame of the body (or the headers). */
 function grpcWeb(agent: Agent, path: string, headers: Record<string, string>, payload: Buffer): Promise<{ status: number; grpcStatus?: string; grpcMessage?: string }> {
@@ -128,20 +141,7 @@ describe("fuzzing", () => {
   });
 
   it("gRPC framing: random frames, flags, lengths and headers get a gRPC status, never an internal error", async () => {
-    const frame = fc.oneof(
-      fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
-      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 200 })).map(([flag, length, bytes]) => {
-        const header = Buffer.alloc(5);
-        header[0] = flag;
-        header.writeUInt32BE(length, 1);
-        return Buffer.concat([header, bytes]);
-      }),
-      fc.uint8Array({ maxLength: 200 }).map((bytes) => {
-        const header = Buffer.alloc(5);
-        header.writeUInt32BE(bytes.length, 1);
-        return Buffer.concat([header, bytes]); // well framed, random protobuf
-      }),
-    );
+    const frame = randomFrames;
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...methods),
@@ -169,15 +169,8 @@ describe("fuzzing", () => {
   it("gRPC-web over HTTP/1.1 keep-alive: random frames, lengths, timeouts and sizes get a status in a trailer frame, never an internal error", async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const frame = fc.oneof(
-      fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
-      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 200 })).map(([flag, length, bytes]) => {
-        const header = Buffer.alloc(5);
-        header[0] = flag;
-        header.writeUInt32BE(length, 1);
-        return Buffer.concat([header, bytes]);
-      }),
-      fc.uint8Array({ maxLength: 200 }).map((bytes) => grpcWebFrame(0, Buffer.from(bytes))), // well framed, random protobuf
-      fc.constantFrom(grpcWebFrame(0, Buffer.alloc(70_000)), Buffer.concat([grpcWebFrame(0, Buffer.alloc(0)), grpcWebFrame(0, Buffer.alloc(0))]), grpcWebFrame(0x80, Buffer.from("grpc-status: 0\r\n"))),
+      randomFrames,
+      fc.constantFrom(lengthPrefixed(0, Buffer.alloc(70_000)), Buffer.concat([lengthPrefixed(0, Buffer.alloc(0)), lengthPrefixed(0, Buffer.alloc(0))]), lengthPrefixed(0x80, Buffer.from("grpc-status: 0\r\n"))),
     );
     await fc.assert(
       fc.asyncProperty(
@@ -204,7 +197,7 @@ describe("fuzzing", () => {
       { numRuns: 300 },
     );
     // The kept-alive connection (or its replacement) still serves a Reserve.
-    const ok = await grpcWeb(agent, "/ticketqueue.v1.TicketQueueService/Reserve", { "content-type": "application/grpc-web+proto" }, grpcWebFrame(0, Buffer.alloc(0)));
+    const ok = await grpcWeb(agent, "/ticketqueue.v1.TicketQueueService/Reserve", { "content-type": "application/grpc-web+proto" }, lengthPrefixed(0, Buffer.alloc(0)));
     expect(ok.grpcStatus).toBe("0");
     agent.destroy();
   });

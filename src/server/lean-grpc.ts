@@ -1,11 +1,12 @@
 import type * as http2 from "node:http2";
-import { fromBinary, toBinary, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { toBinary, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
+import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -25,7 +26,6 @@ export interface LeanGrpcOptions {
 export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
 const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A lean path for the hottest case: unary gRPC over HTTP/2, binary protobuf,
@@ -134,16 +134,7 @@ class LeanCall implements SignalSource {
       const frame = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks);
       this.chunks = [];
       this.release();
-      if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5) {
-        throw new ConnectError("the request is not exactly one gRPC message", Code.InvalidArgument);
-      }
-      if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
-      let message: MessageShape<Target["method"]["input"]>;
-      try {
-        message = fromBinary(method.input, frame.subarray(5));
-      } catch (err: unknown) {
-        throw new ConnectError(`cannot decode ${method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
-      }
+      const message = decodeRequestFrame(method.input, frame, "gRPC");
       const contextValues = peerContext(stream.session?.socket?.remoteAddress).set(deadlineKey, deadlineAt);
       const path = this.headers[":path"] ?? "";
       if (target.kind === "unary") {
@@ -153,7 +144,7 @@ class LeanCall implements SignalSource {
         this.finish("the call is complete");
         const trailers = okTrailers(response.trailer);
         stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-        stream.end(frameOf(toBinary(method.output, response.message)));
+        stream.end(frameOf(0, toBinary(method.output, response.message)));
         return;
       }
       const response = await target.call(new ServerStreamRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this.signal()));
@@ -162,7 +153,7 @@ class LeanCall implements SignalSource {
       try {
         for await (const out of response.message) {
           if (this.finished) break;
-          if (!stream.write(frameOf(toBinary(target.method.output, out)))) await drained(stream);
+          if (!stream.write(frameOf(0, toBinary(target.method.output, out)))) await drained(stream);
         }
       } catch (err: unknown) {
         this.failure ??= toConnectError(err);
@@ -244,15 +235,6 @@ export function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-/** A gRPC length-prefixed message, uncompressed. */
-function frameOf(body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
-}
-
 function responseHeaders(header: Headers): http2.OutgoingHttpHeaders {
   const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
   for (const [name, value] of header) headers[name] = value;
@@ -276,20 +258,6 @@ function drained(stream: http2.ServerHttp2Stream): Promise<void> {
     stream.once("drain", done);
     stream.once("close", done);
   });
-}
-
-/** The request's metadata without HTTP/2 pseudo-headers. */
-function requestHeader(headers: http2.IncomingHttpHeaders): Headers {
-  const header = new Headers();
-  for (const name in headers) {
-    const value = headers[name];
-    if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) header.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  return header;
-}
-
-function headerValue(value: string | string[] | undefined): string | null {
-  return typeof value === "string" ? value : null;
 }
 
 function ignore(): void {}

@@ -1,10 +1,11 @@
-import { fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
+import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
 import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
 
 export interface LeanWebOptions {
@@ -18,7 +19,6 @@ const GRPC_WEB_CONTENT_TYPES = new Set(["application/grpc-web", "application/grp
 const CONTENT_TYPE = "application/grpc-web+proto";
 /** The flag of the gRPC-web frame that carries the trailers (after the message). */
 const TRAILER_FLAG = 0x80;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Bytes of a stream's messages its client may leave unread before it is dropped (SSE's bound too). */
 const MAX_UNREAD_BYTES = 64 * 1024;
 
@@ -95,23 +95,16 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
       if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
       throw new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted);
     }
-    if (frame.length < 5 || frame.readUInt32BE(1) !== frame.length - 5 || ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) {
-      throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);
-    }
-    if (((frame[0] ?? 0) & 1) === 1) throw new ConnectError("received a compressed message without grpc-encoding", Code.Internal);
-    let message;
-    try {
-      message = fromBinary(target.method.input, frame.subarray(5));
-    } catch (err: unknown) {
-      throw new ConnectError(`cannot decode ${target.method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
-    }
+    // A trailer frame is the server's to send.
+    if (frame.length >= 5 && ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);
+    const message = decodeRequestFrame(target.method.input, frame, "gRPC-web");
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
     if (target.kind === "unary") {
-      const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals));
+      const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, signals));
       answer(res, response.header, okTrailer(response.trailer), toBinary(target.method.output, response.message));
       return;
     }
-    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req), contextValues, message, signals.signal()));
+    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, signals.signal()));
     let failure: ConnectError | undefined;
     try {
       for await (const out of response.message) {
@@ -169,24 +162,3 @@ function trailerBytes(trailer: Headers): Buffer {
   return Buffer.from(text);
 }
 
-function frameOf(flags: number, body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = flags;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
-}
-
-/** The request's metadata (without HTTP/2 pseudo-headers, which node's compatibility API also lists). */
-function requestHeader(req: NodeRequest): Headers {
-  const header = new Headers();
-  for (const name in req.headers) {
-    const value = req.headers[name];
-    if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) header.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  return header;
-}
-
-function headerValue(value: string | string[] | undefined): string | null {
-  return typeof value === "string" ? value : null;
-}
