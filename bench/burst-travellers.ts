@@ -58,6 +58,8 @@ interface Traveller {
 const now = (): number => performance.timeOrigin + performance.now();
 /** A traveller that is not answered within this is counted failed (its socket closed). */
 const GIVE_UP_MS = 60_000;
+/** Sockets opened before the event loop gets a turn (see start). */
+const CONNECTS_PER_TURN = 100;
 const send = (message: FromClient): void => void process.send?.(message);
 const travellers: Traveller[] = [];
 let round = -1;
@@ -92,8 +94,9 @@ async function start(s: ClientStart): Promise<void> {
   const watches: Promise<void>[] = [];
   const watchFailed: string[] = [];
   // As a page does: the live status opens on the connection as soon as the Reserve is answered.
-  await Promise.all(
-    Array.from({ length: s.count }, (_, k) =>
+  const joins: Promise<void>[] = [];
+  for (let k = 0; k < s.count; k++) {
+    joins.push(
       join(s, s.first + k).then(
         ({ traveller, ticket }) => {
           answeredAt.push(now());
@@ -102,8 +105,15 @@ async function start(s: ClientStart): Promise<void> {
         },
         (err: unknown) => void failed.push(String(err)),
       ),
-    ),
-  );
+    );
+    // A page sends its request as soon as it is connected. Opening thousands of
+    // sockets in one go kept this process from writing on any of them for
+    // seconds (each connect() took up to 0.8 ms here), long enough for the
+    // server's first-byte limit to close them: every few, the loop lets the
+    // connected ones write.
+    if (k % CONNECTS_PER_TURN === CONNECTS_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(joins);
   send({ kind: "joined", sentAt, answeredAt, answered, failed });
   await Promise.all(watches);
   const open = travellers.filter((t) => !t.socket.destroyed);
@@ -113,7 +123,8 @@ async function start(s: ClientStart): Promise<void> {
 /** Connects and Reserves over gRPC-web; resolves with the traveller (its connection kept alive) and its ticket. */
 function join(s: ClientStart, index: number): Promise<{ traveller: Traveller; ticket: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ port: s.port, host: "127.0.0.1", localAddress: `127.0.0.${2 + (index % s.sourceAddresses)}` });
+    // A source address only when one is not enough: binding first makes the kernel search for a free port on each connect.
+    const socket = connect({ port: s.port, host: "127.0.0.1", ...(s.sourceAddresses > 1 ? { localAddress: `127.0.0.${2 + (index % s.sourceAddresses)}` } : {}) });
     socket.setNoDelay(true);
     const t: Traveller = {
       index,
@@ -137,7 +148,10 @@ function join(s: ClientStart, index: number): Promise<{ traveller: Traveller; ti
       seated: false,
       toldAt: undefined,
     };
-    socket.on("error", (err) => reject(err));
+    const calledAt = now();
+    let connectedAt = 0;
+    socket.once("connect", () => (connectedAt = now()));
+    socket.on("error", (err) => reject(new Error(`${err.message} (${connectedAt ? `connected after ${Math.round(connectedAt - calledAt)} ms, failed ${Math.round(now() - connectedAt)} ms later` : `not connected after ${Math.round(now() - calledAt)} ms`})`)));
     socket.once("close", () => reject(new Error(`traveller ${index}: closed before the Reserve answer`)));
     const timer = setTimeout(() => socket.destroy(new Error(`traveller ${index}: no Reserve answer within ${GIVE_UP_MS} ms`)), GIVE_UP_MS);
     socket.on("data", (chunk: Buffer) => onData(t, chunk));

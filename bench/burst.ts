@@ -102,6 +102,7 @@ console.log(`joined: ${joined.reduce((n, j) => n + j.answeredAt.length, 0)} answ
 const answered = joined.flatMap((j) => j.answeredAt).sort((a, b) => a - b);
 const sentAt = Math.min(...joined.map((j) => j.sentAt));
 const joinFailures = joined.flatMap((j) => j.failed);
+if (process.env["BURST_SHOW_FAILURES"]) for (const f of joinFailures.slice(0, Number(process.env["BURST_SHOW_FAILURES"]))) console.log(`  ${f}`);
 const joinSeconds = ((answered.at(-1) ?? sentAt) - sentAt) / 1000;
 const joinedBy = (q: number): string => (((answered[Math.min(answered.length - 1, Math.floor(answered.length * q))] ?? sentAt) - sentAt) / 1000).toFixed(2);
 const watching = await collect("watching");

@@ -85,6 +85,52 @@ describe("many watchers in one process", () => {
     await Promise.all(streams);
   }, 120_000);
 
+  it("joins at the back reach only the joiner's own watchers; the next promotion still moves the other 1,000 from the feed, without a re-read", async () => {
+    const N = 1_000;
+    const JOINS = 300;
+    const { users, tickets } = await crowd("join-train", N);
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: env.svc.baseUrl, nodeOptions: { maxSessionMemory: 64 } }));
+    const abort = new AbortController();
+    const messages: WatchStatusResponse[][] = users.map(() => []);
+    const streams = users.map(async (userId, i) => {
+      try {
+        for await (const m of client.watchStatus({ eventId: "join-train", userId, ticket: tickets[i] }, { signal: abort.signal })) messages[i]?.push(m);
+      } catch {
+        // aborted at the end
+      }
+    });
+    const until = async (ok: () => boolean): Promise<boolean> => {
+      const deadline = Date.now() + 30_000;
+      while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return ok();
+    };
+    expect(await until(() => messages.every((m) => m.length === 1))).toBe(true);
+
+    // What the process's hub hands out for a waiting user, and for one of the joiners.
+    const waiting: unknown[] = [];
+    const joiner: unknown[] = [];
+    const stopWaiting = await env.svc.hub.watch("join-train", users[5] ?? "", (m) => waiting.push(m));
+    const stopJoiner = await env.svc.hub.watch("join-train", "late-7", (m) => joiner.push(m));
+    for (let i = 0; i < JOINS; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => client.reserve({ eventId: "join-train", userId: `late-${i + k}` })));
+    expect(await until(() => joiner.length === 1)).toBe(true);
+    expect(joiner[0]).toMatchObject({ kind: "change", ops: [["J", "late-7"]] });
+    expect(waiting).toEqual([]);
+    expect(messages.every((m) => m.length === 1)).toBe(true);
+
+    await env.svc.redis.config("RESETSTAT");
+    await client.adminCancel({ eventId: "join-train", userId: "seated" }, admin); // the seat passes to user 0
+    expect(await until(() => messages.every((m) => m.length === 2))).toBe(true);
+    expect(messages[0]?.[1]).toMatchObject({ change: StatusChange.PROMOTED, status: ReservationStatus.RESERVED });
+    for (let i = 1; i < N; i++) expect(messages[i]?.[1]?.position).toBe(i);
+    // The 1,000 knew the event before the joins; the hub saw every version since, so none had to re-read (only the promoted one did).
+    expect(await callsOf("zrank")).toBeLessThanOrEqual(2);
+    expect(waiting).toHaveLength(1);
+    stopWaiting();
+    stopJoiner();
+    abort.abort();
+    await Promise.all(streams);
+  }, 60_000);
+
   it("500 concurrent SSE watchers all see the change", async () => {
     const N = 500;
     const { tickets, users } = await crowd("sse-train", N);

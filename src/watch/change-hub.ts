@@ -11,8 +11,13 @@ type Op = typeof ChangeOpCode;
 export type ChangeOp = [Op["JOINED"], string] | [Op["LEFT"], number, string] | [Op["PROMOTED"], number] | [Op["SEAT"], string] | [Op["RESET"]] | [Op["SETTINGS"]] | [Op["DRAWN"], string] | [Op["ANNOUNCED"]];
 
 export type HubMessage =
-  /** An event's scripts changed it to `version`. */
-  | { kind: "change"; version: number; ops: ChangeOp[] }
+  /**
+   * An event's scripts changed it to `version`. Every version from `since` to
+   * `version` reached this process, in order; those a listener was not given
+   * touched only other users' own entries (see `watch`), so a listener that knows
+   * the event as of `since - 1` or later missed nothing it needs.
+   */
+  | { kind: "change"; version: number; since: number; ops: ChangeOp[] }
   /** Messages may have been missed (the subscription was re-established): re-read. */
   | { kind: "resync" }
   /** The event's closes_at has passed. */
@@ -23,7 +28,11 @@ export type HubMessage =
 type Listener = (message: HubMessage) => void;
 
 interface Watched {
-  listeners: Set<Listener>;
+  /** By the user whose entry they follow. */
+  listeners: Map<string, Set<Listener>>;
+  /** The last version of an unbroken run of messages, and where that run began (undefined: none yet). */
+  last: number | undefined;
+  since: number;
   subscribed: Promise<unknown>;
   info: Promise<EventInfo> | undefined;
   closeTimer: NodeJS.Timeout | undefined;
@@ -31,8 +40,11 @@ interface Watched {
 
 /**
  * One Redis subscription per process per watched event, fanned out in memory to
- * every watcher of that event: Redis work does not grow with the number of
- * watchers.
+ * the watchers of that event: Redis work does not grow with the number of
+ * watchers. A change that only touches some users' own entries (a join at the
+ * back, a seat taken) goes to those users' watchers alone: at the opening every
+ * join would otherwise wake every watcher (thousands of joins times thousands of
+ * watchers kept a process busy for a minute: npm run bench:burst).
  */
 export class ChangeHub {
   private readonly events = new Map<string, Watched>();
@@ -65,18 +77,20 @@ export class ChangeHub {
    * Starts delivering the event's changes to `listener` once the subscription
    * is active (or rejects after the timeout). Returns the function that stops it.
    */
-  async watch(eventId: string, listener: Listener): Promise<() => void> {
+  async watch(eventId: string, userId: string, listener: Listener): Promise<() => void> {
     if (this.closed) throw new Error("change hub is closed");
     let watched = this.events.get(eventId);
     if (!watched) {
       const channel = this.store.channel(eventId);
       this.byChannel.set(channel, eventId);
-      watched = { listeners: new Set(), subscribed: this.subscribe(channel), info: undefined, closeTimer: undefined };
+      watched = { listeners: new Map(), last: undefined, since: 0, subscribed: this.subscribe(channel), info: undefined, closeTimer: undefined };
       this.events.set(eventId, watched);
       this.scheduleClose(eventId, watched);
     }
-    watched.listeners.add(listener);
-    const stop = (): void => this.unwatch(eventId, listener);
+    let mine = watched.listeners.get(userId);
+    if (!mine) watched.listeners.set(userId, (mine = new Set()));
+    mine.add(listener);
+    const stop = (): void => this.unwatch(eventId, userId, listener);
     const subscribed = watched.subscribed;
     try {
       await withTimeout(subscribed, this.timeoutMs);
@@ -92,7 +106,7 @@ export class ChangeHub {
   /** Open watch streams in this process (for leak checks and metrics). */
   watcherCount(): number {
     let n = 0;
-    for (const watched of this.events.values()) n += watched.listeners.size;
+    for (const watched of this.events.values()) for (const mine of watched.listeners.values()) n += mine.size;
     return n;
   }
 
@@ -118,10 +132,12 @@ export class ChangeHub {
     this.subscriber.disconnect();
   }
 
-  private unwatch(eventId: string, listener: Listener): void {
+  private unwatch(eventId: string, userId: string, listener: Listener): void {
     const watched = this.events.get(eventId);
-    if (!watched) return;
-    watched.listeners.delete(listener);
+    const mine = watched?.listeners.get(userId);
+    if (!watched || !mine) return;
+    mine.delete(listener);
+    if (mine.size === 0) watched.listeners.delete(userId);
     if (watched.listeners.size > 0) return;
     clearTimeout(watched.closeTimer);
     this.events.delete(eventId);
@@ -157,16 +173,27 @@ export class ChangeHub {
     let message: HubMessage = { kind: "resync" };
     try {
       const parsed: unknown = JSON.parse(text);
-      if (isChange(parsed)) message = { kind: "change", version: parsed.v, ops: parsed.ops };
+      if (isChange(parsed)) {
+        // A run of versions goes on only with the next one; anything else starts a new run.
+        if (watched.last === undefined || parsed.v !== watched.last + 1) watched.since = parsed.v;
+        watched.last = parsed.v;
+        message = { kind: "change", version: parsed.v, since: watched.since, ops: parsed.ops };
+      }
     } catch {
       // not JSON: re-read
     }
+    if (message.kind === "resync") watched.last = undefined;
     if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
       watched.info = undefined;
       if (message.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
       this.scheduleClose(eventId, watched);
     }
-    for (const listener of watched.listeners) listener(message);
+    const users = message.kind === "change" ? usersOnly(message.ops) : undefined;
+    if (users) {
+      for (const user of users) for (const listener of watched.listeners.get(user) ?? []) listener(message);
+      return;
+    }
+    deliver(watched, message);
   }
 
   /** Tells the event's watchers when its closes_at passes (no script runs then). */
@@ -178,7 +205,7 @@ export class ChangeHub {
         const delay = Math.min(info.closesAt - info.now, 2 ** 31 - 1);
         watched.closeTimer = setTimeout(() => {
           if (info.closesAt - info.now > delay) return this.scheduleClose(eventId, watched);
-          for (const listener of watched.listeners) listener({ kind: "closed" });
+          deliver(watched, { kind: "closed" });
         }, delay);
         watched.closeTimer.unref();
       },
@@ -187,8 +214,29 @@ export class ChangeHub {
   }
 
   private broadcast(message: HubMessage): void {
-    for (const watched of this.events.values()) for (const listener of watched.listeners) listener(message);
+    for (const watched of this.events.values()) {
+      // Messages may have been lost: the next one starts a new run.
+      watched.last = undefined;
+      deliver(watched, message);
+    }
   }
+}
+
+function deliver(watched: Watched, message: HubMessage): void {
+  for (const mine of watched.listeners.values()) for (const listener of mine) listener(message);
+}
+
+/**
+ * The users a change concerns when it touches only their own entries (joins at
+ * the back, seats): nobody else's state moves. Undefined: it may move anyone.
+ */
+function usersOnly(ops: ChangeOp[]): Set<string> | undefined {
+  const users = new Set<string>();
+  for (const op of ops) {
+    if (op[0] !== ChangeOpCode.JOINED && op[0] !== ChangeOpCode.SEAT) return undefined;
+    users.add(op[1]);
+  }
+  return users;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -59,7 +59,7 @@ export async function* watchStatus(
   const onAbort = (): void => wake?.();
   signal.addEventListener("abort", onAbort);
   // Subscribed before the first read: nothing that happens after the read is missed.
-  const unwatch = await hub.watch(eventId, deliver);
+  const unwatch = await hub.watch(eventId, userId, deliver);
   let holdTimer: NodeJS.Timeout | undefined;
   try {
     let state = await store.status(eventId, userId);
@@ -106,7 +106,7 @@ export async function* watchStatus(
             break;
           case "change":
             if (message.version <= next.version) break; // already part of the state
-            if (message.version > next.version + 1 || reread) {
+            if (message.since > next.version + 1 || reread) {
               reread = true; // a gap: only Redis knows what happened in it
               break;
             }
