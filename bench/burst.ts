@@ -60,7 +60,8 @@ const service = spawn(process.execPath, [...serviceArgs, "--expose-gc", "--impor
     MAX_CONNECTIONS: String(WATCHERS * 2),
     HEAP_PROBE_FILE: join(dir, "heap"),
   },
-  stdio: ["ignore", "ignore", "inherit"],
+  // BURST_SERVICE_STDOUT=1: the service's own output too (e.g. with --trace-gc).
+  stdio: ["ignore", process.env["BURST_SERVICE_STDOUT"] ? "inherit" : "ignore", "inherit"],
 });
 children.push(service);
 await waitListening(port);

@@ -85,7 +85,7 @@ describe("many watchers in one process", () => {
     await Promise.all(streams);
   }, 120_000);
 
-  it("joins at the back reach only the joiner's own watchers; the next promotion still moves the other 1,000 from the feed, without a re-read", async () => {
+  it("joins at the back reach only the joiner's own watchers; the next promotion (a cancel, a capacity raise) still moves the other 1,000 from the feed, without a re-read", async () => {
     const N = 1_000;
     const JOINS = 300;
     const { users, tickets } = await crowd("join-train", N);
@@ -125,6 +125,15 @@ describe("many watchers in one process", () => {
     // The 1,000 knew the event before the joins; the hub saw every version since, so none had to re-read (only the promoted one did).
     expect(await callsOf("zrank")).toBeLessThanOrEqual(2);
     expect(waiting).toHaveLength(1);
+
+    // A capacity raise (a change of settings that frees seats) moves them from the feed too: only the two promoted re-read.
+    await env.svc.redis.config("RESETSTAT");
+    await client.updateEvent({ eventId: "join-train", capacity: 3 }, admin);
+    expect(await until(() => messages.every((m, i) => m.length === (i === 0 ? 2 : 3)))).toBe(true);
+    expect(messages[1]?.[2]).toMatchObject({ change: StatusChange.PROMOTED, status: ReservationStatus.RESERVED });
+    expect(messages[2]?.[2]).toMatchObject({ change: StatusChange.PROMOTED, status: ReservationStatus.RESERVED });
+    for (let i = 3; i < N; i++) expect(messages[i]?.[2]?.position).toBe(i - 2);
+    expect(await callsOf("zrank")).toBeLessThanOrEqual(4);
     stopWaiting();
     stopJoiner();
     abort.abort();

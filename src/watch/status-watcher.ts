@@ -118,7 +118,13 @@ export async function* watchStatus(
             if (place > 0) drawnPlace = place;
             reread = applyOps(next, message.ops, userId);
             next.version = message.version;
-            if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) info = await hub.eventInfo(eventId);
+            if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) {
+              // (one read per process for all the event's watchers: the hub caches it)
+              info = await hub.eventInfo(eventId);
+              // What a user's state takes from the settings; the seats a change of them frees came as PROMOTED.
+              next.opensAt = info.opensAt;
+              next.admitPerMinute = info.admitPerMinute;
+            }
             if (message.ops.some((op) => op[0] === ChangeOpCode.ANNOUNCED)) {
               // (one read per process for all the event's watchers: the hub caches it)
               info = await hub.eventInfo(eventId);
@@ -186,7 +192,6 @@ function applyOps(state: StatusResult, ops: ChangeOp[], userId: string): boolean
         }
         break;
       case ChangeOpCode.RESET:
-      case ChangeOpCode.SETTINGS:
         return true;
     }
   }
