@@ -12,10 +12,11 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import type { ClientStart, FromClient, ToClient } from "./burst-travellers.js";
+import { startTestCluster } from "../test/helpers/redis-cluster.js";
 import { freePort, waitListening } from "./ports.js";
 
 const WATCHERS = Number(process.argv[2] ?? process.env["BURST_WATCHERS"] ?? 20_000);
@@ -35,12 +36,18 @@ process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
 const dir = mkdtempSync(join(tmpdir(), "tq-burst-"));
 const fds = Number(spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim());
 console.log(`${WATCHERS} travellers, WORKERS=${WORKERS}, every ${SSE_EVERY}th on SSE, ${Math.ceil(WATCHERS / PER_CLIENT)} client processes; open files per process: ${fds}`);
+// The kernel caps every listen backlog at this: a burst past it waits for TCP's retries (1 s, 3 s, 7 s...).
+const somaxconn = existsSync("/proc/sys/net/core/somaxconn") ? Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8")) : Number.NaN;
+console.log(`net.core.somaxconn: ${somaxconn}${somaxconn < WATCHERS ? " (below the burst: sysctl -w net.core.somaxconn=65535 lets the kernel hold it)" : ""}`);
 if (fds < WATCHERS / WORKERS + 1000) console.log(`warning: ${fds} descriptors per process may not hold ${Math.ceil(WATCHERS / WORKERS)} connections per worker`);
 
 const redisPort = await freePort();
 children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
 await waitListening(redisPort);
-const redis = new Redis(redisPort, "127.0.0.1");
+// BURST_REDIS_CLUSTER=1: the service on the test Redis Cluster (3 masters, 3 replicas) instead.
+const cluster = process.env["BURST_REDIS_CLUSTER"] ? await startTestCluster() : undefined;
+const redis = cluster ? new Cluster(cluster.nodes.map((n) => ({ host: n.split(":")[0], port: Number(n.split(":")[1]) }))) : new Redis(redisPort, "127.0.0.1");
+if (cluster) console.log(`on a Redis Cluster: ${cluster.nodes.join(", ")}`);
 const port = await freePort();
 // BURST_SERVICE_NODE_ARGS: more node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
 const serviceArgs = (process.env["BURST_SERVICE_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
@@ -50,6 +57,7 @@ const service = spawn(process.execPath, [...serviceArgs, "--expose-gc", "--impor
     PORT: String(port),
     HOST: "127.0.0.1",
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    ...(cluster ? { REDIS_CLUSTER_NODES: cluster.nodes.join(",") } : {}),
     WORKERS: String(WORKERS),
     ADMIN_TOKEN: "burst-token",
     KEY_PREFIX: "burst",
@@ -178,6 +186,7 @@ const stopped = new Promise((resolve) => service.once("exit", resolve));
 service.kill("SIGTERM");
 await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
 for (const c of children) c.kill("SIGTERM");
+await cluster?.dispose();
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);
 

@@ -1,0 +1,100 @@
+// npm run bench:cluster: gRPC Reserve driven by h2load against the service on the
+// test Redis Cluster (3 masters, 3 replicas, as `npm run test:cluster` starts it),
+// beside the same against one redis-server, in one run and alternated (standalone,
+// cluster, standalone, cluster), as a ratio. Every accepted user must be recorded
+// once. The opening burst on the cluster: BURST_REDIS_CLUSTER=1 npm run bench:burst.
+// Not a test: timings never decide anything.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cluster, Redis } from "ioredis";
+import { eventKeys } from "../src/queue/keys.js";
+import { startTestCluster } from "../test/helpers/redis-cluster.js";
+import { freePort, waitListening } from "./ports.js";
+import { reserveNewUser } from "./scenarios.js";
+
+const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
+const REQUESTS = Number(process.env["BENCH_REQUESTS"] ?? 60_000);
+const CONNECTIONS = 8;
+const CONCURRENCY = 16;
+/** A Reserve answer with its ticket is about 400 bytes; an error answer carries none. */
+const MIN_ANSWER_BYTES = 200;
+
+if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) {
+  console.log("h2load is missing (Debian: apt-get install -y nghttp2-client)");
+  process.exit(1);
+}
+const children: ChildProcess[] = [];
+process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
+const dir = mkdtempSync(join(tmpdir(), "tq-bench-cluster-"));
+const redisPort = await freePort();
+children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
+await waitListening(redisPort);
+const cluster = await startTestCluster();
+const standalone = { name: "one redis-server", env: { REDIS_URL: `redis://127.0.0.1:${redisPort}` }, client: new Redis(redisPort, "127.0.0.1") };
+const onCluster = {
+  name: "Redis Cluster, 3 masters + 3 replicas",
+  env: { REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_CLUSTER_NODES: cluster.nodes.join(",") },
+  client: new Cluster(cluster.nodes.map((n) => ({ host: n.split(":")[0], port: Number(n.split(":")[1]) }))),
+};
+const body = join(dir, "reserve.bin");
+writeFileSync(body, reserveNewUser("grpc").body);
+console.log(`gRPC Reserve, h2load -n ${REQUESTS} -c ${CONNECTIONS} -m ${CONCURRENCY}, WORKERS=${WORKERS}, a new user per call on the default event`);
+
+const runs: { target: string; rps: number; check: string }[] = [];
+for (const target of [standalone, onCluster, standalone, onCluster]) {
+  const prefix = `bench-cluster-${runs.length}`;
+  const port = await freePort();
+  const service = spawn(process.execPath, ["dist/src/main.js"], {
+    env: { ...process.env, ...target.env, PORT: String(port), HOST: "127.0.0.1", WORKERS: String(WORKERS), ADMIN_TOKEN: "bench-token", KEY_PREFIX: prefix, CAPACITY: "500", LOG_LEVEL: "warn", RATE_LIMIT_PER_MINUTE: "0", REDIS_COMMAND_TIMEOUT_MS: "5000" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  children.push(service);
+  await waitListening(port);
+  await new Promise((r) => setTimeout(r, 1000)); // every worker up
+  // A warm-up, then the measured run.
+  spawnSync("h2load", ["-n", "2000", "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${port}/ticketqueue.v1.TicketQueueService/Reserve`]);
+  const before = await recorded(target.client, prefix);
+  const out = spawnSync("h2load", ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${port}/ticketqueue.v1.TicketQueueService/Reserve`], { encoding: "utf8" }).stdout;
+  const after = await recorded(target.client, prefix);
+  const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
+  const dataPerCall = Number(/\((\d+)\) data/.exec(out)?.[1] ?? 0) / REQUESTS;
+  const added = after.total - before.total;
+  const ok = added === REQUESTS && after.duplicates === 0 && after.seats <= 500 && dataPerCall >= MIN_ANSWER_BYTES;
+  runs.push({ target: target.name, rps, check: `${ok ? "verified" : "MISMATCH"}: ${added} users recorded for ${REQUESTS} calls, ${after.duplicates} both seated and waiting, ${after.seats} seats ≤ 500, ${dataPerCall.toFixed(0)} response bytes per call` });
+  const stopped = new Promise((resolve) => service.once("exit", resolve));
+  service.kill("SIGTERM");
+  await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
+}
+
+const mean = (name: string): number => {
+  const of = runs.filter((r) => r.target === name);
+  return of.reduce((n, r) => n + r.rps, 0) / of.length;
+};
+console.log(
+  [
+    "",
+    "| Redis | req/s | check |",
+    "|---|---|---|",
+    ...runs.map((r) => `| ${r.target} | ${r.rps.toFixed(0)} | ${r.check} |`),
+    "",
+    `gRPC Reserve on the cluster: **${(mean(onCluster.name) / mean(standalone.name)).toFixed(2)} ×** one redis-server (means of two runs each; one event lives on one shard, so its Reserves all go to one master)`,
+  ].join("\n"),
+);
+standalone.client.disconnect();
+onCluster.client.disconnect();
+await cluster.dispose();
+for (const c of children) c.kill("SIGTERM");
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
+
+/** Users of the default event in Redis (seated and waiting), and any both seated and waiting. */
+async function recorded(client: Redis | Cluster, prefix: string): Promise<{ total: number; seats: number; duplicates: number }> {
+  const [, seatsKey = "", waitingKey = ""] = eventKeys(prefix, "default");
+  const seats = await client.hlen(seatsKey);
+  const waiting = await client.zcard(waitingKey);
+  const seated = await client.hkeys(seatsKey);
+  const both = seated.length > 0 ? (await client.zmscore(waitingKey, ...seated)).filter((s) => s !== null).length : 0;
+  return { total: seats + waiting, seats, duplicates: both };
+}
