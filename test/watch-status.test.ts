@@ -123,6 +123,37 @@ describe("WatchStatus", () => {
     expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 2 });
   });
 
+  it("resyncs after a gap that follows joins the watcher was not given, and takes a repeated message as nothing new", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c", "d", "e"]);
+    const e = reader(client.watchStatus({ eventId, userId: "e", ticket: tickets.get("e") }));
+    expect(await e.next()).toMatchObject({ position: 4 });
+    // Two joins behind e (not e's to see), then changes nobody sees: b removed by hand, the version bumped.
+    await client.reserve({ eventId, userId: "f" });
+    await client.reserve({ eventId, userId: "g" });
+    const [meta = "", , waiting = ""] = eventKeys(env.svc.prefix, eventId);
+    await env.svc.redis.zrem(waiting, "b");
+    await env.svc.redis.hincrby(meta, "version", 3);
+    await client.cancel({ eventId, userId: "c", ticket: tickets.get("c") });
+    expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 2 });
+
+    // The last message again (as a second subscription would bring it): the run of versions the hub
+    // saw stays whole (a broken one would send every watcher behind it back to Redis), and nothing moves.
+    const version = Number(await env.svc.redis.hget(meta, "version"));
+    await client.reserve({ eventId, userId: "h" });
+    for (let i = 0; i < 100 && env.svc.hub.seen(eventId)?.last !== version + 1; i++) await new Promise((r) => setTimeout(r, 10));
+    const seen = env.svc.hub.seen(eventId);
+    expect(seen).toEqual({ since: version, last: version + 1 });
+    const heard: unknown[] = [];
+    const stop = await env.svc.hub.watch(eventId, "someone", (m) => heard.push(m));
+    await env.svc.redis.publish(env.svc.store.channel(eventId), JSON.stringify({ v: version, ops: [["L", 2, "c"]] }));
+    for (let i = 0; i < 100 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    stop();
+    expect(heard).toHaveLength(1);
+    expect(env.svc.hub.seen(eventId)).toEqual(seen);
+    await client.cancel({ eventId, userId: "d", ticket: tickets.get("d") });
+    expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 1, version: BigInt(version + 2) });
+  });
+
   it("takes junk published on an event's channel (plain or sharded) as a reason to re-read, never a crash", async () => {
     const { eventId, tickets } = await setup(1, ["a", "b", "c"]);
     const c = reader(client.watchStatus({ eventId, userId: "c", ticket: tickets.get("c") }));
@@ -146,6 +177,19 @@ describe("WatchStatus", () => {
     const w = reader(client.watchStatus({ eventId, userId: "b", ticket: b }));
     expect(await w.next()).toMatchObject({ eventState: EventState.OPEN });
     expect(await w.next(3000)).toMatchObject({ change: StatusChange.EVENT_CLOSED, eventState: EventState.CLOSED, status: ReservationStatus.QUEUED });
+  });
+
+  it("an update no change brought (the event closing) carries the event's version, other users' joins counted", async () => {
+    const eventId = `w${++n}`;
+    const closesAt = new Date(Date.now() + 1500);
+    await client.createEvent({ eventId, capacity: 1, closesAt: { seconds: BigInt(Math.floor(closesAt.getTime() / 1000)), nanos: (closesAt.getTime() % 1000) * 1e6 } }, admin);
+    await client.reserve({ eventId, userId: "a" });
+    const b = (await client.reserve({ eventId, userId: "b" })).ticket;
+    const w = reader(client.watchStatus({ eventId, userId: "b", ticket: b }));
+    const first = await w.next();
+    await client.reserve({ eventId, userId: "c" });
+    await client.reserve({ eventId, userId: "d" });
+    expect(await w.next(3000)).toMatchObject({ change: StatusChange.EVENT_CLOSED, version: (first?.version ?? 0n) + 2n });
   });
 
   it("needs the user's own ticket", async () => {

@@ -103,6 +103,15 @@ export class ChangeHub {
     return stop;
   }
 
+  /**
+   * The versions of the event this process saw in one unbroken run (since..last),
+   * every one delivered to the listeners it concerned; undefined: none yet.
+   */
+  seen(eventId: string): { since: number; last: number } | undefined {
+    const watched = this.events.get(eventId);
+    return watched?.last === undefined ? undefined : { since: watched.since, last: watched.last };
+  }
+
   /** Open watch streams in this process (for leak checks and metrics). */
   watcherCount(): number {
     let n = 0;
@@ -174,15 +183,17 @@ export class ChangeHub {
     try {
       const parsed: unknown = JSON.parse(text);
       if (isChange(parsed)) {
-        // A run of versions goes on only with the next one; anything else starts a new run.
-        if (watched.last === undefined || parsed.v !== watched.last + 1) watched.since = parsed.v;
-        watched.last = parsed.v;
+        // A run of versions goes on only with the next one; a later one starts a new run. An
+        // earlier one (the same message by both subscriptions) leaves the run as it is: its
+        // listeners have it already, or it was not theirs.
+        if (watched.last === undefined || parsed.v > watched.last + 1) watched.since = parsed.v;
+        if (watched.last === undefined || parsed.v > watched.last) watched.last = parsed.v;
         message = { kind: "change", version: parsed.v, since: watched.since, ops: parsed.ops };
       }
     } catch {
       // not JSON: re-read
     }
-    if (message.kind === "resync") watched.last = undefined;
+    if (message.kind === "resync") this.forgetRun(eventId, watched);
     if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
       watched.info = undefined;
       if (message.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
@@ -214,11 +225,17 @@ export class ChangeHub {
   }
 
   private broadcast(message: HubMessage): void {
-    for (const watched of this.events.values()) {
-      // Messages may have been lost: the next one starts a new run.
-      watched.last = undefined;
+    for (const [eventId, watched] of this.events) {
+      if (message.kind === "resync") this.forgetRun(eventId, watched);
       deliver(watched, message);
     }
+  }
+
+  /** Messages may have been lost: the next one starts a new run, and the event's settings are read again. */
+  private forgetRun(eventId: string, watched: Watched): void {
+    watched.last = undefined;
+    watched.info = undefined;
+    this.scheduleClose(eventId, watched);
   }
 }
 
@@ -231,6 +248,7 @@ function deliver(watched: Watched, message: HubMessage): void {
  * the back, seats): nobody else's state moves. Undefined: it may move anyone.
  */
 function usersOnly(ops: ChangeOp[]): Set<string> | undefined {
+  if (ops.length === 0) return undefined;
   const users = new Set<string>();
   for (const op of ops) {
     if (op[0] !== ChangeOpCode.JOINED && op[0] !== ChangeOpCode.SEAT) return undefined;

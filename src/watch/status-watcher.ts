@@ -68,7 +68,13 @@ export async function* watchStatus(
     }
     let info = await hub.eventInfo(eventId);
     let eventState = eventStateOf(info, info.now);
-    const update = (change: StatusChange): StatusUpdate => ({ version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState, announcement: info.announcement });
+    const update = (change: StatusChange): StatusUpdate => {
+      // Versions this watcher was not given (other users' joins) still count: with nothing of its
+      // own waiting, its state is the state as of the last version this process saw in a run from it.
+      const seen = hub.seen(eventId);
+      if (inbox.length === 0 && seen && seen.since <= state.version + 1 && seen.last > state.version) state = { ...state, version: seen.last };
+      return { version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState, announcement: info.announcement };
+    };
     yield update(StatusChange.INITIAL);
     if (FINAL.has(state.status)) return;
 

@@ -129,6 +129,8 @@ end
 --   {OP_LEFT, pos, user}    user left the queue from pos (everyone behind moves up one)
 --   {OP_PROMOTED, n}        the first n of the queue were promoted (everyone moves up n)
 --   {OP_SEAT, user}         user's seat changed (taken, confirmed, cancelled, expired)
+--   (A change of only JOINED and SEAT ops goes to those users' watchers alone: it must
+--   move nobody else. A script that also moves others says so with LEFT or PROMOTED.)
 --   {OP_RESET}              reset: every entry is gone
 --   {OP_SETTINGS}           the event's settings changed
 --   {OP_ANNOUNCED}          the operator's announcement changed
