@@ -25,7 +25,7 @@ export type ToClient = { kind: "start"; start: ClientStart } | { kind: "mark"; r
 export type FromClient =
   | { kind: "joined"; sentAt: number; answeredAt: number[]; answered: number[]; failed: string[] }
   | { kind: "watching"; grpcWeb: number; sse: number; failed: string[] }
-  | { kind: "round"; round: number; toldAt: number[]; silent: number }
+  | { kind: "round"; round: number; toldAt: number[]; toldAtSse: number[]; silent: number }
   | { kind: "closed" };
 
 interface Status {
@@ -76,7 +76,8 @@ process.on("message", (message: ToClient) => {
     case "report": {
       const waiting = travellers.filter((t) => !t.socket.destroyed && (t.toldAt !== undefined || !t.seated));
       const toldAt = waiting.flatMap((t) => (t.toldAt === undefined ? [] : [t.toldAt]));
-      send({ kind: "round", round: message.round, toldAt, silent: waiting.length - toldAt.length });
+      const toldAtSse = waiting.flatMap((t) => (t.toldAt === undefined || !t.sse ? [] : [t.toldAt]));
+      send({ kind: "round", round: message.round, toldAt, toldAtSse, silent: waiting.length - toldAt.length });
       break;
     }
     case "close":
