@@ -55,4 +55,29 @@ describe("GetStatus estimated_wait", () => {
     await own.close();
     expect(await ended).toMatch(/unavailable.*shutting down/);
   });
+
+  it("ends an open SSE watch with an error event carrying Connect's error JSON when the server stops", async () => {
+    const own = await startTestService(env.redis.url);
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
+    const ticket = (await client.reserve({ userId: "sse-stayer" })).ticket;
+    const res = await fetch(`${own.baseUrl}/v1/events/default/watch?user_id=sse-stayer&ticket=${ticket}`);
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const reader = res.body?.getReader();
+    let text = "";
+    const read = async (until: RegExp): Promise<void> => {
+      while (!until.test(text)) {
+        const chunk = await reader?.read();
+        if (!chunk || chunk.done) return;
+        text += new TextDecoder().decode(chunk.value);
+      }
+    };
+    await read(/event: status/);
+    expect(text).toMatch(/^id: \d+\nevent: status\ndata: \{.*"status":"RESERVATION_STATUS_RESERVED"/);
+    const closed = own.close();
+    await read(/event: error\ndata: .*\n\n/);
+    await closed;
+    const error = JSON.parse(/event: error\ndata: (.*)\n\n/.exec(text)?.[1] ?? "{}") as { code?: string; message?: string };
+    expect(error).toMatchObject({ code: "unavailable" });
+    expect(error.message).toMatch(/shutting down/);
+  });
 });
