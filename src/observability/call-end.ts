@@ -1,4 +1,5 @@
 import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { passThrough, type StreamEnd } from "../rpc/stream-end.js";
 
 type Response = UnaryResponse | StreamResponse;
 
@@ -21,20 +22,10 @@ export async function whenCallEnds(req: { signal: AbortSignal }, call: () => Pro
     done(undefined);
     return response;
   }
-  const messages = response.message;
-  return {
-    ...response,
-    message: (async function* () {
-      let failure: unknown = new ConnectError("the client went away", Code.Canceled);
-      try {
-        yield* messages;
-        failure = req.signal.aborted ? (req.signal.reason instanceof ConnectError ? req.signal.reason : new ConnectError("the call was aborted", Code.Canceled)) : undefined;
-      } catch (err: unknown) {
-        failure = err;
-        throw err;
-      } finally {
-        done(failure);
-      }
-    })(),
-  } as typeof response;
+  const onEnd = (end: StreamEnd): void => {
+    if (end.how === "failed") return done(end.error);
+    if (end.how === "returned") return done(new ConnectError("the client went away", Code.Canceled));
+    done(req.signal.aborted ? (req.signal.reason instanceof ConnectError ? req.signal.reason : new ConnectError("the call was aborted", Code.Canceled)) : undefined);
+  };
+  return { ...response, message: passThrough(response.message, { onEnd }) };
 }

@@ -5,6 +5,7 @@ import type { QueueStore } from "../queue/queue-store.js";
 import { adminIdentityKey, adminMethodsOf } from "./admin-auth.js";
 import { toConnectError } from "./errors.js";
 import { interceptOnly } from "./intercept-only.js";
+import { passThrough, type StreamEnd } from "./stream-end.js";
 
 /** Longest request summary kept per entry. */
 const MAX_REQUEST_CHARS = 2000;
@@ -54,19 +55,16 @@ export function auditInterceptor(services: readonly DescService[], store: QueueS
       write();
     };
     req.signal.addEventListener("abort", () => once(() => void record("closed by the client")), { once: true });
-    return { ...response, message: recordedAtEnd(response.message, () => once(() => void record("ok")), (err) => once(() => failed(err))) };
+    // (a reader that stops early: the abort above records it)
+    const onEnd = (end: StreamEnd): void => {
+      if (end.how === "done") once(() => void record("ok"));
+      else if (end.how === "failed") once(() => failed(end.error));
+    };
+    return { ...response, message: passThrough(response.message, { onEnd }) };
   });
 }
 
-async function* recordedAtEnd<T>(messages: AsyncIterable<T>, ok: () => void, failed: (err: unknown) => void): AsyncIterable<T> {
-  try {
-    yield* messages;
-    ok();
-  } catch (err: unknown) {
-    failed(err);
-    throw err;
-  }
-}
+
 
 function summary(req: Parameters<Parameters<Interceptor>[0]>[0]): string {
   if (req.stream) return "(stream)";

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
 import { RedisUnavailableError } from "../redis/redis-errors.js";
+import { passThrough } from "./stream-end.js";
 
 /** The RPC status of each state error: the one table. */
 const STATE_ERROR_CODES: Record<StateErrorCode, Code> = {
@@ -115,7 +116,7 @@ export function errorInterceptor(log: Logger): Interceptor {
       const response = await next(req);
       response.header.set(REQUEST_ID_HEADER, requestId);
       // A stream's handler runs as it is read: its failures are mapped here too.
-      if (response.stream) return { ...response, message: mapErrors(response.message, mapped) };
+      if (response.stream) return { ...response, message: passThrough(response.message, { mapError: mapped }) };
       return response;
     } catch (err: unknown) {
       throw mapped(err);
@@ -123,10 +124,4 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
-async function* mapErrors<T>(messages: AsyncIterable<T>, mapped: (err: unknown) => ConnectError): AsyncGenerator<T> {
-  try {
-    yield* messages;
-  } catch (err: unknown) {
-    throw mapped(err);
-  }
-}
+

@@ -1,6 +1,7 @@
 import { create, type DescMethod, type DescMethodServerStreaming, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import type { ContextValues, HandlerContext, Interceptor, StreamRequest, StreamResponse } from "@connectrpc/connect";
 import { CallContext } from "./unary-calls.js";
+import { passThrough } from "./stream-end.js";
 
 export type ServerStreamMethod = DescMethod & DescMethodServerStreaming;
 /** A server-streaming RPC with every interceptor around its handler. */
@@ -32,9 +33,7 @@ export function createServerStreamCalls(services: readonly { service: DescServic
         let input: MessageShape<ServerStreamMethod["input"]> | undefined;
         for await (const message of req.message) input = message as MessageShape<ServerStreamMethod["input"]>;
         const output = (handler as StreamImpl).call(impl, input ?? create(method.input), context);
-        const message = (async function* () {
-          for await (const m of output) yield create(method.output, m as Parameters<typeof create<typeof method.output>>[1]);
-        })();
+        const message = passThrough(output, { map: (m) => create(method.output, m as Parameters<typeof create<typeof method.output>>[1]) });
         return { stream: true, service, method, header: context.responseHeader, trailer: context.responseTrailer, message };
       };
       const call = interceptors.reduceRight<ServerStreamCall>((next, interceptor) => interceptor(next as Parameters<Interceptor>[0]) as ServerStreamCall, inner);

@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { passThrough } from "./stream-end.js";
 
 export interface StreamLimit {
   interceptor: Interceptor;
@@ -44,7 +45,7 @@ export function streamLimit(max: number, anonymous: ReadonlySet<DescMethod>): St
     try {
       const response = await next(req);
       if (!response.stream) return response;
-      return { ...response, message: releasing(response.message, release) };
+      return { ...response, message: passThrough(response.message, { onEnd: release }) };
     } catch (err: unknown) {
       release();
       throw err;
@@ -53,10 +54,4 @@ export function streamLimit(max: number, anonymous: ReadonlySet<DescMethod>): St
   return { interceptor, open: () => open };
 }
 
-async function* releasing<T>(messages: AsyncIterable<T>, release: () => void): AsyncGenerator<T> {
-  try {
-    yield* messages;
-  } finally {
-    release();
-  }
-}
+
