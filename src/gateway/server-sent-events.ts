@@ -1,3 +1,4 @@
+import type { JsonWriteOptions } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
@@ -15,6 +16,15 @@ const HEARTBEAT_MS = 15_000;
  */
 export const SSE_MAX_UNREAD_BYTES = 64 * 1024;
 
+export interface SseOptions {
+  /** A message as the data of its event. */
+  toJson: (message: object) => string;
+  /** For the error event's details, as the messages are written. */
+  jsonOptions: Partial<JsonWriteOptions>;
+  /** The call's signal: aborted when the client leaves. */
+  signal: AbortSignal;
+}
+
 /**
  * Sends a server stream as Server-Sent Events: one `status` event per message
  * (its `id` is the message's version, its data the message's JSON), then `end`,
@@ -22,29 +32,31 @@ export const SSE_MAX_UNREAD_BYTES = 64 * 1024;
  * answered with the HTTP status of its code instead (`sendError`), like any REST
  * error.
  */
-export async function sendServerSentEvents(messages: AsyncIterable<object>, toJson: (message: object) => string, res: NodeResponse, sendError: (err: ConnectError) => void): Promise<void> {
+export async function sendServerSentEvents(messages: AsyncIterable<object>, how: SseOptions, res: NodeResponse, sendError: (err: ConnectError) => void): Promise<void> {
   let started = false;
   let dropped = false;
-  // (node:http2's compatibility response has no `destroyed`: its close is kept here.)
-  let gone = false;
-  res.once("close", () => (gone = true));
+  // The client left (the call's signal, aborted on the response's close; node:http2's
+  // compatibility response has no `destroyed`).
+  const gone = (): boolean => how.signal.aborted;
   let heartbeat: NodeJS.Timeout | undefined;
   try {
     for await (const message of messages) {
+      // (serialised before the answer starts: a message JSON cannot hold fails as an error answer)
+      const data = how.toJson(message);
       if (!started) start();
       const version: unknown = Reflect.get(message, "version");
       // Leaving the loop ends the stream (and its watcher) for a client that does not read.
-      if (!send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${toJson(message)}\n\n`)) break;
+      if (!send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`)) break;
     }
     if (!started) start();
     send("event: end\ndata: {}\n\n");
   } catch (err: unknown) {
     const error = toConnectError(err);
     if (!started) return sendError(error);
-    send(`event: error\ndata: ${JSON.stringify(errorToJson(error, undefined))}\n\n`);
+    send(`event: error\ndata: ${JSON.stringify(errorToJson(error, how.jsonOptions))}\n\n`);
   } finally {
     clearInterval(heartbeat);
-    if (started && !dropped && !gone) res.end();
+    if (started && !dropped && !gone()) res.end();
   }
 
   function start(): void {
@@ -56,7 +68,7 @@ export async function sendServerSentEvents(messages: AsyncIterable<object>, toJs
 
   /** Writes, unless the client has left more than SSE_MAX_UNREAD_BYTES unread: then it is dropped (false). */
   function send(text: string): boolean {
-    if (dropped || gone) return false;
+    if (dropped || gone()) return false;
     res.write(text);
     if (res.writableLength <= SSE_MAX_UNREAD_BYTES) return true;
     dropped = true;
