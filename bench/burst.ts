@@ -12,7 +12,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Cluster, Redis } from "ioredis";
+import { createRedisClient } from "../src/redis/redis-client.js";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import type { ClientStart, FromClient, ToClient } from "./burst-travellers.js";
@@ -46,7 +46,9 @@ children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127
 await waitListening(redisPort);
 // BURST_REDIS_CLUSTER=1: the service on the test Redis Cluster (3 masters, 3 replicas) instead.
 const cluster = process.env["BURST_REDIS_CLUSTER"] ? await startTestCluster() : undefined;
-const redis = cluster ? new Cluster(cluster.nodes.map((n) => ({ host: n.split(":")[0], port: Number(n.split(":")[1]) }))) : new Redis(redisPort, "127.0.0.1");
+// (the service's own client factory: a Cluster client when given nodes)
+const redis = createRedisClient({ url: `redis://127.0.0.1:${redisPort}`, clusterNodes: cluster?.nodes, commandTimeoutMs: 10_000 });
+await redis.connect();
 if (cluster) console.log(`on a Redis Cluster: ${cluster.nodes.join(", ")}`);
 const port = await freePort();
 // BURST_SERVICE_NODE_ARGS: more node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".

@@ -8,10 +8,10 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cluster, Redis } from "ioredis";
-import { eventKeys } from "../src/queue/keys.js";
+import { createRedisClient } from "../src/redis/redis-client.js";
 import { startTestCluster } from "../test/helpers/redis-cluster.js";
 import { freePort, waitListening } from "./ports.js";
+import { recordedUsers } from "./recorded.js";
 import { reserveNewUser } from "./scenarios.js";
 
 const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
@@ -32,12 +32,16 @@ const redisPort = await freePort();
 children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
 await waitListening(redisPort);
 const cluster = await startTestCluster();
-const standalone = { name: "one redis-server", env: { REDIS_URL: `redis://127.0.0.1:${redisPort}` }, client: new Redis(redisPort, "127.0.0.1") };
+const redisUrl = `redis://127.0.0.1:${redisPort}`;
+// The service's own clients (createRedisClient) for the checks.
+const standalone = { name: "one redis-server", env: { REDIS_URL: redisUrl }, client: createRedisClient({ url: redisUrl, commandTimeoutMs: 10_000 }) };
 const onCluster = {
   name: "Redis Cluster, 3 masters + 3 replicas",
-  env: { REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_CLUSTER_NODES: cluster.nodes.join(",") },
-  client: new Cluster(cluster.nodes.map((n) => ({ host: n.split(":")[0], port: Number(n.split(":")[1]) }))),
+  env: { REDIS_URL: redisUrl, REDIS_CLUSTER_NODES: cluster.nodes.join(",") },
+  client: createRedisClient({ url: redisUrl, clusterNodes: cluster.nodes, commandTimeoutMs: 10_000 }),
 };
+await standalone.client.connect();
+await onCluster.client.connect();
 const body = join(dir, "reserve.bin");
 writeFileSync(body, reserveNewUser("grpc").body);
 console.log(`gRPC Reserve, h2load -n ${REQUESTS} -c ${CONNECTIONS} -m ${CONCURRENCY}, WORKERS=${WORKERS}, a new user per call on the default event`);
@@ -55,9 +59,9 @@ for (const target of [standalone, onCluster, standalone, onCluster]) {
   await new Promise((r) => setTimeout(r, 1000)); // every worker up
   // A warm-up, then the measured run.
   spawnSync("h2load", ["-n", "2000", "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${port}/ticketqueue.v1.TicketQueueService/Reserve`]);
-  const before = await recorded(target.client, prefix);
+  const before = await recordedUsers(target.client, prefix, "default");
   const out = spawnSync("h2load", ["-n", String(REQUESTS), "-c", String(CONNECTIONS), "-m", String(CONCURRENCY), "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers", `http://127.0.0.1:${port}/ticketqueue.v1.TicketQueueService/Reserve`], { encoding: "utf8" }).stdout;
-  const after = await recorded(target.client, prefix);
+  const after = await recordedUsers(target.client, prefix, "default");
   const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
   const dataPerCall = Number(/\((\d+)\) data/.exec(out)?.[1] ?? 0) / REQUESTS;
   const added = after.total - before.total;
@@ -89,12 +93,3 @@ for (const c of children) c.kill("SIGTERM");
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);
 
-/** Users of the default event in Redis (seated and waiting), and any both seated and waiting. */
-async function recorded(client: Redis | Cluster, prefix: string): Promise<{ total: number; seats: number; duplicates: number }> {
-  const [, seatsKey = "", waitingKey = ""] = eventKeys(prefix, "default");
-  const seats = await client.hlen(seatsKey);
-  const waiting = await client.zcard(waitingKey);
-  const seated = await client.hkeys(seatsKey);
-  const both = seated.length > 0 ? (await client.zmscore(waitingKey, ...seated)).filter((s) => s !== null).length : 0;
-  return { total: seats + waiting, seats, duplicates: both };
-}

@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { eventKeys } from "../src/queue/keys.js";
 import { redisCeiling } from "./ceiling.js";
+import { recordedUsers } from "./recorded.js";
 import { runLoad, type LoadOptions, type LoadResult } from "./load-generator.js";
 import { freePort, waitListening } from "./ports.js";
 import { mixed, reserveNewUser, type Transport } from "./scenarios.js";
@@ -145,14 +145,8 @@ async function measureReserve(name: string, target: Target, transport: Transport
   rows.push({ name, result, note: `${exact ? "verified" : "MISMATCH"}: ${added} users recorded for ${result.ok} accepted, ${after.seats} seats ≤ ${CAPACITY}` });
 }
 
-async function recorded(target: Target): Promise<{ total: number; seats: number; duplicates: number }> {
-  const [, seatsKey = "", waitingKey = ""] = eventKeys(target.prefix, "default");
-  const seats = await redis.hlen(seatsKey);
-  const waiting = await redis.zcard(waitingKey);
-  // A user both seated and waiting would be a double entry.
-  const seated = await redis.hkeys(seatsKey);
-  const both = seated.length > 0 ? (await redis.zmscore(waitingKey, ...seated)).filter((s) => s !== null).length : 0;
-  return { total: seats + waiting, seats, duplicates: both };
+function recorded(target: Target): Promise<{ total: number; seats: number; duplicates: number }> {
+  return recordedUsers(redis, target.prefix, "default");
 }
 
 /**

@@ -31,6 +31,16 @@ async function setup(capacity: number, users: string[], holdSeconds = 0): Promis
 }
 
 /** Reads a stream's messages one at a time. */
+/** An event that closes in 1.5 s, "a" seated, "b" waiting, and b's watch open. */
+async function closingSoon() {
+  const eventId = `w${++n}`;
+  const closesAt = new Date(Date.now() + 1500);
+  await client.createEvent({ eventId, capacity: 1, closesAt: { seconds: BigInt(Math.floor(closesAt.getTime() / 1000)), nanos: (closesAt.getTime() % 1000) * 1e6 } }, admin);
+  await client.reserve({ eventId, userId: "a" });
+  const b = (await client.reserve({ eventId, userId: "b" })).ticket;
+  return { eventId, w: reader(client.watchStatus({ eventId, userId: "b", ticket: b })) };
+}
+
 function reader<T>(stream: AsyncIterable<T>) {
   const it = stream[Symbol.asyncIterator]();
   return {
@@ -169,23 +179,13 @@ describe("WatchStatus", () => {
   });
 
   it("tells watchers when the event closes", async () => {
-    const eventId = `w${++n}`;
-    const closesAt = new Date(Date.now() + 1500);
-    await client.createEvent({ eventId, capacity: 1, closesAt: { seconds: BigInt(Math.floor(closesAt.getTime() / 1000)), nanos: (closesAt.getTime() % 1000) * 1e6 } }, admin);
-    await client.reserve({ eventId, userId: "a" });
-    const b = (await client.reserve({ eventId, userId: "b" })).ticket;
-    const w = reader(client.watchStatus({ eventId, userId: "b", ticket: b }));
+    const { w } = await closingSoon();
     expect(await w.next()).toMatchObject({ eventState: EventState.OPEN });
     expect(await w.next(3000)).toMatchObject({ change: StatusChange.EVENT_CLOSED, eventState: EventState.CLOSED, status: ReservationStatus.QUEUED });
   });
 
   it("an update no change brought (the event closing) carries the event's version, other users' joins counted", async () => {
-    const eventId = `w${++n}`;
-    const closesAt = new Date(Date.now() + 1500);
-    await client.createEvent({ eventId, capacity: 1, closesAt: { seconds: BigInt(Math.floor(closesAt.getTime() / 1000)), nanos: (closesAt.getTime() % 1000) * 1e6 } }, admin);
-    await client.reserve({ eventId, userId: "a" });
-    const b = (await client.reserve({ eventId, userId: "b" })).ticket;
-    const w = reader(client.watchStatus({ eventId, userId: "b", ticket: b }));
+    const { eventId, w } = await closingSoon();
     const first = await w.next();
     await client.reserve({ eventId, userId: "c" });
     await client.reserve({ eventId, userId: "d" });

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { create, fromJson, getOption, ScalarType, toJsonString, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, getOption, ScalarType, toJsonString, type DescMessage, type DescMethod, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -22,14 +22,12 @@ interface Route {
   template: PathTemplate;
   /** "*" (the whole request is the body), a field name, or "" (no body). */
   body: string;
-  /** A server-streaming RPC, answered as Server-Sent Events. */
-  streaming: boolean;
   handler: UniversalHandler;
   /** The RPC's URL as its handlers see it (Connect's request path). */
   rpcUrl: string;
   /** A unary RPC's interceptors and handler, called without the router (the fast path). */
   unary: UnaryTarget | undefined;
-  /** A server-streaming RPC's interceptors and handler, called without the router. */
+  /** A server-streaming RPC's interceptors and handler, answered as Server-Sent Events (always called without the router). */
   stream: ServerStreamTarget | undefined;
 }
 
@@ -102,7 +100,7 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
       }
       const { route, vars } = match;
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
-      const header = forwardedHeaders(req, route.streaming ? "application/connect+json" : "application/json");
+      const header = forwardedHeaders(req, route.stream ? "application/connect+json" : "application/json");
       if (route.unary) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
       if (route.stream) return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
       const response = await route.handler({
@@ -151,15 +149,17 @@ function routesOf(handler: UniversalHandler, unaryCalls: ReadonlyMap<DescMethod,
   const rule = getOption(handler.method, httpRule);
   const streaming = handler.method.methodKind === "server_streaming";
   const calls = { unary: streaming ? undefined : unaryCalls.get(handler.method), stream: streaming ? streamCalls.get(handler.method) : undefined };
+  // (a stream is served only straight: the router path answers no Server-Sent Events)
+  if (streaming && !calls.stream) return [];
   const rpcUrl = `http://localhost${handler.requestPath}`;
-  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding, streaming, rpcUrl, calls));
+  return [rule, ...rule.additionalBindings].flatMap((binding) => routeOf(handler, binding, rpcUrl, calls));
 }
 
-function routeOf(handler: UniversalHandler, rule: HttpRule, streaming: boolean, rpcUrl: string, calls: Pick<Route, "unary" | "stream">): Route[] {
+function routeOf(handler: UniversalHandler, rule: HttpRule, rpcUrl: string, calls: Pick<Route, "unary" | "stream">): Route[] {
   const { pattern } = rule;
   if (pattern.case === undefined) return [];
   const [verb, path] = pattern.case === "custom" ? [pattern.value.kind.toLowerCase(), pattern.value.path] : [pattern.case, pattern.value];
-  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, streaming, rpcUrl, ...calls }];
+  return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, rpcUrl, ...calls }];
 }
 
 /** The request message as proto JSON: body, then path variables, then query parameters. */
@@ -227,6 +227,15 @@ function forwardedHeaders(req: NodeRequest, contentType: string): Headers {
   return headers;
 }
 
+/** The request message from its REST JSON, with the router's own options; JSON it cannot be is InvalidArgument. */
+function requestOf<I extends DescMessage>(method: { input: I }, json: JsonObject): MessageShape<I> {
+  try {
+    return fromJson(method.input, json, READ_JSON);
+  } catch (err: unknown) {
+    throw ConnectError.from(err, Code.InvalidArgument);
+  }
+}
+
 /**
  * A server stream as Server-Sent Events, its interceptors and handler called
  * straight (Connect's JSON streaming pipeline held about 39 KB per open stream).
@@ -234,16 +243,12 @@ function forwardedHeaders(req: NodeRequest, contentType: string): Headers {
  */
 async function serveStream(target: ServerStreamTarget, url: string, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
   const { service, method, call } = target;
-  let message;
-  try {
-    message = fromJson(method.input, json, READ_JSON);
-  } catch (err: unknown) {
-    throw ConnectError.from(err, Code.InvalidArgument);
-  }
+  const message = requestOf(method, json);
   // Before the call: a client that leaves while the interceptors run is seen by the writer too.
   const signal = new ResponseSignals(res).signal();
   const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signal));
-  const toJson = (out: object): string => toJsonString(method.output, create(method.output, out as Parameters<typeof create<typeof method.output>>[1]), WRITE_JSON);
+  // (typed messages already: createServerStreamCalls makes them)
+  const toJson = (out: object): string => toJsonString(method.output, out as MessageShape<typeof method.output>, WRITE_JSON);
   await sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signal }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
 }
 
@@ -253,15 +258,9 @@ async function serveStream(target: ServerStreamTarget, url: string, json: JsonOb
  * the answer is what Connect's unary JSON response would be (response trailers
  * as `trailer-` headers). Errors go to the gateway's error answer.
  */
-
 async function serveUnary(target: UnaryTarget, url: string, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
   const { service, method, call } = target;
-  let message;
-  try {
-    message = fromJson(method.input, json, READ_JSON);
-  } catch (err: unknown) {
-    throw ConnectError.from(err, Code.InvalidArgument);
-  }
+  const message = requestOf(method, json);
   const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, new ResponseSignals(res)));
   const body = Buffer.from(toJsonString(method.output, response.message, WRITE_JSON));
   const headers: Record<string, string | number> = {};

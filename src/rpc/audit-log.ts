@@ -64,8 +64,6 @@ export function auditInterceptor(services: readonly DescService[], store: QueueS
   });
 }
 
-
-
 function summary(req: Parameters<Parameters<Interceptor>[0]>[0]): string {
   if (req.stream) return "(stream)";
   try {

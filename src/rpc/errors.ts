@@ -123,5 +123,3 @@ export function errorInterceptor(log: Logger): Interceptor {
     }
   };
 }
-
-

@@ -53,5 +53,3 @@ export function streamLimit(max: number, anonymous: ReadonlySet<DescMethod>): St
   };
   return { interceptor, open: () => open };
 }
-
-

@@ -195,9 +195,8 @@ export class ChangeHub {
     }
     if (message.kind === "resync") this.forgetRun(eventId, watched);
     if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
-      watched.info = undefined;
       if (message.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
-      this.scheduleClose(eventId, watched);
+      this.rereadEvent(eventId, watched);
     }
     const users = message.kind === "change" ? usersOnly(message.ops) : undefined;
     if (users) {
@@ -234,6 +233,11 @@ export class ChangeHub {
   /** Messages may have been lost: the next one starts a new run, and the event's settings are read again. */
   private forgetRun(eventId: string, watched: Watched): void {
     watched.last = undefined;
+    this.rereadEvent(eventId, watched);
+  }
+
+  /** The event's settings may have changed: read them again, and its close timer with them. */
+  private rereadEvent(eventId: string, watched: Watched): void {
     watched.info = undefined;
     this.scheduleClose(eventId, watched);
   }
