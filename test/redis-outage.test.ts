@@ -63,9 +63,16 @@ async function waitForRecovery(): Promise<number> {
 
 describe("Redis outages", () => {
   it("stopped Redis: Unavailable fast (503 on REST), then recovery by itself", async () => {
-    expect((await client.reserve({ userId: "before" })).userId).toBe("before");
+    const before = await client.reserve({ userId: "before" });
+    expect(before.userId).toBe("before");
     await env.redis.stop();
     await expectAllUnavailableFast();
+    // A live status over SSE is refused as any REST call is: 503 and Connect's error JSON, at once.
+    const started = performance.now();
+    const watch = await fetch(`${env.svc.baseUrl}/v1/events/default/watch?user_id=before&ticket=${before.ticket}`);
+    expect(watch.status).toBe(503);
+    expect(((await watch.json()) as { code: string }).code).toBe("unavailable");
+    expect(performance.now() - started).toBeLessThan(FAST_MS);
     await env.redis.start();
     await waitForRecovery();
     // The new server is empty (no persistence in this test); the service works again.
