@@ -251,6 +251,39 @@ describe("connections and clients that misbehave", () => {
     session.destroy();
     expect((await client.getStatus({ eventId: "unread", userId: "reader" })).position).toBe(1);
   });
+  it("a gRPC-web client that stops reading is dropped once 64 KiB wait unread, and the service goes on", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await client.createEvent({ eventId: "unread-web", capacity: 1 }, admin);
+    await client.reserve({ eventId: "unread-web", userId: "seated" });
+    // 2,000 users ahead of the reader; each one that leaves moves it up (a gRPC-web message of about 50 bytes each).
+    const [meta = "", , waiting = ""] = eventKeys(svc.prefix, "unread-web");
+    const pipeline = svc.redis.pipeline();
+    for (let i = 0; i < 2000; i++) pipeline.zadd(waiting, i + 2, `ahead-${i}`);
+    pipeline.hset(meta, "next_seq", 2001);
+    await pipeline.exec();
+    const reader = await client.reserve({ eventId: "unread-web", userId: "reader" });
+    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "unread-web", userId: "reader", ticket: reader.ticket }));
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    // A tiny window, and a stream never read: everything past 1 KiB stays on the server.
+    const session = http2.connect(svc.baseUrl, { settings: { initialWindowSize: 1024 } });
+    const stream = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", "content-type": "application/grpc-web+proto" });
+    stream.end(frame);
+    await new Promise((r) => stream.once("response", r));
+    stream.pause();
+    const closed = new Promise<void>((r) => stream.once("close", () => r()));
+    stream.on("error", () => undefined);
+    expect(svc.hub.watcherCount()).toBe(1);
+    for (let i = 0; i < 2000; i++) await svc.store.cancel("unread-web", `ahead-${i}`, undefined);
+    expect(await until(() => svc.hub.watcherCount() === 0, 10_000)).toBe(true);
+    // Read again: what was sent arrives, then the stream's end, never the rest; its stream place is given back.
+    stream.resume();
+    await closed;
+    session.destroy();
+    expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+    expect((await client.getStatus({ eventId: "unread-web", userId: "reader" })).position).toBe(1);
+  });
 });
 
 describe("clients that never read their answers", () => {
