@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { passThrough, type StreamEnd } from "../src/rpc/stream-end.js";
+import { deferred, forEachMessage, passThrough, type StreamEnd } from "../src/rpc/stream-end.js";
+import { isPushStream, type PushStream, type StreamSink } from "../src/watch/push-stream.js";
 
 /** A stream that records whether its finally block ran, as a watcher's cleanup does. */
 function source(values: number[], failAfter?: number): { messages: AsyncIterable<number>; cleaned: () => boolean } {
@@ -66,5 +67,121 @@ describe("passThrough (the interceptors' stream wrapper)", () => {
     await expect(reading).rejects.toThrow("mapped: Error: cleanup failed");
     expect(ends).toHaveLength(1);
     expect(ends[0]?.how).toBe("failed");
+  });
+});
+
+/** A stream that pushes what the test sends it, and records whether it was stopped. */
+function pushed(): { messages: PushStream<number>; send: (v: number) => void; end: () => void; fail: (err: unknown) => void; stopped: () => boolean } {
+  let sink: StreamSink<number> | undefined;
+  let stopped = false;
+  const messages: PushStream<number> = {
+    // (read only to be ended)
+    [Symbol.asyncIterator]: () => ({
+      next: () => Promise.reject(new Error("read: this test pushes")),
+      return: () => {
+        stopped = true;
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    }),
+    push(s) {
+      sink = s;
+    },
+    stop() {
+      stopped = true;
+    },
+  };
+  return { messages, send: (v) => sink?.message(v), end: () => sink?.end(), fail: (err) => sink?.fail(err), stopped: () => stopped };
+}
+
+describe("pushed streams (the watch streams' fast paths)", () => {
+  it("pass through every layer pushed: mapped messages, then one end", async () => {
+    const ends: string[] = [];
+    const source = pushed();
+    let layered: AsyncIterable<number> = source.messages;
+    for (const name of ["a", "b"]) layered = passThrough(layered, { map: (m) => m + 1, onEnd: (e) => ends.push(`${name}:${e.how}`) });
+    expect(isPushStream(layered)).toBe(true);
+    const out: number[] = [];
+    const done = forEachMessage(layered, (v) => out.push(v) > 0);
+    source.send(1);
+    source.send(2);
+    source.end();
+    await done;
+    expect(out).toEqual([3, 4]);
+    expect(ends).toEqual(["a:done", "b:done"]);
+  });
+
+  it("an error is mapped on its way out and rejects the writer; nothing after it is passed", async () => {
+    const ends: StreamEnd[] = [];
+    const source = pushed();
+    const mapped = new Error("mapped");
+    const out: number[] = [];
+    const done = forEachMessage(
+      passThrough(source.messages, { mapError: () => mapped, onEnd: (e) => ends.push(e) }),
+      (v) => out.push(v) > 0,
+    );
+    source.send(1);
+    source.fail(new Error("boom"));
+    source.send(2);
+    await expect(done).rejects.toBe(mapped);
+    expect(out).toEqual([1]);
+    expect(ends).toEqual([{ how: "failed", error: mapped }]);
+  });
+
+  it("a writer that stops (false) or throws stops the source, and every layer ends once as returned", async () => {
+    for (const stopWith of ["false", "throw"] as const) {
+      const ends: string[] = [];
+      const source = pushed();
+      let layered: AsyncIterable<number> = source.messages;
+      for (const name of ["a", "b", "c"]) layered = passThrough(layered, { onEnd: (e) => ends.push(`${name}:${e.how}`) });
+      const done = forEachMessage(layered, (v) => {
+        if (v < 2) return true;
+        if (stopWith === "throw") throw new Error("cannot write");
+        return false;
+      });
+      source.send(1);
+      source.send(2);
+      source.send(3);
+      source.end();
+      if (stopWith === "throw") await expect(done).rejects.toThrow("cannot write");
+      else await done;
+      expect(source.stopped()).toBe(true);
+      expect(ends.sort()).toEqual(["a:returned", "b:returned", "c:returned"]);
+    }
+  });
+
+  it("deferred: opened on first use; its opening error is the stream's, pushed or read", async () => {
+    let opened = 0;
+    const failing = () => deferred<number>(() => Promise.reject(new Error(`refused ${++opened}`)));
+    const stream = failing();
+    expect(opened).toBe(0);
+    await expect(forEachMessage(stream, () => true)).rejects.toThrow("refused 1");
+    await expect(
+      (async () => {
+        for await (const _ of failing());
+      })(),
+    ).rejects.toThrow("refused 2");
+  });
+
+  it("deferred: a writer that leaves while it opens has what the opening took given back", async () => {
+    const ends: StreamEnd[] = [];
+    let finishOpening: () => void = () => undefined;
+    const stream = deferred<number>(async () => {
+      await new Promise<void>((r) => (finishOpening = r));
+      return passThrough(pushed().messages, { onEnd: (e) => ends.push(e) });
+    });
+    stream.push({ message: () => undefined, end: () => undefined, fail: () => undefined });
+    stream.stop();
+    finishOpening();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(ends).toEqual([{ how: "returned" }]);
+  });
+
+  it("deferred over a stream that cannot push is read and pushed on", async () => {
+    const { messages, cleaned } = source([1, 2, 3]);
+    const out: number[] = [];
+    await forEachMessage(deferred(() => Promise.resolve(messages)), (v) => out.push(v) < 2);
+    expect(out).toEqual([1, 2]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(cleaned()).toBe(true);
   });
 });

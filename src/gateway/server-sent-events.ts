@@ -3,6 +3,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { toConnectError } from "../rpc/errors.js";
+import { forEachMessage } from "../rpc/stream-end.js";
 
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
@@ -40,14 +41,15 @@ export async function sendServerSentEvents(messages: AsyncIterable<object>, how:
   const gone = (): boolean => how.signal.aborted;
   let heartbeat: NodeJS.Timeout | undefined;
   try {
-    for await (const message of messages) {
+    // Pushed where the handler can (WatchStatus): each event is written as its message comes.
+    await forEachMessage(messages, (message) => {
       // (serialised before the answer starts: a message JSON cannot hold fails as an error answer)
       const data = how.toJson(message);
       if (!started) start();
       const version: unknown = Reflect.get(message, "version");
-      // Leaving the loop ends the stream (and its watcher) for a client that does not read.
-      if (!send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`)) break;
-    }
+      // Stopping ends the stream (and its watcher) for a client that left or does not read.
+      return send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`);
+    });
     if (!started) start();
     send("event: end\ndata: {}\n\n");
   } catch (err: unknown) {

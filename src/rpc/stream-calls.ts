@@ -58,8 +58,14 @@ export class ServerStreamRequest implements StreamRequest {
     input: MessageShape<ServerStreamMethod["input"]>,
     readonly signal: AbortSignal,
   ) {
-    this.message = (async function* () {
-      yield input;
-    })();
+    // Read once, by the handler's call, then let go: the request would otherwise be held as long as its stream is open.
+    let unread: typeof input | undefined = input;
+    this.message = {
+      async *[Symbol.asyncIterator]() {
+        const message = unread;
+        unread = undefined;
+        if (message !== undefined) yield message;
+      },
+    };
   }
 }

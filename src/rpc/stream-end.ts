@@ -1,3 +1,5 @@
+import { isPushStream, type PushStream, type StreamSink } from "../watch/push-stream.js";
+
 /** How a stream ended: all its messages read, an error, or its reader stopped early (`return()`). */
 export type StreamEnd = { how: "done" } | { how: "failed"; error: unknown } | { how: "returned" };
 
@@ -14,40 +16,228 @@ export interface PassThroughHooks<T, U> {
  * `messages` passed through, with hooks on their way out and at the end. The
  * interceptors of every open watch stream wrap its messages; as an async
  * generator each layer held a suspended frame per open stream and added
- * promises to every message. This is one small iterator per layer.
+ * promises to every message. This is one small object per layer, and where
+ * `messages` can push, so can what it returns.
  */
 export function passThrough<T, U = T>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterable<U> {
+  if (isPushStream(messages)) return new PushedThrough(messages, hooks);
+  return { [Symbol.asyncIterator]: () => readThrough(messages, hooks) };
+}
+
+function readThrough<T, U>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterator<U> {
+  const inner = messages[Symbol.asyncIterator]();
+  let ended = false;
+  const end = (how: StreamEnd): void => {
+    if (ended) return;
+    ended = true;
+    hooks.onEnd?.(how);
+  };
+  const fail = (err: unknown): never => {
+    const error = hooks.mapError ? hooks.mapError(err) : err;
+    end({ how: "failed", error });
+    throw error;
+  };
+  const { map } = hooks;
   return {
-    [Symbol.asyncIterator](): AsyncIterator<U> {
-      const inner = messages[Symbol.asyncIterator]();
-      let ended = false;
-      const end = (how: StreamEnd): void => {
-        if (ended) return;
-        ended = true;
-        hooks.onEnd?.(how);
-      };
-      const fail = (err: unknown): never => {
-        const error = hooks.mapError ? hooks.mapError(err) : err;
-        end({ how: "failed", error });
-        throw error;
-      };
-      const { map } = hooks;
-      return {
-        next: () =>
-          inner.next().then((result): IteratorResult<U> => {
-            if (result.done) {
-              end({ how: "done" });
-              return { done: true, value: undefined };
-            }
-            return { done: false, value: map ? map(result.value) : (result.value as unknown as U) };
-          }, fail),
-        // A reader that stops early ends the inner stream too (its finally blocks run).
-        return: () =>
-          Promise.resolve(inner.return?.()).then((): IteratorResult<U> => {
-            end({ how: "returned" });
-            return { done: true, value: undefined };
-          }, fail),
-      };
-    },
+    next: () =>
+      inner.next().then((result): IteratorResult<U> => {
+        if (result.done) {
+          end({ how: "done" });
+          return { done: true, value: undefined };
+        }
+        return { done: false, value: map ? map(result.value) : (result.value as unknown as U) };
+      }, fail),
+    // A reader that stops early ends the inner stream too (its finally blocks run).
+    return: () =>
+      Promise.resolve(inner.return?.()).then((): IteratorResult<U> => {
+        end({ how: "returned" });
+        return { done: true, value: undefined };
+      }, fail),
+  };
+}
+
+/** One layer over a stream that pushes: the sink of the stream under it, and a stream that pushes. (An object, not closures: every open watch holds one per interceptor.) */
+class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
+  private sink: StreamSink<U> | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly messages: PushStream<T>,
+    private readonly hooks: PassThroughHooks<T, U>,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<U> {
+    return readThrough(this.messages, this.hooks);
+  }
+
+  push(sink: StreamSink<U>): void {
+    this.sink = sink;
+    this.messages.push(this);
+  }
+
+  stop(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.messages.stop();
+    this.hooks.onEnd?.({ how: "returned" });
+  }
+
+  message(message: T): void {
+    const { map } = this.hooks;
+    if (!this.ended) this.sink?.message(map ? map(message) : (message as unknown as U));
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.hooks.onEnd?.({ how: "done" });
+    this.sink?.end();
+  }
+
+  fail(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    const error = this.hooks.mapError ? this.hooks.mapError(err) : err;
+    this.hooks.onEnd?.({ how: "failed", error });
+    this.sink?.fail(error);
+  }
+}
+
+/**
+ * Calls `each` with every message, pushed where the stream can push and read
+ * otherwise, until the stream ends (resolves), fails or `each` throws
+ * (rejects), or `each` answers false (resolves; the stream is stopped early).
+ */
+export function forEachMessage<T>(messages: AsyncIterable<T>, each: (message: T) => boolean): Promise<void> {
+  if (!isPushStream(messages)) {
+    return (async () => {
+      for await (const message of messages) if (!each(message)) break;
+    })();
+  }
+  return new Promise<void>((resolve, reject) => messages.push(new Writer(messages, each, resolve, reject)));
+}
+
+/** forEachMessage's sink. */
+class Writer<T> implements StreamSink<T> {
+  private over = false;
+
+  constructor(
+    private readonly messages: PushStream<T>,
+    private readonly each: (message: T) => boolean,
+    private readonly resolve: () => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+
+  message(message: T): void {
+    if (this.over) return;
+    let more: boolean;
+    try {
+      more = this.each(message);
+    } catch (err: unknown) {
+      this.leave();
+      return this.reject(err);
+    }
+    if (!more) {
+      this.leave();
+      this.resolve();
+    }
+  }
+
+  end(): void {
+    this.over = true;
+    this.resolve();
+  }
+
+  fail(err: unknown): void {
+    this.over = true;
+    this.reject(err);
+  }
+
+  /** Stops the stream early. */
+  private leave(): void {
+    this.over = true;
+    this.messages.stop();
+  }
+}
+
+/**
+ * A stream made when it is first read or pushed: `open` runs then, and its
+ * error is the stream's. A stream opened after its writer left is ended at once.
+ */
+export function deferred<T>(open: () => Promise<AsyncIterable<T>>): PushStream<T> {
+  return new Deferred(open);
+}
+
+class Deferred<T> implements PushStream<T> {
+  /** Let go once called: it holds the request. */
+  private open: (() => Promise<AsyncIterable<T>>) | undefined;
+  private inner: PushStream<T> | undefined;
+  private stopRead: (() => void) | undefined;
+  private left = false;
+
+  constructor(open: () => Promise<AsyncIterable<T>>) {
+    this.open = open;
+  }
+
+  private opened(): Promise<AsyncIterable<T>> {
+    const open = this.open;
+    this.open = undefined;
+    return open ? open() : Promise.reject(new Error("the stream was opened already"));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    let inner: Promise<AsyncIterator<T>> | undefined;
+    const iterator = (): Promise<AsyncIterator<T>> => (inner ??= this.opened().then((messages) => messages[Symbol.asyncIterator]()));
+    return {
+      next: () => iterator().then((it) => it.next()),
+      return: async (): Promise<IteratorResult<T>> => {
+        if (inner) await (await inner).return?.();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  push(sink: StreamSink<T>): void {
+    this.opened().then(
+      (messages) => {
+        // Left while it opened: what opening took is given back through the stream's own end.
+        if (this.left) return void messages[Symbol.asyncIterator]().return?.()?.catch(() => undefined);
+        if (isPushStream(messages)) {
+          this.inner = messages;
+          messages.push(sink);
+        } else {
+          this.stopRead = pushRead(messages, sink);
+        }
+      },
+      (err: unknown) => {
+        if (!this.left) sink.fail(err);
+      },
+    );
+  }
+
+  stop(): void {
+    this.left = true;
+    this.inner?.stop();
+    this.stopRead?.();
+  }
+}
+
+/** A stream that cannot push, read and pushed on; the function stops it. */
+function pushRead<T>(messages: AsyncIterable<T>, sink: StreamSink<T>): () => void {
+  const it = messages[Symbol.asyncIterator]();
+  let left = false;
+  void (async () => {
+    try {
+      for (let r = await it.next(); !left; r = await it.next()) {
+        if (r.done) return sink.end();
+        sink.message(r.value);
+      }
+    } catch (err: unknown) {
+      if (!left) sink.fail(err);
+    }
+  })();
+  return () => {
+    left = true;
+    void it.return?.()?.catch(() => undefined);
   };
 }

@@ -20,7 +20,8 @@ import type { Challenges } from "../tickets/challenges.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { watchEvent } from "../watch/event-watcher.js";
-import { watchStatus } from "../watch/status-watcher.js";
+import { StatusWatch } from "../watch/status-watcher.js";
+import { deferred, passThrough } from "./stream-end.js";
 import { WatchQuota } from "../watch/watch-quota.js";
 import { actingFor } from "./user-identity.js";
 
@@ -108,15 +109,16 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       return { userId, eventId, status: r.status, alreadyCancelled: r.alreadyCancelled, promotedUserIds: r.promoted };
     },
 
-    async *watchStatus(req, ctx) {
-      const eventId = eventIdOf(req.eventId);
-      const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
-      const release = watchQuota.take(`${eventId}\n${userId}`);
-      // An open stream keeps its user in line (walk-aways), batched with this process's others.
-      const present = hub.presence.hold(eventId, userId);
-      try {
-        for await (const u of watchStatus(store, hub, eventId, userId, seq, ctx.signal)) {
-          yield {
+    watchStatus(req, ctx) {
+      // Opened when first read (or pushed): a refused ticket is the stream's error.
+      return deferred(async () => {
+        const eventId = eventIdOf(req.eventId);
+        const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
+        const release = watchQuota.take(`${eventId}\n${userId}`);
+        // An open stream keeps its user in line (walk-aways), batched with this process's others.
+        const present = hub.presence.hold(eventId, userId);
+        return passThrough(new StatusWatch(store, hub, eventId, userId, seq, ctx.signal), {
+          map: (u) => ({
             version: BigInt(u.version),
             change: u.change,
             userId,
@@ -129,12 +131,13 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
             eventState: u.eventState,
             announcement: announcementOf(u.announcement),
             ...drawFields(u.state),
-          };
-        }
-      } finally {
-        present();
-        release();
-      }
+          }),
+          onEnd: () => {
+            present();
+            release();
+          },
+        });
+      });
     },
 
     async confirm(req, ctx) {

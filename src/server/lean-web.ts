@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
+import { forEachMessage } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
@@ -107,19 +108,19 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
     const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, signals.signal()));
     let failure: ConnectError | undefined;
     try {
-      for await (const out of response.message) {
-        // The client left or the deadline passed: leaving the loop ends the handler (its finally blocks run).
-        if (gone() || expired) break;
+      // Pushed where the handler can (WatchStatus): each message is written as it comes.
+      await forEachMessage(response.message, (out) => {
+        // The client left or the deadline passed: stopping ends the handler (its cleanup runs).
+        if (gone() || expired) return false;
         // The headers go with the first message (as Connect's do: a handler may set some before it).
         // No content-length: HTTP/1.1 sends the stream chunked, each message as it comes.
         if (!res.headersSent) res.writeHead(200, { ...headerRecord(response.header), "content-type": CONTENT_TYPE });
         res.write(frameOf(0, toBinary(target.method.output, out)));
         // A client that does not read is dropped once this much waits unread, as SSE clients are.
-        if (res.writableLength > MAX_UNREAD_BYTES) {
-          res.destroy();
-          break;
-        }
-      }
+        if (res.writableLength <= MAX_UNREAD_BYTES) return true;
+        res.destroy();
+        return false;
+      });
     } catch (err: unknown) {
       failure = toConnectError(err);
     }

@@ -1,10 +1,11 @@
 import { EventState, ReservationStatus, StatusChange } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventStateOf } from "../queue/event-state.js";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
-import type { Announcement, QueueStore, StatusResult } from "../queue/queue-store.js";
+import type { Announcement, EventInfo, QueueStore, StatusResult } from "../queue/queue-store.js";
 import { ChangeOpCode } from "../queue/script-codes.js";
 import { estimateWaitMs } from "../queue/wait-estimate.js";
 import { drawValueOf, placeOf } from "../queue/draw.js";
+import type { PushStream, StreamSink } from "./push-stream.js";
 import type { ChangeHub, ChangeOp, HubMessage } from "./change-hub.js";
 
 /** One message of a WatchStatus stream. */
@@ -28,136 +29,271 @@ const { PREQUEUED, QUEUED } = ReservationStatus;
 
 const FINAL = new Set([ReservationStatus.CANCELLED, ReservationStatus.EXPIRED, ReservationStatus.ABANDONED, ReservationStatus.NOT_FOUND]);
 
+type InboxMessage = HubMessage | { kind: "holdExpiring" };
+
 /**
  * A user's state, then every change to it. The state is read from Redis once;
  * after that it is kept exact from the event's change feed (a position moves up
  * when someone ahead leaves or is promoted), and re-read from Redis only when
  * the user's own entry changed, a version was skipped, or the feed reconnected.
+ *
+ * Read as an async iterable, changes wait in an inbox until the reader asks
+ * (one that stops reading collapses them into one re-read, see MAX_INBOX).
+ * Pushed (PushStream: the gRPC-web and SSE writers), each change the hub
+ * delivers is applied and told at once, and an open watch waits on nothing:
+ * tens of thousands of them wait at the opening of a sale.
  */
-export async function* watchStatus(
-  store: QueueStore,
-  hub: ChangeHub,
-  eventId: string,
-  userId: string,
-  /** The ticket's entry; undefined: the user's current entry (the caller proved who it is). */
-  ticketSeq: number | undefined,
-  signal: AbortSignal,
-): AsyncGenerator<StatusUpdate> {
-  const inbox: (HubMessage | { kind: "holdExpiring" })[] = [];
-  let wake: (() => void) | undefined;
-  const deliver = (message: HubMessage | { kind: "holdExpiring" }): void => {
-    if (inbox.length >= MAX_INBOX) {
+export class StatusWatch implements PushStream<StatusUpdate> {
+  private readonly inbox: InboxMessage[] = [];
+  private state!: StatusResult;
+  private info!: EventInfo;
+  private eventState!: EventState;
+  private unwatch: (() => void) | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** A reader waiting for the inbox. */
+  private waiting: (() => void) | undefined;
+  /** Pushed: where updates go (after the first). */
+  private sink: StreamSink<StatusUpdate> | undefined;
+  private draining = false;
+  private opened = false;
+  /** A final state was told: nothing more comes. */
+  private finished = false;
+  /** Let go of the hub, the timer and the signal. */
+  private closed = false;
+
+  constructor(
+    private readonly store: QueueStore,
+    private readonly hub: ChangeHub,
+    private readonly eventId: string,
+    private readonly userId: string,
+    /** The ticket's entry; undefined: the user's current entry (the caller proved who it is). */
+    private readonly ticketSeq: number | undefined,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<StatusUpdate> {
+    return {
+      next: () => this.next(),
+      return: () => {
+        this.close();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+  }
+
+  push(sink: StreamSink<StatusUpdate>): void {
+    void this.open().then(
+      (initial) => {
+        if (this.closed) return;
+        sink.message(initial);
+        if (this.finished) return this.end(sink);
+        // From now on each delivery is applied and told at once.
+        this.sink = sink;
+        void this.drainPushed();
+      },
+      (err: unknown) => this.fail(sink, err),
+    );
+  }
+
+  stop(): void {
+    this.close();
+  }
+
+  /** Pushed: applies and tells what the inbox holds, one drain at a time (the running one takes what comes meanwhile). */
+  private async drainPushed(): Promise<void> {
+    const { sink } = this;
+    if (this.draining || !sink) return;
+    this.draining = true;
+    try {
+      while (!this.closed) {
+        if (this.signal.aborted) return this.end(sink);
+        if (this.inbox.length === 0) return;
+        const update = await this.drain();
+        if (this.closed) return;
+        if (update) sink.message(update);
+        if (this.finished) return this.end(sink);
+      }
+    } catch (err: unknown) {
+      this.fail(sink, err);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private end(sink: StreamSink<StatusUpdate>): void {
+    this.close();
+    sink.end();
+  }
+
+  private fail(sink: StreamSink<StatusUpdate>, err: unknown): void {
+    if (this.closed) return;
+    this.close();
+    sink.fail(err);
+  }
+
+  private async next(): Promise<IteratorResult<StatusUpdate>> {
+    try {
+      if (!this.opened) {
+        const initial = await this.open();
+        if (!this.closed) return { done: false, value: initial };
+      }
+      while (!this.finished && !this.closed && !this.signal.aborted) {
+        if (this.inbox.length === 0) await new Promise<void>((resolve) => (this.waiting = resolve));
+        if (this.closed || this.signal.aborted) break;
+        const update = await this.drain();
+        if (update) return { done: false, value: update };
+      }
+      this.close();
+      return { done: true, value: undefined };
+    } catch (err: unknown) {
+      this.close();
+      throw err;
+    }
+  }
+
+  private readonly deliver = (message: InboxMessage): void => {
+    if (this.closed) return;
+    if (this.inbox.length >= MAX_INBOX) {
       // Not read for a while (a client that does not read its stream): keep no
       // change at all, only a note to re-read Redis once it is read again.
-      const kept = inbox.filter((m) => m.kind !== "change" && m.kind !== "resync");
-      inbox.length = 0;
-      inbox.push(...kept, { kind: "resync" });
+      const kept = this.inbox.filter((m) => m.kind !== "change" && m.kind !== "resync");
+      this.inbox.length = 0;
+      this.inbox.push(...kept, { kind: "resync" });
     }
-    inbox.push(message);
-    wake?.();
+    this.inbox.push(message);
+    this.wake();
   };
-  const onAbort = (): void => wake?.();
-  signal.addEventListener("abort", onAbort);
-  // Subscribed before the first read: nothing that happens after the read is missed.
-  const unwatch = await hub.watch(eventId, userId, deliver);
-  let holdTimer: NodeJS.Timeout | undefined;
-  try {
-    let state = await store.status(eventId, userId);
-    if (ticketSeq !== undefined && state.status !== ReservationStatus.NOT_FOUND && state.seq !== ticketSeq) {
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.();
+    if (this.sink) void this.drainPushed();
+  }
+
+  /** The signal's abort (the client left): this object is its listener, no closure per watch. */
+  handleEvent(): void {
+    this.wake();
+  }
+
+  /** Subscribes, then reads the state: the INITIAL update. */
+  private async open(): Promise<StatusUpdate> {
+    this.opened = true;
+    this.signal.addEventListener("abort", this);
+    // Subscribed before the first read: nothing that happens after the read is missed.
+    const unwatch = await this.hub.watch(this.eventId, this.userId, this.deliver);
+    if (this.closed) unwatch();
+    else this.unwatch = unwatch;
+    this.state = await this.store.status(this.eventId, this.userId);
+    if (this.ticketSeq !== undefined && this.state.status !== ReservationStatus.NOT_FOUND && this.state.seq !== this.ticketSeq) {
       throw new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
     }
-    let info = await hub.eventInfo(eventId);
-    let eventState = eventStateOf(info, info.now);
-    const update = (change: StatusChange): StatusUpdate => {
-      // Versions this watcher was not given (other users' joins) still count: with nothing of its
-      // own waiting, its state is the state as of the last version this process saw in a run from it.
-      const seen = hub.seen(eventId);
-      if (inbox.length === 0 && seen && seen.since <= state.version + 1 && seen.last > state.version) state = { ...state, version: seen.last };
-      return { version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState, announcement: info.announcement };
-    };
-    yield update(StatusChange.INITIAL);
-    if (FINAL.has(state.status)) return;
+    this.info = await this.hub.eventInfo(this.eventId);
+    this.eventState = eventStateOf(this.info, this.info.now);
+    const initial = this.update(StatusChange.INITIAL);
+    if (FINAL.has(this.state.status)) this.finished = true;
+    else this.armHoldWarning();
+    return initial;
+  }
 
-    const armHoldWarning = (): void => {
-      clearTimeout(holdTimer);
-      holdTimer = undefined;
-      if (state.status !== ReservationStatus.RESERVED || state.holdExpiresAt === 0) return;
-      const left = state.holdExpiresAt - Date.now();
-      holdTimer = setTimeout(() => deliver({ kind: "holdExpiring" }), Math.max(0, left - Math.min(HOLD_WARNING_MS, left / 2)));
-    };
-    armHoldWarning();
+  /** Lets go of everything; a reader waiting is told the stream ended. */
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.holdTimer);
+    this.signal.removeEventListener("abort", this);
+    this.unwatch?.();
+    this.inbox.length = 0;
+    this.sink = undefined;
+    this.wake();
+  }
 
-    while (!signal.aborted) {
-      if (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      wake = undefined;
-      let reread = false;
-      let closed = false;
-      let holdExpiring = false;
-      let drawnPlace = 0;
-      let announced = false;
-      const before = state;
-      let next = { ...state };
-      for (const message of inbox.splice(0)) {
-        switch (message.kind) {
-          case "shutdown":
-            throw new StateError(StateErrorCode.ShuttingDown, "the server is shutting down: reconnect");
-          case "resync":
-            reread = true;
+  private update(change: StatusChange): StatusUpdate {
+    // Versions this watcher was not given (other users' joins) still count: with nothing of its
+    // own waiting, its state is the state as of the last version this process saw in a run from it.
+    const seen = this.hub.seen(this.eventId);
+    if (this.inbox.length === 0 && seen && seen.since <= this.state.version + 1 && seen.last > this.state.version) this.state = { ...this.state, version: seen.last };
+    const { state } = this;
+    return { version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState: this.eventState, announcement: this.info.announcement };
+  }
+
+  private armHoldWarning(): void {
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    const { state } = this;
+    // (closed while a read was on its way: no timer may outlive the watch)
+    if (this.closed) return;
+    if (state.status !== ReservationStatus.RESERVED || state.holdExpiresAt === 0) return;
+    const left = state.holdExpiresAt - Date.now();
+    this.holdTimer = setTimeout(() => this.deliver({ kind: "holdExpiring" }), Math.max(0, left - Math.min(HOLD_WARNING_MS, left / 2)));
+  }
+
+  /** Applies everything the inbox holds: the update to tell, if any. */
+  private async drain(): Promise<StatusUpdate | undefined> {
+    const { store, eventId, userId } = this;
+    let reread = false;
+    let closed = false;
+    let holdExpiring = false;
+    let drawnPlace = 0;
+    let announced = false;
+    const before = this.state;
+    let next = { ...before };
+    for (const message of this.inbox.splice(0)) {
+      switch (message.kind) {
+        case "shutdown":
+          throw new StateError(StateErrorCode.ShuttingDown, "the server is shutting down: reconnect");
+        case "resync":
+          reread = true;
+          break;
+        case "closed":
+          closed = true;
+          break;
+        case "holdExpiring":
+          holdExpiring = true;
+          break;
+        case "change":
+          if (message.version <= next.version) break; // already part of the state
+          if (message.since > next.version + 1 || reread) {
+            reread = true; // a gap: only Redis knows what happened in it
             break;
-          case "closed":
-            closed = true;
+          }
+          const place = await placeIfDrawn(store, eventId, next, message.ops);
+          if (place < 0) {
+            reread = true; // (the entrant is not in the list: only Redis knows why)
             break;
-          case "holdExpiring":
-            holdExpiring = true;
-            break;
-          case "change":
-            if (message.version <= next.version) break; // already part of the state
-            if (message.since > next.version + 1 || reread) {
-              reread = true; // a gap: only Redis knows what happened in it
-              break;
-            }
-            const place = await placeIfDrawn(store, eventId, next, message.ops);
-            if (place < 0) {
-              reread = true; // (the entrant is not in the list: only Redis knows why)
-              break;
-            }
-            if (place > 0) drawnPlace = place;
-            reread = applyOps(next, message.ops, userId);
-            next.version = message.version;
-            if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) {
-              // (one read per process for all the event's watchers: the hub caches it)
-              info = await hub.eventInfo(eventId);
-              // What a user's state takes from the settings; the seats a change of them frees came as PROMOTED.
-              next.opensAt = info.opensAt;
-              next.admitPerMinute = info.admitPerMinute;
-            }
-            if (message.ops.some((op) => op[0] === ChangeOpCode.ANNOUNCED)) {
-              // (one read per process for all the event's watchers: the hub caches it)
-              info = await hub.eventInfo(eventId);
-              announced = true;
-            }
-            break;
-        }
+          }
+          if (place > 0) drawnPlace = place;
+          reread = applyOps(next, message.ops, userId);
+          next.version = message.version;
+          if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS)) {
+            // (one read per process for all the event's watchers: the hub caches it)
+            this.info = await this.hub.eventInfo(eventId);
+            // What a user's state takes from the settings; the seats a change of them frees came as PROMOTED.
+            next.opensAt = this.info.opensAt;
+            next.admitPerMinute = this.info.admitPerMinute;
+          }
+          if (message.ops.some((op) => op[0] === ChangeOpCode.ANNOUNCED)) {
+            // (one read per process for all the event's watchers: the hub caches it)
+            this.info = await this.hub.eventInfo(eventId);
+            announced = true;
+          }
+          break;
       }
-      if (signal.aborted) return;
-      if (reread) {
-        next = await store.status(eventId, userId);
-        info = await hub.eventInfo(eventId);
-        // Drawn and seated at once: the place is still worth telling.
-        if (drawnPlace > 0 && next.drawnPlace === 0) next.drawnPlace = drawnPlace;
-      }
-      state = next;
-      const newEventState = closed ? EventState.CLOSED : eventStateOf(info, Date.now());
-      const change = changeOf(before, state, newEventState !== eventState && newEventState === EventState.CLOSED, holdExpiring) ?? (announced ? StatusChange.ANNOUNCEMENT : undefined);
-      eventState = newEventState;
-      if (change !== undefined) yield update(change);
-      if (FINAL.has(state.status)) return;
-      if (before.status !== state.status || before.holdExpiresAt !== state.holdExpiresAt) armHoldWarning();
     }
-  } finally {
-    clearTimeout(holdTimer);
-    signal.removeEventListener("abort", onAbort);
-    unwatch();
+    if (this.signal.aborted || this.closed) return undefined;
+    if (reread) {
+      next = await store.status(eventId, userId);
+      this.info = await this.hub.eventInfo(eventId);
+      // Drawn and seated at once: the place is still worth telling.
+      if (drawnPlace > 0 && next.drawnPlace === 0) next.drawnPlace = drawnPlace;
+    }
+    this.state = next;
+    const eventState = closed ? EventState.CLOSED : eventStateOf(this.info, Date.now());
+    const change = changeOf(before, next, eventState !== this.eventState && eventState === EventState.CLOSED, holdExpiring) ?? (announced ? StatusChange.ANNOUNCEMENT : undefined);
+    this.eventState = eventState;
+    if (FINAL.has(next.status)) this.finished = true;
+    else if (before.status !== next.status || before.holdExpiresAt !== next.holdExpiresAt) this.armHoldWarning();
+    return change === undefined ? undefined : this.update(change);
   }
 }
 

@@ -1,0 +1,24 @@
+/** Where a pushed stream's messages go as they come, then its end or its error. */
+export interface StreamSink<T> {
+  message(message: T): void;
+  end(): void;
+  fail(error: unknown): void;
+}
+
+/**
+ * A stream that can also push its messages to a sink as they come: nothing is
+ * suspended and no promise is pending per open stream while it waits, and a
+ * message is not passed from promise to promise through every layer. The
+ * writers of the fast paths take it (forEachMessage); anyone may still read it
+ * as an async iterable. Like an iterator, it is used once: pushed or read.
+ */
+export interface PushStream<T> extends AsyncIterable<T> {
+  /** Starts pushing to `sink`. */
+  push(sink: StreamSink<T>): void;
+  /** Stops early, as `return()` does for a reader: the sink is told nothing more. */
+  stop(): void;
+}
+
+export function isPushStream<T>(messages: AsyncIterable<T>): messages is PushStream<T> {
+  return typeof (messages as Partial<PushStream<T>>).push === "function";
+}
