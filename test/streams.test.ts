@@ -213,6 +213,32 @@ describe("connections and clients that misbehave", () => {
     expect((await client.getEvent({ eventId: "burst" })).event?.counts?.joinedTotal).toBe(1500);
   });
 
+  it("SSE answers carry the call's x-request-id; a HEAD is answered with the start's status and headers and keeps no watch", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const { ticket } = await client.reserve({ userId: "sse-head" });
+    const url = `${svc.baseUrl}/v1/events/default/watch?user_id=sse-head&ticket=${encodeURIComponent(ticket)}`;
+    const leave = new AbortController();
+    const get = await fetch(url, { headers: { "x-request-id": "sse-rid-1" }, signal: leave.signal });
+    expect(get.headers.get("x-request-id")).toBe("sse-rid-1");
+    leave.abort();
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    // HEAD over HTTP/1.1 and HTTP/2: the GET's status and headers, then the end, and nothing held.
+    const head = await fetch(url, { method: "HEAD", headers: { "x-request-id": "sse-rid-2" } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    expect(head.headers.get("x-request-id")).toBe("sse-rid-2");
+    expect(await head.text()).toBe("");
+    const session = http2.connect(svc.baseUrl);
+    const h2 = session.request({ ":method": "HEAD", ":path": url.slice(svc.baseUrl.length) });
+    const status = await new Promise<number>((r) => h2.once("response", (h) => r(Number(h[":status"]))));
+    await new Promise<void>((r) => h2.once("close", () => r()));
+    session.close();
+    expect(status).toBe(200);
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    // A HEAD the GET would refuse gets the GET's status.
+    expect((await fetch(url.replace(/ticket=[^&]*/, "ticket=forged"), { method: "HEAD" })).status).toBe(401);
+  });
+
   it("an SSE client on HTTP/2 that closes its stream ends its watcher", async () => {
     const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
     const { userId, ticket } = await client.reserve({ userId: "sse-h2" });

@@ -6,7 +6,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../rpc/caller.js";
-import { BodyTooLarge, readBody, ResponseSignals, sendConnectError } from "../server/http-body.js";
+import { BodyTooLarge, readBody, ResponseSignals, sendConnectError, wasHead } from "../server/http-body.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { RpcSurface } from "../rpc/rpc-surface.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
@@ -249,7 +249,8 @@ async function serveStream(target: ServerStreamTarget, url: string, json: JsonOb
   const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signal));
   // (typed messages already: createServerStreamCalls makes them)
   const toJson = (out: object): string => toJsonString(method.output, out as MessageShape<typeof method.output>, WRITE_JSON);
-  await sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signal }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
+  const how = { toJson, jsonOptions: WRITE_JSON, signal, header: response.header, headOnly: wasHead(req) };
+  await sendServerSentEvents(response.message as AsyncIterable<object>, how, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
 }
 
 /**

@@ -10,6 +10,22 @@ export type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1]
 type Request = NodeRequest;
 type Response = NodeResponse;
 
+/** Requests that came as HEAD and are answered as GET. */
+const HEAD_REQUESTS = new WeakSet<Request>();
+
+/**
+ * HEAD is GET without a body (node sends none for HEAD): answered by the same
+ * routes. A stream's route asks `wasHead` to answer only its start.
+ */
+export function headAsGet(req: Request): void {
+  HEAD_REQUESTS.add(req);
+  Object.defineProperty(req, "method", { value: "GET" });
+}
+
+export function wasHead(req: Request): boolean {
+  return HEAD_REQUESTS.has(req);
+}
+
 /** A request body passed its limit (REST answers 413, the RPC transports RESOURCE_EXHAUSTED). */
 export class BodyTooLarge extends Error {
   override readonly name = "BodyTooLarge";

@@ -12,7 +12,7 @@ import { MAX_REQUEST_BYTES, type RpcSurface } from "../rpc/rpc-surface.js";
 import { createConnectBinaryGuard } from "./connect-binary-guard.js";
 import { ConnectionsPerIp } from "./connections-per-ip.js";
 import { createCors } from "./cors.js";
-import { readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { headAsGet, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import { guardSessions } from "./http2-session-guard.js";
 import { createLeanGrpc } from "./lean-grpc.js";
 import { createLeanWeb } from "./lean-web.js";
@@ -128,8 +128,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     // While draining, HTTP/1.1 connections close after their current response.
     if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
     if (cors(req, res)) return;
-    // HEAD is GET without a body (Node sends none for HEAD): answered by the same routes.
-    if (req.method === "HEAD") Object.defineProperty(req, "method", { value: "GET" });
+    if (req.method === "HEAD") headAsGet(req);
     if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, deps.metricsToken, req, res);
     if (web.handle(req, res)) return;
     if (leanWeb(req, res)) return;
