@@ -19,6 +19,8 @@ export interface ClientStart {
   sseEvery: number;
   /** Source addresses 127.0.0.2 on: one address has only about 28,000 ephemeral ports. */
   sourceAddresses: number;
+  /** This process's joins per second; 0: all at once (the burst). */
+  joinsPerSecond: number;
 }
 
 export type ToClient = { kind: "start"; start: ClientStart } | { kind: "mark"; round: number } | { kind: "report"; round: number } | { kind: "close" };
@@ -113,6 +115,11 @@ async function start(s: ClientStart): Promise<void> {
     // server's first-byte limit to close them: every few, the loop lets the
     // connected ones write.
     if (k % CONNECTS_PER_TURN === CONNECTS_PER_TURN - 1) await new Promise((resolve) => setImmediate(resolve));
+    // Paced (a ramp, to find how many watchers a machine holds): the next one waits for its time.
+    if (s.joinsPerSecond > 0) {
+      const due = sentAt + ((k + 1) * 1000) / s.joinsPerSecond - now();
+      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+    }
   }
   await Promise.all(joins);
   send({ kind: "joined", sentAt, answeredAt, answered, failed });

@@ -24,6 +24,8 @@ const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
 const SSE_EVERY = Number(process.env["BURST_SSE_EVERY"] ?? 10);
 /** Sockets per client process: each process may hold only `ulimit -n` descriptors. */
 const PER_CLIENT = Number(process.env["BURST_PER_CLIENT"] ?? 5_000);
+/** BURST_JOINS_PER_SECOND: joins paced at this rate over all clients (a ramp, to find how many watchers a machine holds); 0: the burst. */
+const JOINS_PER_SECOND = Number(process.env["BURST_JOINS_PER_SECOND"] ?? 0);
 const ROUNDS = 5;
 const SEATS_PER_ROUND = 100;
 const FIRST_SEATS = 100;
@@ -35,7 +37,7 @@ const children: ChildProcess[] = [];
 process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
 const dir = mkdtempSync(join(tmpdir(), "tq-burst-"));
 const fds = Number(spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim());
-console.log(`${WATCHERS} travellers, WORKERS=${WORKERS}, every ${SSE_EVERY}th on SSE, ${Math.ceil(WATCHERS / PER_CLIENT)} client processes; open files per process: ${fds}`);
+console.log(`${WATCHERS} travellers${JOINS_PER_SECOND > 0 ? ` joining at ${JOINS_PER_SECOND}/s` : ""}, WORKERS=${WORKERS}, every ${SSE_EVERY}th on SSE, ${Math.ceil(WATCHERS / PER_CLIENT)} client processes; open files per process: ${fds}`);
 // The kernel caps every listen backlog at this: a burst past it waits for TCP's retries (1 s, 3 s, 7 s...).
 const somaxconn = existsSync("/proc/sys/net/core/somaxconn") ? Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8")) : Number.NaN;
 console.log(`net.core.somaxconn: ${somaxconn}${somaxconn < WATCHERS ? " (below the burst: sysctl -w net.core.somaxconn=65535 lets the kernel hold it)" : ""}`);
@@ -105,7 +107,7 @@ async function collect<K extends FromClient["kind"]>(kind: K): Promise<Extract<F
 }
 
 clients.forEach((c, i) => {
-  const start: ClientStart = { port, eventId: EVENT, first: i * PER_CLIENT, count: Math.min(PER_CLIENT, WATCHERS - i * PER_CLIENT), sseEvery: SSE_EVERY, sourceAddresses: Math.max(1, Math.ceil(WATCHERS / 20_000)) };
+  const start: ClientStart = { port, eventId: EVENT, first: i * PER_CLIENT, count: Math.min(PER_CLIENT, WATCHERS - i * PER_CLIENT), sseEvery: SSE_EVERY, sourceAddresses: Math.max(1, Math.ceil(WATCHERS / 20_000)), joinsPerSecond: JOINS_PER_SECOND / clients.length };
   c.send({ kind: "start", start } satisfies ToClient);
 });
 const joined = await collect("joined");

@@ -12,7 +12,7 @@ import type { RpcSurface } from "../rpc/rpc-surface.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, type UnaryTarget } from "../rpc/unary-calls.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
-import { sendServerSentEvents } from "./server-sent-events.js";
+import { sendServerSentEvents, SSE_HEADERS } from "./server-sent-events.js";
 
 type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
@@ -102,7 +102,14 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
       const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
       const header = forwardedHeaders(req, route.stream ? "application/connect+json" : "application/json");
       if (route.unary) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
-      if (route.stream) return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
+      if (route.stream) {
+        // A HEAD gets a stream's headers without its call: a watch opened only to be closed
+        // would hold a place and count as a cancelled call. (Its request is still checked.)
+        if (!wasHead(req)) return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
+        requestOf(route.stream.method, message);
+        res.writeHead(200, SSE_HEADERS);
+        return void res.end();
+      }
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
@@ -249,8 +256,7 @@ async function serveStream(target: ServerStreamTarget, url: string, json: JsonOb
   const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signal));
   // (typed messages already: createServerStreamCalls makes them)
   const toJson = (out: object): string => toJsonString(method.output, out as MessageShape<typeof method.output>, WRITE_JSON);
-  const how = { toJson, jsonOptions: WRITE_JSON, signal, header: response.header, headOnly: wasHead(req) };
-  await sendServerSentEvents(response.message as AsyncIterable<object>, how, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
+  await sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signal, header: response.header }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
 }
 
 /**

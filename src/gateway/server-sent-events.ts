@@ -26,9 +26,10 @@ export interface SseOptions {
   signal: AbortSignal;
   /** The call's response headers (x-request-id), sent with the answer's. */
   header: Headers;
-  /** A HEAD request: the answer's status and headers only, after the first message (no watch is kept open). */
-  headOnly: boolean;
 }
+
+/** The headers of every Server-Sent Events answer (a HEAD on a stream's route gets them too). */
+export const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" };
 
 /**
  * Sends a server stream as Server-Sent Events: one `status` event per message
@@ -51,13 +52,11 @@ export async function sendServerSentEvents(messages: AsyncIterable<object>, how:
       const data = how.toJson(message);
       if (!started) start();
       const version: unknown = Reflect.get(message, "version");
-      // A HEAD is answered once the stream is known to start; stopping ends its watcher.
-      if (how.headOnly) return false;
       // Stopping ends the stream (and its watcher) for a client that left or does not read.
       return send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`);
     });
     if (!started) start();
-    if (!how.headOnly) send("event: end\ndata: {}\n\n");
+    send("event: end\ndata: {}\n\n");
   } catch (err: unknown) {
     const error = toConnectError(err);
     if (!started) return sendError(error);
@@ -71,8 +70,7 @@ export async function sendServerSentEvents(messages: AsyncIterable<object>, how:
     started = true;
     const headers: Record<string, string> = {};
     for (const [name, value] of how.header) headers[name] = value;
-    res.writeHead(200, { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" });
-    if (how.headOnly) return;
+    res.writeHead(200, { ...headers, ...SSE_HEADERS });
     heartbeat = setInterval(() => send(": keep-alive\n\n"), HEARTBEAT_MS);
     heartbeat.unref();
   }

@@ -19,6 +19,8 @@ export interface PassThroughHooks<T, U> {
  * promises to every message. This is one small object per layer, and where
  * `messages` can push, so can what it returns.
  */
+export function passThrough<T, U = T>(messages: PushStream<T>, hooks: PassThroughHooks<T, U>): PushStream<U>;
+export function passThrough<T, U = T>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterable<U>;
 export function passThrough<T, U = T>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterable<U> {
   if (isPushStream(messages)) return new PushedThrough(messages, hooks);
   return { [Symbol.asyncIterator]: () => readThrough(messages, hooks) };
@@ -164,22 +166,22 @@ class Writer<T> implements StreamSink<T> {
  * A stream made when it is first read or pushed: `open` runs then, and its
  * error is the stream's. A stream opened after its writer left is ended at once.
  */
-export function deferred<T>(open: () => Promise<AsyncIterable<T>>): PushStream<T> {
+export function deferred<T>(open: () => Promise<PushStream<T>>): PushStream<T> {
   return new Deferred(open);
 }
 
 class Deferred<T> implements PushStream<T> {
   /** Let go once called: it holds the request. */
-  private open: (() => Promise<AsyncIterable<T>>) | undefined;
+  private open: (() => Promise<PushStream<T>>) | undefined;
   private inner: PushStream<T> | undefined;
-  private stopRead: (() => void) | undefined;
+  /** Stopped or returned before it opened. */
   private left = false;
 
-  constructor(open: () => Promise<AsyncIterable<T>>) {
+  constructor(open: () => Promise<PushStream<T>>) {
     this.open = open;
   }
 
-  private opened(): Promise<AsyncIterable<T>> {
+  private opened(): Promise<PushStream<T>> {
     const open = this.open;
     this.open = undefined;
     return open ? open() : Promise.reject(new Error("the stream was opened already"));
@@ -189,8 +191,9 @@ class Deferred<T> implements PushStream<T> {
     let inner: Promise<AsyncIterator<T>> | undefined;
     const iterator = (): Promise<AsyncIterator<T>> => (inner ??= this.opened().then((messages) => messages[Symbol.asyncIterator]()));
     return {
-      next: () => iterator().then((it) => it.next()),
+      next: () => (this.left && !inner ? Promise.resolve({ done: true, value: undefined }) : iterator().then((it) => it.next())),
       return: async (): Promise<IteratorResult<T>> => {
+        this.left = true;
         if (inner) await (await inner).return?.();
         return { done: true, value: undefined };
       },
@@ -202,11 +205,12 @@ class Deferred<T> implements PushStream<T> {
       (messages) => {
         // Left while it opened: what opening took is given back through the stream's own end.
         if (this.left) return void messages[Symbol.asyncIterator]().return?.()?.catch(() => undefined);
-        if (isPushStream(messages)) {
-          this.inner = messages;
+        this.inner = messages;
+        try {
           messages.push(sink);
-        } else {
-          this.stopRead = pushRead(messages, sink);
+        } catch (err: unknown) {
+          messages.stop();
+          sink.fail(err);
         }
       },
       (err: unknown) => {
@@ -218,26 +222,5 @@ class Deferred<T> implements PushStream<T> {
   stop(): void {
     this.left = true;
     this.inner?.stop();
-    this.stopRead?.();
   }
-}
-
-/** A stream that cannot push, read and pushed on; the function stops it. */
-function pushRead<T>(messages: AsyncIterable<T>, sink: StreamSink<T>): () => void {
-  const it = messages[Symbol.asyncIterator]();
-  let left = false;
-  void (async () => {
-    try {
-      for (let r = await it.next(); !left; r = await it.next()) {
-        if (r.done) return sink.end();
-        sink.message(r.value);
-      }
-    } catch (err: unknown) {
-      if (!left) sink.fail(err);
-    }
-  })();
-  return () => {
-    left = true;
-    void it.return?.()?.catch(() => undefined);
-  };
 }

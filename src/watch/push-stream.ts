@@ -6,9 +6,10 @@ export interface StreamSink<T> {
 }
 
 /**
- * A stream that can also push its messages to a sink as they come: nothing is
- * suspended and no promise is pending per open stream while it waits, and a
- * message is not passed from promise to promise through every layer. The
+ * A stream that can also push its messages to a sink as they come: while it
+ * waits, no layer between it and its writer holds a suspended frame or a
+ * pending promise, and a message is not passed from promise to promise through
+ * every layer. The
  * writers of the fast paths take it (forEachMessage); anyone may still read it
  * as an async iterable. Like an iterator, it is used once: pushed or read.
  */
@@ -20,5 +21,6 @@ export interface PushStream<T> extends AsyncIterable<T> {
 }
 
 export function isPushStream<T>(messages: AsyncIterable<T>): messages is PushStream<T> {
-  return typeof (messages as Partial<PushStream<T>>).push === "function";
+  const stream = messages as Partial<PushStream<T>>;
+  return typeof stream.push === "function" && typeof stream.stop === "function";
 }

@@ -55,6 +55,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
   /** Pushed: where updates go (after the first). */
   private sink: StreamSink<StatusUpdate> | undefined;
   private draining = false;
+  /** Read: the last read asked for (the next waits for it). */
+  private reading: Promise<unknown> = Promise.resolve();
   private opened = false;
   /** A final state was told: nothing more comes. */
   private finished = false;
@@ -82,17 +84,18 @@ export class StatusWatch implements PushStream<StatusUpdate> {
   }
 
   push(sink: StreamSink<StatusUpdate>): void {
-    void this.open().then(
-      (initial) => {
-        if (this.closed) return;
+    void this.open()
+      .then((initial) => {
+        if (!initial) return;
         sink.message(initial);
+        // (the sink may have stopped it while told)
+        if (this.closed) return;
         if (this.finished) return this.end(sink);
         // From now on each delivery is applied and told at once.
         this.sink = sink;
         void this.drainPushed();
-      },
-      (err: unknown) => this.fail(sink, err),
-    );
+      })
+      .catch((err: unknown) => this.fail(sink, err));
   }
 
   stop(): void {
@@ -111,6 +114,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
         const update = await this.drain();
         if (this.closed) return;
         if (update) sink.message(update);
+        // (the sink may have stopped it while told)
+        if (this.closed) return;
         if (this.finished) return this.end(sink);
       }
     } catch (err: unknown) {
@@ -131,11 +136,18 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     sink.fail(err);
   }
 
-  private async next(): Promise<IteratorResult<StatusUpdate>> {
+  /** One read at a time, in order, as an async generator takes overlapping `next()` calls. */
+  private next(): Promise<IteratorResult<StatusUpdate>> {
+    const read = this.reading.then(() => this.read());
+    this.reading = read.catch(() => undefined);
+    return read;
+  }
+
+  private async read(): Promise<IteratorResult<StatusUpdate>> {
     try {
       if (!this.opened) {
         const initial = await this.open();
-        if (!this.closed) return { done: false, value: initial };
+        if (initial) return { done: false, value: initial };
       }
       while (!this.finished && !this.closed && !this.signal.aborted) {
         if (this.inbox.length === 0) await new Promise<void>((resolve) => (this.waiting = resolve));
@@ -168,7 +180,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     const waiting = this.waiting;
     this.waiting = undefined;
     waiting?.();
-    if (this.sink) void this.drainPushed();
+    if (this.sink && !this.draining) void this.drainPushed();
   }
 
   /** The signal's abort (the client left): this object is its listener, no closure per watch. */
@@ -176,20 +188,24 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     this.wake();
   }
 
-  /** Subscribes, then reads the state: the INITIAL update. */
-  private async open(): Promise<StatusUpdate> {
+  /** Subscribes, then reads the state: the INITIAL update (none if it was closed meanwhile). */
+  private async open(): Promise<StatusUpdate | undefined> {
     this.opened = true;
     this.signal.addEventListener("abort", this);
     // Subscribed before the first read: nothing that happens after the read is missed.
     const unwatch = await this.hub.watch(this.eventId, this.userId, this.deliver);
-    if (this.closed) unwatch();
-    else this.unwatch = unwatch;
+    if (this.closed) {
+      unwatch();
+      return undefined;
+    }
+    this.unwatch = unwatch;
     this.state = await this.store.status(this.eventId, this.userId);
     if (this.ticketSeq !== undefined && this.state.status !== ReservationStatus.NOT_FOUND && this.state.seq !== this.ticketSeq) {
       throw new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
     }
     this.info = await this.hub.eventInfo(this.eventId);
     this.eventState = eventStateOf(this.info, this.info.now);
+    if (this.closed) return undefined;
     const initial = this.update(StatusChange.INITIAL);
     if (FINAL.has(this.state.status)) this.finished = true;
     else this.armHoldWarning();
