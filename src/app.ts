@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
+import { BodyBudget } from "./server/http-body.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { tracingInterceptor, tracingOn } from "./observability/tracing.js";
 import { startHoldSweeper, type HoldSweeper } from "./queue/hold-sweeper.js";
@@ -173,10 +174,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
     tracing: tracingOn() ? tracingInterceptor() : undefined,
     log,
   });
-  const gateway = createRestGateway(rpc, { maxBodyBytes: MAX_REQUEST_BYTES });
+  // The gateway reads bodies too: one budget for every path of the process.
+  const bodyBudget = new BodyBudget(limits.maxBufferedRequestBytes);
+  const gateway = createRestGateway(rpc, { maxBodyBytes: MAX_REQUEST_BYTES, bodyBudget });
   const server = createTicketQueueServer({
     rpc,
     fallback: (req, res) => void gateway(req, res),
+    bodyBudget,
     endStreams: () => state.hub.close(),
     limits,
     metrics,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { grpcFrame } from "../bench/scenarios.js";
 import { createLeanGrpc } from "../src/server/lean-grpc.js";
+import { BodyBudget } from "../src/server/http-body.js";
 import { createOnePortServer } from "../src/server/one-port.js";
 
 // The fast path's contract with a handler, seen from the handler's side: a
@@ -38,7 +39,7 @@ const impl = {
 let port = 0;
 let close: () => Promise<void>;
 beforeAll(async () => {
-  const lean = createLeanGrpc({ services: [{ service: TicketQueueService, impl }], interceptors: [], maxRequestBytes: 1024, maxBufferedBytes: 4096 });
+  const lean = createLeanGrpc({ services: [{ service: TicketQueueService, impl }], interceptors: [], maxRequestBytes: 1024, bodyBudget: new BodyBudget(4096) });
   const { http1 } = createOnePortServer(
     (_req, res) => {
       res.writeHead(404);

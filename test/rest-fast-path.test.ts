@@ -4,6 +4,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { createRestGateway } from "../src/gateway/rest-gateway.js";
+import { BodyBudget } from "../src/server/http-body.js";
 import type { RpcSurface } from "../src/rpc/rpc-surface.js";
 import { CallContext } from "../src/rpc/unary-calls.js";
 
@@ -34,7 +35,7 @@ function gateway(fast: boolean) {
     routes: (router) => void router.service(TicketQueueService, impl),
     openStreams: () => 0,
   };
-  return createRestGateway(rpc, { maxBodyBytes: 1024, unaryFastPath: fast });
+  return createRestGateway(rpc, { maxBodyBytes: 1024, bodyBudget: new BodyBudget(1 << 20), unaryFastPath: fast });
 }
 
 const servers: Server[] = [];

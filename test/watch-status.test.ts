@@ -1,5 +1,5 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   EventState,
@@ -81,6 +81,21 @@ describe("WatchStatus", () => {
     await client.updateEvent({ eventId, capacity: 2 }, admin);
     const promoted = await d.next();
     expect(promoted).toMatchObject({ change: StatusChange.PROMOTED, status: ReservationStatus.RESERVED, promoted: true, position: 0 });
+    abort.abort();
+  });
+
+  it.each<[string, () => Transport, Record<string, string>]>([
+    ["Connect", () => createConnectTransport({ baseUrl: env.svc.baseUrl, httpVersion: "1.1" }), { "connect-timeout-ms": "9999999999" }],
+    ["gRPC, compressed (connect-node's path)", () => createGrpcTransport({ baseUrl: env.svc.baseUrl, sendCompression: compressionGzip, compressMinBytes: 0 }), { "grpc-timeout": "99999999H" }],
+  ])("over %s, takes a deadline too far off for a timer (past 2^31-1 ms) as none: the stream stays open", async (_name, transport, headers) => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c"]);
+    const abort = new AbortController();
+    const c = reader(createClient(TicketQueueService, transport()).watchStatus({ eventId, userId: "c", ticket: tickets.get("c") }, { headers, signal: abort.signal }));
+    expect(await c.next()).toMatchObject({ change: StatusChange.INITIAL, position: 2 });
+    // Node fires a timer it cannot hold at once: the stream would end here.
+    await new Promise((r) => setTimeout(r, 300));
+    await client.cancel({ eventId, userId: "b", ticket: tickets.get("b") });
+    expect(await c.next()).toMatchObject({ change: StatusChange.POSITION, position: 1 });
     abort.abort();
   });
 

@@ -6,7 +6,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../rpc/caller.js";
-import { BodyTooLarge, readBody, ResponseSignals, sendConnectError, wasHead } from "../server/http-body.js";
+import { BodyTooLarge, readBody, type BodyBudget, ResponseSignals, sendConnectError, wasHead } from "../server/http-body.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { RpcSurface } from "../rpc/rpc-surface.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
@@ -34,6 +34,8 @@ interface Route {
 export interface RestGatewayOptions {
   /** Largest request body; a larger one is answered 413. */
   maxBodyBytes: number;
+  /** What unfinished bodies may hold together, shared with the server's other paths. */
+  bodyBudget: BodyBudget;
   /** Unary routes call their interceptors and handler directly (default); false: through the router (streams are always called directly). */
   unaryFastPath?: boolean;
 }
@@ -89,7 +91,7 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
       if (!match) {
         // Read the unread body first: answering before it is consumed makes Node
         // close a kept-alive HTTP/1.1 connection under the client's next request.
-        await readBody(req, options.maxBodyBytes);
+        await readBody(req, options.maxBodyBytes, options.bodyBudget);
         // A miss only: which other methods this path has, for 405 and its Allow header.
         const others = routes.filter((route) => matchPath(route.template, url.pathname) !== undefined);
         if (others.length > 0) {
@@ -99,7 +101,7 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
         return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound), { json: WRITE_JSON });
       }
       const { route, vars } = match;
-      const message = await requestMessage(req, route, vars, url.searchParams, options.maxBodyBytes);
+      const message = await requestMessage(route, vars, url.searchParams, (await readBody(req, options.maxBodyBytes, options.bodyBudget)).toString("utf8"));
       const header = forwardedHeaders(req, route.stream ? "application/connect+json" : "application/json");
       if (route.unary) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
       if (route.stream) {
@@ -169,9 +171,8 @@ function routeOf(handler: UniversalHandler, rule: HttpRule, rpcUrl: string, call
   return [{ verb, template: parsePathTemplate(path), body: rule.body, handler, rpcUrl, ...calls }];
 }
 
-/** The request message as proto JSON: body, then path variables, then query parameters. */
-async function requestMessage(req: NodeRequest, route: Route, vars: Map<string, string>, query: URLSearchParams, limit: number): Promise<JsonObject> {
-  const text = (await readBody(req, limit)).toString("utf8");
+/** The request message as proto JSON: the body's text, then path variables, then query parameters. */
+function requestMessage(route: Route, vars: Map<string, string>, query: URLSearchParams, text: string): JsonObject {
   let message: JsonObject = {};
   if (route.body !== "" && text.trim() !== "") {
     let parsed: unknown;

@@ -34,12 +34,64 @@ export class BodyTooLarge extends Error {
   }
 }
 
-/** The whole request body, refused (BodyTooLarge) past `limit` bytes, declared or streamed. */
-export async function readBody(req: Request, limit: number): Promise<Buffer> {
+/**
+ * Request bytes all unfinished bodies of one process may hold together. Each
+ * body is bounded (64 KiB), but clients that each send most of one and never
+ * the rest (50,000 connections, or 40,000 HTTP/2 streams) would hold gigabytes;
+ * past the budget a request is refused (RESOURCE_EXHAUSTED, `serverBusy`) instead.
+ */
+export class BodyBudget {
+  private held = 0;
+
+  constructor(readonly max: number) {}
+
+  /** Takes `bytes` if they fit (true), else nothing (false). */
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.max) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+  }
+
+  /** Bytes held now (tests, metrics). */
+  get heldBytes(): number {
+    return this.held;
+  }
+}
+
+/** A request the budget has no room for: retryable, as the other load limits are. */
+export function serverBusy(): ConnectError {
+  return new ConnectError("the server holds too many unfinished requests: retry later", Code.ResourceExhausted);
+}
+
+/**
+ * The request body's chunks, each taken from the budget as it arrives and all
+ * given back when the reading ends (read, refused or abandoned). Past the budget
+ * it throws `serverBusy()`. The request is not destroyed when reading stops
+ * early: the refusal must still reach the client.
+ */
+export async function* budgetedBody(req: Request, budget: BodyBudget): AsyncGenerator<Buffer> {
+  let held = 0;
+  try {
+    for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      if (!budget.take(chunk.length)) throw serverBusy();
+      held += chunk.length;
+      yield chunk;
+    }
+  } finally {
+    budget.give(held);
+  }
+}
+
+/** The whole request body, refused (BodyTooLarge) past `limit` bytes, declared or streamed, or past the budget (`serverBusy`). */
+export async function readBody(req: Request, limit: number, budget: BodyBudget): Promise<Buffer> {
   if (Number(req.headers["content-length"] ?? 0) > limit) throw new BodyTooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of budgetedBody(req, budget)) {
     size += chunk.length;
     if (size > limit) throw new BodyTooLarge(limit);
     chunks.push(chunk);

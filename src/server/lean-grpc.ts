@@ -7,19 +7,15 @@ import { toConnectError } from "../rpc/errors.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
+import { serverBusy, type BodyBudget } from "./http-body.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
   /** The same interceptors the Connect router runs. */
   interceptors: readonly Interceptor[];
   maxRequestBytes: number;
-  /**
-   * Bytes of unfinished request bodies all calls together may hold. Each call's
-   * body is bounded, but 2,000 calls a connection each sending most of one and
-   * never the rest held 128 MB a connection; past the budget a call is refused
-   * (RESOURCE_EXHAUSTED) instead.
-   */
-  maxBufferedBytes: number;
+  /** What unfinished request bodies may hold together (past it: RESOURCE_EXHAUSTED). */
+  bodyBudget: BodyBudget;
 }
 
 /** Takes an HTTP/2 stream it serves (true) or leaves it alone (false). */
@@ -44,7 +40,6 @@ const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"
  * and the 64 KiB limit (RESOURCE_EXHAUSTED).
  */
 export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
-  const budget: BodyBudget = { held: 0, max: options.maxBufferedBytes };
   const targets = new Map<string, Target>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc").values()) {
     targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "unary", ...target });
@@ -60,15 +55,9 @@ export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
     if (headers.origin !== undefined) return false; // a browser: CORS is answered on the general path
     const target = targets.get(headers[":path"] ?? "");
     if (!target) return false;
-    new LeanCall(stream, headers, target, options.maxRequestBytes, budget).start();
+    new LeanCall(stream, headers, target, options.maxRequestBytes, options.bodyBudget).start();
     return true;
   };
-}
-
-/** Request bytes held by every call of this process that has not read its whole body yet. */
-interface BodyBudget {
-  held: number;
-  max: number;
 }
 
 type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
@@ -115,10 +104,7 @@ class LeanCall implements SignalSource {
       if (this.finished) return;
       this.size += chunk.length;
       if (this.size > this.maxBytes + 5) return this.fail(this.tooLarge());
-      if (this.budget.held + chunk.length > this.budget.max) {
-        return this.fail(new ConnectError("the server holds too many unfinished requests: retry later", Code.ResourceExhausted));
-      }
-      this.budget.held += chunk.length;
+      if (!this.budget.take(chunk.length)) return this.fail(serverBusy());
       this.held += chunk.length;
       this.chunks.push(chunk);
     });
@@ -188,7 +174,7 @@ class LeanCall implements SignalSource {
 
   /** The call is over: stop the deadline, and abort the handler's signal if it was asked for. */
   private release(): void {
-    this.budget.held -= this.held;
+    this.budget.give(this.held);
     this.held = 0;
   }
 

@@ -7,13 +7,15 @@ import { forEachMessage } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
-import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { BodyTooLarge, readBody, ResponseSignals, type BodyBudget, type NodeRequest, type NodeResponse } from "./http-body.js";
 
 export interface LeanWebOptions {
   services: readonly { service: DescService; impl: object }[];
   /** The same interceptors the Connect router runs. */
   interceptors: readonly Interceptor[];
   maxRequestBytes: number;
+  /** What unfinished request bodies may hold together (past it: RESOURCE_EXHAUSTED). */
+  bodyBudget: BodyBudget;
 }
 
 const GRPC_WEB_CONTENT_TYPES = new Set(["application/grpc-web", "application/grpc-web+proto"]);
@@ -40,7 +42,7 @@ const MAX_UNREAD_BYTES = 64 * 1024;
  * grpc-message and grpc-status-details-bin (Connect's own encoder, so its
  * clients read them as before). grpc-timeout deadlines (DEADLINE_EXCEEDED), the
  * client leaving (the handler's signal aborts) and the 64 KiB limit
- * (RESOURCE_EXHAUSTED) hold here too.
+ * (RESOURCE_EXHAUSTED) hold here too, and the process's budget of unfinished bodies.
  */
 export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const targets = new Map<string, Target>();
@@ -58,14 +60,14 @@ export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: 
     if (encoding !== undefined && encoding !== "identity") return false;
     const target = targets.get(req.url ?? "");
     if (!target) return false;
-    void serve(target, req, res, options.maxRequestBytes).catch((err: unknown) => answer(res, undefined, toConnectError(err)));
+    void serve(target, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answer(res, undefined, toConnectError(err)));
     return true;
   };
 }
 
 type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
 
-async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number): Promise<void> {
+async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
   const signals = new ResponseSignals(res);
   // (node:http2's compatibility response has no `destroyed`: its close is kept here.)
   let closed = false;
@@ -89,12 +91,11 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
     }
     let frame: Buffer;
     try {
-      frame = await readBody(req, maxBytes + 5);
+      frame = await readBody(req, maxBytes + 5, budget);
     } catch (err: unknown) {
-      if (!(err instanceof BodyTooLarge)) throw err;
       // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
       if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
-      throw new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted);
+      throw err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted) : err;
     }
     // A trailer frame is the server's to send.
     if (frame.length >= 5 && ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);

@@ -3,16 +3,14 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { constants as http2Constants } from "node:http2";
 import { getHeapStatistics } from "node:v8";
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
-import { peerContext } from "../rpc/caller.js";
 import { MAX_REQUEST_BYTES, type RpcSurface } from "../rpc/rpc-surface.js";
-import { createConnectBinaryGuard } from "./connect-binary-guard.js";
+import { createConnectHandler } from "./connect-handler.js";
 import { ConnectionsPerIp } from "./connections-per-ip.js";
 import { createCors } from "./cors.js";
-import { headAsGet, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { BodyBudget, BodyTooLarge, headAsGet, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import { guardSessions } from "./http2-session-guard.js";
 import { createLeanGrpc } from "./lean-grpc.js";
 import { createLeanWeb } from "./lean-web.js";
@@ -44,6 +42,8 @@ export interface ServerLimits {
    * (ENHANCE_YOUR_CALM), and after 100 refusals node ends the whole connection.
    */
   maxStreamsPerConnection: number;
+  /** Bytes all unfinished request bodies of the process may hold together (BodyBudget). */
+  maxBufferedRequestBytes: number;
 }
 
 /**
@@ -64,6 +64,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
   keepaliveMs: 60_000,
   pingTimeoutMs: 20_000,
   maxStreamsPerConnection: 2048,
+  // An eighth of the heap limit (--max-old-space-size).
+  maxBufferedRequestBytes: Math.floor(getHeapStatistics().heap_size_limit / 8),
 };
 
 export interface ServerDeps {
@@ -73,6 +75,8 @@ export interface ServerDeps {
   fallback: (req: NodeRequest, res: NodeResponse) => void;
   /** Ends long-lived streams (watchers reconnect elsewhere); called first when the server closes. */
   endStreams: () => Promise<void>;
+  /** Shared with `fallback`, which reads bodies too; default: one of `limits.maxBufferedRequestBytes`. */
+  bodyBudget?: BodyBudget;
   /** Defaults: DEFAULT_LIMITS. */
   limits?: Partial<ServerLimits>;
   /** Prometheus metrics, served at /metrics; absent: none. */
@@ -106,24 +110,14 @@ export interface TicketQueueServer {
 export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const { rpc } = deps;
-  // Unfinished request bodies may hold an eighth of the heap limit.
-  const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, maxBufferedBytes: Math.floor(getHeapStatistics().heap_size_limit / 8) });
-  const leanWeb = createLeanWeb({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES });
+  const bodyBudget = deps.bodyBudget ?? new BodyBudget(limits.maxBufferedRequestBytes);
+  const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
+  const leanWeb = createLeanWeb({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
   if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
-  // The same services and interceptors as connectNodeAdapter below (default JSON options).
-  const connectRouter = createConnectRouter({ interceptors: [...rpc.interceptors], readMaxBytes: MAX_REQUEST_BYTES });
-  rpc.routes(connectRouter);
-  const connectBinaryGuard = createConnectBinaryGuard(connectRouter, MAX_REQUEST_BYTES);
+  const connect = createConnectHandler({ routes: rpc.routes, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget, fallback: deps.fallback });
   let closing = false;
-  const rpcHandler = connectNodeAdapter({
-    routes: rpc.routes,
-    interceptors: [...rpc.interceptors],
-    contextValues: (req) => peerContext(req.socket.remoteAddress),
-    readMaxBytes: MAX_REQUEST_BYTES,
-    fallback: deps.fallback,
-  });
   const dispatch = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     // While draining, HTTP/1.1 connections close after their current response.
     if (closing && req.httpVersionMajor === 1) res.setHeader("connection", "close");
@@ -132,8 +126,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, deps.metricsToken, req, res);
     if (web.handle(req, res)) return;
     if (leanWeb(req, res)) return;
-    if (connectBinaryGuard(req, res)) return;
-    rpcHandler(req, res);
+    connect(req, res);
   };
   const { http1, http2: h2 } = createOnePortServer(
     (req, res) => {
@@ -141,9 +134,9 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
       // dropped first: an answer sent before the body is consumed makes Node close
       // the kept-alive HTTP/1.1 connection under the client's next request.
       if (req.httpVersionMajor === 1 && !BODY_METHODS.has(req.method ?? "") && hasBody(req)) {
-        void readBody(req, MAX_REQUEST_BYTES).then(
+        void readBody(req, MAX_REQUEST_BYTES, bodyBudget).then(
           () => dispatch(req, res),
-          (err: unknown) => sendConnectError(res, new ConnectError(String(err instanceof Error ? err.message : err), Code.ResourceExhausted), { status: 413, headers: { connection: "close" } }),
+          (err: unknown) => sendConnectError(res, err instanceof BodyTooLarge ? new ConnectError(err.message, Code.ResourceExhausted) : ConnectError.from(err), { status: err instanceof BodyTooLarge ? 413 : undefined, headers: { connection: "close" } }),
         );
         return;
       }

@@ -1,0 +1,117 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { peerContext } from "../rpc/caller.js";
+import { MAX_TIMER_MS } from "./grpc-framing.js";
+import { BodyTooLarge, budgetedBody, readBody, sendConnectError, type BodyBudget, type NodeRequest, type NodeResponse } from "./http-body.js";
+
+export interface ConnectHandlerOptions {
+  routes: (router: ConnectRouter) => void;
+  interceptors: readonly Interceptor[];
+  maxRequestBytes: number;
+  /** What unfinished request bodies may hold together (past it: RESOURCE_EXHAUSTED in the call's protocol). */
+  bodyBudget: BodyBudget;
+  /** Serves what no RPC path matches (the REST gateway). */
+  fallback: (req: NodeRequest, res: NodeResponse) => void;
+}
+
+/**
+ * connect-node's handlers (Connect, gRPC and gRPC-web, compressed or not) for
+ * what the lean paths leave, as `connectNodeAdapter` serves them, with three
+ * differences:
+ * - every request body is read under the process's budget of unfinished
+ *   bodies; past it the call fails RESOURCE_EXHAUSTED in its own protocol;
+ * - a deadline too far off for a timer is none (`dropFarDeadline`);
+ * - a Connect unary request in binary protobuf (POST, or GET with the message
+ *   in the query) whose message does not decode gets `invalid_argument` (400):
+ *   connect-node answers it `internal` (500), but it is the client's fault.
+ */
+export function createConnectHandler(options: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
+  // Compression as connectNodeAdapter accepts it by default.
+  const router = createConnectRouter({ interceptors: [...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: [compressionGzip, compressionBrotli] });
+  options.routes(router);
+  const handlers = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) handlers.set(handler.requestPath, handler);
+  const { maxRequestBytes, bodyBudget } = options;
+
+  return (req, res) => {
+    const [path = "", query = ""] = (req.url ?? "").split("?", 2);
+    const handler = handlers.get(path);
+    if (!handler) return options.fallback(req, res);
+    if (req.method === "GET" && refuseUndecodableGet(handler, new URLSearchParams(query), res)) return;
+    if (!isBinaryConnectUnary(handler, req)) return void serve(handler, req, res, budgetedBody(req, bodyBudget));
+    void (async () => {
+      let body: Buffer;
+      try {
+        body = await readBody(req, maxRequestBytes, bodyBudget);
+      } catch (err: unknown) {
+        const error = err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxRequestBytes} bytes`, Code.ResourceExhausted) : ConnectError.from(err);
+        // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
+        return sendConnectError(res, error, { headers: req.httpVersionMajor === 1 ? { connection: "close" } : {} });
+      }
+      try {
+        fromBinary(handler.method.input, body);
+      } catch (err: unknown) {
+        return sendConnectError(res, undecodable(handler, err));
+      }
+      await serve(handler, req, res, oneChunk(body));
+    })().catch((err: unknown) => sendConnectError(res, ConnectError.from(err)));
+  };
+}
+
+/** One call through connect-node's handler, its body as given. */
+async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeResponse, body: AsyncGenerator<Uint8Array>): Promise<void> {
+  try {
+    // The TCP peer, as every entry point gives it: per-caller limits key on it.
+    const universal = universalRequestFromNodeRequest(req, res, undefined, peerContext(req.socket.remoteAddress));
+    dropFarDeadline(universal.header);
+    await universalResponseToNodeResponse(await handler({ ...universal, body }), res);
+  } catch (err: unknown) {
+    sendConnectError(res, ConnectError.from(err));
+  } finally {
+    // A body Connect stopped reading without ending it gives its bytes back to the budget now.
+    void body.return(undefined);
+  }
+}
+
+/**
+ * A deadline past what a timer can wait (2^31-1 ms, about 24.8 days) is none,
+ * as on the lean paths: Connect would set a timer Node fires at once, and a
+ * stream asked to live that long ended as it opened.
+ */
+function dropFarDeadline(header: Headers): void {
+  const connectTimeout = header.get("connect-timeout-ms");
+  if (connectTimeout !== null && Number(connectTimeout) > MAX_TIMER_MS) header.delete("connect-timeout-ms");
+  const grpcTimeout = header.get("grpc-timeout");
+  if (grpcTimeout !== null && (parseTimeout(grpcTimeout, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > MAX_TIMER_MS) header.delete("grpc-timeout");
+}
+
+function isBinaryConnectUnary(handler: UniversalHandler, req: NodeRequest): boolean {
+  const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  return handler.method.methodKind === "unary" && req.method === "POST" && contentType === "application/proto" && req.headers["content-encoding"] === undefined;
+}
+
+async function* oneChunk(body: Buffer): AsyncGenerator<Uint8Array> {
+  yield body;
+}
+
+/** A Connect GET whose binary message does not decode: answered 400 here (true); anything else goes on to Connect. */
+function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams, res: NodeResponse): boolean {
+  const message = query.get("message");
+  // Only base64 (what Connect clients send for binary); raw percent-encoded bytes go on to Connect.
+  if (query.get("encoding") !== "proto" || query.get("base64") !== "1" || message === null || query.get("compression") !== null) return false;
+  const bytes = Buffer.from(message, "base64url");
+  try {
+    fromBinary(handler.method.input, bytes);
+    return false;
+  } catch (err: unknown) {
+    sendConnectError(res, undecodable(handler, err));
+    return true;
+  }
+}
+
+function undecodable(handler: UniversalHandler, err: unknown): ConnectError {
+  return new ConnectError(`cannot decode ${handler.method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
+}
