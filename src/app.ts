@@ -3,7 +3,6 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { createRestGateway } from "./gateway/rest-gateway.js";
-import { BodyBudget } from "./server/http-body.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { tracingInterceptor, tracingOn } from "./observability/tracing.js";
 import { startHoldSweeper, type HoldSweeper } from "./queue/hold-sweeper.js";
@@ -20,6 +19,7 @@ import { createRpcSurface, MAX_REQUEST_BYTES, type RpcSurface } from "./rpc/rpc-
 import { createTicketQueueServer, DEFAULT_LIMITS, type ServerLimits, type TicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
 import { connectChangeHub, type ChangeHub } from "./watch/change-hub.js";
+import { BodyBudget } from "./server/body-budget.js";
 
 /** The state of one process: Redis, the store and its scripts, tickets, the watch hub, the hold sweeper. */
 export interface State {

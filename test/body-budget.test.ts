@@ -4,11 +4,12 @@ import { connect, type Socket } from "node:net";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { rawRequest } from "./helpers/raw-http.js";
+import { BodyBudget } from "../src/server/body-budget.js";
 import { useTestService } from "./helpers/service.js";
-import { until } from "./helpers/wait.js";
 
 // Unfinished request bodies of one process share a budget (16 KiB here): clients
-// that each send most of a body and never the rest cannot hold more, on any path.
+// that each send most of a body and never the rest cannot hold more, on any path,
+// nor keep others out: the oldest unfinished bodies are cut to make room.
 const BUDGET = 16 * 1024;
 const env = useTestService({ limits: { maxBufferedRequestBytes: BUDGET } });
 
@@ -16,14 +17,25 @@ const RESERVE = "/ticketqueue.v1.TicketQueueService/Reserve";
 const HELD = 3000;
 const grpcHeaders = { ":path": RESERVE, "content-type": "application/grpc", te: "trailers" };
 
-/** An HTTP/1.1 request announcing 4,000 bytes of body and sending only `HELD` of them. */
-function holdBody(port: number, method: string, path: string, contentType: string): Socket {
+/** An HTTP/1.1 request announcing 4,000 bytes of body and sending only `HELD` of them; `closed` once the server cuts it. */
+function holdBody(port: number, method: string, path: string, contentType: string): { socket: Socket; closed: Promise<string> } {
   const socket = connect(port, "127.0.0.1");
   socket.on("error", () => undefined);
+  let answer = "";
+  socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
+  const closed = new Promise<string>((resolve) => socket.once("close", () => resolve(answer)));
   socket.write(`${method} ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: ${contentType}\r\ncontent-length: 4000\r\n\r\n`);
   socket.write(Buffer.alloc(HELD, 0x20));
-  return socket;
+  return { socket, closed };
 }
+
+/** Whether `promise` settles within `ms`. */
+async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([promise.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const restReserve = (port: number, size: number) => rawRequest(port, "POST", "/reserve", { "content-type": "application/json" }, paddedJson(size));
 
 /** A JSON object padded with spaces to `size` bytes. */
 function paddedJson(size: number): string {
@@ -78,54 +90,65 @@ function connectJson(session: http2.ClientHttp2Session, body: string): Promise<h
 }
 
 describe("the budget of unfinished request bodies", () => {
-  it("refuses requests past it on every path, each in its own protocol (REST 429, gRPC-web and gRPC status 8, Connect resource_exhausted), and gets every byte back", async () => {
-    const { port, baseUrl } = env.svc;
-    // Five bodies left unfinished, one on each path that reads bodies: 15,000 of the 16,384 bytes.
-    const holders = [
-      holdBody(port, "POST", "/reserve", "application/json"), // the REST gateway
-      holdBody(port, "POST", RESERVE, "application/grpc-web+proto"), // the lean gRPC-web path
-      holdBody(port, "POST", RESERVE, "application/json"), // Connect JSON (connect-node)
-      holdBody(port, "POST", RESERVE, "application/proto"), // Connect binary (read before connect-node)
-      holdBody(port, "GET", "/health", "text/plain"), // a body on a method that takes none
-    ];
-    try {
-      // Each holder's bytes have arrived when a 2,000-byte body no longer fits.
-      expect(await until(async () => (await rawRequest(port, "POST", "/reserve", { "content-type": "application/json" }, paddedJson(2000))).status === 429)).toBe(true);
+  it("refuses a body larger than the whole budget on every path, each in its own protocol (REST 429, gRPC-web and gRPC status 8, Connect resource_exhausted)", async () => {
+    const { port } = env.svc;
+    const TOO_BIG = 17_000; // over the 16 KiB budget, under the 64 KiB message limit
+    const rest = await restReserve(port, TOO_BIG);
+    expect(rest.status).toBe(429);
+    expect(JSON.parse(rest.body.toString())).toMatchObject({ code: "resource_exhausted" });
+    // The rest of its body was not read: the connection is not kept.
+    expect(rest.headers.connection).toBe("close");
 
-      const rest = await rawRequest(port, "POST", "/reserve", { "content-type": "application/json" }, paddedJson(2000));
-      expect(rest.status).toBe(429);
-      expect(JSON.parse(rest.body.toString())).toMatchObject({ code: "resource_exhausted" });
-      // The rest of its body was not read: the connection is not kept.
-      expect(rest.headers.connection).toBe("close");
+    const web = await rawRequest(port, "POST", RESERVE, { "content-type": "application/grpc-web+proto" }, paddedFrame(TOO_BIG).toString("latin1"));
+    expect(web.status).toBe(200);
+    expect(web.body.toString("latin1")).toMatch(/grpc-status: 8\r\n/);
 
-      const web = await rawRequest(port, "POST", RESERVE, { "content-type": "application/grpc-web+proto" }, paddedFrame(2000).toString("latin1"));
-      expect(web.status).toBe(200);
-      expect(web.body.toString("latin1")).toMatch(/grpc-status: 8\r\n/);
+    const connectJson = await rawRequest(port, "POST", RESERVE, { "content-type": "application/json" }, paddedJson(TOO_BIG));
+    expect(connectJson.status).toBe(429);
+    expect(JSON.parse(connectJson.body.toString())).toMatchObject({ code: "resource_exhausted" });
 
-      const connectJson = await rawRequest(port, "POST", RESERVE, { "content-type": "application/json" }, paddedJson(2000));
-      expect(connectJson.status).toBe(429);
-      expect(JSON.parse(connectJson.body.toString())).toMatchObject({ code: "resource_exhausted" });
+    const connectBinary = await rawRequest(port, "POST", RESERVE, { "content-type": "application/proto" }, paddedFrame(TOO_BIG).subarray(5).toString("latin1"));
+    expect(connectBinary.status).toBe(429);
 
-      const connectBinary = await rawRequest(port, "POST", RESERVE, { "content-type": "application/proto" }, paddedFrame(2000).subarray(5).toString("latin1"));
-      expect(connectBinary.status).toBe(429);
+    // HTTP/2: lean gRPC, and a compressed gRPC call (connect-node's gRPC, its status in the trailers).
+    expect((await h2Call(port, grpcHeaders, paddedFrame(TOO_BIG))).headers["grpc-status"]).toBe("8");
+    const gzipped = await h2Call(port, { ...grpcHeaders, "grpc-encoding": "gzip" }, paddedFrame(TOO_BIG, true));
+    expect(gzipped.headers["grpc-status"] ?? gzipped.trailers["grpc-status"]).toBe("8");
 
-      // HTTP/2: lean gRPC, and a compressed gRPC call (connect-node's gRPC, its status in the trailers).
-      expect((await h2Call(port, grpcHeaders, paddedFrame(2000))).headers["grpc-status"]).toBe("8");
-      const gzipped = await h2Call(port, { ...grpcHeaders, "grpc-encoding": "gzip" }, paddedFrame(2000, true));
-      expect(gzipped.headers["grpc-status"] ?? gzipped.trailers["grpc-status"]).toBe("8");
-      // A small request still fits.
-      expect((await fetch(`${baseUrl}/reserve`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(200);
-    } finally {
-      // The holders leave: all of the budget comes back (a body of 15,000 bytes fits again).
-      for (const socket of holders) socket.destroy();
-    }
-    expect(await until(async () => (await rawRequest(port, "POST", "/reserve", { "content-type": "application/json" }, paddedJson(15_000))).status === 200)).toBe(true);
+    // Nothing stays held: a body of 15,000 bytes fits, on each kind of path.
+    expect((await restReserve(port, 15_000)).status).toBe(200);
     expect((await h2Call(port, grpcHeaders, paddedFrame(15_000))).headers["grpc-status"]).toBeUndefined();
-    const big = await h2Call(port, { ...grpcHeaders, "grpc-encoding": "gzip" }, paddedFrame(15_000, true));
-    expect(big.trailers["grpc-status"]).toBe("0");
+    expect((await h2Call(port, { ...grpcHeaders, "grpc-encoding": "gzip" }, paddedFrame(15_000, true))).trailers["grpc-status"]).toBe("0");
   });
 
-  it("a refused HTTP/2 request leaves its connection serving", async () => {
+  it("cuts the oldest unfinished bodies to make room for new ones, on every path: stalled clients cannot keep others out", async () => {
+    const { port } = env.svc;
+    // Five bodies left unfinished, one on each path that reads bodies, oldest first: 15,000 of the 16,384 bytes.
+    const holders = [];
+    for (const [method, path, contentType] of [
+      ["POST", "/reserve", "application/json"], // the REST gateway
+      ["POST", RESERVE, "application/grpc-web+proto"], // the lean gRPC-web path
+      ["POST", RESERVE, "application/json"], // Connect JSON (connect-node)
+      ["POST", RESERVE, "application/proto"], // Connect binary (read before connect-node)
+      ["GET", "/health", "text/plain"], // a body on a method that takes none
+    ] as const) {
+      holders.push(holdBody(port, method, path, contentType));
+      await sleep(150);
+    }
+    try {
+      // A 2,000-byte body does not fit beside them: it is served, and the oldest alone is cut.
+      expect((await restReserve(port, 2000)).status).toBe(200);
+      expect(await settles(holders[0]!.closed, 2000)).toBe(true);
+      expect(await settles(Promise.any(holders.slice(1).map((h) => h.closed)), 300)).toBe(false);
+      // 15,000 bytes need room all four others hold: every one of them is cut, and it is served.
+      expect((await restReserve(port, 15_000)).status).toBe(200);
+      expect(await settles(Promise.all(holders.map((h) => h.closed)), 2000)).toBe(true);
+    } finally {
+      for (const { socket } of holders) socket.destroy();
+    }
+  });
+
+  it("cuts an unfinished HTTP/2 body by resetting its stream: its connection goes on serving", async () => {
     const { port } = env.svc;
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on("error", () => undefined);
@@ -133,13 +156,39 @@ describe("the budget of unfinished request bodies", () => {
     const holder = session.request({ ":method": "POST", ":path": RESERVE, "content-type": "application/json", "content-length": "16000" }, { endStream: false });
     holder.on("error", () => undefined);
     holder.on("data", () => undefined);
+    const reset = new Promise<void>((resolve) => holder.once("close", () => resolve()));
     holder.write(Buffer.alloc(15_000, 0x20));
-    expect(await until(async () => (await rawRequest(port, "POST", "/reserve", { "content-type": "application/json" }, paddedJson(2000))).status === 429)).toBe(true);
-    // Refused on the same connection, then the holder is cancelled: the next call there is served.
-    expect((await connectJson(session, paddedJson(2000)))[":status"]).toBe(429);
-    holder.close(http2.constants.NGHTTP2_CANCEL);
-    expect(await until(async () => (await rawRequest(port, "POST", "/reserve", { "content-type": "application/json" }, paddedJson(15_000))).status === 200)).toBe(true);
+    await sleep(200);
+    // A 2,000-byte call on the same connection is served, and the holder is cut.
+    expect((await connectJson(session, paddedJson(2000)))[":status"]).toBe(200);
+    expect(await settles(reset, 2000)).toBe(true);
     expect((await connectJson(session, "{}"))[":status"]).toBe(200);
     session.close();
+  });
+});
+
+describe("BodyBudget", () => {
+  it("cuts the oldest other holders first, never the taker itself, gives back once, and refuses what cannot fit alone", () => {
+    const budget = new BodyBudget(100);
+    const cut: string[] = [];
+    const holder = (name: string) => ({ cut: () => cut.push(name) });
+    const [a, b, c] = [holder("a"), holder("b"), holder("c")];
+    expect(budget.take(a, 40)).toBe(true);
+    expect(budget.take(b, 40)).toBe(true);
+    // a takes more: still the oldest, so b is cut for it.
+    expect(budget.take(a, 30)).toBe(true);
+    expect(cut).toEqual(["b"]);
+    expect(budget.heldBytes).toBe(70);
+    expect(budget.take(c, 50)).toBe(true);
+    expect(cut).toEqual(["b", "a"]);
+    expect(budget.heldBytes).toBe(50);
+    // More than the whole budget: refused, nobody cut.
+    expect(budget.take(b, 101)).toBe(false);
+    expect(budget.take(c, 51)).toBe(false);
+    expect(cut).toEqual(["b", "a"]);
+    budget.give(c);
+    budget.give(c);
+    budget.give(a);
+    expect(budget.heldBytes).toBe(0);
   });
 });

@@ -53,8 +53,8 @@ export function violations(files: ReadonlyMap<string, string>): string[] {
       if (layer === "rpc" && NETWORK_BUILTINS.test(spec)) found.push(`${file}: the RPC layer imports ${spec}`);
       if (layer === "rpc" && ["server", "gateway", "process", "app", "main"].includes(target)) found.push(`${file}: the RPC layer imports ${spec}`);
       if (layer === "server" && target === "gateway") found.push(`${file}: the server imports the gateway (${spec})`);
-      // The gateway's only neighbours in src/: the RPC surface and the body reader.
-      if (layer === "gateway" && local && !["gateway", "rpc"].includes(target) && spec !== "server/http-body.ts") {
+      // The gateway's only neighbours in src/: the RPC surface, the body reader and its budget.
+      if (layer === "gateway" && local && !["gateway", "rpc"].includes(target) && spec !== "server/http-body.ts" && spec !== "server/body-budget.ts") {
         found.push(`${file}: the gateway imports ${spec}, not the RPC surface`);
       }
     }

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthRequestSchema, TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { grpcFrame } from "../bench/scenarios.js";
 import { createLeanGrpc } from "../src/server/lean-grpc.js";
-import { BodyBudget } from "../src/server/http-body.js";
 import { createOnePortServer } from "../src/server/one-port.js";
+import { BodyBudget } from "../src/server/body-budget.js";
 
 // The fast path's contract with a handler, seen from the handler's side: a
 // handler that waits on its signal, reads its deadline and sets metadata. The

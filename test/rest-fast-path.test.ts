@@ -4,9 +4,9 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { createRestGateway } from "../src/gateway/rest-gateway.js";
-import { BodyBudget } from "../src/server/http-body.js";
 import type { RpcSurface } from "../src/rpc/rpc-surface.js";
 import { CallContext } from "../src/rpc/unary-calls.js";
+import { BodyBudget } from "../src/server/body-budget.js";
 
 // The REST gateway's fast path (unary routes called without Connect's router)
 // against the router path, with handlers that set what the queue's own handlers

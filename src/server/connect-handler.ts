@@ -5,7 +5,8 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { MAX_TIMER_MS } from "./grpc-framing.js";
-import { BodyTooLarge, budgetedBody, readBody, sendConnectError, type BodyBudget, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { BodyTooLarge, budgetedBody, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
+import type { BodyBudget } from "./body-budget.js";
 
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;

@@ -1,8 +1,10 @@
+import { constants as http2Constants } from "node:http2";
 import type { JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { SignalSource } from "../rpc/unary-calls.js";
+import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
 
 // node:http and node:http2 (compatibility API) requests and responses alike, as connect-node takes them.
 export type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
@@ -35,55 +37,37 @@ export class BodyTooLarge extends Error {
 }
 
 /**
- * Request bytes all unfinished bodies of one process may hold together. Each
- * body is bounded (64 KiB), but clients that each send most of one and never
- * the rest (50,000 connections, or 40,000 HTTP/2 streams) would hold gigabytes;
- * past the budget a request is refused (RESOURCE_EXHAUSTED, `serverBusy`) instead.
- */
-export class BodyBudget {
-  private held = 0;
-
-  constructor(readonly max: number) {}
-
-  /** Takes `bytes` if they fit (true), else nothing (false). */
-  take(bytes: number): boolean {
-    if (this.held + bytes > this.max) return false;
-    this.held += bytes;
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.held -= bytes;
-  }
-
-  /** Bytes held now (tests, metrics). */
-  get heldBytes(): number {
-    return this.held;
-  }
-}
-
-/** A request the budget has no room for: retryable, as the other load limits are. */
-export function serverBusy(): ConnectError {
-  return new ConnectError("the server holds too many unfinished requests: retry later", Code.ResourceExhausted);
-}
-
-/**
  * The request body's chunks, each taken from the budget as it arrives and all
- * given back when the reading ends (read, refused or abandoned). Past the budget
- * it throws `serverBusy()`. The request is not destroyed when reading stops
- * early: the refusal must still reach the client.
+ * given back when the reading ends (read, refused or abandoned). A body the
+ * budget cuts (an older one, to make room) is destroyed, as the request
+ * timeout would; one that cannot fit even alone throws `serverBusy()`. The
+ * request is not destroyed when reading stops early: the refusal must still
+ * reach the client.
  */
 export async function* budgetedBody(req: Request, budget: BodyBudget): AsyncGenerator<Buffer> {
-  let held = 0;
+  let wasCut = false;
+  const holder: BodyHolder = {
+    cut() {
+      wasCut = true;
+      // Destroyed without an error: one would be emitted where nothing listens (an uncaught exception).
+      // HTTP/1.1 closes the connection with it.
+      req.destroy();
+      // node:http2's compatibility request leaves its stream open: reset it, as the request timeout does.
+      if ("stream" in req) req.stream.close(http2Constants.NGHTTP2_CANCEL);
+    },
+  };
   try {
     for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      if (!budget.take(chunk.length)) throw serverBusy();
-      held += chunk.length;
+      if (!budget.take(holder, chunk.length)) throw serverBusy();
       yield chunk;
     }
+  } catch (err: unknown) {
+    throw wasCut ? serverBusy() : err;
   } finally {
-    budget.give(held);
+    budget.give(holder);
   }
+  // A cut body never reads as whole.
+  if (wasCut) throw serverBusy();
 }
 
 /** The whole request body, refused (BodyTooLarge) past `limit` bytes, declared or streamed, or past the budget (`serverBusy`). */

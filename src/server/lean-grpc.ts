@@ -7,7 +7,7 @@ import { toConnectError } from "../rpc/errors.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
-import { serverBusy, type BodyBudget } from "./http-body.js";
+import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -66,7 +66,7 @@ type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } 
  * One call on one stream: read the request message, run the chain, answer
  * once (unary) or with each message the handler yields (server streaming).
  */
-class LeanCall implements SignalSource {
+class LeanCall implements SignalSource, BodyHolder {
   private finished = false;
   /** Set when the call failed after the response headers went out: it ends with these trailers. */
   private failure: ConnectError | undefined;
@@ -74,8 +74,6 @@ class LeanCall implements SignalSource {
   private controller: AbortController | undefined;
   private chunks: Buffer[] = [];
   private size = 0;
-  /** This call's share of the budget, given back once its body is decoded or the call ends. */
-  private held = 0;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -104,8 +102,8 @@ class LeanCall implements SignalSource {
       if (this.finished) return;
       this.size += chunk.length;
       if (this.size > this.maxBytes + 5) return this.fail(this.tooLarge());
-      if (!this.budget.take(chunk.length)) return this.fail(serverBusy());
-      this.held += chunk.length;
+      // This call's share of the budget is given back once its body is decoded or the call ends.
+      if (!this.budget.take(this, chunk.length)) return this.fail(serverBusy());
       this.chunks.push(chunk);
     });
     // run() never throws (fail() answers what it can); the catch is a last guard against a crash.
@@ -172,12 +170,16 @@ class LeanCall implements SignalSource {
     stream.resume();
   }
 
-  /** The call is over: stop the deadline, and abort the handler's signal if it was asked for. */
   private release(): void {
-    this.budget.give(this.held);
-    this.held = 0;
+    this.budget.give(this);
   }
 
+  /** The budget needs this unfinished body's bytes for newer ones: refused as a body that cannot fit is. */
+  cut(): void {
+    this.fail(serverBusy());
+  }
+
+  /** The call is over: stop the deadline, and abort the handler's signal if it was asked for. */
   private finish(reason: string, code = Code.Canceled): void {
     if (this.finished) return;
     this.finished = true;

@@ -7,7 +7,8 @@ import { forEachMessage } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
-import { BodyTooLarge, readBody, ResponseSignals, type BodyBudget, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
+import type { BodyBudget } from "./body-budget.js";
 
 export interface LeanWebOptions {
   services: readonly { service: DescService; impl: object }[];

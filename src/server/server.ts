@@ -10,13 +10,14 @@ import { MAX_REQUEST_BYTES, type RpcSurface } from "../rpc/rpc-surface.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { ConnectionsPerIp } from "./connections-per-ip.js";
 import { createCors } from "./cors.js";
-import { BodyBudget, BodyTooLarge, headAsGet, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { BodyTooLarge, headAsGet, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import { guardSessions } from "./http2-session-guard.js";
 import { createLeanGrpc } from "./lean-grpc.js";
 import { createLeanWeb } from "./lean-web.js";
 import { serveMetrics } from "./metrics-endpoint.js";
 import { createOnePortServer } from "./one-port.js";
 import { createWebApp } from "./web-app.js";
+import { BodyBudget } from "./body-budget.js";
 
 /** How much one process lets its clients hold (README: Configure it). */
 export interface ServerLimits {
