@@ -16,10 +16,10 @@ import { adminJwtVerifier, type AdminJwtVerifier } from "./rpc/admin-auth.js";
 import type { JwtVerifier } from "./rpc/jwt-verifier.js";
 import { userJwtVerifier } from "./rpc/user-identity.js";
 import { createRpcSurface, MAX_REQUEST_BYTES, type RpcSurface } from "./rpc/rpc-surface.js";
+import { BodyBudget } from "./server/body-budget.js";
 import { createTicketQueueServer, DEFAULT_LIMITS, type ServerLimits, type TicketQueueServer } from "./server/server.js";
 import { Tickets } from "./tickets/tickets.js";
 import { connectChangeHub, type ChangeHub } from "./watch/change-hub.js";
-import { BodyBudget } from "./server/body-budget.js";
 
 /** The state of one process: Redis, the store and its scripts, tickets, the watch hub, the hold sweeper. */
 export interface State {
@@ -176,6 +176,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
   // The gateway reads bodies too: one budget for every path of the process.
   const bodyBudget = new BodyBudget(limits.maxBufferedRequestBytes);
+  metrics.observeRequestBodies(() => bodyBudget);
   const gateway = createRestGateway(rpc, { maxBodyBytes: MAX_REQUEST_BYTES, bodyBudget });
   const server = createTicketQueueServer({
     rpc,

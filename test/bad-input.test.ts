@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { connect } from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -86,6 +87,22 @@ describe("RPC transports", () => {
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ userId: "connect-json" });
+  });
+
+  it("an HTTP/1.0 Connect call without a Host header is InvalidArgument (400); it used to throw where nothing caught it", async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(env.svc.port, "127.0.0.1");
+      let text = "";
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+      socket.end("POST /ticketqueue.v1.TicketQueueService/Health HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+    });
+    expect(answer).toMatch(/^HTTP\/1\.[01] 400 /);
+    expect(answer).toContain('"code":"invalid_argument"');
+    // A Connect GET is for unary RPCs: a stream's GET is refused by Connect (405), its message not even decoded.
+    const get = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/WatchStatus?encoding=proto&base64=1&message=_w`);
+    expect(get.status).toBe(405);
   });
 
   it("malformed Connect JSON is InvalidArgument (400)", async () => {

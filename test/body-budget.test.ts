@@ -5,7 +5,9 @@ import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { rawRequest } from "./helpers/raw-http.js";
 import { BodyBudget } from "../src/server/body-budget.js";
-import { useTestService } from "./helpers/service.js";
+import { sample, scrape } from "./helpers/metrics.js";
+import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
+import { until } from "./helpers/wait.js";
 
 // Unfinished request bodies of one process share a budget (16 KiB here): clients
 // that each send most of a body and never the rest cannot hold more, on any path,
@@ -164,6 +166,71 @@ describe("the budget of unfinished request bodies", () => {
     expect(await settles(reset, 2000)).toBe(true);
     expect((await connectJson(session, "{}"))[":status"]).toBe(200);
     session.close();
+  });
+});
+
+/** The bytes unfinished bodies hold now, and the bodies cut so far, from /metrics. */
+async function budgetMetrics(baseUrl: string): Promise<{ held: number; cut: number }> {
+  const families = await scrape(baseUrl);
+  return { held: sample(families, "ticketqueue_request_body_bytes_held", {}) ?? NaN, cut: sample(families, "ticketqueue_request_bodies_cut_total", {}) ?? NaN };
+}
+
+/** An HTTP/1.1 request whose client leaves after sending part of its body. */
+function leaveMidBody(port: number, path: string, contentType: string): Promise<void> {
+  const socket = holdBody(port, "POST", path, contentType).socket;
+  return new Promise((resolve) => setTimeout(() => resolve(void socket.destroy()), 100));
+}
+
+/** An HTTP/2 request reset by its client after part of its body. */
+function resetMidBody(port: number, headers: http2.OutgoingHttpHeaders): Promise<void> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => undefined);
+    const stream = session.request({ ":method": "POST", ...headers }, { endStream: false });
+    stream.on("error", () => undefined);
+    stream.write(Buffer.alloc(HELD, 1));
+    setTimeout(() => {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      session.close();
+      resolve();
+    }, 100);
+  });
+}
+
+describe("bytes held by bodies", () => {
+  it("all come back, however a body ends: client gone mid-body, stream reset, a second message where one was due, refused, cut", async () => {
+    const { port, baseUrl } = env.svc;
+    expect((await budgetMetrics(baseUrl)).held).toBe(0);
+    const twoFrames = (compressed: boolean) => Buffer.concat([paddedFrame(100, compressed), paddedFrame(100, compressed)]);
+    await Promise.all([
+      // The client leaves mid-body over HTTP/1.1, on each path that reads bodies.
+      leaveMidBody(port, "/reserve", "application/json"),
+      leaveMidBody(port, RESERVE, "application/grpc-web+proto"),
+      leaveMidBody(port, RESERVE, "application/json"),
+      leaveMidBody(port, RESERVE, "application/proto"),
+      leaveMidBody(port, "/ticketqueue.v1.TicketQueueService/WatchStatus", "application/connect+json"),
+      // HTTP/2 streams reset mid-body.
+      resetMidBody(port, grpcHeaders),
+      resetMidBody(port, { ...grpcHeaders, "grpc-encoding": "gzip" }),
+      resetMidBody(port, { ":path": RESERVE, "content-type": "application/json" }),
+      resetMidBody(port, { ":path": "/reserve", "content-type": "application/json" }),
+      // Two messages where Connect reads one and stops ("extra input message"), unary and streaming.
+      h2Call(port, { ...grpcHeaders, "grpc-encoding": "gzip" }, twoFrames(true)),
+      rawRequest(port, "POST", RESERVE, { "content-type": "application/grpc-web+proto", "grpc-encoding": "gzip" }, twoFrames(true).toString("latin1")),
+      rawRequest(port, "POST", "/ticketqueue.v1.TicketQueueService/WatchStatus", { "content-type": "application/connect+json" }, Buffer.concat([paddedFrame(100), paddedFrame(100)]).toString("latin1")),
+      h2Call(port, { ":path": "/ticketqueue.v1.TicketQueueService/WatchEvent", "content-type": "application/connect+proto", "x-token": TEST_ADMIN_TOKEN }, Buffer.concat([paddedFrame(100), paddedFrame(100)])),
+    ]);
+    expect(await until(async () => (await budgetMetrics(baseUrl)).held === 0)).toBe(true);
+  });
+
+  it("counts the bodies cut", async () => {
+    const { port, baseUrl } = env.svc;
+    const before = (await budgetMetrics(baseUrl)).cut;
+    const holder = holdBody(port, "POST", "/reserve", "application/json");
+    await sleep(150);
+    expect((await restReserve(port, 15_000)).status).toBe(200);
+    await holder.closed;
+    expect((await budgetMetrics(baseUrl)).cut).toBe(before + 1);
   });
 });
 

@@ -6,6 +6,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../rpc/caller.js";
+import type { BodyBudget } from "../server/body-budget.js";
 import { BodyTooLarge, readBody, ResponseSignals, sendConnectError, wasHead } from "../server/http-body.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { RpcSurface } from "../rpc/rpc-surface.js";
@@ -13,7 +14,6 @@ import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget }
 import { CallRequest, createUnaryCalls, type UnaryTarget } from "../rpc/unary-calls.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { sendServerSentEvents, SSE_HEADERS } from "./server-sent-events.js";
-import type { BodyBudget } from "../server/body-budget.js";
 
 type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];

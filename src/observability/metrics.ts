@@ -13,6 +13,8 @@ export interface Metrics {
   exposition(): Promise<string>;
   /** Reports the server's open streams at scrape time (the server calls it once it exists). */
   observeOpenStreams(count: () => number): void;
+  /** Reports the request bodies being received at scrape time: bytes they hold, and how many were cut so far (BodyBudget). */
+  observeRequestBodies(read: () => { heldBytes: number; cutTotal: number }): void;
 }
 
 /**
@@ -104,6 +106,27 @@ export function createMetrics(store: QueueStore): Metrics {
     },
   });
 
+  let requestBodies = (): { heldBytes: number; cutTotal: number } => ({ heldBytes: 0, cutTotal: 0 });
+  new Gauge({
+    name: "ticketqueue_request_body_bytes_held",
+    help: "Bytes held by request bodies still being received, at most an eighth of the heap limit per process",
+    registers: [registry],
+    collect() {
+      this.set(requestBodies().heldBytes);
+    },
+  });
+  let cutCounted = 0;
+  new Counter({
+    name: "ticketqueue_request_bodies_cut_total",
+    help: "Unfinished request bodies cut to make room for newer ones (clients holding bodies open, or too many bodies at once)",
+    registers: [registry],
+    collect() {
+      const { cutTotal } = requestBodies();
+      this.inc(cutTotal - cutCounted);
+      cutCounted = cutTotal;
+    },
+  });
+
   const interceptor: Interceptor = (next) => async (req) => {
     const end = duration.startTimer({ rpc: req.method.name });
     const grpc = { grpc_type: GRPC_TYPES[req.method.methodKind], grpc_service: req.service.typeName, grpc_method: req.method.name };
@@ -131,6 +154,7 @@ export function createMetrics(store: QueueStore): Metrics {
     interceptor,
     exposition: () => (cluster.isWorker ? askPrimary() : registry.metrics()),
     observeOpenStreams: (count) => (openStreams = count),
+    observeRequestBodies: (read) => (requestBodies = read),
   };
 }
 

@@ -18,6 +18,8 @@ export interface BodyHolder {
  */
 export class BodyBudget {
   private held = 0;
+  /** Bodies cut so far (a metric). */
+  cutTotal = 0;
   /** Bodies holding bytes, oldest first (a Map keeps the order keys were first set in). */
   private readonly holders = new Map<BodyHolder, number>();
 
@@ -31,6 +33,7 @@ export class BodyBudget {
       const oldest = this.oldestBesides(holder);
       if (!oldest) return false;
       this.give(oldest);
+      this.cutTotal += 1;
       oldest.cut();
     }
     this.holders.set(holder, mine + bytes);

@@ -41,7 +41,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
     const [path = "", query = ""] = (req.url ?? "").split("?", 2);
     const handler = handlers.get(path);
     if (!handler) return options.fallback(req, res);
-    if (req.method === "GET" && refuseUndecodableGet(handler, new URLSearchParams(query), res)) return;
+    // (Connect GET is for unary RPCs; a stream's GET goes on to Connect's 405.)
+    if (req.method === "GET" && handler.method.methodKind === "unary" && refuseUndecodableGet(handler, new URLSearchParams(query), res)) return;
     if (!isBinaryConnectUnary(handler, req)) return void serve(handler, req, res, budgetedBody(req, bodyBudget));
     void (async () => {
       let body: Buffer;
@@ -64,6 +65,15 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
 
 /** One call through connect-node's handler, its body as given. */
 async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeResponse, body: AsyncGenerator<Uint8Array>): Promise<void> {
+  // Connect may stop reading a body without ending it (a second message where one was
+  // due: "extra input message"), and its answer never settles the promise below
+  // (it waits for an "end" node's responses do not emit): the body is ended when the
+  // response closes, giving its bytes back to the budget (else each such call held them).
+  res.once("close", () => void body.return(undefined));
+  // HTTP/1.0 may come without Host; connect-node then throws (a 500 at best).
+  if (req.headers.host === undefined && !("authority" in req)) {
+    return sendConnectError(res, new ConnectError("the request has no Host header", Code.InvalidArgument));
+  }
   try {
     // The TCP peer, as every entry point gives it: per-caller limits key on it.
     const universal = universalRequestFromNodeRequest(req, res, undefined, peerContext(req.socket.remoteAddress));
@@ -71,9 +81,6 @@ async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeRespo
     await universalResponseToNodeResponse(await handler({ ...universal, body }), res);
   } catch (err: unknown) {
     sendConnectError(res, ConnectError.from(err));
-  } finally {
-    // A body Connect stopped reading without ending it gives its bytes back to the budget now.
-    void body.return(undefined);
   }
 }
 

@@ -7,6 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import { MAX_REQUEST_BYTES, type RpcSurface } from "../rpc/rpc-surface.js";
+import { BodyBudget } from "./body-budget.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { ConnectionsPerIp } from "./connections-per-ip.js";
 import { createCors } from "./cors.js";
@@ -17,7 +18,6 @@ import { createLeanWeb } from "./lean-web.js";
 import { serveMetrics } from "./metrics-endpoint.js";
 import { createOnePortServer } from "./one-port.js";
 import { createWebApp } from "./web-app.js";
-import { BodyBudget } from "./body-budget.js";
 
 /** How much one process lets its clients hold (README: Configure it). */
 export interface ServerLimits {
