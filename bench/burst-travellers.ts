@@ -51,6 +51,8 @@ interface Traveller {
   chunked: boolean;
   contentLength: number;
   onStatus: (status: Status, ticket: string) => void;
+  /** The error the server ended the watch with (gRPC-web trailers, or SSE's error event), if it did. */
+  endedWith?: string;
   position: number;
   seated: boolean;
   /** When told of the current round's change (ms since the epoch). */
@@ -172,7 +174,15 @@ function watch(s: ClientStart, t: Traveller, ticket: string): Promise<void> {
   travellers.push(t);
   t.watching = true;
   return new Promise((resolve, reject) => {
-    t.socket.once("close", () => reject(new Error(`traveller ${t.index}: the watch closed`)));
+    const askedAt = now();
+    let gaveUp = "";
+    t.socket.once("error", (err) => (gaveUp = `: ${err.message.replace(/traveller \d+: /, "")}`));
+    t.socket.once("close", () => {
+      // How soon: a connection the server had already closed (idle past its keep-alive) closes at once.
+      const after = now() - askedAt;
+      const when = after < 10 ? "within 10 ms" : after < 1000 ? "within 1 s" : "after 1 s or more";
+      reject(new Error(`traveller ${t.index}: the watch closed ${when} of being asked for${t.endedWith ? ` (${t.endedWith})` : ""}${gaveUp}`));
+    });
     const timer = setTimeout(() => t.socket.destroy(new Error(`traveller ${t.index}: no first status within ${GIVE_UP_MS} ms`)), GIVE_UP_MS);
     let first = true;
     t.onStatus = (m) => {
@@ -242,7 +252,8 @@ function onBody(t: Traveller, bytes: Buffer): void {
     for (let end = t.body.indexOf("\n\n"); end >= 0; end = t.body.indexOf("\n\n")) {
       const data = /^data: (.*)$/m.exec(t.body.subarray(0, end).toString("utf8"))?.[1];
       t.body = t.body.subarray(end + 2);
-      const m = data === undefined ? undefined : (JSON.parse(data) as { status?: string; position?: number });
+      const m = data === undefined ? undefined : (JSON.parse(data) as { status?: string; position?: number; code?: string; message?: string });
+      if (m?.code) t.endedWith = `${m.code}: ${m.message ?? ""}`;
       if (m?.status) t.onStatus({ status: m.status === "RESERVATION_STATUS_RESERVED" ? ReservationStatus.RESERVED : ReservationStatus.QUEUED, position: Number(m.position ?? 0) }, "");
     }
     return;
@@ -253,7 +264,12 @@ function onBody(t: Traveller, bytes: Buffer): void {
     const flags = t.body[0] ?? 0;
     const payload = t.body.subarray(5, 5 + length);
     t.body = t.body.subarray(5 + length);
-    if (flags !== 0) continue; // the trailer frame
+    if (flags !== 0) {
+      // The trailer frame: a watch that ends with an error says which.
+      const status = /grpc-status: *(\d+)/i.exec(payload.toString("latin1"))?.[1];
+      if (t.watching && status !== undefined && status !== "0") t.endedWith = `grpc-status ${status}: ${decodeURIComponent(/grpc-message: *([^\r\n]*)/i.exec(payload.toString("latin1"))?.[1] ?? "")}`;
+      continue;
+    }
     if (t.watching) {
       const m = fromBinary(WatchStatusResponseSchema, payload);
       t.onStatus({ status: m.status, position: m.position }, "");

@@ -182,7 +182,7 @@ console.log(
     `| measure | value |`,
     `|---|---|`,
     `| travellers joined (gRPC-web Reserve, HTTP/1.1, a connection each) | ${answered.length} of ${WATCHERS} in ${joinSeconds.toFixed(2)} s (half by ${joinedBy(0.5)} s, 90 % by ${joinedBy(0.9)} s): **${Math.round(answered.length / joinSeconds)} joins/s**${joinFailures.length ? `; ${joinFailures.length} failed (${joinFailures[0]})` : ""} |`,
-    `| live status streams open | ${open} (${grpcWeb} gRPC-web, ${sse} SSE)${watchFailures.length ? `; ${watchFailures.length} failed (${watchFailures[0]})` : ""} |`,
+    `| live status streams open | ${open} (${grpcWeb} gRPC-web, ${sse} SSE)${watchFailures.length ? `; ${watchFailures.length} failed: ${byReason(watchFailures)}` : ""} |`,
     `| heap (after a full GC, all processes) | ${mb(before.heap)} MB → ${mb(during.heap)} MB open → ${mb(after.heap)} MB closed: **${Math.round((during.heap - before.heap) / open)} bytes per watcher** |`,
     `| RSS (all processes) | ${mb(before.rss)} MB → ${mb(during.rss)} MB open: **${Math.round((during.rss - before.rss) / open)} bytes per watcher** |`,
     `| promotion to watcher told (${ROUNDS} capacity raises of ${SEATS_PER_ROUND}; ${latencies.length} notices) | p50 ${pct(0.5).toFixed(0)} ms, **p99 ${pct(0.99).toFixed(0)} ms**, max ${(latencies.at(-1) ?? Number.NaN).toFixed(0)} ms; not told within 3 s: ${silent}; of them over SSE: p50 ${pctOf(sseLatencies, 0.5).toFixed(0)} ms, p99 ${pctOf(sseLatencies, 0.99).toFixed(0)} ms |`,
@@ -227,4 +227,14 @@ async function memory(): Promise<{ heap: number; rss: number }> {
 function childPids(pid: number): number[] {
   const out = spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).stdout.trim();
   return out === "" ? [] : out.split("\n").map(Number);
+}
+
+/** Failures counted by reason (the traveller's number left out), most frequent first. */
+function byReason(failures: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const f of failures) {
+    const reason = f.replace(/traveller \d+: /, "");
+    counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${n} × ${reason}`).join("; ");
 }
