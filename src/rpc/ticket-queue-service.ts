@@ -9,6 +9,7 @@ import {
   type AnnouncementSchema,
   type EventSchema,
   type TicketQueueService,
+  type WatchStatusResponseSchema,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { checkIdempotencyKey, checkUserId, eventIdOf } from "../queue/ids.js";
 import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.js";
@@ -20,7 +21,7 @@ import type { Challenges } from "../tickets/challenges.js";
 import type { Tickets } from "../tickets/tickets.js";
 import type { ChangeHub } from "../watch/change-hub.js";
 import { watchEvent } from "../watch/event-watcher.js";
-import { StatusWatch } from "../watch/status-watcher.js";
+import { StatusWatch, type StatusUpdate } from "../watch/status-watcher.js";
 import { deferred, passThrough } from "./stream-end.js";
 import { WatchQuota } from "../watch/watch-quota.js";
 import { actingFor } from "./user-identity.js";
@@ -117,26 +118,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         const release = watchQuota.take(`${eventId}\n${userId}`);
         // An open stream keeps its user in line (walk-aways), batched with this process's others.
         const present = hub.presence.hold(eventId, userId);
-        return passThrough(new StatusWatch(store, hub, eventId, userId, seq, ctx.signal), {
-          map: (u) => ({
-            version: BigInt(u.version),
-            change: u.change,
-            userId,
-            eventId,
-            status: u.state.status,
-            position: u.state.position,
-            promoted: u.state.promoted,
-            holdExpiresAt: timestamp(u.state.holdExpiresAt),
-            estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
-            eventState: u.eventState,
-            announcement: announcementOf(u.announcement),
-            ...drawFields(u.state),
-          }),
-          onEnd: () => {
-            present();
-            release();
-          },
-        });
+        return statusUpdates(new StatusWatch(store, hub, eventId, userId, seq, ctx.signal), eventId, userId, [present, release]);
       });
     },
 
@@ -330,6 +312,31 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       return { status: "ok", redisOk: true, redisLatencyMs: Math.round(latency * 1000) / 1000 };
     },
   };
+}
+
+/**
+ * An open watch's updates as WatchStatus messages, each of `onEnd` called when it ends.
+ * Made outside the handler so that the stream, held as long as the traveller
+ * watches, keeps only what it uses, not the request (its ticket) and its context.
+ */
+function statusUpdates(watch: StatusWatch, eventId: string, userId: string, onEnd: readonly (() => void)[]) {
+  return passThrough(watch, {
+    map: (u: StatusUpdate): MessageInitShape<typeof WatchStatusResponseSchema> => ({
+      version: BigInt(u.version),
+      change: u.change,
+      userId,
+      eventId,
+      status: u.state.status,
+      position: u.state.position,
+      promoted: u.state.promoted,
+      holdExpiresAt: timestamp(u.state.holdExpiresAt),
+      estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
+      eventState: u.eventState,
+      announcement: announcementOf(u.announcement),
+      ...drawFields(u.state),
+    }),
+    onEnd: () => onEnd.forEach((end) => end()),
+  });
 }
 
 function checkSettings(s: {

@@ -90,17 +90,8 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
         answer(res, undefined, expired);
       }, timeout.timeoutMs);
     }
-    let frame: Buffer;
-    try {
-      frame = await readBody(req, maxBytes + 5, budget);
-    } catch (err: unknown) {
-      // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
-      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
-      throw err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted) : err;
-    }
-    // A trailer frame is the server's to send.
-    if (frame.length >= 5 && ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);
-    const message = decodeRequestFrame(target.method.input, frame, "gRPC-web");
+    // Read in its own function: this one waits as long as a stream is open, and would keep the body and message.
+    const message = await readMessage(target, req, res, maxBytes, budget);
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
     if (target.kind === "unary") {
       const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, signals));
@@ -135,6 +126,21 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
   } finally {
     clearTimeout(deadline);
   }
+}
+
+/** The request's one message; refused (a ConnectError) when too large, over the budget, or not one gRPC-web message. */
+async function readMessage(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget) {
+  let frame: Buffer;
+  try {
+    frame = await readBody(req, maxBytes + 5, budget);
+  } catch (err: unknown) {
+    // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
+    if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    throw err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted) : err;
+  }
+  // A trailer frame is the server's to send.
+  if (frame.length >= 5 && ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);
+  return decodeRequestFrame(target.method.input, frame, "gRPC-web");
 }
 
 /** Writes the answer once: headers, the message if any, the trailer frame. A later call (a deadline that lost the race) does nothing. */
