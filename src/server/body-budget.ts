@@ -18,8 +18,7 @@ export interface BodyHolder {
  */
 export class BodyBudget {
   private held = 0;
-  /** Bodies cut so far (a metric). */
-  cutTotal = 0;
+  private cuts = 0;
   /** Bodies holding bytes, oldest first (a Map keeps the order keys were first set in). */
   private readonly holders = new Map<BodyHolder, number>();
 
@@ -33,7 +32,7 @@ export class BodyBudget {
       const oldest = this.oldestBesides(holder);
       if (!oldest) return false;
       this.give(oldest);
-      this.cutTotal += 1;
+      this.cuts += 1;
       oldest.cut();
     }
     this.holders.set(holder, mine + bytes);
@@ -52,6 +51,11 @@ export class BodyBudget {
   /** Bytes held now. */
   get heldBytes(): number {
     return this.held;
+  }
+
+  /** Bodies cut so far (a metric). */
+  get cutTotal(): number {
+    return this.cuts;
   }
 
   private oldestBesides(holder: BodyHolder): BodyHolder | undefined {

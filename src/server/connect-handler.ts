@@ -2,9 +2,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
-import { MAX_TIMER_MS } from "./grpc-framing.js";
+import { grpcDeadline, MAX_TIMER_MS } from "./grpc-framing.js";
 import { BodyTooLarge, budgetedBody, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
@@ -93,7 +92,11 @@ function dropFarDeadline(header: Headers): void {
   const connectTimeout = header.get("connect-timeout-ms");
   if (connectTimeout !== null && Number(connectTimeout) > MAX_TIMER_MS) header.delete("connect-timeout-ms");
   const grpcTimeout = header.get("grpc-timeout");
-  if (grpcTimeout !== null && (parseTimeout(grpcTimeout, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > MAX_TIMER_MS) header.delete("grpc-timeout");
+  // Present, well-formed, and yet no deadline: too far off.
+  if (grpcTimeout !== null) {
+    const { timeoutMs, error } = grpcDeadline(grpcTimeout);
+    if (timeoutMs === undefined && !error) header.delete("grpc-timeout");
+  }
 }
 
 function isBinaryConnectUnary(handler: UniversalHandler, req: NodeRequest): boolean {

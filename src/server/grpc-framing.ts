@@ -1,11 +1,22 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 
 // What the two fast paths (lean-grpc.ts over HTTP/2 streams, lean-web.ts for
 // gRPC-web over node's request/response API) share of gRPC's framing.
 
 /** A timer cannot wait past 2^31-1 ms (Node would fire it at once): a deadline that far off is none. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A grpc-timeout header's deadline in ms (`timeoutMs`), or its error when
+ * malformed; none when absent or too far off for a timer (past MAX_TIMER_MS).
+ */
+export function grpcDeadline(value: string | null): { timeoutMs?: number; error?: ConnectError } {
+  const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);
+  if (error) return { error };
+  return timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS ? { timeoutMs } : {};
+}
 
 /** A length-prefixed message: the flags byte, the 4-byte length, the bytes. */
 export function frameOf(flags: number, body: Uint8Array): Buffer {

@@ -1,12 +1,12 @@
 import type * as http2 from "node:http2";
 import { toBinary, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
-import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
+import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
 
 export interface LeanGrpcOptions {
@@ -89,11 +89,10 @@ class LeanCall implements SignalSource, BodyHolder {
     stream.on("error", ignore);
     // A stream that closes before the answer was cancelled by the client (or its connection died).
     stream.once("close", () => this.finish("the client cancelled"));
-    const timeout = parseTimeout(headerValue(this.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    const timeout = grpcDeadline(headerValue(this.headers["grpc-timeout"]));
     if (timeout.error) return this.fail(timeout.error);
     let deadlineAt: number | undefined;
-    // A timer cannot wait past 2^31-1 ms (Node would fire it at once); a deadline that far off is none.
-    if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) {
+    if (timeout.timeoutMs !== undefined) {
       deadlineAt = Date.now() + timeout.timeoutMs;
       this.deadline = setTimeout(() => this.fail(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)), timeout.timeoutMs);
     }

@@ -1,12 +1,12 @@
 import { toBinary, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
 import { forEachMessage } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
-import { decodeRequestFrame, frameOf, headerValue, MAX_TIMER_MS, requestHeader } from "./grpc-framing.js";
+import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
@@ -78,11 +78,10 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
   /** Set once the deadline passed: a stream then ends with it. */
   let expired: ConnectError | undefined;
   try {
-    const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+    const timeout = grpcDeadline(headerValue(req.headers["grpc-timeout"]));
     if (timeout.error) throw timeout.error;
     let deadlineAt: number | undefined;
-    // A timer cannot wait past 2^31-1 ms (Node would fire it at once); a deadline that far off is none.
-    if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= MAX_TIMER_MS) {
+    if (timeout.timeoutMs !== undefined) {
       deadlineAt = Date.now() + timeout.timeoutMs;
       deadline = setTimeout(() => {
         expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
