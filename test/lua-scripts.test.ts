@@ -200,11 +200,11 @@ describe("holds: confirm-14.lua and expire-holds-14.lua", () => {
     const a = await store.reserve("h", "a");
     await store.reserve("h", "b");
     await store.reserve("h", "c");
-    expect(await store.expireHolds("h")).toEqual({ expired: 0, promoted: [], drawDue: false, abandoned: 0 });
+    expect(await store.expireHolds("h")).toEqual({ expired: 0, promoted: [], drawDue: false, abandoned: 0, sweptElsewhereMs: 0 });
     await new Promise((r) => setTimeout(r, 1100));
     await expect(store.confirm("h", "a", a.seq)).rejects.toSatisfy((e) => code(e) === Code.FailedPrecondition && /expired/.test(String(e)));
-    expect(await store.expireHolds("h")).toEqual({ expired: 1, promoted: ["b"], drawDue: false, abandoned: 0 });
-    expect(await store.expireHolds("h")).toEqual({ expired: 0, promoted: [], drawDue: false, abandoned: 0 });
+    expect(await store.expireHolds("h")).toEqual({ expired: 1, promoted: ["b"], drawDue: false, abandoned: 0, sweptElsewhereMs: 0 });
+    expect(await store.expireHolds("h")).toEqual({ expired: 0, promoted: [], drawDue: false, abandoned: 0, sweptElsewhereMs: 0 });
     expect(await store.status("h", "a")).toMatchObject({ status: EXPIRED });
     const b = await store.status("h", "b");
     expect(b).toMatchObject({ status: RESERVED, promoted: true });
@@ -212,6 +212,36 @@ describe("holds: confirm-14.lua and expire-holds-14.lua", () => {
     expect(await store.status("h", "c")).toMatchObject({ status: QUEUED, position: 1 });
     const info = await store.getEvent("h");
     expect(info).toMatchObject({ seats: 1, held: 1, waiting: 1, joinedTotal: 3, promotedTotal: 1, expiredTotal: 1 });
+  });
+
+  it("one sweeper at a time: another is told the time left and changes nothing; it takes over when the lease lapses", async () => {
+    await event("lease", 1, 1);
+    await store.reserve("lease", "a");
+    await store.reserve("lease", "b");
+    const first = { id: "first", leaseMs: 1500 };
+    const second = { id: "second", leaseMs: 1500 };
+    expect(await store.expireHolds("lease", 1000, first)).toMatchObject({ expired: 0, sweptElsewhereMs: 0 });
+    await new Promise((r) => setTimeout(r, 1100)); // a's hold ran out; first's lease has ~400 ms left
+    const version = (await store.getEvent("lease")).version;
+    const refused = await store.expireHolds("lease", 1000, second);
+    expect(refused).toMatchObject({ expired: 0, promoted: [] });
+    expect(refused.sweptElsewhereMs).toBeGreaterThan(0);
+    expect(refused.sweptElsewhereMs).toBeLessThanOrEqual(400);
+    expect((await store.getEvent("lease")).version).toBe(version);
+    expect(await store.status("lease", "b")).toMatchObject({ status: QUEUED });
+    // The holder sweeps (and renews); past the lease, with the holder silent, the other takes it.
+    expect(await store.expireHolds("lease", 1000, first)).toMatchObject({ expired: 1, promoted: ["b"], sweptElsewhereMs: 0 });
+    expect((await store.expireHolds("lease", 1000, second)).sweptElsewhereMs).toBeGreaterThan(1000);
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(await store.expireHolds("lease", 1000, second)).toMatchObject({ sweptElsewhereMs: 0 });
+    expect((await store.expireHolds("lease", 1000, first)).sweptElsewhereMs).toBeGreaterThan(1000);
+    // Without a sweeper id (an operator, a test) the call sweeps regardless.
+    expect((await store.expireHolds("lease")).sweptElsewhereMs).toBe(0);
+  });
+
+  it("a missing event is refused before any lease is written", async () => {
+    await expect(store.expireHolds("no-such-event", 1000, { id: "s", leaseMs: 2000 })).rejects.toSatisfy((e) => code(e) === Code.NotFound);
+    expect(await redis.exists(keys("no-such-event").meta)).toBe(0);
   });
 
   it("the default event keeps the old behaviour: a reservation is final", async () => {

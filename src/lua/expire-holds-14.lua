@@ -5,19 +5,36 @@
   timeout, walk-aways leave the line (includes/presence.lua). Idempotent: any
   worker may run it at any time.
 
+  One sweeper at a time per event: the workers' sweepers (src/queue/hold-sweeper.ts)
+  pass their id, and the first to come holds the event's sweep for ARGV[3] ms
+  (meta's sweeper and sweeper_until), renewed as it sweeps. The others get
+  only the time left and ask again then, so an event is swept once per
+  interval however many workers run, and by another within the lease when its
+  sweeper stops. Without an id (an operator, a test) the call always sweeps.
+
   KEYS: see includes/event.lua
   ARGV[1] most holds (and most walk-aways) to end in one call
+  ARGV[2] the sweeper's id ('' or absent: sweep regardless)
+  ARGV[3] ms a sweeper holds the event's sweep once it took it
 
-  Returns {0, expired_count, draw_due, abandoned_count, promoted ids...} or {ERR_NO_EVENT}
-  (draw_due 1: the event's pre-queue draw is due or under way: run draw-14.lua)
+  Returns {0, expired_count, draw_due, abandoned_count, lease_wait_ms, promoted ids...} or {ERR_NO_EVENT}
+  (draw_due 1: the event's pre-queue draw is due or under way: run draw-14.lua;
+  lease_wait_ms > 0: another sweeper holds the event, nothing was done, ask again then)
 ]]
 --- @include "event"
 --- @include "draw"
 --- @include "presence"
 
+local now = now_ms()
+local sweeper, lease_ms = ARGV[2] or '', tonumber(ARGV[3] or '0') or 0
+local lease = sweeper ~= '' and redis.call('HMGET', K_META, 'sweeper', 'sweeper_until')
+if lease and lease[1] ~= sweeper and stored_number(lease[2]) > now then return {0, 0, 0, 0, stored_number(lease[2]) - now} end
 local ev, refused = load_event(nil, false)
 if not ev then return refused end
-local now = now_ms()
+-- Taken, or renewed once half of it is gone: a write a second, not one a sweep.
+if lease and (lease[1] ~= sweeper or stored_number(lease[2]) - now < lease_ms / 2) then
+  redis.call('HSET', K_META, 'sweeper', sweeper, 'sweeper_until', now + lease_ms)
+end
 local max = tonumber(ARGV[1])
 local ops = {}
 local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, max)
@@ -42,6 +59,6 @@ if ev.fill_more then redis.call('HDEL', K_META, 'fill_more') end
 if #due > 0 or #walked > 0 or ev.admit_per_minute > 0 or ev.fill_more then promoted = fill(ev, now) end
 if #due > 0 or #promoted > 0 then ops[#ops + 1] = {OP_PROMOTED, #promoted} end
 if #ops > 0 then changed(ops) end
-local result = {0, #due, draw_due(ev, now) and 1 or 0, #walked}
+local result = {0, #due, draw_due(ev, now) and 1 or 0, #walked, 0}
 for _, id in ipairs(promoted) do result[#result + 1] = id end
 return result

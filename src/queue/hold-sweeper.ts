@@ -1,18 +1,30 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { QueueStore } from "./queue-store.js";
 
 export interface HoldSweeper {
+  /** Its id in the events' leases (meta's `sweeper`). */
+  readonly id: string;
   stop(): void;
 }
 
+/** How long a sweeper holds an event's sweep (past it, with the sweeper gone, another takes it): eight of its sweeps. */
+const LEASE_SWEEPS = 8;
+
 /**
  * Ends purchase holds that ran out, in every event, a few times a second: a seat
- * passes on within a second of its hold's end. Every worker runs one; the
- * script is atomic and idempotent, so no leader is needed. An event whose
- * pre-queue draw is due is drawn here too, chunk after chunk until done (every
- * worker's sweeper may take chunks: each is atomic and draws each entrant once).
+ * passes on within a second of its hold's end. Every worker runs one, and one
+ * at a time sweeps a given event (expire-holds-14.lua's lease): the first to
+ * come sweeps it every interval, the others only ask again when the lease
+ * would run out, so 100 workers do not run 100 sweeps of each train four
+ * times a second. When the sweeper of an event stops (a crash, a restart),
+ * another takes the event within the lease (2 s by default). An event whose
+ * pre-queue draw is due is drawn here too, chunk after chunk until done.
  */
 export function startHoldSweeper(store: QueueStore, log: Logger, intervalMs = 250): HoldSweeper {
+  const sweeper = { id: randomUUID(), leaseMs: intervalMs * LEASE_SWEEPS };
+  /** Events another sweeper holds: when to ask again (ms, this process's clock). */
+  let askAgainAt = new Map<string, number>();
   let running = false;
   const sweep = async (): Promise<void> => {
     if (running) return;
@@ -21,11 +33,17 @@ export function startHoldSweeper(store: QueueStore, log: Logger, intervalMs = 25
       // One SMEMBERS a tick: a new event's holds are swept from its first second.
       // All events at once: the scripts go out together, not one round trip per
       // train after another.
+      const eventIds = await store.eventIds();
+      const now = Date.now();
+      const waits = new Map<string, number>();
       await Promise.all(
-        (await store.eventIds()).map(async (eventId) => {
+        eventIds.map(async (eventId) => {
+          const at = askAgainAt.get(eventId);
+          if (at !== undefined && at > now) return void waits.set(eventId, at);
           // One event's failure (e.g. the default event not created yet) must not stop the others.
           try {
-            const { expired, promoted, drawDue } = await store.expireHolds(eventId);
+            const { expired, promoted, drawDue, sweptElsewhereMs } = await store.expireHolds(eventId, undefined, sweeper);
+            if (sweptElsewhereMs > 0) return void waits.set(eventId, Date.now() + sweptElsewhereMs);
             if (expired > 0) log.info({ event: eventId, expired, promoted: promoted.length }, "holds expired");
             if (drawDue) await draw(store, log, eventId);
           } catch (err: unknown) {
@@ -33,6 +51,8 @@ export function startHoldSweeper(store: QueueStore, log: Logger, intervalMs = 25
           }
         }),
       );
+      // Rebuilt each tick: events deleted since leave no entry behind.
+      askAgainAt = waits;
     } catch (err: unknown) {
       log.debug({ err: String(err) }, "hold sweep failed; retrying");
     } finally {
@@ -41,7 +61,7 @@ export function startHoldSweeper(store: QueueStore, log: Logger, intervalMs = 25
   };
   const timer = setInterval(() => void sweep(), intervalMs);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return { id: sweeper.id, stop: () => clearInterval(timer) };
 }
 
 /** Draws an event's pre-queue in short calls, one after another, until it is done (or waits for its beacon). */

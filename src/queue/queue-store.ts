@@ -226,10 +226,15 @@ export class QueueStore {
     return { alreadyConfirmed: r[1] === 1 };
   }
 
-  /** Ends holds past their time and drops walk-aways (at most `max` each), and refills the seats. */
-  async expireHolds(eventId: string, max = 1000): Promise<{ expired: number; promoted: string[]; drawDue: boolean; abandoned: number }> {
-    const r = await this.call("expireHolds", eventId, [max]);
-    return { expired: num(r[1]), drawDue: r[2] === 1, abandoned: num(r[3]), promoted: strings(r.slice(4)) };
+  /**
+   * Ends holds past their time and drops walk-aways (at most `max` each), and refills the seats.
+   * With a `sweeper` (a worker's sweeper: its id and how long it holds the event's sweep), only
+   * one sweeper at a time sweeps an event: the others get `sweptElsewhereMs`, the time left to
+   * the one that holds it, and nothing is done.
+   */
+  async expireHolds(eventId: string, max = 1000, sweeper?: { id: string; leaseMs: number }): Promise<{ expired: number; promoted: string[]; drawDue: boolean; abandoned: number; sweptElsewhereMs: number }> {
+    const r = await this.call("expireHolds", eventId, sweeper ? [max, sweeper.id, sweeper.leaseMs] : [max]);
+    return { expired: num(r[1]), drawDue: r[2] === 1, abandoned: num(r[3]), sweptElsewhereMs: num(r[4]), promoted: strings(r.slice(5)) };
   }
 
   /** Sets the event's announcement (both empty: clears it). */

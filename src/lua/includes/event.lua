@@ -13,7 +13,9 @@
                    max_party_size (absent: 1), seats_extra and held_extra (the seats
                    parties take beyond one each, seated and on hold),
                    announce_ko, announce_en, announce_at (the operator's message),
-                   fill_more (1: a fill stopped at PROMOTE_MAX; the sweepers go on)
+                   fill_more (1: a fill stopped at PROMOTE_MAX; the sweepers go on),
+                   sweeper and sweeper_until (ms): the worker's sweeper that sweeps the
+                   event, and until when (expire-holds-14.lua)
   KEYS[2] seats    hash: user -> "<seq>" or "<seq>p" (p: promoted from the queue)
   KEYS[3] waiting  sorted set: user -> seq (join order; the position is ZRANK + 1, plus
                    ZCARD drawn while drawn entrants wait ahead)
