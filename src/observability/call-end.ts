@@ -10,10 +10,11 @@ type Response = UnaryResponse | StreamResponse;
  * deadline passed): that counts as the abort's error, not as a success.
  * Shared by the metrics and the tracing interceptors.
  */
-export async function whenCallEnds(req: { signal: AbortSignal }, call: () => Promise<Response>, done: (err: unknown) => void): Promise<Response> {
+export async function whenCallEnds<R extends { signal: AbortSignal }>(req: R, call: (req: R) => Promise<Response>, done: (err: unknown) => void): Promise<Response> {
   let response: Response;
   try {
-    response = await call();
+    // (`call` takes the request: a closure over it in the interceptor would share a scope with `done`, which an open stream keeps.)
+    response = await call(req);
   } catch (err: unknown) {
     done(err);
     throw err;
@@ -22,10 +23,12 @@ export async function whenCallEnds(req: { signal: AbortSignal }, call: () => Pro
     done(undefined);
     return response;
   }
+  // The signal, not the request: an open stream keeps `onEnd`, and would keep the request (headers and all).
+  const signal = req.signal;
   const onEnd = (end: StreamEnd): void => {
     if (end.how === "failed") return done(end.error);
     if (end.how === "returned") return done(new ConnectError("the client went away", Code.Canceled));
-    done(req.signal.aborted ? (req.signal.reason instanceof ConnectError ? req.signal.reason : new ConnectError("the call was aborted", Code.Canceled)) : undefined);
+    done(signal.aborted ? (signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the call was aborted", Code.Canceled)) : undefined);
   };
   return { ...response, message: passThrough(response.message, { onEnd }) };
 }

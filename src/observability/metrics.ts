@@ -138,7 +138,7 @@ export function createMetrics(store: QueueStore): Metrics {
     };
     // (ticketqueue_rpc_* count and time a stream when its answer starts, as before; grpc_server_* when it ends)
     try {
-      const response = await whenCallEnds(req, () => next(req), ended);
+      const response = await whenCallEnds(req, next, ended);
       requests.inc({ rpc: req.method.name, code: "OK" });
       return response;
     } catch (err: unknown) {

@@ -67,7 +67,7 @@ export function tracingInterceptor(): Interceptor {
       parent,
     );
     const active = trace.setSpan(parent, span);
-    return whenCallEnds(req, () => context.with(active, () => next(req)), (err) => end(span, err));
+    return whenCallEnds(req, (call) => context.with(active, () => next(call)), (err) => end(span, err));
   };
 }
 

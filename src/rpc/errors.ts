@@ -98,12 +98,14 @@ export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const given = req.header.get(REQUEST_ID_HEADER);
     const requestId = given !== null && USABLE_REQUEST_ID.test(given) ? given : randomUUID();
+    // The name, not the request: an open stream keeps `mapped`, and would keep the request (headers and all).
+    const rpc = req.method.name;
     const mapped = (err: unknown): ConnectError => {
       let connectErr = toConnectError(err);
       if (connectErr.code === Code.Internal || connectErr.code === Code.Unavailable) {
         const cause = connectErr.cause ?? err;
-        if (connectErr.code === Code.Internal) log.error({ err: loggable(cause), rpc: req.method.name, requestId }, "rpc failed");
-        else log.debug({ rpc: req.method.name, requestId, reason: connectErr.rawMessage, cause: cause instanceof Error && cause.cause instanceof Error ? cause.cause.message : undefined }, "rpc unavailable");
+        if (connectErr.code === Code.Internal) log.error({ err: loggable(cause), rpc, requestId }, "rpc failed");
+        else log.debug({ rpc, requestId, reason: connectErr.rawMessage, cause: cause instanceof Error && cause.cause instanceof Error ? cause.cause.message : undefined }, "rpc unavailable");
         // The id in the message too: what a user quotes to support finds the log line.
         const withId = new ConnectError(`${connectErr.rawMessage} (request id ${requestId})`, connectErr.code, connectErr.metadata, [], connectErr.cause);
         withId.details.push(...connectErr.details);

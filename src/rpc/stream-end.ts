@@ -105,54 +105,86 @@ class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
   }
 }
 
-/**
- * Calls `each` with every message, pushed where the stream can push and read
- * otherwise, until the stream ends (resolves), fails or `each` throws
- * (rejects), or `each` answers false (resolves; the stream is stopped early).
- */
-export function forEachMessage<T>(messages: AsyncIterable<T>, each: (message: T) => boolean): Promise<void> {
-  if (!isPushStream(messages)) {
-    return (async () => {
-      for await (const message of messages) if (!each(message)) break;
-    })();
-  }
-  return new Promise<void>((resolve, reject) => messages.push(new Writer(messages, each, resolve, reject)));
+/** What writes a stream out (the fast paths' writers): each message, then once how the stream ended. */
+export interface StreamWriter<T> {
+  /** Writes one message; false stops the stream early (its reader left). */
+  write(message: T): boolean;
+  /** Once: "done" (all written), "failed" (the stream or `write` threw), or "returned" (`write` said false). */
+  close(end: StreamEnd): void;
 }
 
-/** forEachMessage's sink. */
-class Writer<T> implements StreamSink<T> {
+/**
+ * Writes `messages` to `writer`: pushed where the stream can push, read
+ * otherwise. Nothing waits while a pushed stream is open (no suspended frame,
+ * no pending promise): its writer is all an open watch holds at this end.
+ */
+export function writeStream<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>): void {
+  if (!isPushStream(messages)) return void readInto(messages, writer);
+  const pump = new Pump(messages, writer);
+  try {
+    messages.push(pump);
+  } catch (err: unknown) {
+    pump.fail(err);
+  }
+}
+
+async function readInto<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>): Promise<void> {
+  let end: StreamEnd = { how: "done" };
+  try {
+    for await (const message of messages) {
+      if (writer.write(message)) continue;
+      end = { how: "returned" };
+      break;
+    }
+  } catch (err: unknown) {
+    end = { how: "failed", error: err };
+  }
+  writer.close(end);
+}
+
+/**
+ * Calls `each` with every message until the stream ends (resolves), fails or
+ * `each` throws (rejects), or `each` answers false (resolves; the stream is
+ * stopped early).
+ */
+export function forEachMessage<T>(messages: AsyncIterable<T>, each: (message: T) => boolean): Promise<void> {
+  return new Promise<void>((resolve, reject) => writeStream(messages, { write: each, close: (end) => (end.how === "failed" ? reject(end.error) : resolve()) }));
+}
+
+/** writeStream's sink on a pushed stream: its writer is closed once. */
+class Pump<T> implements StreamSink<T> {
   private over = false;
 
   constructor(
     private readonly messages: PushStream<T>,
-    private readonly each: (message: T) => boolean,
-    private readonly resolve: () => void,
-    private readonly reject: (err: unknown) => void,
+    private readonly writer: StreamWriter<T>,
   ) {}
 
   message(message: T): void {
     if (this.over) return;
     let more: boolean;
     try {
-      more = this.each(message);
+      more = this.writer.write(message);
     } catch (err: unknown) {
       this.leave();
-      return this.reject(err);
+      return this.writer.close({ how: "failed", error: err });
     }
     if (!more) {
       this.leave();
-      this.resolve();
+      this.writer.close({ how: "returned" });
     }
   }
 
   end(): void {
+    if (this.over) return;
     this.over = true;
-    this.resolve();
+    this.writer.close({ how: "done" });
   }
 
   fail(err: unknown): void {
+    if (this.over) return;
     this.over = true;
-    this.reject(err);
+    this.writer.close({ how: "failed", error: err });
   }
 
   /** Stops the stream early. */

@@ -33,15 +33,17 @@ export function streamLimit(max: number, anonymous: ReadonlySet<DescMethod>): St
     open++;
     if (isAnonymous) openAnonymous++;
     let released = false;
+    // The signal, not the request: an open stream keeps `release`, and would keep the request (headers and all).
+    const signal = req.signal;
     const release = (): void => {
       if (released) return;
       released = true;
       open--;
       if (isAnonymous) openAnonymous--;
-      req.signal.removeEventListener("abort", release);
+      signal.removeEventListener("abort", release);
     };
     // A client that leaves ends the call's signal, whether or not the messages are read again.
-    req.signal.addEventListener("abort", release, { once: true });
+    signal.addEventListener("abort", release, { once: true });
     try {
       const response = await next(req);
       if (!response.stream) return response;

@@ -109,9 +109,13 @@ export function sendConnectError(res: Response, err: ConnectError, { status = co
 export class ResponseSignals implements SignalSource {
   private controller: AbortController | undefined;
   private reason: ConnectError | undefined;
+  /** The response closed (answered, or the client left). (node:http2's compatibility response has no `destroyed`.) */
+  closed = false;
 
   constructor(res: Response) {
-    res.once("close", () => {
+    // `on`, not `once` (a response closes once): `once` adds a wrapper and its state, held as long as an open stream.
+    res.on("close", () => {
+      this.closed = true;
       // Not writableFinished: node:http2's compatibility response reports that true
       // when its stream closes, answered or not, and SSE streams left by HTTP/2
       // clients were never ended (their watchers and heap stayed).

@@ -1,9 +1,9 @@
-import { toBinary, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
-import { forEachMessage } from "../rpc/stream-end.js";
+import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
@@ -69,61 +69,100 @@ export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: 
 type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
 
 async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
-  const signals = new ResponseSignals(res);
-  // (node:http2's compatibility response has no `destroyed`: its close is kept here.)
-  let closed = false;
-  res.once("close", () => (closed = true));
-  const gone = (): boolean => closed || res.writableEnded;
-  let deadline: NodeJS.Timeout | undefined;
-  /** Set once the deadline passed: a stream then ends with it. */
-  let expired: ConnectError | undefined;
+  const call = new WebCall(res);
   try {
     const timeout = grpcDeadline(headerValue(req.headers["grpc-timeout"]));
     if (timeout.error) throw timeout.error;
-    let deadlineAt: number | undefined;
-    if (timeout.timeoutMs !== undefined) {
-      deadlineAt = Date.now() + timeout.timeoutMs;
-      deadline = setTimeout(() => {
-        expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
-        signals.abort(expired);
-        answer(res, undefined, expired);
-      }, timeout.timeoutMs);
-    }
-    // Read in its own function: this one waits as long as a stream is open, and would keep the body and message.
+    const deadlineAt = call.deadlineIn(timeout.timeoutMs);
+    // Read in its own function: the body and the message are let go once the call has them.
     const message = await readMessage(target, req, res, maxBytes, budget);
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
     if (target.kind === "unary") {
-      const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, signals));
+      const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
+      call.finish();
       answer(res, response.header, okTrailer(response.trailer), toBinary(target.method.output, response.message));
       return;
     }
-    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, signals.signal()));
-    let failure: ConnectError | undefined;
-    try {
-      // Pushed where the handler can (WatchStatus): each message is written as it comes.
-      await forEachMessage(response.message, (out) => {
-        // The client left or the deadline passed: stopping ends the handler (its cleanup runs).
-        if (gone() || expired) return false;
-        // The headers go with the first message (as Connect's do: a handler may set some before it).
-        // No content-length: HTTP/1.1 sends the stream chunked, each message as it comes.
-        if (!res.headersSent) res.writeHead(200, { ...headerRecord(response.header), "content-type": CONTENT_TYPE });
-        res.write(frameOf(0, toBinary(target.method.output, out)));
-        // A client that does not read is dropped once this much waits unread, as SSE clients are.
-        if (res.writableLength <= MAX_UNREAD_BYTES) return true;
-        res.destroy();
-        return false;
-      });
-    } catch (err: unknown) {
-      failure = toConnectError(err);
-    }
-    if (gone()) return;
-    const outcome = expired ?? failure ?? okTrailer(response.trailer);
-    if (!res.headersSent) return answer(res, response.header, outcome);
-    res.end(frameOf(TRAILER_FLAG, trailerBytes(outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome)));
+    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals.signal()));
+    // From here the stream's writer ends the call when the stream ends; nothing here waits for it.
+    writeStream(response.message, new WebStream(call, target.method.output, response.header, response.trailer));
   } catch (err: unknown) {
+    call.finish();
     answer(res, undefined, toConnectError(err));
-  } finally {
-    clearTimeout(deadline);
+  }
+}
+
+/** One call's signals and deadline: what its answer, or its stream's writer, ends with. */
+class WebCall {
+  readonly signals: ResponseSignals;
+  /** Set once the deadline passed: a stream then ends with it. */
+  expired: ConnectError | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly res: NodeResponse) {
+    this.signals = new ResponseSignals(res);
+  }
+
+  /** Starts the deadline (grpc-timeout, ms); answers it as epoch ms, or undefined for none. */
+  deadlineIn(timeoutMs: number | undefined): number | undefined {
+    if (timeoutMs === undefined) return undefined;
+    this.timer = setTimeout(() => this.expire(), timeoutMs);
+    return Date.now() + timeoutMs;
+  }
+
+  /** The client left, or the answer is written. */
+  get gone(): boolean {
+    return this.signals.closed || this.res.writableEnded;
+  }
+
+  finish(): void {
+    clearTimeout(this.timer);
+  }
+
+  private expire(): void {
+    this.expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
+    this.signals.abort(this.expired);
+    answer(this.res, undefined, this.expired);
+  }
+}
+
+/**
+ * A server stream's messages as gRPC-web frames, each written as it comes. An
+ * object, not closures over the call: it is what an open watch holds here.
+ */
+class WebStream implements StreamWriter<object> {
+  constructor(
+    private readonly call: WebCall,
+    private readonly output: DescMessage,
+    /** The handler's headers, until they are written. */
+    private header: Headers | undefined,
+    private readonly trailer: Headers,
+  ) {}
+
+  write(message: object): boolean {
+    const { res } = this.call;
+    // The client left or the deadline passed: stopping ends the handler (its cleanup runs).
+    if (this.call.gone || this.call.expired) return false;
+    // The headers go with the first message (as Connect's do: a handler may set some before it).
+    // No content-length: HTTP/1.1 sends the stream chunked, each message as it comes.
+    if (!res.headersSent) {
+      res.writeHead(200, { ...headerRecord(this.header), "content-type": CONTENT_TYPE });
+      this.header = undefined;
+    }
+    res.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
+    // A client that does not read is dropped once this much waits unread, as SSE clients are.
+    if (res.writableLength <= MAX_UNREAD_BYTES) return true;
+    res.destroy();
+    return false;
+  }
+
+  close(end: StreamEnd): void {
+    const { call } = this;
+    call.finish();
+    if (call.gone) return;
+    const outcome = call.expired ?? (end.how === "failed" ? toConnectError(end.error) : okTrailer(this.trailer));
+    if (!call.res.headersSent) return answer(call.res, this.header, outcome);
+    call.res.end(frameOf(TRAILER_FLAG, trailerBytes(outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome)));
   }
 }
 
