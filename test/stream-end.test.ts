@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { deferred, forEachMessage, passThrough, type StreamEnd } from "../src/rpc/stream-end.js";
+import { deferred, passThrough, writeStream, type StreamEnd } from "../src/rpc/stream-end.js";
 import { isPushStream, type PushStream, type StreamSink } from "../src/watch/push-stream.js";
+
+/** writeStream as a promise: resolves when the stream ends or `each` stops it (false), rejects when it fails or `each` throws. */
+function forEachMessage<T>(messages: AsyncIterable<T>, each: (message: T) => boolean): Promise<void> {
+  return new Promise<void>((resolve, reject) => writeStream(messages, { write: each, close: (end) => (end.how === "failed" ? reject(end.error) : resolve()) }));
+}
 
 /** A stream that records whether its finally block ran, as a watcher's cleanup does. */
 function source(values: number[], failAfter?: number): { messages: AsyncIterable<number>; cleaned: () => boolean } {
@@ -146,6 +151,47 @@ describe("pushed streams (the watch streams' fast paths)", () => {
       else await done;
       expect(source.stopped()).toBe(true);
       expect(ends.sort()).toEqual(["a:returned", "b:returned", "c:returned"]);
+    }
+  });
+
+  it("writeStream closes its writer once, with how the stream ended, pushed or read", async () => {
+    const boom = new Error("boom");
+    const cases = [
+      { name: "ended", stopAt: undefined, throwAt: undefined, failAt: undefined, expected: "done" },
+      { name: "writer said false", stopAt: 2, throwAt: undefined, failAt: undefined, expected: "returned" },
+      { name: "writer threw", stopAt: undefined, throwAt: 2, failAt: undefined, expected: "failed" },
+      { name: "stream failed", stopAt: undefined, throwAt: undefined, failAt: 2, expected: "failed" },
+    ];
+    for (const c of cases) {
+      for (const kind of ["pushed", "read"] as const) {
+        const closes: StreamEnd[] = [];
+        const written: number[] = [];
+        const writer = {
+          write: (v: number): boolean => {
+            if (v === c.throwAt) throw boom;
+            written.push(v);
+            return v !== c.stopAt;
+          },
+          close: (end: StreamEnd): void => void closes.push(end),
+        };
+        if (kind === "pushed") {
+          const stream = pushed();
+          writeStream(stream.messages, writer);
+          for (const v of [1, 2, 3]) {
+            if (v === c.failAt) stream.fail(boom);
+            else stream.send(v);
+          }
+          // Told nothing more once over.
+          stream.end();
+          stream.fail(boom);
+          if (c.stopAt !== undefined || c.throwAt !== undefined) expect(stream.stopped(), `${c.name}, ${kind}: the stream is stopped`).toBe(true);
+        } else {
+          writeStream(source([1, 2, 3], c.failAt === undefined ? undefined : c.failAt - 1).messages, writer);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        expect(closes.map((e) => e.how), `${c.name}, ${kind}`).toEqual([c.expected]);
+        expect(written, `${c.name}, ${kind}`).toEqual(c.stopAt === 2 || c.throwAt === 2 || c.failAt === 2 ? (c.stopAt === 2 ? [1, 2] : [1]) : [1, 2, 3]);
+      }
     }
   });
 

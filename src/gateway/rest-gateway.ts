@@ -258,7 +258,7 @@ async function serveStream(target: ServerStreamTarget, url: string, json: JsonOb
   const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signal));
   // (typed messages already: createServerStreamCalls makes them)
   const toJson = (out: object): string => toJsonString(method.output, out as MessageShape<typeof method.output>, WRITE_JSON);
-  await sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signal, header: response.header }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
+  sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signal, header: response.header }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
 }
 
 /**

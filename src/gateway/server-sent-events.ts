@@ -3,7 +3,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { toConnectError } from "../rpc/errors.js";
-import { forEachMessage } from "../rpc/stream-end.js";
+import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-end.js";
 
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
@@ -36,52 +36,76 @@ export const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8",
  * (its `id` is the message's version, its data the message's JSON), then `end`,
  * or `error` with the Connect error JSON. A failure before the first message is
  * answered with the HTTP status of its code instead (`sendError`), like any REST
- * error.
+ * error. Returns at once: the stream's writer (an object, not a waiting frame
+ * and its closures: it is what an open watch holds here) ends the answer.
  */
-export async function sendServerSentEvents(messages: AsyncIterable<object>, how: SseOptions, res: NodeResponse, sendError: (err: ConnectError) => void): Promise<void> {
-  let started = false;
-  let dropped = false;
-  // The client left (the call's signal, aborted on the response's close; node:http2's
-  // compatibility response has no `destroyed`).
-  const gone = (): boolean => how.signal.aborted;
-  let heartbeat: NodeJS.Timeout | undefined;
-  try {
-    // Pushed where the handler can (WatchStatus): each event is written as its message comes.
-    await forEachMessage(messages, (message) => {
-      // (serialised before the answer starts: a message JSON cannot hold fails as an error answer)
-      const data = how.toJson(message);
-      if (!started) start();
-      const version: unknown = Reflect.get(message, "version");
-      // Stopping ends the stream (and its watcher) for a client that left or does not read.
-      return send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`);
-    });
-    if (!started) start();
-    send("event: end\ndata: {}\n\n");
-  } catch (err: unknown) {
-    const error = toConnectError(err);
-    if (!started) return sendError(error);
-    send(`event: error\ndata: ${JSON.stringify(errorToJson(error, how.jsonOptions))}\n\n`);
-  } finally {
-    clearInterval(heartbeat);
-    if (started && !dropped && !gone()) res.end();
+export function sendServerSentEvents(messages: AsyncIterable<object>, how: SseOptions, res: NodeResponse, sendError: (err: ConnectError) => void): void {
+  // Pushed where the handler can (WatchStatus): each event is written as its message comes.
+  writeStream(messages, new SseStream(how, res, sendError));
+}
+
+class SseStream implements StreamWriter<object> {
+  private readonly toJson: (message: object) => string;
+  private readonly jsonOptions: Partial<JsonWriteOptions>;
+  private readonly signal: AbortSignal;
+  /** The call's headers, until they are written. */
+  private header: Headers | undefined;
+  private started = false;
+  private dropped = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    how: SseOptions,
+    private readonly res: NodeResponse,
+    private readonly sendError: (err: ConnectError) => void,
+  ) {
+    ({ toJson: this.toJson, jsonOptions: this.jsonOptions, signal: this.signal, header: this.header } = how);
   }
 
-  function start(): void {
-    started = true;
+  write(message: object): boolean {
+    // (serialised before the answer starts: a message JSON cannot hold fails as an error answer)
+    const data = this.toJson(message);
+    if (!this.started) this.start();
+    const version: unknown = Reflect.get(message, "version");
+    // Stopping ends the stream (and its watcher) for a client that left or does not read.
+    return this.send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`);
+  }
+
+  close(end: StreamEnd): void {
+    clearInterval(this.heartbeat);
+    if (end.how === "failed") {
+      const error = toConnectError(end.error);
+      if (!this.started) return this.sendError(error);
+      this.send(`event: error\ndata: ${JSON.stringify(errorToJson(error, this.jsonOptions))}\n\n`);
+    } else {
+      if (!this.started) this.start();
+      this.send("event: end\ndata: {}\n\n");
+    }
+    if (!this.dropped && !this.gone()) this.res.end();
+  }
+
+  /** The client left (the call's signal, aborted on the response's close; node:http2's compatibility response has no `destroyed`). */
+  private gone(): boolean {
+    return this.signal.aborted;
+  }
+
+  private start(): void {
+    this.started = true;
     const headers: Record<string, string> = {};
-    for (const [name, value] of how.header) headers[name] = value;
-    res.writeHead(200, { ...headers, ...SSE_HEADERS });
-    heartbeat = setInterval(() => send(": keep-alive\n\n"), HEARTBEAT_MS);
-    heartbeat.unref();
+    if (this.header) for (const [name, value] of this.header) headers[name] = value;
+    this.header = undefined;
+    this.res.writeHead(200, { ...headers, ...SSE_HEADERS });
+    this.heartbeat = setInterval(() => this.send(": keep-alive\n\n"), HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
   /** Writes, unless the client has left more than SSE_MAX_UNREAD_BYTES unread: then it is dropped (false). */
-  function send(text: string): boolean {
-    if (dropped || gone()) return false;
-    res.write(text);
-    if (res.writableLength <= SSE_MAX_UNREAD_BYTES) return true;
-    dropped = true;
-    res.destroy();
+  private send(text: string): boolean {
+    if (this.dropped || this.gone()) return false;
+    this.res.write(text);
+    if (this.res.writableLength <= SSE_MAX_UNREAD_BYTES) return true;
+    this.dropped = true;
+    this.res.destroy();
     return false;
   }
 }

@@ -142,15 +142,6 @@ async function readInto<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>):
   writer.close(end);
 }
 
-/**
- * Calls `each` with every message until the stream ends (resolves), fails or
- * `each` throws (rejects), or `each` answers false (resolves; the stream is
- * stopped early).
- */
-export function forEachMessage<T>(messages: AsyncIterable<T>, each: (message: T) => boolean): Promise<void> {
-  return new Promise<void>((resolve, reject) => writeStream(messages, { write: each, close: (end) => (end.how === "failed" ? reject(end.error) : resolve()) }));
-}
-
 /** writeStream's sink on a pushed stream: its writer is closed once. */
 class Pump<T> implements StreamSink<T> {
   private over = false;

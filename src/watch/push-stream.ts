@@ -10,7 +10,7 @@ export interface StreamSink<T> {
  * waits, no layer between it and its writer holds a suspended frame or a
  * pending promise, and a message is not passed from promise to promise through
  * every layer. The
- * writers of the fast paths take it (forEachMessage); anyone may still read it
+ * writers of the fast paths take it (writeStream); anyone may still read it
  * as an async iterable. Like an iterator, it is used once: pushed or read.
  */
 export interface PushStream<T> extends AsyncIterable<T> {
