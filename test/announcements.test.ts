@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +21,7 @@ describe("Announce", () => {
     const tickets = new Map<string, string>();
     for (const userId of users) tickets.set(userId, (await client.reserve({ eventId: "notice", userId })).ticket);
     const abort = new AbortController();
+    setMaxListeners(0, abort.signal); // one controller ends many calls: not a leak
     const seen = new Map<string, WatchStatusResponse[]>();
     const streams = users.map(async (userId) => {
       const got: WatchStatusResponse[] = [];
