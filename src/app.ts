@@ -83,7 +83,7 @@ export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOp
     hub,
     sweeper,
     async close() {
-      sweeper.stop();
+      await sweeper.stop();
       await hub.close();
       redis.disconnect();
     },
@@ -198,8 +198,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     listen: (port, host) => server.listen(port, host),
     accept: (socket) => server.accept(socket),
     async stop(graceMs) {
-      state.sweeper.stop();
+      // Its events are let go while the connections drain.
+      const released = state.sweeper.stop();
       await server.close(graceMs);
+      await released;
       await state.close();
     },
   };

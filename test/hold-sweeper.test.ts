@@ -51,9 +51,10 @@ describe("workers' hold sweepers", () => {
       const holders = await Promise.all(events.map(async (e) => t.redis.hget(eventKeys(prefix, e)[0] ?? "", "sweeper")));
       for (const h of holders) expect(sweepers.map((s) => s.id)).toContain(h);
 
-      // The sweeper of e0 stops: another takes e0 within the lease, and d gets c's seat when c's hold runs out.
+      // The sweeper of e0 stops and lets go of its events: another takes e0 at its next sweep, and d gets c's seat when c's hold runs out.
       const holder = sweepers.find((s) => s.id === holders[0]);
-      holder?.stop();
+      await holder?.stop();
+      for (const e of events) expect(await t.redis.hget(eventKeys(prefix, e)[0] ?? "", "sweeper")).not.toBe(holder?.id);
       expect(await t.store.reserve("e0", "c")).toMatchObject({ status: RESERVED }); // b's hold ran out while counting
       await t.store.reserve("e0", "d");
       await until("d promoted after the sweeper of e0 stopped", async () => (await t.store.status("e0", "d")).status === RESERVED);
@@ -61,7 +62,7 @@ describe("workers' hold sweepers", () => {
       expect(taker).not.toBe(holder?.id);
       expect(sweepers.map((s) => s.id)).toContain(taker);
     } finally {
-      for (const s of sweepers) s.stop();
+      await Promise.all(sweepers.map((s) => s.stop()));
     }
   });
 });

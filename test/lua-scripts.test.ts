@@ -237,6 +237,17 @@ describe("holds: confirm-14.lua and expire-holds-14.lua", () => {
     expect((await store.expireHolds("lease", 1000, first)).sweptElsewhereMs).toBeGreaterThan(1000);
     // Without a sweeper id (an operator, a test) the call sweeps regardless.
     expect((await store.expireHolds("lease")).sweptElsewhereMs).toBe(0);
+    // A holder lets go (release-sweep-14.lua): only its own lease, and the other takes the event at once.
+    expect(await store.releaseSweep("lease", "first")).toBe(false);
+    expect(await store.releaseSweep("lease", "second")).toBe(true);
+    expect(await store.expireHolds("lease", 1000, first)).toMatchObject({ sweptElsewhereMs: 0 });
+  });
+
+  it("a lease further off than the caller's own is not believed (Redis's clock stepped back, a hand edit)", async () => {
+    await event("far", 1, 1);
+    await redis.hset(keys("far").meta, "sweeper", "ghost", "sweeper_until", Date.now() + 3_600_000);
+    expect(await store.expireHolds("far", 1000, { id: "live", leaseMs: 2000 })).toMatchObject({ sweptElsewhereMs: 0 });
+    expect(await redis.hget(keys("far").meta, "sweeper")).toBe("live");
   });
 
   it("a missing event is refused before any lease is written", async () => {

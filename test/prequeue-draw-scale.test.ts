@@ -82,7 +82,7 @@ describe(`a pre-queue of ${ENTRANTS.toLocaleString("en")}`, () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     } finally {
-      for (const s of sweepers) s.stop();
+      await Promise.all(sweepers.map((s) => s.stop()));
     }
     const logged = (await redis.slowlog("GET", 10_000)) as [number, number, number, string[]][];
     const slowestMs = Math.max(0, ...logged.map((x) => x[2])) / 1000;

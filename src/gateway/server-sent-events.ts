@@ -72,16 +72,23 @@ class SseStream implements StreamWriter<object> {
   }
 
   close(end: StreamEnd): void {
-    clearInterval(this.heartbeat);
-    if (end.how === "failed") {
-      const error = toConnectError(end.error);
-      if (!this.started) return this.sendError(error);
-      this.send(`event: error\ndata: ${JSON.stringify(errorToJson(error, this.jsonOptions))}\n\n`);
-    } else {
-      if (!this.started) this.start();
-      this.send("event: end\ndata: {}\n\n");
+    try {
+      if (end.how === "failed") {
+        const error = toConnectError(end.error);
+        if (!this.started) return this.sendError(error);
+        this.send(`event: error\ndata: ${JSON.stringify(errorToJson(error, this.jsonOptions))}\n\n`);
+      } else {
+        if (!this.started) this.start();
+        this.send("event: end\ndata: {}\n\n");
+      }
+      if (!this.dropped && !this.gone()) this.res.end();
+    } catch {
+      // Nothing above this writer waits for it: a throw here would be an uncaught rejection.
+      this.res.destroy();
+    } finally {
+      // After start(): a stream that ends before its first message starts and ends at once.
+      clearInterval(this.heartbeat);
     }
-    if (!this.dropped && !this.gone()) this.res.end();
   }
 
   /** The client left (the call's signal, aborted on the response's close; node:http2's compatibility response has no `destroyed`). */

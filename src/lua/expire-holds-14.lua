@@ -10,7 +10,8 @@
   (meta's sweeper and sweeper_until), renewed as it sweeps. The others get
   only the time left and ask again then, so an event is swept once per
   interval however many workers run, and by another within the lease when its
-  sweeper stops. Without an id (an operator, a test) the call always sweeps.
+  sweeper stops without letting go (release-sweep-14.lua). Without an id (an
+  operator, a test) the call always sweeps.
 
   KEYS: see includes/event.lua
   ARGV[1] most holds (and most walk-aways) to end in one call
@@ -28,7 +29,10 @@
 local now = now_ms()
 local sweeper, lease_ms = ARGV[2] or '', tonumber(ARGV[3] or '0') or 0
 local lease = sweeper ~= '' and redis.call('HMGET', K_META, 'sweeper', 'sweeper_until')
-if lease and lease[1] ~= sweeper and stored_number(lease[2]) > now then return {0, 0, 0, 0, stored_number(lease[2]) - now} end
+-- A lease further off than this caller's own would run is not believed (Redis's clock stepped
+-- back, a hand edit): the event would go unswept until then.
+local wait = lease and stored_number(lease[2]) - now or 0
+if lease and lease[1] ~= sweeper and wait > 0 and wait <= lease_ms then return {0, 0, 0, 0, wait} end
 local ev, refused = load_event(nil, false)
 if not ev then return refused end
 -- Taken, or renewed once half of it is gone: a write a second, not one a sweep.

@@ -237,6 +237,12 @@ export class QueueStore {
     return { expired: num(r[1]), drawDue: r[2] === 1, abandoned: num(r[3]), sweptElsewhereMs: num(r[4]), promoted: strings(r.slice(5)) };
   }
 
+  /** A stopping sweeper lets go of the event's sweep, if it holds it (expireHolds' lease). */
+  async releaseSweep(eventId: string, sweeperId: string): Promise<boolean> {
+    const r = await this.call("releaseSweep", eventId, [sweeperId]);
+    return r[1] === 1;
+  }
+
   /** Sets the event's announcement (both empty: clears it). */
   async announce(eventId: string, ko: string, en: string): Promise<void> {
     await this.call("announce", eventId, [ko, en]);

@@ -18,6 +18,7 @@ const scriptFiles = {
   cancel: "cancel-14.lua",
   confirm: "confirm-14.lua",
   expireHolds: "expire-holds-14.lua",
+  releaseSweep: "release-sweep-14.lua",
   processQueue: "process-queue-14.lua",
   reset: "reset-14.lua",
   createEvent: "create-event-14.lua",

@@ -131,6 +131,9 @@ class WebCall {
  * object, not closures over the call: it is what an open watch holds here.
  */
 class WebStream implements StreamWriter<object> {
+  /** Dropped for not reading: nothing more is written. */
+  private dropped = false;
+
   constructor(
     private readonly call: WebCall,
     private readonly output: DescMessage,
@@ -152,6 +155,7 @@ class WebStream implements StreamWriter<object> {
     res.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
     // A client that does not read is dropped once this much waits unread, as SSE clients are.
     if (res.writableLength <= MAX_UNREAD_BYTES) return true;
+    this.dropped = true;
     res.destroy();
     return false;
   }
@@ -159,10 +163,15 @@ class WebStream implements StreamWriter<object> {
   close(end: StreamEnd): void {
     const { call } = this;
     call.finish();
-    if (call.gone) return;
-    const outcome = call.expired ?? (end.how === "failed" ? toConnectError(end.error) : okTrailer(this.trailer));
-    if (!call.res.headersSent) return answer(call.res, this.header, outcome);
-    call.res.end(frameOf(TRAILER_FLAG, trailerBytes(outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome)));
+    if (call.gone || this.dropped) return;
+    try {
+      const outcome = call.expired ?? (end.how === "failed" ? toConnectError(end.error) : okTrailer(this.trailer));
+      if (!call.res.headersSent) return answer(call.res, this.header, outcome);
+      call.res.end(frameOf(TRAILER_FLAG, trailerBytes(outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome)));
+    } catch {
+      // Nothing above this writer waits for it: a throw here would be an uncaught rejection.
+      call.res.destroy();
+    }
   }
 }
 
