@@ -5,33 +5,25 @@
 // event would make (workers × events × 4/s). (2) One event called directly,
 // 20,000 times each: a sweep, a call another sweeper's lease turns away, and a
 // GetStatus, in Redis microseconds per call. Its own redis-server, no persistence.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { QueueStore } from "../src/queue/queue-store.js";
 import { createRedisClient } from "../src/redis/redis-client.js";
 import { freePort, waitListening } from "./ports.js";
+import { benchScratch, startOwnRedis } from "./scratch.js";
 
 const EVENTS = Number(process.argv[2] ?? 100);
 const SECONDS = Number(process.argv[3] ?? 20);
 const WORKERS = Number(process.env["WORKERS"] ?? 4);
 const SWEEPS_PER_SECOND = 4;
 
-const children: ChildProcess[] = [];
-const dir = mkdtempSync(join(tmpdir(), "tq-sweep-"));
-process.on("exit", () => {
-  children.forEach((c) => c.kill("SIGKILL"));
-  rmSync(dir, { recursive: true, force: true });
-});
+const scratch = benchScratch("sweep");
+const { children } = scratch;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const redisPort = await freePort();
-children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
-await waitListening(redisPort);
+const redisPort = await startOwnRedis(scratch);
 const redis = createRedisClient({ url: `redis://127.0.0.1:${redisPort}`, commandTimeoutMs: 10_000 });
 await redis.connect();
 

@@ -5,31 +5,24 @@
 // one watcher's (what the first round compiled or allocated once is not in it),
 // grouped by kind and by what holds them. bench:burst measures the same from
 // heapUsed; this says where it goes.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TicketQueueService, WatchStatusRequestSchema } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { freePort, waitListening } from "./ports.js";
+import { benchScratch, startOwnRedis } from "./scratch.js";
 
 const WATCHERS = Number(process.argv[2] ?? 2000);
 const SSE = process.argv[3] === "sse";
 const TOP = 25;
 
-const children: ChildProcess[] = [];
-const dir = mkdtempSync(join(tmpdir(), "tq-snapshots-"));
-process.on("exit", () => {
-  children.forEach((c) => c.kill("SIGKILL"));
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const redisPort = await freePort();
-children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
-await waitListening(redisPort);
+const scratch = benchScratch("snapshots");
+const { children, dir } = scratch;
+const redisPort = await startOwnRedis(scratch);
 const port = await freePort();
 const service = spawn(process.execPath, ["--heapsnapshot-signal=SIGUSR1", join(process.cwd(), "dist/src/main.js")], {
   // The snapshots are written to the service's working directory.

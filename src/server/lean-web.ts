@@ -167,7 +167,7 @@ class WebStream implements StreamWriter<object> {
     try {
       const outcome = call.expired ?? (end.how === "failed" ? toConnectError(end.error) : okTrailer(this.trailer));
       if (!call.res.headersSent) return answer(call.res, this.header, outcome);
-      call.res.end(frameOf(TRAILER_FLAG, trailerBytes(outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome)));
+      call.res.end(frameOf(TRAILER_FLAG, trailerBytes(trailerOf(outcome))));
     } catch {
       // Nothing above this writer waits for it: a throw here would be an uncaught rejection.
       call.res.destroy();
@@ -193,8 +193,8 @@ async function readMessage(target: Target, req: NodeRequest, res: NodeResponse, 
 /** Writes the answer once: headers, the message if any, the trailer frame. A later call (a deadline that lost the race) does nothing. */
 function answer(res: NodeResponse, header: Headers | undefined, outcome: Headers | ConnectError, message?: Uint8Array): void {
   if (res.headersSent || res.writableEnded || res.destroyed) return;
-  const trailer = outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome;
-  const body = Buffer.concat(message === undefined ? [frameOf(TRAILER_FLAG, trailerBytes(trailer))] : [frameOf(0, message), frameOf(TRAILER_FLAG, trailerBytes(trailer))]);
+  const trailer = trailerBytes(trailerOf(outcome));
+  const body = Buffer.concat(message === undefined ? [frameOf(TRAILER_FLAG, trailer)] : [frameOf(0, message), frameOf(TRAILER_FLAG, trailer)]);
   res.writeHead(200, { ...headerRecord(header), "content-type": CONTENT_TYPE, "content-length": body.length });
   res.end(body);
 }
@@ -203,6 +203,11 @@ function headerRecord(header: Headers | undefined): Record<string, string> {
   const headers: Record<string, string> = {};
   if (header) for (const [name, value] of header) headers[name] = value;
   return headers;
+}
+
+/** The trailers of an outcome: an error's status, or the OK trailers as they are. */
+function trailerOf(outcome: Headers | ConnectError): Headers {
+  return outcome instanceof ConnectError ? setTrailerStatus(new Headers(), outcome) : outcome;
 }
 
 function okTrailer(trailer: Headers): Headers {

@@ -1,0 +1,28 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, waitListening } from "./ports.js";
+
+/** What a bench starts and where it writes: the processes are killed and the directory removed when the bench exits. */
+export interface Scratch {
+  readonly children: ChildProcess[];
+  readonly dir: string;
+}
+
+export function benchScratch(name: string): Scratch {
+  const scratch = { children: [] as ChildProcess[], dir: mkdtempSync(join(tmpdir(), `tq-${name}-`)) };
+  process.on("exit", () => {
+    scratch.children.forEach((c) => c.kill("SIGKILL"));
+    rmSync(scratch.dir, { recursive: true, force: true });
+  });
+  return scratch;
+}
+
+/** The bench's own redis-server (no persistence) on a free port: its port, once it listens. */
+export async function startOwnRedis(scratch: Scratch): Promise<number> {
+  const port = await freePort();
+  scratch.children.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", scratch.dir], { stdio: "ignore" }));
+  await waitListening(port);
+  return port;
+}
