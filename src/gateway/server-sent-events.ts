@@ -4,18 +4,12 @@ import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { toConnectError } from "../rpc/errors.js";
 import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-end.js";
+import { writeOrDrop } from "../server/http-body.js";
 
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
 /** Comment lines keep idle connections (and the proxies in between) open. */
 const HEARTBEAT_MS = 15_000;
-/**
- * Bytes a client may leave unread before it is dropped. A client that stops
- * reading (or a bot that never does) would otherwise make the server buffer
- * every later update for it; one that comes back reconnects and reads its
- * state afresh.
- */
-export const SSE_MAX_UNREAD_BYTES = 64 * 1024;
 
 export interface SseOptions {
   /** A message as the data of its event. */
@@ -106,13 +100,10 @@ class SseStream implements StreamWriter<object> {
     this.heartbeat.unref();
   }
 
-  /** Writes, unless the client has left more than SSE_MAX_UNREAD_BYTES unread: then it is dropped (false). */
+  /** Writes, unless the client has left too much unread: then it is dropped (false). */
   private send(text: string): boolean {
     if (this.dropped || this.gone()) return false;
-    this.res.write(text);
-    if (this.res.writableLength <= SSE_MAX_UNREAD_BYTES) return true;
-    this.dropped = true;
-    this.res.destroy();
-    return false;
+    this.dropped = !writeOrDrop(this.res, text);
+    return !this.dropped;
   }
 }

@@ -105,6 +105,22 @@ export function sendConnectError(res: Response, err: ConnectError, { status = co
   res.end(body);
 }
 
+/**
+ * Bytes of a stream's messages (gRPC-web, SSE) its client may leave unread
+ * before it is dropped. A client that stops reading (or a bot that never does)
+ * would otherwise make the server buffer every later update for it; one that
+ * comes back reconnects and reads its state afresh.
+ */
+export const MAX_UNREAD_BYTES = 64 * 1024;
+
+/** Writes a stream's chunk; false when its client has left more than MAX_UNREAD_BYTES unread, and is dropped (the response destroyed). */
+export function writeOrDrop(res: Response, chunk: string | Uint8Array): boolean {
+  res.write(chunk);
+  if (res.writableLength <= MAX_UNREAD_BYTES) return true;
+  res.destroy();
+  return false;
+}
+
 /** An HTTP call's abort signal (REST, gRPC-web), made on first use; it aborts when the client leaves before the answer is written. */
 export class ResponseSignals implements SignalSource {
   private controller: AbortController | undefined;

@@ -7,7 +7,7 @@ import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-en
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
-import { BodyTooLarge, readBody, ResponseSignals, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { BodyTooLarge, readBody, ResponseSignals, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
 export interface LeanWebOptions {
@@ -23,8 +23,6 @@ const GRPC_WEB_CONTENT_TYPES = new Set(["application/grpc-web", "application/grp
 const CONTENT_TYPE = "application/grpc-web+proto";
 /** The flag of the gRPC-web frame that carries the trailers (after the message). */
 const TRAILER_FLAG = 0x80;
-/** Bytes of a stream's messages its client may leave unread before it is dropped (SSE's bound too). */
-const MAX_UNREAD_BYTES = 64 * 1024;
 
 /**
  * A lean path for what browsers send: gRPC-web, binary protobuf, uncompressed,
@@ -152,12 +150,9 @@ class WebStream implements StreamWriter<object> {
       res.writeHead(200, { ...headerRecord(this.header), "content-type": CONTENT_TYPE });
       this.header = undefined;
     }
-    res.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
-    // A client that does not read is dropped once this much waits unread, as SSE clients are.
-    if (res.writableLength <= MAX_UNREAD_BYTES) return true;
-    this.dropped = true;
-    res.destroy();
-    return false;
+    // A client that does not read is dropped, as SSE clients are.
+    this.dropped = !writeOrDrop(res, frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
+    return !this.dropped;
   }
 
   close(end: StreamEnd): void {
