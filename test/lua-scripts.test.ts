@@ -62,14 +62,39 @@ describe("the codes shared with TS (src/queue/script-codes.ts)", () => {
 });
 
 describe("script calls made together", () => {
-  it("wait in the corked socket and go out in one write once the current callbacks are done", async () => {
+  it("wait in the corked socket and go out in one write once the loop's callbacks are done", async () => {
     const calls = ["w1", "w2", "w3"].map((u) => store.reserve(D, u));
     // All three commands are buffered, none written yet.
     expect(redis.stream.writableCorked).toBe(1);
     expect(redis.stream.writableLength).toBeGreaterThan(3 * 200);
     await new Promise((resolve) => process.nextTick(resolve));
+    expect(redis.stream.writableCorked).toBe(1);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(redis.stream.writableCorked).toBe(0);
     expect((await Promise.all(calls)).map((r) => r.status)).toEqual([RESERVED, RESERVED, QUEUED]);
+  });
+
+  it("share one write when each comes from its own callback, as each HTTP/2 stream's does", async () => {
+    // Node drains process.nextTick's queue after every callback from native code
+    // (each stream's events, each immediate): an uncork there wrote one command per write.
+    const socket = redis.stream;
+    let writes = 0;
+    const count = <A extends unknown[], R>(write: (...args: A) => R) => (...args: A): R => {
+      writes += 1;
+      return write.apply(socket, args);
+    };
+    const { _write, _writev } = socket;
+    socket._write = count(_write);
+    if (_writev) socket._writev = count(_writev);
+    try {
+      const users = Array.from({ length: 20 }, (_, i) => `cb${i}`);
+      const replies = await Promise.all(users.map((u) => new Promise((resolve, reject) => setImmediate(() => store.reserve(D, u).then(resolve, reject)))));
+      expect(replies).toHaveLength(20);
+      expect(writes).toBe(1);
+    } finally {
+      socket._write = _write;
+      socket._writev = _writev;
+    }
   });
 });
 

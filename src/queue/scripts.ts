@@ -94,10 +94,13 @@ function commandName(name: string): string {
 
 /**
  * ioredis writes each command to its socket at once: a system call per command.
- * Corking the socket until the current callbacks are done sends the scripts
- * called together (by the calls a read from the network brought in) in one
- * write, without auto-pipelining's per-batch objects. On a Cluster every
- * master's socket is corked the same way.
+ * Corking the socket until this turn of the event loop has run its I/O callbacks
+ * (setImmediate) sends the scripts of every call those callbacks brought in
+ * in one write, without auto-pipelining's per-batch objects. Not process.nextTick:
+ * node drains that queue after each callback from native code, and HTTP/2 calls
+ * each stream's events from its own, so a nextTick uncork wrote one command per
+ * write (20,051 writes for 20,000 Reserves under h2load; 180 with setImmediate).
+ * On a Cluster every master's socket is corked the same way.
  */
 function writeBatcher(redis: Redis): () => void {
   let corked: Socket[] = [];
@@ -109,7 +112,7 @@ function writeBatcher(redis: Redis): () => void {
     if (corked.length > 0) return;
     corked = socketsOf(redis);
     for (const socket of corked) socket.cork();
-    if (corked.length > 0) process.nextTick(uncork);
+    if (corked.length > 0) setImmediate(uncork);
   };
 }
 
