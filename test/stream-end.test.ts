@@ -132,6 +132,42 @@ describe("pushed streams (the watch streams' fast paths)", () => {
     expect(ends).toEqual([{ how: "failed", error: mapped }]);
   });
 
+  it("layers stacked before it is pushed or read act as nested layers: maps in order, each onEnd sees the error as the layers under it mapped it", async () => {
+    for (const how of ["pushed", "read"] as const) {
+      const ends: string[] = [];
+      const source = pushed();
+      // Read: a stream that can push, read instead (its layers are stacked the same way).
+      const readable: PushStream<number> = {
+        ...source.messages,
+        [Symbol.asyncIterator]: async function* () {
+          yield 1;
+          throw new Error("boom");
+        },
+      };
+      expect(isPushStream(readable)).toBe(true);
+      let layered: AsyncIterable<string> = (how === "pushed" ? source.messages : readable) as unknown as AsyncIterable<string>;
+      for (const name of ["a", "b", "c"]) {
+        layered = passThrough(layered, {
+          map: (m) => `${name}(${m})`,
+          mapError: (err) => new Error(`${name}(${(err as Error).message})`),
+          onEnd: (e) => ends.push(`${name}:${e.how}:${e.how === "failed" ? (e.error as Error).message : ""}`),
+        });
+      }
+      const out: string[] = [];
+      const done =
+        how === "pushed"
+          ? forEachMessage(layered, (v) => out.push(v) > 0)
+          : (async () => {
+              for await (const v of layered) out.push(v);
+            })();
+      source.send(1);
+      source.fail(new Error("boom"));
+      await expect(done, how).rejects.toThrow("c(b(a(boom)))");
+      expect(out, how).toEqual(["c(b(a(1)))"]);
+      expect(ends, how).toEqual(["a:failed:a(boom)", "b:failed:b(a(boom))", "c:failed:c(b(a(boom)))"]);
+    }
+  });
+
   it("a writer that stops (false) or throws stops the source, and every layer ends once as returned", async () => {
     for (const stopWith of ["false", "throw"] as const) {
       const ends: string[] = [];

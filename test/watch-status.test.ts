@@ -11,6 +11,7 @@ import {
 } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { eventKeys } from "../src/queue/keys.js";
 import { TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
+import { until } from "./helpers/wait.js";
 
 let client: ReturnType<typeof createClient<typeof TicketQueueService>>;
 const admin = { headers: { "x-token": TEST_ADMIN_TOKEN } };
@@ -177,6 +178,26 @@ describe("WatchStatus", () => {
     expect(env.svc.hub.seen(eventId)).toEqual(seen);
     await client.cancel({ eventId, userId: "d", ticket: tickets.get("d") });
     expect(await e.next()).toMatchObject({ change: StatusChange.POSITION, position: 1, version: BigInt(version + 2) });
+  });
+
+  it("one user's several watches (tabs) each hear their changes, and one that leaves leaves the others watching", async () => {
+    const { eventId, tickets } = await setup(1, ["a", "b", "c"]);
+    const tabs = [1, 2, 3].map(() => {
+      const leave = new AbortController();
+      return { leave, stream: reader(client.watchStatus({ eventId, userId: "c", ticket: tickets.get("c") }, { signal: leave.signal })) };
+    });
+    for (const tab of tabs) expect(await tab.stream.next()).toMatchObject({ position: 2 });
+    expect(await until(() => env.svc.hub.watcherCount() === 3)).toBe(true);
+    tabs[1]?.leave.abort();
+    expect(await until(() => env.svc.hub.watcherCount() === 2)).toBe(true);
+    await client.cancel({ eventId, userId: "b", ticket: tickets.get("b") });
+    for (const tab of [tabs[0], tabs[2]]) expect(await tab?.stream.next()).toMatchObject({ change: StatusChange.POSITION, position: 1 });
+    tabs[0]?.leave.abort();
+    expect(await until(() => env.svc.hub.watcherCount() === 1)).toBe(true);
+    await client.cancel({ eventId, userId: "a", ticket: tickets.get("a") });
+    expect(await tabs[2]?.stream.next()).toMatchObject({ change: StatusChange.PROMOTED });
+    tabs[2]?.leave.abort();
+    expect(await until(() => env.svc.hub.watcherCount() === 0)).toBe(true);
   });
 
   it("takes junk published on an event's channel (plain or sharded) as a reason to re-read, never a crash", async () => {

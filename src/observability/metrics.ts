@@ -131,10 +131,11 @@ export function createMetrics(store: QueueStore): Metrics {
     const end = duration.startTimer({ rpc: req.method.name });
     const grpc = { grpc_type: GRPC_TYPES[req.method.methodKind], grpc_service: req.service.typeName, grpc_method: req.method.name };
     started.inc(grpc);
-    const endHandling = handling.startTimer(grpc);
+    // A start time, not startTimer's closure: an open stream holds `ended` and what it keeps.
+    const startedAt = performance.now();
     const ended = (err: unknown): void => {
       handled.inc({ ...grpc, grpc_code: err === undefined ? "OK" : codeName(err) });
-      endHandling();
+      handling.observe(grpc, (performance.now() - startedAt) / 1000);
     };
     // (ticketqueue_rpc_* count and time a stream when its answer starts, as before; grpc_server_* when it ends)
     try {

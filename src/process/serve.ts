@@ -35,7 +35,7 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
     shareWithPrimary(app.metrics.registry);
     process.on("message", (message: { type?: string }, handle: unknown) => {
       if (message.type !== CONNECTION || !(handle instanceof Socket)) return;
-      handle.once("close", () => process.send?.({ type: CLOSED }));
+      handle.on("close", tellPrimaryClosed);
       app.accept(handle);
     });
   } else {
@@ -59,4 +59,9 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
   // one already draining may first fail to tell the dead primary that its listener
   // closed (EPIPE), which is no reason to crash with a stack trace.
   cluster.worker?.on("error", (err: unknown) => log.warn({ err }, "lost the channel to the primary"));
+}
+
+/** A worker's connection closed: the primary counts it (one function for every connection, not a closure each). */
+function tellPrimaryClosed(): void {
+  process.send?.({ type: CLOSED });
 }

@@ -28,12 +28,14 @@ export function createServerStreamCalls(services: readonly { service: DescServic
       const method = descMethod as ServerStreamMethod;
       const handler: unknown = Reflect.get(impl, method.localName);
       if (typeof handler !== "function") continue;
+      // Once per method, not per call: every open stream holds its layers' hooks.
+      const toOutput = { map: (m: object) => create(method.output, m as Parameters<typeof create<typeof method.output>>[1]) };
       const inner = async (req: StreamRequest): Promise<StreamResponse> => {
         const context = new CallContext(service, method, req, protocolName);
         let input: MessageShape<ServerStreamMethod["input"]> | undefined;
         for await (const message of req.message) input = message as MessageShape<ServerStreamMethod["input"]>;
         const output = (handler as StreamImpl).call(impl, input ?? create(method.input), context);
-        const message = passThrough(output, { map: (m) => create(method.output, m as Parameters<typeof create<typeof method.output>>[1]) });
+        const message = passThrough(output, toOutput);
         return { stream: true, service, method, header: context.responseHeader, trailer: context.responseTrailer, message };
       };
       const call = interceptors.reduceRight<ServerStreamCall>((next, interceptor) => interceptor(next as Parameters<Interceptor>[0]) as ServerStreamCall, inner);

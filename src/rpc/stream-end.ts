@@ -22,54 +22,92 @@ export interface PassThroughHooks<T, U> {
 export function passThrough<T, U = T>(messages: PushStream<T>, hooks: PassThroughHooks<T, U>): PushStream<U>;
 export function passThrough<T, U = T>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterable<U>;
 export function passThrough<T, U = T>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterable<U> {
-  if (isPushStream(messages)) return new PushedThrough(messages, hooks);
-  return { [Symbol.asyncIterator]: () => readThrough(messages, hooks) };
+  // Layers over a pushed stream not yet started share one object: an open watch holds one, not one per interceptor.
+  if (messages instanceof PushedThrough) return (messages as PushedThrough<unknown, T>).and(hooks);
+  if (isPushStream(messages)) return new PushedThrough<T, U>(messages, [hooks as Layer]);
+  return { [Symbol.asyncIterator]: () => readThrough(messages, [hooks as Layer]) };
 }
 
-function readThrough<T, U>(messages: AsyncIterable<T>, hooks: PassThroughHooks<T, U>): AsyncIterator<U> {
+/** One layer's hooks, the types of its messages aside (a stack of layers maps from one type to the next). */
+type Layer = PassThroughHooks<unknown, unknown>;
+
+/** The layers' hooks in order, innermost first, as nested layers would call them. */
+function mapThrough(layers: readonly Layer[], message: unknown): unknown {
+  for (const { map } of layers) if (map) message = map(message);
+  return message;
+}
+
+/** Calls each layer's onEnd (with the error as the layers under it mapped it); answers the error the reader gets, if any. */
+function endThrough(layers: readonly Layer[], how: "done" | "returned"): void;
+function endThrough(layers: readonly Layer[], how: "failed", error: unknown): unknown;
+function endThrough(layers: readonly Layer[], how: StreamEnd["how"], error?: unknown): unknown {
+  for (const { mapError, onEnd } of layers) {
+    if (how !== "failed") onEnd?.({ how });
+    else {
+      if (mapError) error = mapError(error);
+      onEnd?.({ how, error });
+    }
+  }
+  return error;
+}
+
+function mapErrorThrough(layers: readonly Layer[], error: unknown): unknown {
+  for (const { mapError } of layers) if (mapError) error = mapError(error);
+  return error;
+}
+
+function readThrough<T, U>(messages: AsyncIterable<T>, layers: readonly Layer[]): AsyncIterator<U> {
   const inner = messages[Symbol.asyncIterator]();
   let ended = false;
-  const end = (how: StreamEnd): void => {
+  const end = (how: "done" | "returned"): void => {
     if (ended) return;
     ended = true;
-    hooks.onEnd?.(how);
+    endThrough(layers, how);
   };
   const fail = (err: unknown): never => {
-    const error = hooks.mapError ? hooks.mapError(err) : err;
-    end({ how: "failed", error });
-    throw error;
+    if (ended) throw mapErrorThrough(layers, err);
+    ended = true;
+    throw endThrough(layers, "failed", err);
   };
-  const { map } = hooks;
   return {
     next: () =>
       inner.next().then((result): IteratorResult<U> => {
         if (result.done) {
-          end({ how: "done" });
+          end("done");
           return { done: true, value: undefined };
         }
-        return { done: false, value: map ? map(result.value) : (result.value as unknown as U) };
+        return { done: false, value: mapThrough(layers, result.value) as U };
       }, fail),
     // A reader that stops early ends the inner stream too (its finally blocks run).
     return: () =>
       Promise.resolve(inner.return?.()).then((): IteratorResult<U> => {
-        end({ how: "returned" });
+        end("returned");
         return { done: true, value: undefined };
       }, fail),
   };
 }
 
-/** One layer over a stream that pushes: the sink of the stream under it, and a stream that pushes. (An object, not closures: every open watch holds one per interceptor.) */
+/**
+ * Layers over a stream that pushes: the sink of the stream under them, and a
+ * stream that pushes. (An object, not closures: every open watch holds one.)
+ */
 class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
   private sink: StreamSink<U> | undefined;
   private ended = false;
 
   constructor(
     private readonly messages: PushStream<T>,
-    private readonly hooks: PassThroughHooks<T, U>,
+    private readonly layers: readonly Layer[],
   ) {}
 
+  /** These layers and one more over them, in a new object that replaces this one (once pushed: a layer over it). */
+  and<V>(hooks: PassThroughHooks<U, V>): PushedThrough<unknown, V> {
+    if (this.sink || this.ended) return new PushedThrough<U, V>(this, [hooks as Layer]);
+    return new PushedThrough<T, V>(this.messages, this.layers.concat(hooks as Layer));
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<U> {
-    return readThrough(this.messages, this.hooks);
+    return readThrough(this.messages, this.layers);
   }
 
   push(sink: StreamSink<U>): void {
@@ -81,27 +119,24 @@ class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
     if (this.ended) return;
     this.ended = true;
     this.messages.stop();
-    this.hooks.onEnd?.({ how: "returned" });
+    endThrough(this.layers, "returned");
   }
 
   message(message: T): void {
-    const { map } = this.hooks;
-    if (!this.ended) this.sink?.message(map ? map(message) : (message as unknown as U));
+    if (!this.ended) this.sink?.message(mapThrough(this.layers, message) as U);
   }
 
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.hooks.onEnd?.({ how: "done" });
+    endThrough(this.layers, "done");
     this.sink?.end();
   }
 
   fail(err: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    const error = this.hooks.mapError ? this.hooks.mapError(err) : err;
-    this.hooks.onEnd?.({ how: "failed", error });
-    this.sink?.fail(error);
+    this.sink?.fail(endThrough(this.layers, "failed", err));
   }
 }
 

@@ -46,6 +46,19 @@ const SEAT_CHANGES = { promoted: SeatChange.PROMOTED, expired: SeatChange.EXPIRE
  */
 export function ticketQueueService(store: QueueStore, tickets: Tickets, challenges: Challenges, hub: ChangeHub, options: { maxWatchesPerUser: number }): ServiceImpl<typeof TicketQueueService> {
   const watchQuota = new WatchQuota(options.maxWatchesPerUser);
+  // What an open watch takes and gives back when it closes: its place in the quota and,
+  // as an open stream keeps its user in line (walk-aways), its presence, batched with this
+  // process's others. One object for every watch, not closures held by each.
+  const watchHolds = {
+    take(eventId: string, userId: string): void {
+      watchQuota.take(`${eventId}\n${userId}`);
+      hub.presence.hold(eventId, userId);
+    },
+    release(eventId: string, userId: string): void {
+      watchQuota.give(`${eventId}\n${userId}`);
+      hub.presence.release(eventId, userId);
+    },
+  };
   /**
    * The user and the entry a Cancel, Confirm or WatchStatus acts on: the ticket's
    * entry when one is sent, else (a signed-in user or a service) the user's current
@@ -115,10 +128,8 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       return deferred(async () => {
         const eventId = eventIdOf(req.eventId);
         const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
-        const release = watchQuota.take(`${eventId}\n${userId}`);
-        // An open stream keeps its user in line (walk-aways), batched with this process's others.
-        const present = hub.presence.hold(eventId, userId);
-        return statusUpdates(new StatusWatch(store, hub, eventId, userId, seq, ctx.signal), eventId, userId, [present, release]);
+        watchHolds.take(eventId, userId);
+        return passThrough(new StatusWatch(store, hub, eventId, userId, seq, ctx.signal, watchHolds), AS_WATCH_STATUS);
       });
     },
 
@@ -315,29 +326,26 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
 }
 
 /**
- * An open watch's updates as WatchStatus messages, each of `onEnd` called when it ends.
- * Made outside the handler so that the stream, held as long as the traveller
- * watches, keeps only what it uses, not the request (its ticket) and its context.
+ * An open watch's updates as WatchStatus messages: one hooks object for every
+ * stream (each open watch holds its layers' hooks), and no closure over the
+ * request (its ticket) or its context.
  */
-function statusUpdates(watch: StatusWatch, eventId: string, userId: string, onEnd: readonly (() => void)[]) {
-  return passThrough(watch, {
-    map: (u: StatusUpdate): MessageInitShape<typeof WatchStatusResponseSchema> => ({
-      version: BigInt(u.version),
-      change: u.change,
-      userId,
-      eventId,
-      status: u.state.status,
-      position: u.state.position,
-      promoted: u.state.promoted,
-      holdExpiresAt: timestamp(u.state.holdExpiresAt),
-      estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
-      eventState: u.eventState,
-      announcement: announcementOf(u.announcement),
-      ...drawFields(u.state),
-    }),
-    onEnd: () => onEnd.forEach((end) => end()),
-  });
-}
+const AS_WATCH_STATUS = {
+  map: (u: StatusUpdate): MessageInitShape<typeof WatchStatusResponseSchema> => ({
+    version: BigInt(u.version),
+    change: u.change,
+    userId: u.userId,
+    eventId: u.eventId,
+    status: u.state.status,
+    position: u.state.position,
+    promoted: u.state.promoted,
+    holdExpiresAt: timestamp(u.state.holdExpiresAt),
+    estimatedWait: u.estimatedWaitMs === undefined ? undefined : duration(u.estimatedWaitMs),
+    eventState: u.eventState,
+    announcement: announcementOf(u.announcement),
+    ...drawFields(u.state),
+  }),
+};
 
 function checkSettings(s: {
   capacity: number;

@@ -154,10 +154,14 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
 
   const perIp = new ConnectionsPerIp(limits.maxConnectionsPerIp);
   const sockets = new Set<Socket>();
+  // One function for every socket (`this` is the socket), not a closure and a `once` wrapper each: an open watch holds its connection.
+  const forget = function (this: Socket): void {
+    sockets.delete(this);
+  };
   http1.prependListener("connection", (socket: Socket) => {
     if (!perIp.admit(socket)) return;
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.on("close", forget);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {

@@ -27,9 +27,12 @@ export type HubMessage =
 
 type Listener = (message: HubMessage) => void;
 
+/** A user's listeners: one (nearly always: a Set costs about 200 bytes per open watch), or several (one user's tabs). */
+type Mine = Listener | Set<Listener>;
+
 interface Watched {
   /** By the user whose entry they follow. */
-  listeners: Map<string, Set<Listener>>;
+  listeners: Map<string, Mine>;
   /** The last version of an unbroken run of messages, and where that run began (undefined: none yet). */
   last: number | undefined;
   since: number;
@@ -75,7 +78,8 @@ export class ChangeHub {
 
   /**
    * Starts delivering the event's changes to `listener` once the subscription
-   * is active (or rejects after the timeout). Returns the function that stops it.
+   * is active (or rejects after the timeout). Returns the function that stops
+   * it, which `unwatch` does too.
    */
   async watch(eventId: string, userId: string, listener: Listener): Promise<() => void> {
     if (this.closed) throw new Error("change hub is closed");
@@ -87,9 +91,10 @@ export class ChangeHub {
       this.events.set(eventId, watched);
       this.scheduleClose(eventId, watched);
     }
-    let mine = watched.listeners.get(userId);
-    if (!mine) watched.listeners.set(userId, (mine = new Set()));
-    mine.add(listener);
+    const mine = watched.listeners.get(userId);
+    if (!mine) watched.listeners.set(userId, listener);
+    else if (mine instanceof Set) mine.add(listener);
+    else watched.listeners.set(userId, new Set([mine, listener]));
     const stop = (): void => this.unwatch(eventId, userId, listener);
     const subscribed = watched.subscribed;
     try {
@@ -115,7 +120,7 @@ export class ChangeHub {
   /** Open watch streams in this process (for leak checks and metrics). */
   watcherCount(): number {
     let n = 0;
-    for (const watched of this.events.values()) for (const mine of watched.listeners.values()) n += mine.size;
+    for (const watched of this.events.values()) for (const mine of watched.listeners.values()) n += mine instanceof Set ? mine.size : 1;
     return n;
   }
 
@@ -141,12 +146,16 @@ export class ChangeHub {
     this.subscriber.disconnect();
   }
 
-  private unwatch(eventId: string, userId: string, listener: Listener): void {
+  /** Stops delivering to `listener` (as the function `watch` returned does). */
+  unwatch(eventId: string, userId: string, listener: Listener): void {
     const watched = this.events.get(eventId);
     const mine = watched?.listeners.get(userId);
     if (!watched || !mine) return;
-    mine.delete(listener);
-    if (mine.size === 0) watched.listeners.delete(userId);
+    if (mine === listener) watched.listeners.delete(userId);
+    else if (mine instanceof Set) {
+      mine.delete(listener);
+      if (mine.size === 0) watched.listeners.delete(userId);
+    }
     if (watched.listeners.size > 0) return;
     clearTimeout(watched.closeTimer);
     this.events.delete(eventId);
@@ -200,7 +209,7 @@ export class ChangeHub {
     }
     const users = message.kind === "change" ? usersOnly(message.ops) : undefined;
     if (users) {
-      for (const user of users) for (const listener of watched.listeners.get(user) ?? []) listener(message);
+      for (const user of users) tell(watched.listeners.get(user), message);
       return;
     }
     deliver(watched, message);
@@ -244,7 +253,12 @@ export class ChangeHub {
 }
 
 function deliver(watched: Watched, message: HubMessage): void {
-  for (const mine of watched.listeners.values()) for (const listener of mine) listener(message);
+  for (const mine of watched.listeners.values()) tell(mine, message);
+}
+
+function tell(mine: Mine | undefined, message: HubMessage): void {
+  if (typeof mine === "function") mine(message);
+  else if (mine) for (const listener of mine) listener(message);
 }
 
 /**

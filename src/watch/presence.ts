@@ -39,21 +39,22 @@ export class Presence {
     if (users.size < MAX_TOUCHED) users.add(userId);
   }
 
-  /** The user has a stream open here: present until the returned function is called. */
-  hold(eventId: string, userId: string): () => void {
+  /** The user has a stream open here: present until `release` (once per `hold`). */
+  hold(eventId: string, userId: string): void {
     this.touch(eventId, userId);
     let users = this.held.get(eventId);
     if (!users) this.held.set(eventId, (users = new Map()));
     users.set(userId, (users.get(userId) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (users.get(userId) ?? 1) - 1;
-      if (left > 0) users.set(userId, left);
-      else users.delete(userId);
-      if (users.size === 0 && this.held.get(eventId) === users) this.held.delete(eventId);
-    };
+  }
+
+  /** A stream `hold` counted has ended (a method, not a closure per stream: every open watch would hold one). */
+  release(eventId: string, userId: string): void {
+    const users = this.held.get(eventId);
+    if (!users) return;
+    const left = (users.get(userId) ?? 1) - 1;
+    if (left > 0) users.set(userId, left);
+    else users.delete(userId);
+    if (users.size === 0) this.held.delete(eventId);
   }
 
   stop(): void {

@@ -10,6 +10,8 @@ import type { ChangeHub, ChangeOp, HubMessage } from "./change-hub.js";
 
 /** One message of a WatchStatus stream. */
 export interface StatusUpdate {
+  eventId: string;
+  userId: string;
   version: number;
   change: StatusChange;
   state: StatusResult;
@@ -31,6 +33,11 @@ const FINAL = new Set([ReservationStatus.CANCELLED, ReservationStatus.EXPIRED, R
 
 type InboxMessage = HubMessage | { kind: "holdExpiring" };
 
+/** What a watch took for its user, given back when it closes. */
+export interface WatchHolds {
+  release(eventId: string, userId: string): void;
+}
+
 /**
  * A user's state, then every change to it. The state is read from Redis once;
  * after that it is kept exact from the event's change feed (a position moves up
@@ -48,7 +55,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
   private state!: StatusResult;
   private info!: EventInfo;
   private eventState!: EventState;
-  private unwatch: (() => void) | undefined;
+  /** Watching the hub: let go on close. */
+  private watching = false;
   private holdTimer: NodeJS.Timeout | undefined;
   /** A reader waiting for the inbox. */
   private waiting: (() => void) | undefined;
@@ -56,7 +64,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
   private sink: StreamSink<StatusUpdate> | undefined;
   private draining = false;
   /** Read: the last read asked for (the next waits for it). */
-  private reading: Promise<unknown> = Promise.resolve();
+  private reading: Promise<unknown> | undefined;
   private opened = false;
   /** A final state was told: nothing more comes. */
   private finished = false;
@@ -71,6 +79,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     /** The ticket's entry; undefined: the user's current entry (the caller proved who it is). */
     private readonly ticketSeq: number | undefined,
     private readonly signal: AbortSignal,
+    /** Told once when the watch lets go: what the stream took (its place in a quota, its presence). */
+    private readonly holds?: WatchHolds,
   ) {}
 
   [Symbol.asyncIterator](): AsyncIterator<StatusUpdate> {
@@ -138,7 +148,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
 
   /** One read at a time, in order, as an async generator takes overlapping `next()` calls. */
   private next(): Promise<IteratorResult<StatusUpdate>> {
-    const read = this.reading.then(() => this.read());
+    const read = (this.reading ?? Promise.resolve()).then(() => this.read());
     this.reading = read.catch(() => undefined);
     return read;
   }
@@ -193,12 +203,13 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     this.opened = true;
     this.signal.addEventListener("abort", this);
     // Subscribed before the first read: nothing that happens after the read is missed.
-    const unwatch = await this.hub.watch(this.eventId, this.userId, this.deliver);
+    // (`watch` answers a function that stops it; `unwatch` does the same without one held per watch)
+    await this.hub.watch(this.eventId, this.userId, this.deliver);
     if (this.closed) {
-      unwatch();
+      this.hub.unwatch(this.eventId, this.userId, this.deliver);
       return undefined;
     }
-    this.unwatch = unwatch;
+    this.watching = true;
     this.state = await this.store.status(this.eventId, this.userId);
     if (this.ticketSeq !== undefined && this.state.status !== ReservationStatus.NOT_FOUND && this.state.seq !== this.ticketSeq) {
       throw new StateError(StateErrorCode.TicketStale, "the ticket belongs to an earlier entry of this user");
@@ -218,9 +229,10 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     this.closed = true;
     clearTimeout(this.holdTimer);
     this.signal.removeEventListener("abort", this);
-    this.unwatch?.();
+    if (this.watching) this.hub.unwatch(this.eventId, this.userId, this.deliver);
     this.inbox.length = 0;
     this.sink = undefined;
+    this.holds?.release(this.eventId, this.userId);
     this.wake();
   }
 
@@ -230,7 +242,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     const seen = this.hub.seen(this.eventId);
     if (this.inbox.length === 0 && seen && seen.since <= this.state.version + 1 && seen.last > this.state.version) this.state = { ...this.state, version: seen.last };
     const { state } = this;
-    return { version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState: this.eventState, announcement: this.info.announcement };
+    return { eventId: this.eventId, userId: this.userId, version: state.version, change, state, estimatedWaitMs: waitOf(state), eventState: this.eventState, announcement: this.info.announcement };
   }
 
   private armHoldWarning(): void {

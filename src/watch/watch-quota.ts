@@ -9,18 +9,17 @@ export class WatchQuota {
 
   constructor(private readonly max: number) {}
 
-  /** Counts one more stream for `key`, or throws TooManyWatches; answers the release. */
-  take(key: string): () => void {
+  /** Counts one more stream for `key`, or throws TooManyWatches. */
+  take(key: string): void {
     const n = this.open.get(key) ?? 0;
     if (n >= this.max) throw new StateError(StateErrorCode.TooManyWatches, `${this.max} watch streams are already open for this user: close one first`);
     this.open.set(key, n + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.open.get(key) ?? 1) - 1;
-      if (left <= 0) this.open.delete(key);
-      else this.open.set(key, left);
-    };
+  }
+
+  /** One stream `take` counted has ended (a method, not a closure per stream: every open watch would hold one). */
+  give(key: string): void {
+    const left = (this.open.get(key) ?? 1) - 1;
+    if (left <= 0) this.open.delete(key);
+    else this.open.set(key, left);
   }
 }
