@@ -275,6 +275,23 @@ describe("holds: confirm-14.lua and expire-holds-14.lua", () => {
     expect(await redis.hget(keys("far").meta, "sweeper")).toBe("live");
   });
 
+  it("under DURABILITY=strict, a call that wrote nothing (turned away by the lease; a touch of an event that drops nobody) waits for no durability", async () => {
+    const waitedFor: string[] = [];
+    const strict = new QueueStore(redis, { prefix, defaultCapacity: 2, durability: { description: "counting", afterWrite: (key) => {
+      waitedFor.push(key);
+      return Promise.resolve();
+    } } });
+    await event("gated", 1, 1);
+    await strict.touch("gated", ["a"]);
+    expect(waitedFor).toEqual([]);
+    expect(await strict.expireHolds("gated", 1000, { id: "holder", leaseMs: 2000 })).toMatchObject({ sweptElsewhereMs: 0 });
+    expect(waitedFor).toHaveLength(1);
+    expect((await strict.expireHolds("gated", 1000, { id: "other", leaseMs: 2000 })).sweptElsewhereMs).toBeGreaterThan(0);
+    expect(waitedFor).toHaveLength(1);
+    await strict.reserve("gated", "a");
+    expect(waitedFor).toHaveLength(2);
+  });
+
   it("a missing event is refused before any lease is written", async () => {
     await expect(store.expireHolds("no-such-event", 1000, { id: "s", leaseMs: 2000 })).rejects.toSatisfy((e) => code(e) === Code.NotFound);
     expect(await redis.exists(keys("no-such-event").meta)).toBe(0);

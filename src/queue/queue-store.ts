@@ -470,12 +470,20 @@ export class QueueStore {
       throw new Error(`script ${name} answered ${JSON.stringify(reply)}`);
     }
     if (reply[0] < 0) throw scriptError(reply[0], eventId, typeof reply[1] === "number" ? reply[1] : undefined);
-    if (this.options.durability && !READ_ONLY_SCRIPTS.has(name)) await this.options.durability.afterWrite(keys[0] ?? "");
+    if (this.options.durability && !READ_ONLY_SCRIPTS.has(name) && !WROTE_NOTHING[name]?.(reply)) await this.options.durability.afterWrite(keys[0] ?? "");
     return reply;
   }
 }
 
 const READ_ONLY_SCRIPTS = new Set<Parameters<ScriptRunner>[0]>(["status", "getEvent", "listSeats", "listDraw"]);
+
+/** Replies that say the script wrote nothing: no durability wait (WAIT, WAITAOF) for them. */
+const WROTE_NOTHING: Partial<Record<Parameters<ScriptRunner>[0], (reply: unknown[]) => boolean>> = {
+  // Another worker's sweeper holds the event's sweep: only the time left came back.
+  expireHolds: (reply) => num(reply[4]) > 0,
+  // The event drops nobody: its presence is not written.
+  touch: (reply) => num(reply[1]) === 0,
+};
 
 /** Entrants one draw call handles: a call stays well under 50 ms (test/prequeue-draw-scale.test.ts). */
 const DRAW_CHUNK = 2500;
