@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { sendServerSentEvents } from "../src/gateway/server-sent-events.js";
+import { ResponseSignals } from "../src/server/http-body.js";
 
 // The SSE writer on a real node:http server, with streams that end or fail
 // before their first message: it answers, ends, and leaves no heartbeat
@@ -18,7 +19,7 @@ afterEach(async () => {
 
 async function serve(messages: () => AsyncIterable<object>): Promise<{ status: number; type: string; requestId: string; body: string }> {
   server = createServer((_req, res) => {
-    sendServerSentEvents(messages(), { toJson: (m) => JSON.stringify(m), jsonOptions: {}, signal: new AbortController().signal, header: new Headers({ "x-request-id": "r1" }) }, res, (err) => {
+    sendServerSentEvents(messages(), { toJson: (m) => JSON.stringify(m), jsonOptions: {}, signals: new ResponseSignals(res), header: new Headers({ "x-request-id": "r1" }) }, res, (err) => {
       res.writeHead(err.code === Code.NotFound ? 404 : 500, { "x-request-id": "r1" });
       res.end(err.rawMessage);
     });

@@ -28,7 +28,7 @@ async function line(ahead: number): Promise<string> {
   return eventId;
 }
 
-const watchOf = (eventId: string, userId: string, signal = new AbortController().signal) => new StatusWatch(env.svc.store, env.svc.hub, eventId, userId, undefined, signal);
+const watchOf = (eventId: string, userId: string, signal = new AbortController().signal) => new StatusWatch(env.svc.store, env.svc.hub, eventId, userId, undefined, { signal: () => signal });
 
 describe("StatusWatch pushed", () => {
   it("a writer that throws on the first update: the watch lets go of the hub and is told the failure", async () => {

@@ -99,6 +99,9 @@ describe("stream limits", () => {
     await grpc.createEvent({ eventId: "h1", capacity: 1 }, admin);
     const seated = await web.reserve({ eventId: "h1", userId: "h1-seated" });
     const queued = await web.reserve({ eventId: "h1", userId: "h1-queued" });
+    // How WatchStatus streams ended, by code (grpc_server_handled_total): a pushed stream is stopped by its writer with why.
+    const ended = async (code: string): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: code }) ?? 0;
+    const [cancelledBefore, expiredBefore] = [await ended("CANCELLED"), await ended("DEADLINE_EXCEEDED")];
     const leave = new AbortController();
     const stream = web.watchStatus({ eventId: "h1", userId: "h1-queued", ticket: queued.ticket }, { signal: leave.signal })[Symbol.asyncIterator]();
     expect((await stream.next()).value).toMatchObject({ position: 1 });
@@ -109,6 +112,7 @@ describe("stream limits", () => {
     leave.abort();
     await stream.next().catch(() => undefined);
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    expect(await ended("CANCELLED")).toBe(cancelledBefore + 1);
     // grpc-timeout, sent by hand (a client's own timer would end the call by itself): the server ends the stream with DEADLINE_EXCEEDED.
     const started = Date.now();
     const answer = await rawGrpcWeb(svc.port, "/ticketqueue.v1.TicketQueueService/WatchStatus", toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "h1", userId: "h1-queued", ticket: queued.ticket })), { "grpc-timeout": "500m" });
@@ -116,6 +120,7 @@ describe("stream limits", () => {
     expect(answer.messages).toBeGreaterThanOrEqual(1);
     expect(answer.trailer).toMatch(/^grpc-status: 4\r$/m);
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    expect(await ended("DEADLINE_EXCEEDED")).toBe(expiredBefore + 1);
   });
 
   it("gRPC-web over HTTP/2: a WatchStatus the client resets at once, or after its first message, gives everything back", async () => {

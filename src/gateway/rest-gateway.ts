@@ -254,11 +254,11 @@ async function serveStream(target: ServerStreamTarget, url: string, json: JsonOb
   const { service, method, call } = target;
   const message = requestOf(method, json);
   // Before the call: a client that leaves while the interceptors run is seen by the writer too.
-  const signal = new ResponseSignals(res).signal();
-  const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signal));
+  const signals = new ResponseSignals(res);
+  const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signals));
   // (typed messages already: createServerStreamCalls makes them)
   const toJson = (out: object): string => toJsonString(method.output, out as MessageShape<typeof method.output>, WRITE_JSON);
-  sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signal, header: response.header }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
+  sendServerSentEvents(response.message as AsyncIterable<object>, { toJson, jsonOptions: WRITE_JSON, signals, header: response.header }, res, (err) => sendConnectError(res, err, { json: WRITE_JSON }));
 }
 
 /**

@@ -4,7 +4,7 @@ import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { toConnectError } from "../rpc/errors.js";
 import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-end.js";
-import { writeOrDrop } from "../server/http-body.js";
+import { writeOrDrop, type ResponseSignals } from "../server/http-body.js";
 
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
@@ -16,8 +16,8 @@ export interface SseOptions {
   toJson: (message: object) => string;
   /** For the error event's details, as the messages are written. */
   jsonOptions: Partial<JsonWriteOptions>;
-  /** The call's signal: aborted when the client leaves. */
-  signal: AbortSignal;
+  /** The call's signals: they end the stream when the client leaves. */
+  signals: ResponseSignals;
   /** The call's response headers (x-request-id), sent with the answer's. */
   header: Headers;
 }
@@ -34,14 +34,15 @@ export const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8",
  * and its closures: it is what an open watch holds here) ends the answer.
  */
 export function sendServerSentEvents(messages: AsyncIterable<object>, how: SseOptions, res: NodeResponse, sendError: (err: ConnectError) => void): void {
-  // Pushed where the handler can (WatchStatus): each event is written as its message comes.
-  writeStream(messages, new SseStream(how, res, sendError));
+  // Pushed where the handler can (WatchStatus): each event is written as its message comes,
+  // and a client that leaves stops the stream.
+  how.signals.follow(writeStream(messages, new SseStream(how, res, sendError)));
 }
 
 class SseStream implements StreamWriter<object> {
   private readonly toJson: (message: object) => string;
   private readonly jsonOptions: Partial<JsonWriteOptions>;
-  private readonly signal: AbortSignal;
+  private readonly signals: ResponseSignals;
   /** The call's headers, until they are written. */
   private header: Headers | undefined;
   private started = false;
@@ -53,7 +54,7 @@ class SseStream implements StreamWriter<object> {
     private readonly res: NodeResponse,
     private readonly sendError: (err: ConnectError) => void,
   ) {
-    ({ toJson: this.toJson, jsonOptions: this.jsonOptions, signal: this.signal, header: this.header } = how);
+    ({ toJson: this.toJson, jsonOptions: this.jsonOptions, signals: this.signals, header: this.header } = how);
   }
 
   write(message: object): boolean {
@@ -85,9 +86,9 @@ class SseStream implements StreamWriter<object> {
     }
   }
 
-  /** The client left (the call's signal, aborted on the response's close; node:http2's compatibility response has no `destroyed`). */
+  /** The client left (the response closed; node:http2's compatibility response has no `destroyed`). */
   private gone(): boolean {
-    return this.signal.aborted;
+    return this.signals.closed;
   }
 
   private start(): void {

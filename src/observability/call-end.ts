@@ -1,5 +1,6 @@
 import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { passThrough, type StreamEnd } from "../rpc/stream-end.js";
+import { signalsOf } from "../rpc/unary-calls.js";
 
 type Response = UnaryResponse | StreamResponse;
 
@@ -23,11 +24,14 @@ export async function whenCallEnds<R extends { signal: AbortSignal }>(req: R, ca
     done(undefined);
     return response;
   }
-  // The signal, not the request: an open stream keeps `onEnd`, and would keep the request (headers and all).
-  const signal = req.signal;
+  // The signal's source, not the request: an open stream keeps `onEnd`, and would keep the request (headers and
+  // all); nor the signal itself, which a pushed stream never needs (signalsOf makes none).
+  const signals = signalsOf(req);
   const onEnd = (end: StreamEnd): void => {
     if (end.how === "failed") return done(end.error);
-    if (end.how === "returned") return done(new ConnectError("the client went away", Code.Canceled));
+    // Stopped by its transport with why (the client left, the deadline passed), or by its reader.
+    if (end.how === "returned") return done(end.reason instanceof ConnectError ? end.reason : new ConnectError("the client went away", Code.Canceled));
+    const signal = signals.signal();
     done(signal.aborted ? (signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the call was aborted", Code.Canceled)) : undefined);
   };
   return { ...response, message: passThrough(response.message, { onEnd }) };

@@ -1,6 +1,6 @@
 import { create, type DescMethod, type DescMethodServerStreaming, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import type { ContextValues, HandlerContext, Interceptor, StreamRequest, StreamResponse } from "@connectrpc/connect";
-import { CallContext } from "./unary-calls.js";
+import { CallContext, SignalledRequest, type SignalSource } from "./unary-calls.js";
 import { passThrough } from "./stream-end.js";
 
 export type ServerStreamMethod = DescMethod & DescMethodServerStreaming;
@@ -46,7 +46,7 @@ export function createServerStreamCalls(services: readonly { service: DescServic
 }
 
 /** A server-streaming call's request as interceptors see it: the one input message, already read. */
-export class ServerStreamRequest implements StreamRequest {
+export class ServerStreamRequest extends SignalledRequest implements StreamRequest {
   readonly stream = true;
   readonly requestMethod = "POST";
   readonly message: AsyncIterable<MessageShape<ServerStreamMethod["input"]>>;
@@ -58,8 +58,9 @@ export class ServerStreamRequest implements StreamRequest {
     readonly header: Headers,
     readonly contextValues: ContextValues,
     input: MessageShape<ServerStreamMethod["input"]>,
-    readonly signal: AbortSignal,
+    signals: SignalSource,
   ) {
+    super(signals);
     // Read once, by the handler's call, then let go: the request would otherwise be held as long as its stream is open.
     let unread: typeof input | undefined = input;
     this.message = {

@@ -1,7 +1,7 @@
 import { isPushStream, type PushStream, type StreamSink } from "../watch/push-stream.js";
 
-/** How a stream ended: all its messages read, an error, or its reader stopped early (`return()`). */
-export type StreamEnd = { how: "done" } | { how: "failed"; error: unknown } | { how: "returned" };
+/** How a stream ended: all its messages read, an error, or its reader stopped early (`return()`, or its writer's `stop`, with why if known). */
+export type StreamEnd = { how: "done" } | { how: "failed"; error: unknown } | { how: "returned"; reason?: unknown };
 
 export interface PassThroughHooks<T, U> {
   /** Each message on its way out. */
@@ -37,16 +37,16 @@ function mapThrough(layers: readonly Layer[], message: unknown): unknown {
   return message;
 }
 
-/** Calls each layer's onEnd (with the error as the layers under it mapped it); answers the error the reader gets, if any. */
-function endThrough(layers: readonly Layer[], how: "done" | "returned"): void;
-function endThrough(layers: readonly Layer[], how: "failed", error: unknown): unknown;
-function endThrough(layers: readonly Layer[], how: StreamEnd["how"], error?: unknown): unknown {
+/** Calls each layer's onEnd, a failure with its error as the layers under it mapped it. */
+function endThrough(layers: readonly Layer[], end: Exclude<StreamEnd, { how: "failed" }>): void {
+  for (const { onEnd } of layers) onEnd?.(end);
+}
+
+/** endThrough for a failure: answers the error as every layer mapped it (what the reader gets). */
+function failThrough(layers: readonly Layer[], error: unknown): unknown {
   for (const { mapError, onEnd } of layers) {
-    if (how !== "failed") onEnd?.({ how });
-    else {
-      if (mapError) error = mapError(error);
-      onEnd?.({ how, error });
-    }
+    if (mapError) error = mapError(error);
+    onEnd?.({ how: "failed", error });
   }
   return error;
 }
@@ -62,12 +62,12 @@ function readThrough<T, U>(messages: AsyncIterable<T>, layers: readonly Layer[])
   const end = (how: "done" | "returned"): void => {
     if (ended) return;
     ended = true;
-    endThrough(layers, how);
+    endThrough(layers, { how });
   };
   const fail = (err: unknown): never => {
     if (ended) throw mapErrorThrough(layers, err);
     ended = true;
-    throw endThrough(layers, "failed", err);
+    throw failThrough(layers, err);
   };
   return {
     next: () =>
@@ -115,11 +115,11 @@ class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
     this.messages.push(this);
   }
 
-  stop(): void {
+  stop(reason?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.messages.stop();
-    endThrough(this.layers, "returned");
+    this.messages.stop(reason);
+    endThrough(this.layers, { how: "returned", reason });
   }
 
   message(message: T): void {
@@ -129,14 +129,14 @@ class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    endThrough(this.layers, "done");
+    endThrough(this.layers, { how: "done" });
     this.sink?.end();
   }
 
   fail(err: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.sink?.fail(endThrough(this.layers, "failed", err));
+    this.sink?.fail(failThrough(this.layers, err));
   }
 }
 
@@ -148,12 +148,22 @@ export interface StreamWriter<T> {
   close(end: StreamEnd): void;
 }
 
+/** A pushed stream being written: its transport stops it when the call ends early. */
+export interface WrittenStream {
+  /** Stops the stream (its layers end as "returned" with `reason`) and closes its writer so. */
+  stop(reason: unknown): void;
+}
+
 /**
  * Writes `messages` to `writer`: pushed where the stream can push, read
  * otherwise. Nothing waits while a pushed stream is open (no suspended frame,
  * no pending promise): its writer is all an open watch holds at this end.
+ * Pushed: answers the stream, for the transport to stop when its client
+ * leaves or its deadline passes (nothing else tells a pushed stream: it has
+ * no reader to stop reading, and no signal of its own). Read: undefined (the
+ * handler ends on its call's signal, and so does the read).
  */
-export function writeStream<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>): void {
+export function writeStream<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>): WrittenStream | undefined {
   if (!isPushStream(messages)) return void readInto(messages, writer);
   const pump = new Pump(messages, writer);
   try {
@@ -161,6 +171,7 @@ export function writeStream<T>(messages: AsyncIterable<T>, writer: StreamWriter<
   } catch (err: unknown) {
     pump.fail(err);
   }
+  return pump;
 }
 
 async function readInto<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>): Promise<void> {
@@ -178,7 +189,7 @@ async function readInto<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>):
 }
 
 /** writeStream's sink on a pushed stream: its writer is closed once. */
-class Pump<T> implements StreamSink<T> {
+class Pump<T> implements StreamSink<T>, WrittenStream {
   private over = false;
 
   constructor(
@@ -211,6 +222,13 @@ class Pump<T> implements StreamSink<T> {
     if (this.over) return;
     this.over = true;
     this.writer.close({ how: "failed", error: err });
+  }
+
+  stop(reason: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.messages.stop(reason);
+    this.writer.close({ how: "returned", reason });
   }
 
   /** Stops the stream early. */
@@ -277,8 +295,8 @@ class Deferred<T> implements PushStream<T> {
     );
   }
 
-  stop(): void {
+  stop(reason?: unknown): void {
     this.left = true;
-    this.inner?.stop();
+    this.inner?.stop(reason);
   }
 }

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { passThrough } from "./stream-end.js";
+import { SignalledRequest } from "./unary-calls.js";
 
 export interface StreamLimit {
   interceptor: Interceptor;
@@ -33,17 +34,19 @@ export function streamLimit(max: number, anonymous: ReadonlySet<DescMethod>): St
     open++;
     if (isAnonymous) openAnonymous++;
     let released = false;
-    // The signal, not the request: an open stream keeps `release`, and would keep the request (headers and all).
-    const signal = req.signal;
+    // A fast path's stream ends (`onEnd` below) when its client leaves: pushed, its writer stops it;
+    // read, its handler ends on the call's signal and the read with it. connect-node may stop
+    // reading a stream whose client left: there the call's signal gives the place back.
+    // (The signal, not the request: an open stream keeps `release`, and would keep the request, headers and all.)
+    const signal = req instanceof SignalledRequest ? undefined : req.signal;
     const release = (): void => {
       if (released) return;
       released = true;
       open--;
       if (isAnonymous) openAnonymous--;
-      signal.removeEventListener("abort", release);
+      signal?.removeEventListener("abort", release);
     };
-    // A client that leaves ends the call's signal, whether or not the messages are read again.
-    signal.addEventListener("abort", release, { once: true });
+    signal?.addEventListener("abort", release, { once: true });
     try {
       const response = await next(req);
       if (!response.stream) return response;

@@ -23,6 +23,7 @@ import type { ChangeHub } from "../watch/change-hub.js";
 import { watchEvent } from "../watch/event-watcher.js";
 import { StatusWatch, type StatusUpdate } from "../watch/status-watcher.js";
 import { deferred, passThrough } from "./stream-end.js";
+import { signalsOf } from "./unary-calls.js";
 import { WatchQuota } from "../watch/watch-quota.js";
 import { actingFor } from "./user-identity.js";
 
@@ -129,7 +130,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
         const eventId = eventIdOf(req.eventId);
         const { userId, seq } = await entryOf(ctx, eventId, req.userId, req.ticket);
         watchHolds.take(eventId, userId);
-        return passThrough(new StatusWatch(store, hub, eventId, userId, seq, ctx.signal, watchHolds), AS_WATCH_STATUS);
+        return passThrough(new StatusWatch(store, hub, eventId, userId, seq, signalsOf(ctx), watchHolds), AS_WATCH_STATUS);
       });
     },
 

@@ -47,12 +47,33 @@ export function createUnaryCalls(services: readonly { service: DescService; impl
 }
 
 /**
+ * A fast path's request: its abort signal is made on first use. Most unary
+ * calls never ask; a pushed stream never does, as its writer stops it when the
+ * client leaves (an AbortSignal with its listeners is about half a kilobyte
+ * per open watch).
+ */
+export class SignalledRequest {
+  constructor(readonly signals: SignalSource) {}
+
+  get signal(): AbortSignal {
+    return this.signals.signal();
+  }
+}
+
+/** Where a call's signal comes from, without making it: a fast path's source, or the signal another transport (connect-node) made. */
+export function signalsOf(call: { readonly signal: AbortSignal }): SignalSource {
+  if (call instanceof SignalledRequest || call instanceof CallContext) return call.signals;
+  const signal = call.signal;
+  return { signal: () => signal };
+}
+
+/**
  * The call as interceptors see it (Connect's UnaryRequest). A class, not an
  * object literal: a literal with a getter gets a hidden class of its own on
  * every call (a new map and descriptor array each time, and slower property
  * reads in every interceptor after it).
  */
-export class CallRequest implements UnaryRequest {
+export class CallRequest extends SignalledRequest implements UnaryRequest {
   readonly stream = false;
   readonly requestMethod = "POST";
 
@@ -63,11 +84,9 @@ export class CallRequest implements UnaryRequest {
     readonly header: Headers,
     readonly contextValues: ContextValues,
     readonly message: MessageShape<UnaryMethod["input"]>,
-    private readonly signals: SignalSource,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.signals.signal();
+    signals: SignalSource,
+  ) {
+    super(signals);
   }
 }
 
@@ -100,6 +119,11 @@ export class CallContext implements HandlerContext {
 
   get signal(): AbortSignal {
     return this.request.signal;
+  }
+
+  /** Where the signal comes from, without making it (see SignalledRequest). */
+  get signals(): SignalSource {
+    return signalsOf(this.request);
   }
 
   get responseHeader(): Headers {

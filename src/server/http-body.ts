@@ -3,6 +3,7 @@ import type { JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import type { WrittenStream } from "../rpc/stream-end.js";
 import type { SignalSource } from "../rpc/unary-calls.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
 
@@ -121,10 +122,15 @@ export function writeOrDrop(res: Response, chunk: string | Uint8Array): boolean 
   return false;
 }
 
-/** An HTTP call's abort signal (REST, gRPC-web), made on first use; it aborts when the client leaves before the answer is written. */
+/**
+ * An HTTP call's abort signal (REST, gRPC-web), made on first use; it aborts
+ * when the client leaves before the answer is written. A pushed stream it
+ * follows is stopped then too (a pushed stream asks for no signal).
+ */
 export class ResponseSignals implements SignalSource {
   private controller: AbortController | undefined;
   private reason: ConnectError | undefined;
+  private stream: WrittenStream | undefined;
   /** The response closed (answered, or the client left). (node:http2's compatibility response has no `destroyed`.) */
   closed = false;
 
@@ -139,10 +145,17 @@ export class ResponseSignals implements SignalSource {
     });
   }
 
-  /** Ends the call for the handler (the client left, or its deadline passed). */
+  /** Ends the call for the handler (the client left, or its deadline passed), and the pushed stream it follows. */
   abort(reason: ConnectError): void {
     this.reason ??= reason;
     this.controller?.abort(this.reason);
+    this.stream?.stop(this.reason);
+  }
+
+  /** Stops `stream` when the call ends early (at once if it has). */
+  follow(stream: WrittenStream | undefined): void {
+    if (this.reason) stream?.stop(this.reason);
+    else this.stream = stream;
   }
 
   signal(): AbortSignal {

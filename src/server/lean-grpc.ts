@@ -130,8 +130,12 @@ class LeanCall implements SignalSource, BodyHolder {
         stream.end(frameOf(0, toBinary(method.output, response.message)));
         return;
       }
-      const response = await target.call(new ServerStreamRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this.signal()));
-      if (this.finished || stream.closed) return this.finish("the client cancelled");
+      const response = await target.call(new ServerStreamRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this));
+      if (this.finished || stream.closed) {
+        // Ended unread: what the stream took (its place among the open streams) is given back through its end.
+        void response.message[Symbol.asyncIterator]().return?.()?.catch(ignore);
+        return this.finish("the client cancelled");
+      }
       stream.respond(responseHeaders(response.header), { waitForTrailers: true });
       try {
         for await (const out of response.message) {

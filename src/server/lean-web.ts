@@ -81,9 +81,10 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
       answer(res, response.header, okTrailer(response.trailer), toBinary(target.method.output, response.message));
       return;
     }
-    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals.signal()));
+    const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
     // From here the stream's writer ends the call when the stream ends; nothing here waits for it.
-    writeStream(response.message, new WebStream(call, target.method.output, response.header, response.trailer));
+    // A client that leaves, or a deadline that passes, stops a pushed stream (WebCall.expire aborts the signals).
+    call.signals.follow(writeStream(response.message, new WebStream(call, target.method.output, response.header, response.trailer)));
   } catch (err: unknown) {
     call.finish();
     answer(res, undefined, toConnectError(err));

@@ -16,8 +16,8 @@ export interface StreamSink<T> {
 export interface PushStream<T> extends AsyncIterable<T> {
   /** Starts pushing to `sink`. */
   push(sink: StreamSink<T>): void;
-  /** Stops early, as `return()` does for a reader: the sink is told nothing more. */
-  stop(): void;
+  /** Stops early, as `return()` does for a reader: the sink is told nothing more. `reason`: why (the client left, its deadline passed), if known. */
+  stop(reason?: unknown): void;
 }
 
 export function isPushStream<T>(messages: AsyncIterable<T>): messages is PushStream<T> {

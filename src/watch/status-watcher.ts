@@ -70,6 +70,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
   private finished = false;
   /** Let go of the hub, the timer and the signal. */
   private closed = false;
+  /** Read: the call's signal (the client left), listened to while reading. */
+  private signal: AbortSignal | undefined;
 
   constructor(
     private readonly store: QueueStore,
@@ -78,7 +80,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     private readonly userId: string,
     /** The ticket's entry; undefined: the user's current entry (the caller proved who it is). */
     private readonly ticketSeq: number | undefined,
-    private readonly signal: AbortSignal,
+    /** The call's signal, made only when read: pushed, its writer stops it when the client leaves (stop()). */
+    private readonly signals: { signal(): AbortSignal },
     /** Told once when the watch lets go: what the stream took (its place in a quota, its presence). */
     private readonly holds?: WatchHolds,
   ) {}
@@ -119,7 +122,6 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     this.draining = true;
     try {
       while (!this.closed) {
-        if (this.signal.aborted) return this.end(sink);
         if (this.inbox.length === 0) return;
         const update = await this.drain();
         if (this.closed) return;
@@ -155,6 +157,10 @@ export class StatusWatch implements PushStream<StatusUpdate> {
 
   private async read(): Promise<IteratorResult<StatusUpdate>> {
     try {
+      if (!this.signal) {
+        this.signal = this.signals.signal();
+        this.signal.addEventListener("abort", this);
+      }
       if (!this.opened) {
         const initial = await this.open();
         if (initial) return { done: false, value: initial };
@@ -201,7 +207,6 @@ export class StatusWatch implements PushStream<StatusUpdate> {
   /** Subscribes, then reads the state: the INITIAL update (none if it was closed meanwhile). */
   private async open(): Promise<StatusUpdate | undefined> {
     this.opened = true;
-    this.signal.addEventListener("abort", this);
     // Subscribed before the first read: nothing that happens after the read is missed.
     // (`watch` answers a function that stops it; `unwatch` does the same without one held per watch)
     await this.hub.watch(this.eventId, this.userId, this.deliver);
@@ -228,7 +233,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.holdTimer);
-    this.signal.removeEventListener("abort", this);
+    this.signal?.removeEventListener("abort", this);
     if (this.watching) this.hub.unwatch(this.eventId, this.userId, this.deliver);
     this.inbox.length = 0;
     this.sink = undefined;
@@ -308,7 +313,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
           break;
       }
     }
-    if (this.signal.aborted || this.closed) return undefined;
+    if (this.signal?.aborted || this.closed) return undefined;
     if (reread) {
       next = await store.status(eventId, userId);
       this.info = await this.hub.eventInfo(eventId);
