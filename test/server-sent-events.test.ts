@@ -1,5 +1,5 @@
 import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { sendServerSentEvents } from "../src/gateway/server-sent-events.js";
@@ -80,5 +80,34 @@ describe("Server-Sent Events writer", () => {
     expect(late.status).toBe(200);
     expect(late.body).toMatch(/^id: 1\nevent: status\ndata: \{"version":1\}\n\nevent: error\ndata: \{"code":"unavailable","message":"gone"/);
     expect(heartbeatsLeft(set, cleared)).toBe(0);
+  });
+});
+
+describe("ResponseSignals", () => {
+  it("made after the client left (its body read, then gone), knows it: the signal is aborted and a stream it follows is stopped at once", async () => {
+    const seen = new Promise<{ closed: boolean; aborted: boolean; stopped: unknown }>((resolve) => {
+      server = createServer((req, res) => {
+        req.resume();
+        // Made only once the response has closed, as the gateway makes it after reading the body.
+        res.on("close", () =>
+          setImmediate(() => {
+            const signals = new ResponseSignals(res);
+            let stopped: unknown;
+            signals.follow({ stop: (reason) => (stopped = reason) });
+            resolve({ closed: signals.closed, aborted: signals.signal().aborted, stopped });
+          }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));
+    const { port } = server?.address() as AddressInfo;
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+      setTimeout(() => socket.destroy(), 50);
+    });
+    const { closed, aborted, stopped } = await seen;
+    expect(closed).toBe(true);
+    expect(aborted).toBe(true);
+    expect(ConnectError.from(stopped).code).toBe(Code.Canceled);
   });
 });

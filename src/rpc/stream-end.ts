@@ -206,6 +206,8 @@ class Pump<T> implements StreamSink<T>, WrittenStream {
       this.leave();
       return this.writer.close({ how: "failed", error: err });
     }
+    // (stopped while writing: the writer is closed already)
+    if (this.over) return;
     if (!more) {
       this.leave();
       this.writer.close({ how: "returned" });

@@ -135,6 +135,11 @@ export class ResponseSignals implements SignalSource {
   closed = false;
 
   constructor(res: Response) {
+    // Made after the request's body was read: its client may have left already, and "close" come and gone.
+    if (!res.writableEnded && ("stream" in res ? res.stream.destroyed : res.destroyed)) {
+      this.closed = true;
+      this.reason = clientLeft();
+    }
     // `on`, not `once` (a response closes once): `once` adds a wrapper and its state, held as long as an open stream.
     res.on("close", () => {
       this.closed = true;

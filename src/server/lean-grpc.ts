@@ -5,6 +5,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
+import { isPushStream } from "../watch/push-stream.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
@@ -72,6 +73,9 @@ class LeanCall implements SignalSource, BodyHolder {
   private failure: ConnectError | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private controller: AbortController | undefined;
+  /** Why the call finished (for a signal made afterwards: a handler that asks late still sees the deadline). */
+  private endReason = "";
+  private endCode = Code.Canceled;
   private chunks: Buffer[] = [];
   private size = 0;
 
@@ -113,6 +117,7 @@ class LeanCall implements SignalSource, BodyHolder {
     if (this.finished) return;
     const { target, stream } = this;
     const { method } = target;
+    let unread: AsyncIterable<unknown> | undefined;
     try {
       const frame = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks);
       this.chunks = [];
@@ -131,12 +136,15 @@ class LeanCall implements SignalSource, BodyHolder {
         return;
       }
       const response = await target.call(new ServerStreamRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this));
+      // Until it is read, a stream that will not be (its client left meanwhile, or answering failed)
+      // is ended here: what it took (its place among the open streams) is given back through its end.
+      unread = response.message;
       if (this.finished || stream.closed) {
-        // Ended unread: what the stream took (its place among the open streams) is given back through its end.
-        void response.message[Symbol.asyncIterator]().return?.()?.catch(ignore);
-        return this.finish("the client cancelled");
+        this.finish("the client cancelled");
+        return endUnread(response.message, this.failure ?? new ConnectError(this.endReason, this.endCode));
       }
       stream.respond(responseHeaders(response.header), { waitForTrailers: true });
+      unread = undefined;
       try {
         for await (const out of response.message) {
           if (this.finished) break;
@@ -152,6 +160,7 @@ class LeanCall implements SignalSource, BodyHolder {
       stream.end();
     } catch (err: unknown) {
       this.fail(err);
+      if (unread) endUnread(unread, this.failure ?? toConnectError(err));
     }
   }
 
@@ -186,6 +195,8 @@ class LeanCall implements SignalSource, BodyHolder {
   private finish(reason: string, code = Code.Canceled): void {
     if (this.finished) return;
     this.finished = true;
+    this.endReason = reason;
+    this.endCode = code;
     this.chunks = [];
     this.release();
     clearTimeout(this.deadline);
@@ -196,13 +207,19 @@ class LeanCall implements SignalSource, BodyHolder {
   /** The handler's abort signal, made on first use: most calls never ask. */
   signal(): AbortSignal {
     this.controller ??= new AbortController();
-    if (this.finished && !this.controller.signal.aborted) this.controller.abort(new ConnectError("the call is over", Code.Canceled));
+    if (this.finished && !this.controller.signal.aborted) this.controller.abort(new ConnectError(this.endReason, this.endCode));
     return this.controller.signal;
   }
 
   private tooLarge(): ConnectError {
     return new ConnectError(`message is larger than ${this.maxBytes} bytes`, Code.ResourceExhausted);
   }
+}
+
+/** Ends a stream that will not be read, with why: a pushed one is stopped, another returned. */
+function endUnread(messages: AsyncIterable<unknown>, reason: ConnectError): void {
+  if (isPushStream(messages)) return messages.stop(reason);
+  void messages[Symbol.asyncIterator]().return?.()?.catch(ignore);
 }
 
 /** grpc-status, grpc-message and grpc-status-details-bin for an error (Connect's encoder, the message as the spec says). */
