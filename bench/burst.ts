@@ -6,9 +6,9 @@
 // (heap after a full collection, summed over the service's processes), and the
 // time from the promoting call to each watcher told (p50/p99/max). Verifies its
 // counts in Redis. Not a test: timings never decide anything; run on a quiet machine.
-import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { fork, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -18,6 +18,7 @@ import { eventKeys } from "../src/queue/keys.js";
 import type { ClientStart, FromClient, ToClient } from "./burst-travellers.js";
 import { startTestCluster } from "../test/helpers/redis-cluster.js";
 import { freePort, waitListening } from "./ports.js";
+import { benchScratch, startOwnRedis } from "./scratch.js";
 
 const WATCHERS = Number(process.argv[2] ?? process.env["BURST_WATCHERS"] ?? 20_000);
 const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
@@ -33,9 +34,8 @@ const EVENT = "burst";
 const ADMIN = { headers: { "x-token": "burst-token" } };
 const now = (): number => performance.timeOrigin + performance.now();
 
-const children: ChildProcess[] = [];
-process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
-const dir = mkdtempSync(join(tmpdir(), "tq-burst-"));
+const scratch = benchScratch("burst");
+const { children, dir } = scratch;
 const fds = Number(spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim());
 console.log(`${WATCHERS} travellers${JOINS_PER_SECOND > 0 ? ` joining at ${JOINS_PER_SECOND}/s` : ""}, WORKERS=${WORKERS}, every ${SSE_EVERY}th on SSE, ${Math.ceil(WATCHERS / PER_CLIENT)} client processes; open files per process: ${fds}`);
 // The kernel caps every listen backlog at this: a burst past it waits for TCP's retries (1 s, 3 s, 7 s...).
@@ -43,9 +43,7 @@ const somaxconn = existsSync("/proc/sys/net/core/somaxconn") ? Number(readFileSy
 console.log(`net.core.somaxconn: ${somaxconn}${somaxconn < WATCHERS ? " (below the burst: sysctl -w net.core.somaxconn=65535 lets the kernel hold it)" : ""}`);
 if (fds < WATCHERS / WORKERS + 1000) console.log(`warning: ${fds} descriptors per process may not hold ${Math.ceil(WATCHERS / WORKERS)} connections per worker`);
 
-const redisPort = await freePort();
-children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
-await waitListening(redisPort);
+const redisPort = await startOwnRedis(scratch);
 // BURST_REDIS_CLUSTER=1: the service on the test Redis Cluster (3 masters, 3 replicas) instead.
 const cluster = process.env["BURST_REDIS_CLUSTER"] ? await startTestCluster() : undefined;
 // (the service's own client factory: a Cluster client when given nodes)
@@ -196,7 +194,6 @@ service.kill("SIGTERM");
 await Promise.race([stopped, new Promise((r) => setTimeout(r, 15_000))]);
 for (const c of children) c.kill("SIGTERM");
 await cluster?.dispose();
-rmSync(dir, { recursive: true, force: true });
 process.exit(0);
 
 /**

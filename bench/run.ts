@@ -2,15 +2,16 @@
 // (what a Node user would write instead) and a grpc-js server running our own
 // handlers, in one run on this machine. Throughput is reported as ratios within the
 // run (the machine is shared and noisy); a timing never fails anything.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { redisCeiling } from "./ceiling.js";
 import { recordedUsers } from "./recorded.js";
 import { runLoad, type LoadOptions, type LoadResult } from "./load-generator.js";
 import { freePort, waitListening } from "./ports.js";
+import { benchScratch, startOwnRedis } from "./scratch.js";
 import { mixed, reserveNewUser, type Transport } from "./scenarios.js";
 
 const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
@@ -33,13 +34,9 @@ interface Row {
 }
 
 const rows: Row[] = [];
-const children: ChildProcess[] = [];
-process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
-
-const redisPort = await freePort();
-const redisDir = mkdtempSync(join(tmpdir(), "tq-bench-"));
-children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir], { stdio: "ignore" }));
-await waitListening(redisPort);
+const scratch = benchScratch("bench");
+const { children, dir: redisDir } = scratch;
+const redisPort = await startOwnRedis(scratch);
 const redis = new Redis(redisPort, "127.0.0.1");
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
 

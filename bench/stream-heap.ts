@@ -2,10 +2,9 @@
 // per Health.Watch stream) in one service process (WORKERS=1). The service runs
 // with bench/heap-probe.js, which collects garbage before each reading; the
 // bytes per stream are (heap with the streams open - heap before) / streams.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { setMaxListeners } from "node:events";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -13,19 +12,17 @@ import * as http2 from "node:http2";
 import { Health } from "../gen/health/v1/health_pb.js";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { freePort, waitListening } from "./ports.js";
+import { benchScratch, startOwnRedis } from "./scratch.js";
 
 const STREAMS = Number(process.argv[2] ?? 10_000);
 const PER_CONNECTION = 500;
 const ADMIN = { headers: { "x-token": "heap-token" } };
 
-const children: ChildProcess[] = [];
-process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
-const dir = mkdtempSync(join(tmpdir(), "tq-heap-"));
+const scratch = benchScratch("heap");
+const { children, dir } = scratch;
 const probeFile = join(dir, "heap.json");
 
-const redisPort = await freePort();
-children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
-await waitListening(redisPort);
+const redisPort = await startOwnRedis(scratch);
 const port = await freePort();
 const service = spawn(process.execPath, ["--expose-gc", "--import", "./dist/bench/heap-probe.js", "dist/src/main.js"], {
   env: {
