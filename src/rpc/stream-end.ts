@@ -148,6 +148,16 @@ export interface StreamWriter<T> {
   close(end: StreamEnd): void;
 }
 
+/**
+ * Ends a stream that will not be read or pushed (its call ended first), so that
+ * what it took is given back through its end: one that can push is stopped
+ * with why, another returned.
+ */
+export function endUnread(messages: AsyncIterable<unknown>, reason?: unknown): void {
+  if (isPushStream(messages)) return messages.stop(reason);
+  void messages[Symbol.asyncIterator]().return?.()?.catch(() => undefined);
+}
+
 /** A pushed stream being written: its transport stops it when the call ends early. */
 export interface WrittenStream {
   /** Stops the stream (its layers end as "returned" with `reason`) and closes its writer so. */
@@ -203,15 +213,12 @@ class Pump<T> implements StreamSink<T>, WrittenStream {
     try {
       more = this.writer.write(message);
     } catch (err: unknown) {
-      this.leave();
+      this.over = true;
+      this.messages.stop();
       return this.writer.close({ how: "failed", error: err });
     }
     // (stopped while writing: the writer is closed already)
-    if (this.over) return;
-    if (!more) {
-      this.leave();
-      this.writer.close({ how: "returned" });
-    }
+    if (!more && !this.over) this.stop(undefined);
   }
 
   end(): void {
@@ -231,12 +238,6 @@ class Pump<T> implements StreamSink<T>, WrittenStream {
     this.over = true;
     this.messages.stop(reason);
     this.writer.close({ how: "returned", reason });
-  }
-
-  /** Stops the stream early. */
-  private leave(): void {
-    this.over = true;
-    this.messages.stop();
   }
 }
 
@@ -282,7 +283,7 @@ class Deferred<T> implements PushStream<T> {
     this.opened().then(
       (messages) => {
         // Left while it opened: what opening took is given back through the stream's own end.
-        if (this.left) return void messages[Symbol.asyncIterator]().return?.()?.catch(() => undefined);
+        if (this.left) return endUnread(messages);
         this.inner = messages;
         try {
           messages.push(sink);

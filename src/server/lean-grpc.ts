@@ -4,8 +4,8 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
+import { endUnread } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
-import { isPushStream } from "../watch/push-stream.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
@@ -214,12 +214,6 @@ class LeanCall implements SignalSource, BodyHolder {
   private tooLarge(): ConnectError {
     return new ConnectError(`message is larger than ${this.maxBytes} bytes`, Code.ResourceExhausted);
   }
-}
-
-/** Ends a stream that will not be read, with why: a pushed one is stopped, another returned. */
-function endUnread(messages: AsyncIterable<unknown>, reason: ConnectError): void {
-  if (isPushStream(messages)) return messages.stop(reason);
-  void messages[Symbol.asyncIterator]().return?.()?.catch(ignore);
 }
 
 /** grpc-status, grpc-message and grpc-status-details-bin for an error (Connect's encoder, the message as the spec says). */
