@@ -102,14 +102,18 @@ describe("a slow Redis (DEBUG SLEEP) under load, with watchers open", () => {
       await ownClient.reserve({ userId: "seated" });
       const tickets = await Promise.all(["w1", "w2", "w3"].map(async (userId) => ({ userId, ticket: (await ownClient.reserve({ userId })).ticket })));
       const abort = new AbortController();
+      const opened: Promise<void>[] = [];
       const watchers = tickets.map(async ({ userId, ticket }) => {
+        let told!: () => void;
+        opened.push(new Promise((resolve) => (told = resolve)));
         try {
-          for await (const m of ownClient.watchStatus({ userId, ticket }, { signal: abort.signal })) if (!m) break;
+          for await (const m of ownClient.watchStatus({ userId, ticket }, { signal: abort.signal })) if (m) told();
         } catch {
           // aborted at the end, or ended by the outage: either way it must not linger
         }
       });
-      for (let i = 0; i < 50 && own.hub.watcherCount() < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      // Open (subscribed and told their state) before Redis sleeps: a watcher is counted before its subscription is answered.
+      await Promise.all(opened);
       expect(own.hub.watcherCount()).toBe(3);
 
       const sleeping = admin.call("DEBUG", "SLEEP", "1.5");
@@ -127,6 +131,37 @@ describe("a slow Redis (DEBUG SLEEP) under load, with watchers open", () => {
       for (let i = 0; i < 50 && own.hub.watcherCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(own.hub.watcherCount()).toBe(0);
     } finally {
+      admin.disconnect();
+      await own.close();
+      await slow.dispose();
+    }
+  });
+});
+
+describe("a change subscription Redis does not answer in time", () => {
+  it("rejects the watch, leaves no rejection unhandled, and the next watch subscribes afresh", async () => {
+    const slow = await startTestRedis(["--enable-debug-command", "local"]);
+    const own = await startTestService(slow.url, { commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    const admin = new Redis(slow.url);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const sleeping = admin.call("DEBUG", "SLEEP", "1.5");
+      await new Promise((r) => setTimeout(r, 30));
+      // A new event's channel, subscribed while Redis sleeps, by two watchers at once: the
+      // first to give up subscribes afresh for the other, whose watch still stands then.
+      const watches = ["u1", "u2"].map((userId) => own.hub.watch("slow-event", userId, () => undefined));
+      for (const watch of watches) await expect(watch).rejects.toThrow(/redis is unavailable/);
+      // That fresh subscription runs out too while Redis sleeps, with nobody left to wait for it.
+      await new Promise((r) => setTimeout(r, COMMAND_TIMEOUT_MS * 2));
+      await sleeping;
+      expect(unhandled).toEqual([]);
+      const stop = await own.hub.watch("slow-event", "u3", () => undefined);
+      expect(own.hub.watcherCount()).toBe(1);
+      stop();
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
       admin.disconnect();
       await own.close();
       await slow.dispose();

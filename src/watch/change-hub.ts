@@ -175,7 +175,11 @@ export class ChangeHub {
    * and only that shard carries its messages.
    */
   private subscribe(channel: string): Promise<unknown> {
-    return callRedis(() => Promise.all([this.subscriber.subscribe(channel), this.subscriber.ssubscribe(channel).catch(unlessUnknownCommand)]));
+    const subscribed = callRedis(() => Promise.all([this.subscriber.subscribe(channel), this.subscriber.ssubscribe(channel).catch(unlessUnknownCommand)]));
+    // Kept for watchers to come, which may never come (the one that made it anew gave up):
+    // its failure is theirs to see, not an unhandled rejection.
+    subscribed.catch(() => undefined);
+    return subscribed;
   }
 
   /** SSUBSCRIBE again to every watched channel and wait for the answers (idempotent). */
