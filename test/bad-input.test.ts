@@ -89,20 +89,26 @@ describe("RPC transports", () => {
     expect(await res.json()).toMatchObject({ userId: "connect-json" });
   });
 
-  it("an HTTP/1.0 Connect call without a Host header is InvalidArgument (400); it used to throw where nothing caught it", async () => {
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(env.svc.port, "127.0.0.1");
-      let text = "";
-      socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
-      socket.on("close", () => resolve(text));
-      socket.on("error", reject);
-      socket.end("POST /ticketqueue.v1.TicketQueueService/Health HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
-    });
-    expect(answer).toMatch(/^HTTP\/1\.[01] 400 /);
-    expect(answer).toContain('"code":"invalid_argument"');
+  it("an HTTP/1.0 Connect call without a Host header is answered: POST on the lean path, GET (connect-node's) InvalidArgument (400), where it used to throw where nothing caught it", async () => {
+    const exchange = (request: string): Promise<string> =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(env.svc.port, "127.0.0.1");
+        let text = "";
+        socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        socket.on("close", () => resolve(text));
+        socket.on("error", reject);
+        // Not half-closed: node aborts a request whose client ended its side before the answer.
+        socket.write(request);
+      });
+    const post = await exchange("POST /ticketqueue.v1.TicketQueueService/Health HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+    expect(post).toMatch(/^HTTP\/1\.[01] 200 /);
+    expect(post).toContain('"redisOk":true');
+    const get = await exchange(`GET /ticketqueue.v1.TicketQueueService/Health?encoding=json&message=${encodeURIComponent("{}")} HTTP/1.0\r\n\r\n`);
+    expect(get).toMatch(/^HTTP\/1\.[01] 400 /);
+    expect(get).toContain('"code":"invalid_argument"');
     // A Connect GET is for unary RPCs: a stream's GET is refused by Connect (405), its message not even decoded.
-    const get = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/WatchStatus?encoding=proto&base64=1&message=_w`);
-    expect(get.status).toBe(405);
+    const streamGet = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/WatchStatus?encoding=proto&base64=1&message=_w`);
+    expect(streamGet.status).toBe(405);
   });
 
   it("malformed Connect JSON is InvalidArgument (400)", async () => {

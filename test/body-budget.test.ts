@@ -130,8 +130,8 @@ describe("the budget of unfinished request bodies", () => {
     for (const [method, path, contentType] of [
       ["POST", "/reserve", "application/json"], // the REST gateway
       ["POST", RESERVE, "application/grpc-web+proto"], // the lean gRPC-web path
-      ["POST", RESERVE, "application/json"], // Connect JSON (connect-node)
-      ["POST", RESERVE, "application/proto"], // Connect binary (read before connect-node)
+      ["POST", RESERVE, "application/json"], // Connect unary (the lean Connect path)
+      ["POST", RESERVE, "application/json\r\ncontent-encoding: gzip"], // compressed Connect unary (connect-node)
       ["GET", "/health", "text/plain"], // a body on a method that takes none
     ] as const) {
       holders.push(holdBody(port, method, path, contentType));

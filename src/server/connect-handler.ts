@@ -4,7 +4,7 @@ import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, un
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { peerContext } from "../rpc/caller.js";
 import { grpcDeadline, MAX_TIMER_MS } from "./grpc-framing.js";
-import { BodyTooLarge, budgetedBody, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { budgetedBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
 export interface ConnectHandlerOptions {
@@ -24,9 +24,9 @@ export interface ConnectHandlerOptions {
  * - every request body is read under the process's budget of unfinished
  *   bodies; past it the call fails RESOURCE_EXHAUSTED in its own protocol;
  * - a deadline too far off for a timer is none (`dropFarDeadline`);
- * - a Connect unary request in binary protobuf (POST, or GET with the message
- *   in the query) whose message does not decode gets `invalid_argument` (400):
- *   connect-node answers it `internal` (500), but it is the client's fault.
+ * - a Connect GET whose binary message does not decode gets `invalid_argument`
+ *   (400): connect-node answers it `internal` (500), but it is the client's
+ *   fault (a POST's is answered so by the lean path, lean-connect.ts).
  */
 export function createConnectHandler(options: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
   // Compression as connectNodeAdapter accepts it by default.
@@ -34,7 +34,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
   options.routes(router);
   const handlers = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) handlers.set(handler.requestPath, handler);
-  const { maxRequestBytes, bodyBudget } = options;
+  const { bodyBudget } = options;
 
   return (req, res) => {
     const [path = "", query = ""] = (req.url ?? "").split("?", 2);
@@ -42,23 +42,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
     if (!handler) return options.fallback(req, res);
     // (Connect GET is for unary RPCs; a stream's GET goes on to Connect's 405.)
     if (req.method === "GET" && handler.method.methodKind === "unary" && refuseUndecodableGet(handler, new URLSearchParams(query), res)) return;
-    if (!isBinaryConnectUnary(handler, req)) return void serve(handler, req, res, budgetedBody(req, bodyBudget));
-    void (async () => {
-      let body: Buffer;
-      try {
-        body = await readBody(req, maxRequestBytes, bodyBudget);
-      } catch (err: unknown) {
-        const error = err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxRequestBytes} bytes`, Code.ResourceExhausted) : ConnectError.from(err);
-        // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
-        return sendConnectError(res, error, { headers: req.httpVersionMajor === 1 ? { connection: "close" } : {} });
-      }
-      try {
-        fromBinary(handler.method.input, body);
-      } catch (err: unknown) {
-        return sendConnectError(res, undecodable(handler, err));
-      }
-      await serve(handler, req, res, oneChunk(body));
-    })().catch((err: unknown) => sendConnectError(res, ConnectError.from(err)));
+    void serve(handler, req, res, budgetedBody(req, bodyBudget));
   };
 }
 
@@ -97,15 +81,6 @@ function dropFarDeadline(header: Headers): void {
     const { timeoutMs, error } = grpcDeadline(grpcTimeout);
     if (timeoutMs === undefined && !error) header.delete("grpc-timeout");
   }
-}
-
-function isBinaryConnectUnary(handler: UniversalHandler, req: NodeRequest): boolean {
-  const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  return handler.method.methodKind === "unary" && req.method === "POST" && contentType === "application/proto" && req.headers["content-encoding"] === undefined;
-}
-
-async function* oneChunk(body: Buffer): AsyncGenerator<Uint8Array> {
-  yield body;
 }
 
 /** A Connect GET whose binary message does not decode: answered 400 here (true); anything else goes on to Connect. */

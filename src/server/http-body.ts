@@ -84,6 +84,21 @@ export async function readBody(req: Request, limit: number, budget: BodyBudget):
   return chunks.length === 1 ? (chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(chunks);
 }
 
+/**
+ * An RPC's request body (gRPC-web, Connect): as readBody, but one past its limit
+ * is the call's RESOURCE_EXHAUSTED (the message limit is `maxMessageBytes`; the
+ * body may carry a frame's header beyond it). The rest of such a body is not
+ * read: an HTTP/1.1 client is told not to reuse the connection.
+ */
+export async function readRpcBody(req: Request, res: Response, maxMessageBytes: number, budget: BodyBudget, framing = 0): Promise<Buffer> {
+  try {
+    return await readBody(req, maxMessageBytes + framing, budget);
+  } catch (err: unknown) {
+    if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    throw err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxMessageBytes} bytes`, Code.ResourceExhausted) : err;
+  }
+}
+
 export interface ErrorAnswerOptions {
   /** Default: the HTTP status of the error's code. */
   status?: number;
@@ -169,6 +184,48 @@ export class ResponseSignals implements SignalSource {
       if (this.reason) this.controller.abort(this.reason);
     }
     return this.controller.signal;
+  }
+}
+
+/**
+ * One HTTP call's signals and deadline (gRPC-web, Connect): what its answer, or
+ * its stream's writer, ends with. When the deadline passes the handler's signal
+ * aborts and `answerExpired` answers DEADLINE_EXCEEDED in the call's protocol
+ * (a module's function, not a closure per call).
+ */
+export class HttpCall {
+  readonly signals: ResponseSignals;
+  /** Set once the deadline passed: a stream then ends with it. */
+  expired: ConnectError | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly res: Response,
+    private readonly answerExpired: (res: Response, err: ConnectError) => void,
+  ) {
+    this.signals = new ResponseSignals(res);
+  }
+
+  /** Starts the deadline (ms); answers it as epoch ms, or undefined for none. */
+  deadlineIn(timeoutMs: number | undefined): number | undefined {
+    if (timeoutMs === undefined) return undefined;
+    this.timer = setTimeout(() => this.expire(), timeoutMs);
+    return Date.now() + timeoutMs;
+  }
+
+  /** The client left, or the answer is written. */
+  get gone(): boolean {
+    return this.signals.closed || this.res.writableEnded;
+  }
+
+  finish(): void {
+    clearTimeout(this.timer);
+  }
+
+  private expire(): void {
+    this.expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
+    this.signals.abort(this.expired);
+    this.answerExpired(this.res, this.expired);
   }
 }
 

@@ -7,7 +7,7 @@ import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-en
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
-import { BodyTooLarge, readBody, ResponseSignals, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { HttpCall, readRpcBody, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
 export interface LeanWebOptions {
@@ -67,7 +67,7 @@ export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: 
 type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
 
 async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
-  const call = new WebCall(res);
+  const call = new HttpCall(res, answerExpired);
   try {
     const timeout = grpcDeadline(headerValue(req.headers["grpc-timeout"]));
     if (timeout.error) throw timeout.error;
@@ -83,45 +83,11 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
     }
     const response = await target.call(new ServerStreamRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
     // From here the stream's writer ends the call when the stream ends; nothing here waits for it.
-    // A client that leaves, or a deadline that passes, stops a pushed stream (WebCall.expire aborts the signals).
+    // A client that leaves, or a deadline that passes, stops a pushed stream (HttpCall aborts the signals).
     call.signals.follow(writeStream(response.message, new WebStream(call, target.method.output, response.header, response.trailer)));
   } catch (err: unknown) {
     call.finish();
     answer(res, undefined, toConnectError(err));
-  }
-}
-
-/** One call's signals and deadline: what its answer, or its stream's writer, ends with. */
-class WebCall {
-  readonly signals: ResponseSignals;
-  /** Set once the deadline passed: a stream then ends with it. */
-  expired: ConnectError | undefined;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(readonly res: NodeResponse) {
-    this.signals = new ResponseSignals(res);
-  }
-
-  /** Starts the deadline (grpc-timeout, ms); answers it as epoch ms, or undefined for none. */
-  deadlineIn(timeoutMs: number | undefined): number | undefined {
-    if (timeoutMs === undefined) return undefined;
-    this.timer = setTimeout(() => this.expire(), timeoutMs);
-    return Date.now() + timeoutMs;
-  }
-
-  /** The client left, or the answer is written. */
-  get gone(): boolean {
-    return this.signals.closed || this.res.writableEnded;
-  }
-
-  finish(): void {
-    clearTimeout(this.timer);
-  }
-
-  private expire(): void {
-    this.expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
-    this.signals.abort(this.expired);
-    answer(this.res, undefined, this.expired);
   }
 }
 
@@ -134,7 +100,7 @@ class WebStream implements StreamWriter<object> {
   private dropped = false;
 
   constructor(
-    private readonly call: WebCall,
+    private readonly call: HttpCall,
     private readonly output: DescMessage,
     /** The handler's headers, until they are written. */
     private header: Headers | undefined,
@@ -173,17 +139,14 @@ class WebStream implements StreamWriter<object> {
 
 /** The request's one message; refused (a ConnectError) when too large, over the budget, or not one gRPC-web message. */
 async function readMessage(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget) {
-  let frame: Buffer;
-  try {
-    frame = await readBody(req, maxBytes + 5, budget);
-  } catch (err: unknown) {
-    // The rest of the body is not read: an HTTP/1.1 client must not reuse the connection.
-    if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
-    throw err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxBytes} bytes`, Code.ResourceExhausted) : err;
-  }
+  const frame = await readRpcBody(req, res, maxBytes, budget, 5);
   // A trailer frame is the server's to send.
   if (frame.length >= 5 && ((frame[0] ?? 0) & TRAILER_FLAG) !== 0) throw new ConnectError("the request is not exactly one gRPC-web message", Code.InvalidArgument);
   return decodeRequestFrame(target.method.input, frame, "gRPC-web");
+}
+
+function answerExpired(res: NodeResponse, err: ConnectError): void {
+  answer(res, undefined, err);
 }
 
 /** Writes the answer once: headers, the message if any, the trailer frame. A later call (a deadline that lost the race) does nothing. */

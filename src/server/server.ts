@@ -14,6 +14,7 @@ import { createCors } from "./cors.js";
 import { BodyTooLarge, headAsGet, readBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import { guardSessions } from "./http2-session-guard.js";
 import { createLeanGrpc } from "./lean-grpc.js";
+import { createLeanConnect } from "./lean-connect.js";
 import { createLeanWeb } from "./lean-web.js";
 import { serveMetrics } from "./metrics-endpoint.js";
 import { createOnePortServer } from "./one-port.js";
@@ -104,7 +105,7 @@ export interface TicketQueueServer {
 
 /**
  * The transports on one port, without starting them: gRPC, gRPC-web and
- * Connect (connect-node, with the lean gRPC and gRPC-web paths in front), the browser app,
+ * Connect (connect-node, with the lean gRPC, gRPC-web and Connect unary paths in front), the browser app,
  * /metrics, and `fallback` (the REST gateway) for every other path. It adapts
  * HTTP to the RPC surface and knows nothing of what the RPCs do.
  */
@@ -114,6 +115,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const bodyBudget = deps.bodyBudget ?? new BodyBudget(limits.maxBufferedRequestBytes);
   const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
   const leanWeb = createLeanWeb({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
+  const leanConnect = createLeanConnect({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
   if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
@@ -126,7 +128,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     if (req.method === "HEAD") headAsGet(req);
     if (deps.metrics && req.url === "/metrics" && req.method === "GET") return void serveMetrics(deps.metrics, deps.metricsToken, req, res);
     if (web.handle(req, res)) return;
-    if (leanWeb(req, res)) return;
+    if (leanWeb(req, res) || leanConnect(req, res)) return;
     connect(req, res);
   };
   const { http1, http2: h2 } = createOnePortServer(
