@@ -1,4 +1,4 @@
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -218,7 +218,10 @@ function askPrimary(): Promise<string> {
       else resolve(text ?? "");
     }
     process.on("message", onMessage);
-    process.send?.({ type: "tq:metrics", id });
+    // (the primary gone: the send fails, and this call with it, not the process)
+    process.send?.({ type: "tq:metrics", id }, undefined, undefined, (err: Error | null) => {
+      if (err) done(err);
+    });
   });
 }
 
@@ -228,10 +231,20 @@ export function serveClusterMetrics(): void {
   cluster.on("message", (worker, message: { type?: string; id?: string }) => {
     if (message.type !== "tq:metrics") return;
     aggregator.clusterMetrics().then(
-      (text) => worker.send({ type: "tq:metrics-reply", id: message.id, text }),
-      (err: unknown) => worker.send({ type: "tq:metrics-reply", id: message.id, text: `# metrics unavailable: ${String(err)}\n` }),
+      (text) => reply(worker, message.id, text),
+      (err: unknown) => reply(worker, message.id, `# metrics unavailable: ${String(err)}\n`),
     );
   });
+}
+
+/**
+ * With a callback: a worker that died while its metrics were gathered (up to
+ * prom-client's 5 s) makes `send` fail, and without one the failure is an
+ * 'error' event nobody listens to on the primary, which it would end (every worker with it).
+ */
+function reply(worker: Worker, id: string | undefined, text: string): void {
+  if (!worker.isConnected()) return;
+  worker.send({ type: "tq:metrics-reply", id, text }, undefined, undefined, () => undefined);
 }
 
 /** In a cluster worker: the registry the primary's aggregator reads. */
