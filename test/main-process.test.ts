@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as http2 from "node:http2";
 import { Agent, request } from "node:http";
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
@@ -449,6 +449,50 @@ describe("rolling restart", () => {
     expect(await proc.exited).toBe(0);
   }, 60_000);
 });
+
+describe("a rolling restart when workers die during it", () => {
+  it("SIGHUP with every old worker killed at once: the roll ends, WORKERS are left, and the next SIGHUP rolls again", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-dies-${port}` });
+    const workers = (): number[] => childrenOf(proc.child.pid ?? 0);
+    for (let i = 0; i < 200 && workers().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForHealth(port);
+    const before = workers();
+    expect(before).toHaveLength(2);
+    proc.child.kill("SIGHUP");
+    // Both die while the first new worker starts: its old one is dead by the time it is ready.
+    await new Promise((r) => setTimeout(r, 50));
+    for (const pid of before) process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 300 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(proc.stdout()).toContain("rolling restart done");
+    for (let i = 0; i < 100 && workers().length !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(workers()).toHaveLength(2);
+    await waitForHealth(port);
+    // Not stuck "rolling": a second SIGHUP is a roll of its own.
+    proc.child.kill("SIGHUP");
+    for (let i = 0; i < 300 && proc.stdout().split("rolling restart done").length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(proc.stdout().split("rolling restart done")).toHaveLength(3);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 60_000);
+});
+
+/** The live processes whose parent is `pid` (from /proc: procps may not be installed). */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after its last ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) === pid && state !== "Z") found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
 
 /** A GET /health on an HTTP/2 session, answered. */
 function health(session: http2.ClientHttp2Session): Promise<void> {

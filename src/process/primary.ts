@@ -64,16 +64,19 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
       log.info("SIGHUP: replacing the workers one by one");
       for (const old of Object.values(cluster.workers ?? {})) {
         if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
-        if (!(await whenReady(fork()))) {
+        const fresh = fork();
+        if (!(await whenReady(fresh))) {
           log.warn({ pid: old.process.pid }, "the new worker died before it was ready; keeping the old one");
           continue;
         }
-        retiring.add(old.id);
-        balancer.retire(old);
-        // The old worker sends GOAWAY, finishes its calls and exits.
+        // An old worker that died meanwhile was replaced then (the exit handler): the new one is one too many.
+        const leaving = old.isDead() ? fresh : old;
+        retiring.add(leaving.id);
+        balancer.retire(leaving);
+        // It sends GOAWAY, finishes its calls and exits.
         await new Promise<void>((resolve) => {
-          old.once("exit", () => resolve());
-          old.process.kill("SIGTERM");
+          leaving.once("exit", () => resolve());
+          leaving.process.kill("SIGTERM");
         });
       }
       log.info("rolling restart done");
