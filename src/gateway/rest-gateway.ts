@@ -7,7 +7,7 @@ import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { peerContext } from "../rpc/caller.js";
 import type { BodyBudget } from "../server/body-budget.js";
-import { BodyTooLarge, readBody, ResponseSignals, sendConnectError, wasHead } from "../server/http-body.js";
+import { BodyTooLarge, headerRecord, readBody, ResponseSignals, sendConnectError, wasHead } from "../server/http-body.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { RpcSurface } from "../rpc/rpc-surface.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
@@ -272,9 +272,6 @@ async function serveUnary(target: UnaryTarget, url: string, json: JsonObject, he
   const message = requestOf(method, json);
   const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, new ResponseSignals(res)));
   const body = Buffer.from(toJsonString(method.output, response.message, WRITE_JSON));
-  const headers: Record<string, string | number> = {};
-  for (const [name, value] of response.header) headers[name] = value;
-  for (const [name, value] of response.trailer) headers[`trailer-${name}`] = value;
-  res.writeHead(200, { ...headers, "content-type": "application/json", "content-length": body.length });
+  res.writeHead(200, { ...headerRecord(response.header, response.trailer), "content-type": "application/json", "content-length": body.length });
   res.end(body);
 }

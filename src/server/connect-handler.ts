@@ -3,7 +3,7 @@ import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Inter
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { peerContext } from "../rpc/caller.js";
-import { grpcDeadline, MAX_TIMER_MS } from "./grpc-framing.js";
+import { connectDeadline, grpcDeadline } from "./grpc-framing.js";
 import { budgetedBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
@@ -73,13 +73,12 @@ async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeRespo
  * stream asked to live that long ended as it opened.
  */
 function dropFarDeadline(header: Headers): void {
-  const connectTimeout = header.get("connect-timeout-ms");
-  if (connectTimeout !== null && Number(connectTimeout) > MAX_TIMER_MS) header.delete("connect-timeout-ms");
-  const grpcTimeout = header.get("grpc-timeout");
-  // Present, well-formed, and yet no deadline: too far off.
-  if (grpcTimeout !== null) {
-    const { timeoutMs, error } = grpcDeadline(grpcTimeout);
-    if (timeoutMs === undefined && !error) header.delete("grpc-timeout");
+  for (const [name, deadline] of [["connect-timeout-ms", connectDeadline], ["grpc-timeout", grpcDeadline]] as const) {
+    const value = header.get(name);
+    if (value === null) continue;
+    // Present, well-formed, and yet no deadline: too far off.
+    const { timeoutMs, error } = deadline(value);
+    if (timeoutMs === undefined && !error) header.delete(name);
   }
 }
 

@@ -1,9 +1,11 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 
-// What the two fast paths (lean-grpc.ts over HTTP/2 streams, lean-web.ts for
-// gRPC-web over node's request/response API) share of gRPC's framing.
+// What the fast paths (lean-grpc.ts over HTTP/2 streams, lean-web.ts for gRPC-web
+// and lean-connect.ts for Connect unary over node's request/response API) share:
+// gRPC's framing, deadlines and request metadata.
 
 /** A timer cannot wait past 2^31-1 ms (Node would fire it at once): a deadline that far off is none. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -14,6 +16,13 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function grpcDeadline(value: string | null): { timeoutMs?: number; error?: ConnectError } {
   const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);
+  if (error) return { error };
+  return timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS ? { timeoutMs } : {};
+}
+
+/** A connect-timeout-ms header's deadline in ms, as grpcDeadline: its error when malformed, none when too far off for a timer. */
+export function connectDeadline(value: string | null): { timeoutMs?: number; error?: ConnectError } {
+  const { timeoutMs, error } = parseConnectTimeout(value, Number.MAX_SAFE_INTEGER);
   if (error) return { error };
   return timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS ? { timeoutMs } : {};
 }

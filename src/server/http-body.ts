@@ -94,9 +94,30 @@ export async function readRpcBody(req: Request, res: Response, maxMessageBytes: 
   try {
     return await readBody(req, maxMessageBytes + framing, budget);
   } catch (err: unknown) {
-    if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    // (not once answered: a deadline may have passed while the body came)
+    if (req.httpVersionMajor === 1 && !res.headersSent) res.setHeader("connection", "close");
     throw err instanceof BodyTooLarge ? new ConnectError(`message is larger than ${maxMessageBytes} bytes`, Code.ResourceExhausted) : err;
   }
+}
+
+/** The request's path, without its query string (which no RPC path reads). */
+export function pathOf(req: Request): string {
+  const url = req.url ?? "";
+  const query = url.indexOf("?");
+  return query < 0 ? url : url.slice(0, query);
+}
+
+/** Whether nothing was answered yet and the client is still there. (node:http2's compatibility response has no `destroyed`: its stream has.) */
+export function canAnswer(res: Response): boolean {
+  return !res.headersSent && !res.writableEnded && !("stream" in res ? res.stream.destroyed : res.destroyed);
+}
+
+/** Response metadata as node's header record; `trailer` (a unary Connect or REST answer's) as `trailer-` headers. */
+export function headerRecord(header: Headers | undefined, trailer?: Headers): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (header) for (const [name, value] of header) headers[name] = value;
+  if (trailer) for (const [name, value] of trailer) headers[`trailer-${name}`] = value;
+  return headers;
 }
 
 export interface ErrorAnswerOptions {
@@ -209,7 +230,9 @@ export class HttpCall {
   /** Starts the deadline (ms); answers it as epoch ms, or undefined for none. */
   deadlineIn(timeoutMs: number | undefined): number | undefined {
     if (timeoutMs === undefined) return undefined;
-    this.timer = setTimeout(() => this.expire(), timeoutMs);
+    // A deadline of 0 has passed: answered now, so no handler runs after it (a timer would let the body's read go first).
+    if (timeoutMs <= 0) this.expire();
+    else this.timer = setTimeout(() => this.expire(), timeoutMs);
     return Date.now() + timeoutMs;
   }
 

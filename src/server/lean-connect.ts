@@ -2,12 +2,12 @@ import { fromBinary, fromJsonString, toBinary, toJsonString, type DescService } 
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { compressionNegotiate } from "@connectrpc/connect/protocol";
-import { parseContentType, parseTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseContentType } from "@connectrpc/connect/protocol-connect";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
-import { MAX_TIMER_MS, headerValue, requestHeader } from "./grpc-framing.js";
-import { HttpCall, readRpcBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { connectDeadline, headerValue, requestHeader } from "./grpc-framing.js";
+import { canAnswer, headerRecord, HttpCall, pathOf, readRpcBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
 export interface LeanConnectOptions {
@@ -21,6 +21,8 @@ export interface LeanConnectOptions {
 
 /** Connect's JSON reading as its router does it by default: unknown fields are ignored. */
 const JSON_OPTIONS = { ignoreUnknownFields: true };
+/** As Connect decodes JSON: a byte order mark is dropped, bytes that are not UTF-8 replaced. */
+const UTF8 = new TextDecoder();
 /** As connect-node: gzip and brotli, an answer compressed from 1 KiB on. */
 const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
 const COMPRESS_MIN_BYTES = 1024;
@@ -39,9 +41,12 @@ const COMPRESS_MIN_BYTES = 1024;
  * error with its HTTP status and its metadata as headers. connect-timeout-ms
  * (DEADLINE_EXCEEDED), the client leaving (the handler's signal aborts), the
  * 64 KiB limit (RESOURCE_EXHAUSTED) and the budget of unfinished bodies hold
- * here too. One difference: a binary message that does not decode is
+ * here too. Where it differs: a binary message that does not decode is
  * INVALID_ARGUMENT (400), as on every path of ours, where connect-node says
- * INTERNAL (500).
+ * INTERNAL (500); a deadline that passed before the handler ran (0, or while
+ * the body came) is answered DEADLINE_EXCEEDED and the handler does not run,
+ * where connect-node runs it; an error's body is not compressed, and headers a
+ * handler set before it failed are not sent (none of ours does).
  */
 export function createLeanConnect(options: LeanConnectOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const targets = new Map<string, UnaryTarget>();
@@ -53,9 +58,7 @@ export function createLeanConnect(options: LeanConnectOptions): (req: NodeReques
     const type = parseContentType(req.headers["content-type"] ?? null);
     if (type === undefined || type.stream) return false;
     // (a POST's query string means nothing to Connect)
-    const url = req.url ?? "";
-    const query = url.indexOf("?");
-    const target = targets.get(query < 0 ? url : url.slice(0, query));
+    const target = targets.get(pathOf(req));
     if (!target) return false;
     void serve(target, type.binary, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answerError(res, toConnectError(err)));
     return true;
@@ -68,41 +71,36 @@ async function serve(target: UnaryTarget, binary: boolean, req: NodeRequest, res
     const timeout = connectDeadline(headerValue(req.headers["connect-timeout-ms"]));
     if (timeout.error) throw timeout.error;
     const deadlineAt = call.deadlineIn(timeout.timeoutMs);
-    const message = decode(target, binary, await readRpcBody(req, res, maxBytes, budget));
+    const body = await readRpcBody(req, res, maxBytes, budget);
+    // The deadline passed while the body came: answered, and nothing is done.
+    if (call.expired) return;
+    const message = decode(target, binary, body);
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
     const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
     call.finish();
     if (call.expired || res.headersSent) return;
-    let body: Uint8Array = binary ? toBinary(target.method.output, response.message) : Buffer.from(toJsonString(target.method.output, response.message));
-    const headers: Record<string, string | number> = {};
-    for (const [name, value] of response.header) headers[name] = value;
-    for (const [name, value] of response.trailer) headers[`trailer-${name}`] = value;
+    let answer: Uint8Array = binary ? toBinary(target.method.output, response.message) : Buffer.from(toJsonString(target.method.output, response.message));
+    const headers: Record<string, string | number> = headerRecord(response.header, response.trailer);
     headers["content-type"] = binary ? "application/proto" : "application/json";
     const compression = compressionNegotiate(ACCEPT_COMPRESSION, null, headerValue(req.headers["accept-encoding"]), "accept-encoding").response;
-    if (compression && body.byteLength >= COMPRESS_MIN_BYTES) {
-      body = await compression.compress(body);
+    if (compression && answer.byteLength >= COMPRESS_MIN_BYTES) {
+      answer = await compression.compress(answer);
       headers["content-encoding"] = compression.name;
     }
-    headers["content-length"] = body.byteLength;
-    if (res.headersSent || res.writableEnded) return;
+    headers["content-length"] = answer.byteLength;
+    if (!canAnswer(res)) return;
     res.writeHead(200, headers);
-    res.end(body);
+    res.end(answer);
   } catch (err: unknown) {
     call.finish();
     answerError(res, toConnectError(err));
   }
 }
 
-/** A connect-timeout-ms header's deadline in ms; none when absent or too far off for a timer (as connect-handler.ts drops it). */
-function connectDeadline(value: string | null): { timeoutMs?: number; error?: ConnectError } {
-  if (value !== null && Number(value) > MAX_TIMER_MS) return {};
-  return parseTimeout(value, MAX_TIMER_MS);
-}
-
 function decode(target: UnaryTarget, binary: boolean, body: Buffer): CallRequest["message"] {
   const { input } = target.method;
   try {
-    return binary ? fromBinary(input, body) : fromJsonString(input, body.toString("utf8"), JSON_OPTIONS);
+    return binary ? fromBinary(input, body) : fromJsonString(input, UTF8.decode(body), JSON_OPTIONS);
   } catch (err: unknown) {
     const why = err instanceof Error ? err.message : String(err);
     throw new ConnectError(binary ? `cannot decode ${input.typeName}: ${why}` : why, Code.InvalidArgument);
@@ -111,6 +109,5 @@ function decode(target: UnaryTarget, binary: boolean, body: Buffer): CallRequest
 
 /** Connect's JSON error, once: a later one (a deadline that lost the race) does nothing. */
 function answerError(res: NodeResponse, err: ConnectError): void {
-  if (res.headersSent || res.writableEnded || ("stream" in res ? res.stream.destroyed : res.destroyed)) return;
-  sendConnectError(res, err);
+  if (canAnswer(res)) sendConnectError(res, err);
 }

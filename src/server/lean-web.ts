@@ -7,7 +7,7 @@ import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-en
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
-import { HttpCall, readRpcBody, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { canAnswer, headerRecord, HttpCall, pathOf, readRpcBody, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
 export interface LeanWebOptions {
@@ -57,7 +57,7 @@ export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: 
     if (contentType === undefined || !GRPC_WEB_CONTENT_TYPES.has(contentType.toLowerCase())) return false;
     const encoding = req.headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false;
-    const target = targets.get(req.url ?? "");
+    const target = targets.get(pathOf(req));
     if (!target) return false;
     void serve(target, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answer(res, undefined, toConnectError(err)));
     return true;
@@ -74,6 +74,8 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
     const deadlineAt = call.deadlineIn(timeout.timeoutMs);
     // Read in its own function: the body and the message are let go once the call has them.
     const message = await readMessage(target, req, res, maxBytes, budget);
+    // The deadline passed while the body came: answered, and nothing is done.
+    if (call.expired) return;
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
     if (target.kind === "unary") {
       const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
@@ -151,17 +153,11 @@ function answerExpired(res: NodeResponse, err: ConnectError): void {
 
 /** Writes the answer once: headers, the message if any, the trailer frame. A later call (a deadline that lost the race) does nothing. */
 function answer(res: NodeResponse, header: Headers | undefined, outcome: Headers | ConnectError, message?: Uint8Array): void {
-  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  if (!canAnswer(res)) return;
   const trailer = trailerBytes(trailerOf(outcome));
   const body = Buffer.concat(message === undefined ? [frameOf(TRAILER_FLAG, trailer)] : [frameOf(0, message), frameOf(TRAILER_FLAG, trailer)]);
   res.writeHead(200, { ...headerRecord(header), "content-type": CONTENT_TYPE, "content-length": body.length });
   res.end(body);
-}
-
-function headerRecord(header: Headers | undefined): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (header) for (const [name, value] of header) headers[name] = value;
-  return headers;
 }
 
 /** The trailers of an outcome: an error's status, or the OK trailers as they are. */
