@@ -4,14 +4,15 @@
 // cluster, standalone, cluster), as a ratio. Every accepted user must be recorded
 // once. The opening burst on the cluster: BURST_REDIS_CLUSTER=1 npm run bench:burst.
 // Not a test: timings never decide anything.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { createRedisClient } from "../src/redis/redis-client.js";
 import { startTestCluster } from "../test/helpers/redis-cluster.js";
 import { freePort, waitListening } from "./ports.js";
 import { recordedUsers } from "./recorded.js";
+import { benchScratch, startOwnRedis } from "./scratch.js";
 import { reserveNewUser } from "./scenarios.js";
 
 const WORKERS = Number(process.env["WORKERS"] ?? availableParallelism());
@@ -25,12 +26,9 @@ if (spawnSync("sh", ["-c", "command -v h2load"]).status !== 0) {
   console.log("h2load is missing (Debian: apt-get install -y nghttp2-client)");
   process.exit(1);
 }
-const children: ChildProcess[] = [];
-process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
-const dir = mkdtempSync(join(tmpdir(), "tq-bench-cluster-"));
-const redisPort = await freePort();
-children.push(spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" }));
-await waitListening(redisPort);
+const scratch = benchScratch("bench-cluster");
+const { children, dir } = scratch;
+const redisPort = await startOwnRedis(scratch);
 const cluster = await startTestCluster();
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
 // The service's own clients (createRedisClient) for the checks.
@@ -90,6 +88,5 @@ standalone.client.disconnect();
 onCluster.client.disconnect();
 await cluster.dispose();
 for (const c of children) c.kill("SIGTERM");
-rmSync(dir, { recursive: true, force: true });
 process.exit(0);
 

@@ -21,8 +21,14 @@ export function benchScratch(name: string): Scratch {
 
 /** The bench's own redis-server (no persistence) on a free port: its port, once it listens. */
 export async function startOwnRedis(scratch: Scratch): Promise<number> {
+  return (await startOwnRedisProcess(scratch)).port;
+}
+
+/** The same, with its process (a bench that pauses Redis signals it). */
+export async function startOwnRedisProcess(scratch: Scratch): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  scratch.children.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", scratch.dir], { stdio: "ignore" }));
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", scratch.dir], { stdio: "ignore" });
+  scratch.children.push(child);
   await waitListening(port);
-  return port;
+  return { port, child };
 }

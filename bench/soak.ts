@@ -3,15 +3,14 @@
 // Every minute it prints the service's RSS, heap, open descriptors and open
 // streams; at the end it compares the last minutes with the first warm one.
 // Not a test: it takes ten minutes by default and reports what it saw.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { freePort, waitListening } from "./ports.js";
+import { benchScratch, startOwnRedisProcess } from "./scratch.js";
 
 const MINUTES = Number(process.argv[2] ?? process.env["SOAK_MINUTES"] ?? 10);
 const WORKERS = process.env["WORKERS"] ?? "2";
@@ -19,14 +18,9 @@ const CALLS_PER_SECOND = Number(process.env["SOAK_RATE"] ?? 300);
 const WATCHERS = 200;
 const ADMIN = { headers: { "x-token": "soak-token" } };
 
-const children: ChildProcess[] = [];
-process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
-
-const dir = mkdtempSync(join(tmpdir(), "tq-soak-"));
-const redisPort = await freePort();
-const redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
-children.push(redis);
-await waitListening(redisPort);
+const scratch = benchScratch("soak");
+const { children } = scratch;
+const { port: redisPort, child: redis } = await startOwnRedisProcess(scratch);
 const port = await freePort();
 const service = spawn(process.execPath, ["dist/src/main.js"], {
   env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", REDIS_URL: `redis://127.0.0.1:${redisPort}`, WORKERS, ADMIN_TOKEN: "soak-token", LOG_LEVEL: "warn", RATE_LIMIT_PER_MINUTE: "0" },

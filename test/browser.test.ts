@@ -1,7 +1,7 @@
 // The web app in a real headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core), against the real service and Redis, over gRPC-web.
 // TQ_SCREENSHOTS=1 writes the screenshots into docs/screenshots/ (committed).
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -43,6 +43,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
+  if (SHOTS !== "docs/screenshots") rmSync(SHOTS, { recursive: true, force: true });
 });
 
 /** A new browser context (its own storage: another traveller or device) on `path`. */

@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, defaultMaxStreams, loadConfig } from "../src/config.js";
 import { cgroupCpuLimit, usableCpus } from "../src/process/cpu-limit.js";
 
@@ -49,9 +49,12 @@ describe("limits for a hostile crowd", () => {
 });
 
 describe("CPUs a container may use (cgroup CPU limits)", () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
   /** A directory laid out like / with the given files. */
   function root(files: Record<string, string>): string {
     const dir = mkdtempSync(join(tmpdir(), "tq-cgroup-"));
+    dirs.push(dir);
     for (const [path, text] of Object.entries(files)) {
       mkdirSync(join(dir, path, ".."), { recursive: true });
       writeFileSync(join(dir, path), text);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -65,5 +65,6 @@ describe("a crowd from one address, default settings", () => {
     expect(column(total, "Request Count"), JSON.stringify(byName)).toBeGreaterThan(500);
     expect(byName["POST /reserve"]).toBeGreaterThan(100);
     expect(column(total, "Failure Count"), readFileSync(join(out, "run_failures.csv"), "utf8")).toBe(0);
+    rmSync(out, { recursive: true, force: true });
   }, 90_000);
 });
