@@ -123,6 +123,42 @@ describe("stream limits", () => {
     expect(await ended("DEADLINE_EXCEEDED")).toBe(expiredBefore + 1);
   });
 
+  it("gRPC over HTTP/2: WatchStatus pushes changes, frees its watcher when the client cancels, and ends at its deadline (each counted by its code)", async () => {
+    const grpc = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await grpc.createEvent({ eventId: "h2grpc", capacity: 1 }, admin);
+    const seated = await grpc.reserve({ eventId: "h2grpc", userId: "g-seated" });
+    const queued = await grpc.reserve({ eventId: "h2grpc", userId: "g-queued" });
+    const ended = async (code: string): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: code }) ?? 0;
+    const [cancelledBefore, expiredBefore] = [await ended("CANCELLED"), await ended("DEADLINE_EXCEEDED")];
+    const leave = new AbortController();
+    const stream = grpc.watchStatus({ eventId: "h2grpc", userId: "g-queued", ticket: queued.ticket }, { signal: leave.signal })[Symbol.asyncIterator]();
+    expect((await stream.next()).value).toMatchObject({ position: 1 });
+    await grpc.cancel({ eventId: "h2grpc", userId: "g-seated", ticket: seated.ticket });
+    expect((await stream.next()).value).toMatchObject({ change: StatusChange.PROMOTED, position: 0 });
+    leave.abort();
+    await stream.next().catch(() => undefined);
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    expect(await until(async () => (await ended("CANCELLED")) === cancelledBefore + 1)).toBe(true);
+    // grpc-timeout by hand: the server ends the stream with DEADLINE_EXCEEDED in its trailers.
+    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "h2grpc", userId: "g-queued", ticket: queued.ticket }));
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    const session = http2.connect(svc.baseUrl);
+    const started = Date.now();
+    const call = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "500m" });
+    call.end(frame);
+    let bytes = 0;
+    call.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((r) => call.once("trailers", r));
+    session.close();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(bytes).toBeGreaterThan(5);
+    expect(trailers["grpc-status"]).toBe("4");
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    expect(await until(async () => (await ended("DEADLINE_EXCEEDED")) === expiredBefore + 1)).toBe(true);
+  });
+
   it("gRPC-web over HTTP/2: a WatchStatus the client resets at once, or after its first message, gives everything back", async () => {
     const web = createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "2" }));
     const { ticket } = await web.reserve({ userId: "h2-reset" });
@@ -317,6 +353,41 @@ describe("connections and clients that misbehave", () => {
     session.destroy();
     expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
     expect((await client.getStatus({ eventId: "unread-web", userId: "reader" })).position).toBe(1);
+  });
+
+  it("a gRPC client that stops reading is dropped once 64 KiB wait unread (RST_STREAM ENHANCE_YOUR_CALM: RESOURCE_EXHAUSTED), and the service goes on", async () => {
+    const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    await client.createEvent({ eventId: "unread-grpc", capacity: 1 }, admin);
+    await client.reserve({ eventId: "unread-grpc", userId: "seated" });
+    // 2,000 users ahead of the reader; each one that leaves moves it up (a gRPC message of about 50 bytes each).
+    const [meta = "", , waiting = ""] = eventKeys(svc.prefix, "unread-grpc");
+    const pipeline = svc.redis.pipeline();
+    for (let i = 0; i < 2000; i++) pipeline.zadd(waiting, i + 2, `ahead-${i}`);
+    pipeline.hset(meta, "next_seq", 2001);
+    await pipeline.exec();
+    const reader = await client.reserve({ eventId: "unread-grpc", userId: "reader" });
+    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "unread-grpc", userId: "reader", ticket: reader.ticket }));
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    // A tiny window, and a stream never read: everything past 1 KiB stays on the server.
+    const session = http2.connect(svc.baseUrl, { settings: { initialWindowSize: 1024 } });
+    const stream = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", "content-type": "application/grpc", te: "trailers" });
+    stream.end(frame);
+    await new Promise((r) => stream.once("response", r));
+    stream.pause();
+    const closed = new Promise<void>((r) => stream.once("close", () => r()));
+    stream.on("error", () => undefined);
+    // (gRPC answers its headers before the watch opens)
+    expect(await until(() => svc.hub.watcherCount() === 1)).toBe(true);
+    for (let i = 0; i < 2000; i++) await svc.store.cancel("unread-grpc", `ahead-${i}`, undefined);
+    expect(await until(() => svc.hub.watcherCount() === 0, 10_000)).toBe(true);
+    stream.resume();
+    await closed;
+    expect(stream.rstCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy();
+    expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+    expect((await client.getStatus({ eventId: "unread-grpc", userId: "reader" })).position).toBe(1);
   });
 });
 

@@ -1,14 +1,16 @@
+import { constants as http2Constants } from "node:http2";
 import type * as http2 from "node:http2";
-import { toBinary, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
-import { endUnread } from "../rpc/stream-end.js";
+import { endUnread, writeStream, type StreamEnd, type StreamWriter, type WrittenStream } from "../rpc/stream-end.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
+import { MAX_UNREAD_BYTES } from "./http-body.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -78,6 +80,8 @@ class LeanCall implements SignalSource, BodyHolder {
   private endCode = Code.Canceled;
   private chunks: Buffer[] = [];
   private size = 0;
+  /** A pushed server stream being written: stopped when the call ends early. */
+  private written: WrittenStream | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -145,23 +149,24 @@ class LeanCall implements SignalSource, BodyHolder {
       }
       stream.respond(responseHeaders(response.header), { waitForTrailers: true });
       unread = undefined;
-      try {
-        for await (const out of response.message) {
-          if (this.finished) break;
-          if (!stream.write(frameOf(0, toBinary(target.method.output, out)))) await drained(stream);
-        }
-      } catch (err: unknown) {
-        this.failure ??= toConnectError(err);
-      }
-      if (stream.destroyed || stream.closed) return this.finish("the client cancelled");
-      const trailers = this.failure ? Object.fromEntries(statusTrailers(this.failure)) : okTrailers(response.trailer);
-      this.finish("the call is complete");
-      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      stream.end();
+      // From here the writer ends the call when the stream ends; nothing here waits for it.
+      // A client that leaves, or a deadline that passes, stops a pushed stream (finish()).
+      this.written = writeStream(response.message, new GrpcStream(this, stream, target.method.output, response.trailer));
     } catch (err: unknown) {
       this.fail(err);
       if (unread) endUnread(unread, this.failure ?? toConnectError(err));
     }
+  }
+
+  /** A server stream ended (its writer's close): the trailers with its status, unless the client is gone. */
+  endStream(end: StreamEnd, trailer: Headers): void {
+    const { stream } = this;
+    if (end.how === "failed") this.failure ??= toConnectError(end.error);
+    if (stream.destroyed || stream.closed) return this.finish("the client cancelled");
+    const trailers = this.failure ? Object.fromEntries(statusTrailers(this.failure)) : okTrailers(trailer);
+    this.finish("the call is complete");
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end();
   }
 
   /** Answers trailers-only: the status travels in the only HEADERS frame. */
@@ -201,7 +206,16 @@ class LeanCall implements SignalSource, BodyHolder {
     this.release();
     clearTimeout(this.deadline);
     // An error is built only for a listener: it captures a stack, which costs more than the call's framing.
-    this.controller?.abort(new ConnectError(reason, code));
+    if (this.controller || this.written) {
+      const why = new ConnectError(reason, code);
+      this.controller?.abort(why);
+      // (a stream that ended by itself is stopped already: this does nothing then)
+      this.written?.stop(why);
+    }
+  }
+
+  get done(): boolean {
+    return this.finished;
   }
 
   /** The handler's abort signal, made on first use: most calls never ask. */
@@ -249,17 +263,33 @@ function okTrailers(trailer: Headers): http2.OutgoingHttpHeaders {
   return trailers;
 }
 
-/** Resolves when the stream can take more, or is gone. */
-function drained(stream: http2.ServerHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.once("drain", done);
-    stream.once("close", done);
-  });
+/**
+ * A server stream's messages as gRPC frames, each written as it comes. A client
+ * that leaves more than MAX_UNREAD_BYTES unread is dropped, as gRPC-web's and
+ * SSE's are: RST_STREAM with ENHANCE_YOUR_CALM, which gRPC clients report as
+ * RESOURCE_EXHAUSTED. An object, not closures over the call: it is what an open
+ * watch holds here.
+ */
+class GrpcStream implements StreamWriter<object> {
+  constructor(
+    private readonly call: LeanCall,
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly output: DescMessage,
+    private readonly trailer: Headers,
+  ) {}
+
+  write(message: object): boolean {
+    const { stream } = this;
+    if (this.call.done || stream.destroyed || stream.closed) return false;
+    stream.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
+    if (stream.writableLength <= MAX_UNREAD_BYTES) return true;
+    stream.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    return false;
+  }
+
+  close(end: StreamEnd): void {
+    this.call.endStream(end, this.trailer);
+  }
 }
 
 function ignore(): void {}
