@@ -68,5 +68,9 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  void main();
+  // Anything else that stops the start: one line, not an unhandled rejection's trace.
+  main().catch((err: unknown) => {
+    process.stderr.write(`ticket-queue: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
 }

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as http2 from "node:http2";
 import { Agent, request } from "node:http";
+import { createServer, type AddressInfo } from "node:net";
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -388,6 +389,23 @@ describe("npm start (dist/src/main.js)", () => {
       expect(await isListening("127.0.0.1", devRedisPort)).toBe(false);
       expect(existsSync(join(cwd, "data"))).toBe(true);
     } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it("a port already taken: one line saying so, exit 1, and the dev redis-server it started is stopped", async () => {
+    const taken = createServer();
+    const port = await new Promise<number>((r) => taken.listen(0, "127.0.0.1", () => r((taken.address() as AddressInfo).port)));
+    const devRedisPort = await freePort();
+    const cwd = mkdtempSync(join(tmpdir(), "tq-start-"));
+    try {
+      const proc = run({ PORT: String(port), DEV_REDIS_PORT: String(devRedisPort), ADMIN_TOKEN: "t", WORKERS: "1" }, cwd);
+      expect(await proc.exited).toBe(1);
+      expect(proc.stderr()).toContain(`ticket-queue: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
+      expect(proc.stderr()).not.toMatch(/^\s+at /m);
+      expect(await isListening("127.0.0.1", devRedisPort)).toBe(false);
+    } finally {
+      taken.close();
       rmSync(cwd, { recursive: true, force: true });
     }
   });

@@ -39,7 +39,15 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
       app.accept(handle);
     });
   } else {
-    port = (await app.listen(config.port, config.host)).port;
+    try {
+      port = (await app.listen(config.port, config.host)).port;
+    } catch (err: unknown) {
+      // (EADDRINUSE, EACCES: the operator's to fix) A clear line, and the dev Redis this run started is stopped with it.
+      process.stderr.write(`ticket-queue: cannot listen on ${config.host}:${config.port}: ${err instanceof Error ? err.message : String(err)}\n`);
+      await app.stop(0);
+      await redis.local?.stop();
+      process.exit(1);
+    }
   }
   log.info({ port, host: config.host, capacity: config.capacity }, "ticket-queue listening (gRPC, gRPC-web, Connect, REST)");
   if (cluster.isWorker) process.send?.({ type: READY });
