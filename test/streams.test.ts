@@ -321,6 +321,31 @@ describe("connections and clients that misbehave", () => {
     session.destroy();
     expect((await client.getStatus({ eventId: "unread", userId: "reader" })).position).toBe(1);
   });
+  // A read stream (not pushed) waits for its client instead of dropping it: pages of WatchEvent's feed over 64 KiB each go through.
+  it.each([
+    ["gRPC", () => createGrpcTransport({ baseUrl: svc.baseUrl })],
+    ["gRPC-web over HTTP/2", () => createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "2" })],
+    ["gRPC-web over HTTP/1.1", () => createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" })],
+  ] as const)("the booking system catches up on 3,000 feed entries of 120-byte users from cursor 0 over %s (pages of about 140 KB)", async (name, transport) => {
+    const client = createClient(TicketQueueService, transport());
+    const eventId = `feed-${name.replace(/[^a-z0-9]/gi, "-")}`;
+    await client.createEvent({ eventId, capacity: 1 }, admin);
+    const feedKey = eventKeys(svc.prefix, eventId)[6] ?? "";
+    const pipeline = svc.redis.pipeline();
+    for (let i = 0; i < 3000; i++) pipeline.xadd(feedKey, "*", "k", "P", "u", `${String(i).padStart(4, "0")}-${"x".repeat(115)}`);
+    await pipeline.exec();
+    const abort = new AbortController();
+    const users: string[] = [];
+    for await (const update of client.watchEvent({ eventId, cursor: "0" }, { ...admin, signal: abort.signal })) {
+      users.push(...update.feed.map((entry) => entry.userId));
+      if (users.length >= 3000) break;
+    }
+    abort.abort();
+    expect(users).toHaveLength(3000);
+    expect(users[2999]?.startsWith("2999-")).toBe(true);
+    expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+  });
+
   // gRPC-web: the stream ends (its client's read ends); gRPC: RST_STREAM ENHANCE_YOUR_CALM, RESOURCE_EXHAUSTED to gRPC clients.
   it.each([
     ["gRPC-web", "unread-web", { "content-type": "application/grpc-web+proto" }, undefined],
@@ -335,6 +360,8 @@ describe("connections and clients that misbehave", () => {
     for (let i = 0; i < 2000; i++) pipeline.zadd(waiting, i + 2, `ahead-${i}`);
     pipeline.hset(meta, "next_seq", 2001);
     await pipeline.exec();
+    const dropped = async (): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: "RESOURCE_EXHAUSTED" }) ?? 0;
+    const droppedBefore = await dropped();
     const reader = await client.reserve({ eventId, userId: "reader" });
     const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId, userId: "reader", ticket: reader.ticket }));
     const frame = Buffer.alloc(5 + message.length);
@@ -358,6 +385,8 @@ describe("connections and clients that misbehave", () => {
     if (rstCode !== undefined) expect(stream.rstCode).toBe(rstCode);
     session.destroy();
     expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+    // Counted as a client that did not read, not as one that left.
+    expect(await dropped()).toBe(droppedBefore + 1);
     expect((await client.getStatus({ eventId, userId: "reader" })).position).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import type { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { toConnectError } from "../rpc/errors.js";
 import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-end.js";
-import { writeOrDrop, type ResponseSignals } from "../server/http-body.js";
+import { drained, headerRecord, notRead, writeOrDrop, type ResponseSignals } from "../server/http-body.js";
 
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
@@ -47,6 +47,8 @@ class SseStream implements StreamWriter<object> {
   private header: Headers | undefined;
   private started = false;
   private dropped = false;
+  /** The last write filled the response's buffer: a read stream waits for it to drain. */
+  private full = false;
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
@@ -64,6 +66,10 @@ class SseStream implements StreamWriter<object> {
     const version: unknown = Reflect.get(message, "version");
     // Stopping ends the stream (and its watcher) for a client that left or does not read.
     return this.send(`id: ${typeof version === "bigint" || typeof version === "number" ? version : ""}\nevent: status\ndata: ${data}\n\n`);
+  }
+
+  ready(): Promise<void> | undefined {
+    return this.full ? drained(this.res) : undefined;
   }
 
   close(end: StreamEnd): void {
@@ -93,8 +99,7 @@ class SseStream implements StreamWriter<object> {
 
   private start(): void {
     this.started = true;
-    const headers: Record<string, string> = {};
-    if (this.header) for (const [name, value] of this.header) headers[name] = value;
+    const headers = headerRecord(this.header);
     this.header = undefined;
     this.res.writeHead(200, { ...headers, ...SSE_HEADERS });
     this.heartbeat = setInterval(() => this.send(": keep-alive\n\n"), HEARTBEAT_MS);
@@ -104,7 +109,12 @@ class SseStream implements StreamWriter<object> {
   /** Writes, unless the client has left too much unread: then it is dropped (false). */
   private send(text: string): boolean {
     if (this.dropped || this.gone()) return false;
-    this.dropped = !writeOrDrop(this.res, text);
-    return !this.dropped;
+    const outcome = writeOrDrop(this.res, text);
+    this.full = outcome === "full";
+    if (outcome !== "dropped") return true;
+    this.dropped = true;
+    // Counted as a client that did not read, not one that left.
+    this.signals.abort(notRead());
+    return false;
   }
 }

@@ -144,6 +144,12 @@ class PushedThrough<T, U> implements PushStream<U>, StreamSink<T> {
 export interface StreamWriter<T> {
   /** Writes one message; false stops the stream early (its reader left). */
   write(message: T): boolean;
+  /**
+   * What a read stream waits for before its next message, if anything: the
+   * client has not yet taken what was written. (A pushed stream waits on
+   * nothing: its writer drops a client that leaves too much unread.)
+   */
+  ready?(): Promise<void> | undefined;
   /** Once: "done" (all written), "failed" (the stream or `write` threw), or "returned" (`write` said false). */
   close(end: StreamEnd): void;
 }
@@ -188,9 +194,12 @@ async function readInto<T>(messages: AsyncIterable<T>, writer: StreamWriter<T>):
   let end: StreamEnd = { how: "done" };
   try {
     for await (const message of messages) {
-      if (writer.write(message)) continue;
-      end = { how: "returned" };
-      break;
+      if (!writer.write(message)) {
+        end = { how: "returned" };
+        break;
+      }
+      const wait = writer.ready?.();
+      if (wait) await wait;
     }
   } catch (err: unknown) {
     end = { how: "failed", error: err };

@@ -143,19 +143,61 @@ export function sendConnectError(res: Response, err: ConnectError, { status = co
 }
 
 /**
- * Bytes of a stream's messages (gRPC-web, SSE) its client may leave unread
- * before it is dropped. A client that stops reading (or a bot that never does)
- * would otherwise make the server buffer every later update for it; one that
- * comes back reconnects and reads its state afresh.
+ * Bytes of a pushed stream's messages (gRPC, gRPC-web, SSE) its client may
+ * leave unread before it is dropped. A client that stops reading (or a bot that
+ * never does) would otherwise make the server buffer every later update for it;
+ * one that comes back reconnects and reads its state afresh. Counted before a
+ * write, so one message larger than this (a page of WatchEvent's feed) still goes.
  */
 export const MAX_UNREAD_BYTES = 64 * 1024;
 
-/** Writes a stream's chunk; false when its client has left more than MAX_UNREAD_BYTES unread, and is dropped (the response destroyed). */
-export function writeOrDrop(res: Response, chunk: string | Uint8Array): boolean {
-  res.write(chunk);
-  if (res.writableLength <= MAX_UNREAD_BYTES) return true;
-  res.destroy();
-  return false;
+/**
+ * A stream's writer that takes nothing for this long while a read stream waits
+ * for it is cut (REQUEST_TIMEOUT_SECONDS' default): waiting must not hold a
+ * stream for ever.
+ */
+const DRAIN_TIMEOUT_MS = 30_000;
+
+/** What a stream's write did: went out, went out but the client should be waited for (`full`), or the client was dropped. */
+export type WriteOutcome = "written" | "full" | "dropped";
+
+/** Writes a stream's chunk, unless its client already leaves more than MAX_UNREAD_BYTES unread: then it is dropped (the response destroyed). */
+export function writeOrDrop(res: Response, chunk: string | Uint8Array): WriteOutcome {
+  if (res.writableLength > MAX_UNREAD_BYTES) {
+    res.destroy();
+    return "dropped";
+  }
+  return res.write(chunk) ? "written" : "full";
+}
+
+/** Where a stream's messages go: a response, or an HTTP/2 stream. */
+interface Drainable {
+  once(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
+  destroy(): unknown;
+}
+
+/**
+ * Resolves once `out` has taken what was written ('drain') or is gone; one that
+ * takes nothing for DRAIN_TIMEOUT_MS is destroyed. What a read stream (not
+ * pushed: WatchEvent, Health.Watch) waits for before its next message, so that
+ * a client reading at its own pace is held back, not dropped.
+ */
+export function drained(out: Drainable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      out.off("drain", done);
+      out.off("close", done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      out.destroy();
+      done();
+    }, DRAIN_TIMEOUT_MS);
+    out.once("drain", done);
+    out.once("close", done);
+  });
 }
 
 /**
@@ -250,6 +292,11 @@ export class HttpCall {
     this.signals.abort(this.expired);
     this.answerExpired(this.res, this.expired);
   }
+}
+
+/** Why a stream's client was dropped: it left more than MAX_UNREAD_BYTES unread. */
+export function notRead(): ConnectError {
+  return new ConnectError(`the client left more than ${MAX_UNREAD_BYTES} bytes of its stream unread`, Code.ResourceExhausted);
 }
 
 function clientLeft(): ConnectError {

@@ -10,7 +10,7 @@ import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget }
 import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
-import { MAX_UNREAD_BYTES } from "./http-body.js";
+import { drained, MAX_UNREAD_BYTES, notRead } from "./http-body.js";
 
 export interface LeanGrpcOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -27,14 +27,14 @@ export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.Incom
 const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
 
 /**
- * A lean path for the hottest case: unary gRPC over HTTP/2, binary protobuf,
- * uncompressed, straight on node:http2's stream API. It runs the same
+ * A lean path for the hottest case: unary and server-streaming gRPC over
+ * HTTP/2, binary protobuf, uncompressed, straight on node:http2's stream API. It runs the same
  * interceptors and handlers as Connect but skips Connect's general machinery and
  * node's compatibility layer (request/response stream wrappers, async
  * iterables, an AbortController and four Headers per call), which cost more
- * than the call's own work. Anything else (streaming, gRPC-web, Connect,
- * compressed requests, browser origins) answers `false` and goes to connect-node
- * untouched.
+ * than the call's own work. Anything else (client or bidi streaming, gRPC-web,
+ * Connect, compressed requests, browser origins) answers `false` and goes to
+ * connect-node untouched.
  *
  * The protocol stays whole: grpc-timeout deadlines (DEADLINE_EXCEEDED),
  * trailers-only error responses with grpc-status, grpc-message and
@@ -70,7 +70,8 @@ type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } 
  * once (unary) or with each message the handler yields (server streaming).
  */
 class LeanCall implements SignalSource, BodyHolder {
-  private finished = false;
+  /** Answered, failed or left: nothing more is written. */
+  finished = false;
   /** Set when the call failed after the response headers went out: it ends with these trailers. */
   private failure: ConnectError | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -161,6 +162,8 @@ class LeanCall implements SignalSource, BodyHolder {
   /** A server stream ended (its writer's close): the trailers with its status, unless the client is gone. */
   endStream(end: StreamEnd, trailer: Headers): void {
     const { stream } = this;
+    // Ended: nothing to stop any more (and no reason to build when the call finishes).
+    this.written = undefined;
     if (end.how === "failed") this.failure ??= toConnectError(end.error);
     if (stream.destroyed || stream.closed) return this.finish("the client cancelled");
     const trailers = this.failure ? Object.fromEntries(statusTrailers(this.failure)) : okTrailers(trailer);
@@ -169,11 +172,24 @@ class LeanCall implements SignalSource, BodyHolder {
     stream.end();
   }
 
+  /** The client leaves too much of its stream unread: dropped (RST_STREAM ENHANCE_YOUR_CALM), counted RESOURCE_EXHAUSTED. */
+  drop(): void {
+    this.stream.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    const why = notRead();
+    this.finish(why.rawMessage, why.code);
+  }
+
+  /** Ending the stream failed: reset it, and the call is over. */
+  reset(): void {
+    if (!this.stream.destroyed) this.stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    this.finish("the stream could not be ended", Code.Internal);
+  }
+
   /** Answers trailers-only: the status travels in the only HEADERS frame. */
   private fail(err: unknown): void {
     if (this.finished) return;
     const error = toConnectError(err);
-    // Mid-stream (headers sent): the streaming loop ends with this status in its trailers.
+    // Mid-stream (headers sent): the stream's writer ends it with this status in its trailers.
     this.failure = error;
     this.finish(error.rawMessage, error.code);
     const { stream } = this;
@@ -209,13 +225,12 @@ class LeanCall implements SignalSource, BodyHolder {
     if (this.controller || this.written) {
       const why = new ConnectError(reason, code);
       this.controller?.abort(why);
-      // (a stream that ended by itself is stopped already: this does nothing then)
-      this.written?.stop(why);
+      try {
+        this.written?.stop(why);
+      } catch {
+        // (its layers' end hooks: called from a stream event or a timer, a throw would be uncaught)
+      }
     }
-  }
-
-  get done(): boolean {
-    return this.finished;
   }
 
   /** The handler's abort signal, made on first use: most calls never ask. */
@@ -264,13 +279,17 @@ function okTrailers(trailer: Headers): http2.OutgoingHttpHeaders {
 }
 
 /**
- * A server stream's messages as gRPC frames, each written as it comes. A client
- * that leaves more than MAX_UNREAD_BYTES unread is dropped, as gRPC-web's and
- * SSE's are: RST_STREAM with ENHANCE_YOUR_CALM, which gRPC clients report as
- * RESOURCE_EXHAUSTED. An object, not closures over the call: it is what an open
- * watch holds here.
+ * A server stream's messages as gRPC frames, each written as it comes. A pushed
+ * stream's client that leaves more than MAX_UNREAD_BYTES unread is dropped, as
+ * gRPC-web's and SSE's are: RST_STREAM with ENHANCE_YOUR_CALM, which gRPC
+ * clients report as RESOURCE_EXHAUSTED. A read stream waits instead for the
+ * client to take what was written (ready()). An object, not closures over the
+ * call: it is what an open watch holds here.
  */
 class GrpcStream implements StreamWriter<object> {
+  /** The last write filled the stream's buffer: a read stream waits for it to drain. */
+  private full = false;
+
   constructor(
     private readonly call: LeanCall,
     private readonly stream: http2.ServerHttp2Stream,
@@ -280,15 +299,26 @@ class GrpcStream implements StreamWriter<object> {
 
   write(message: object): boolean {
     const { stream } = this;
-    if (this.call.done || stream.destroyed || stream.closed) return false;
-    stream.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
-    if (stream.writableLength <= MAX_UNREAD_BYTES) return true;
-    stream.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    return false;
+    if (this.call.finished || stream.destroyed || stream.closed) return false;
+    if (stream.writableLength > MAX_UNREAD_BYTES) {
+      this.call.drop();
+      return false;
+    }
+    this.full = !stream.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
+    return true;
+  }
+
+  ready(): Promise<void> | undefined {
+    return this.full ? drained(this.stream) : undefined;
   }
 
   close(end: StreamEnd): void {
-    this.call.endStream(end, this.trailer);
+    try {
+      this.call.endStream(end, this.trailer);
+    } catch {
+      // Nothing above this writer waits for it: a throw here would be an uncaught rejection.
+      this.call.reset();
+    }
   }
 }
 

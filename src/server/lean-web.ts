@@ -7,7 +7,7 @@ import { writeStream, type StreamEnd, type StreamWriter } from "../rpc/stream-en
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
-import { canAnswer, headerRecord, HttpCall, pathOf, readRpcBody, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
+import { canAnswer, drained, headerRecord, HttpCall, notRead, pathOf, readRpcBody, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 
 export interface LeanWebOptions {
@@ -100,6 +100,8 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
 class WebStream implements StreamWriter<object> {
   /** Dropped for not reading: nothing more is written. */
   private dropped = false;
+  /** The last write filled the response's buffer: a read stream waits for it to drain. */
+  private full = false;
 
   constructor(
     private readonly call: HttpCall,
@@ -119,9 +121,17 @@ class WebStream implements StreamWriter<object> {
       res.writeHead(200, { ...headerRecord(this.header), "content-type": CONTENT_TYPE });
       this.header = undefined;
     }
-    // A client that does not read is dropped, as SSE clients are.
-    this.dropped = !writeOrDrop(res, frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
-    return !this.dropped;
+    // A client that does not read is dropped, as SSE clients are: counted so (not as a client that left).
+    const outcome = writeOrDrop(res, frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
+    this.full = outcome === "full";
+    if (outcome !== "dropped") return true;
+    this.dropped = true;
+    this.call.signals.abort(notRead());
+    return false;
+  }
+
+  ready(): Promise<void> | undefined {
+    return this.full ? drained(this.call.res) : undefined;
   }
 
   close(end: StreamEnd): void {

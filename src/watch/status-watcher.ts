@@ -46,7 +46,8 @@ export interface WatchHolds {
  *
  * Read as an async iterable, changes wait in an inbox until the reader asks
  * (one that stops reading collapses them into one re-read, see MAX_INBOX).
- * Pushed (PushStream: the gRPC-web and SSE writers), each change the hub
+ * Pushed (PushStream: the fast paths' gRPC, gRPC-web and SSE writers; Connect
+ * streaming through connect-node reads it), each change the hub
  * delivers is applied and told at once, and an open watch waits on nothing:
  * tens of thousands of them wait at the opening of a sale.
  */
