@@ -159,6 +159,25 @@ describe("stream limits", () => {
     expect(await until(async () => (await ended("DEADLINE_EXCEEDED")) === expiredBefore + 1)).toBe(true);
   });
 
+  it("gRPC over HTTP/2: a WatchStatus refused before its first message is answered trailers-only (a retry policy may retry it)", async () => {
+    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "default", userId: "nobody", ticket: "not-a-ticket" }));
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    const session = http2.connect(svc.baseUrl);
+    const call = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", "content-type": "application/grpc", te: "trailers" });
+    call.end(frame);
+    let trailersSeen = false;
+    call.on("trailers", () => (trailersSeen = true));
+    const headers = await new Promise<http2.IncomingHttpHeaders>((r) => call.once("response", r));
+    call.resume();
+    await new Promise((r) => call.once("close", r));
+    session.close();
+    expect(headers["grpc-status"]).toBe(String(Code.Unauthenticated));
+    expect(trailersSeen).toBe(false);
+    expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+  });
+
   it("gRPC-web over HTTP/2: a WatchStatus the client resets at once, or after its first message, gives everything back", async () => {
     const web = createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "2" }));
     const { ticket } = await web.reserve({ userId: "h2-reset" });
@@ -375,7 +394,7 @@ describe("connections and clients that misbehave", () => {
     stream.pause();
     const closed = new Promise<void>((r) => stream.once("close", () => r()));
     stream.on("error", () => undefined);
-    // (gRPC answers its headers before the watch opens; gRPC-web with the first message)
+    // (the headers go with the first message, once the watch is open)
     expect(await until(() => svc.hub.watcherCount() === 1)).toBe(true);
     for (let i = 0; i < 2000; i++) await svc.store.cancel(eventId, `ahead-${i}`, undefined);
     expect(await until(() => svc.hub.watcherCount() === 0, 10_000)).toBe(true);

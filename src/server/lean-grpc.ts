@@ -148,26 +148,36 @@ class LeanCall implements SignalSource, BodyHolder {
         this.finish("the client cancelled");
         return endUnread(response.message, this.failure ?? new ConnectError(this.endReason, this.endCode));
       }
-      stream.respond(responseHeaders(response.header), { waitForTrailers: true });
       unread = undefined;
       // From here the writer ends the call when the stream ends; nothing here waits for it.
       // A client that leaves, or a deadline that passes, stops a pushed stream (finish()).
-      this.written = writeStream(response.message, new GrpcStream(this, stream, target.method.output, response.trailer));
+      // The headers go with the first message: a stream that fails before one (its watch
+      // refused) is answered trailers-only, as connect-node answers it, and a client's retry
+      // policy may still retry it (gRFC A6: headers commit the call).
+      this.written = writeStream(response.message, new GrpcStream(this, stream, target.method.output, response.header, response.trailer));
     } catch (err: unknown) {
       this.fail(err);
       if (unread) endUnread(unread, this.failure ?? toConnectError(err));
     }
   }
 
-  /** A server stream ended (its writer's close): the trailers with its status, unless the client is gone. */
-  endStream(end: StreamEnd, trailer: Headers): void {
+  /**
+   * A server stream ended (its writer's close): the trailers with its status,
+   * unless the client is gone; trailers-only for a failure before any message
+   * (`header`: the handler's headers, when none went out yet).
+   */
+  endStream(end: StreamEnd, header: Headers | undefined, trailer: Headers): void {
     const { stream } = this;
     // Ended: nothing to stop any more (and no reason to build when the call finishes).
     this.written = undefined;
     if (end.how === "failed") this.failure ??= toConnectError(end.error);
     if (stream.destroyed || stream.closed) return this.finish("the client cancelled");
-    const trailers = this.failure ? Object.fromEntries(statusTrailers(this.failure)) : okTrailers(trailer);
     this.finish("the call is complete");
+    if (!stream.headersSent) {
+      if (this.failure) return this.respondStatus(this.failure);
+      stream.respond(responseHeaders(header ?? new Headers()), { waitForTrailers: true });
+    }
+    const trailers = this.failure ? Object.fromEntries(statusTrailers(this.failure)) : okTrailers(trailer);
     stream.once("wantTrailers", () => stream.sendTrailers(trailers));
     stream.end();
   }
@@ -195,9 +205,14 @@ class LeanCall implements SignalSource, BodyHolder {
     const { stream } = this;
     // A stream the client reset (RST_STREAM, even with NO_ERROR) is closed before it is destroyed: nothing can be sent.
     if (stream.destroyed || stream.closed || stream.headersSent) return;
-    const status = statusTrailers(error);
+    this.respondStatus(error);
+  }
+
+  /** Trailers-only: the error's status in the only HEADERS frame. */
+  private respondStatus(error: ConnectError): void {
+    const { stream } = this;
     const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
-    for (const [name, value] of status) headers[name] = value;
+    for (const [name, value] of statusTrailers(error)) headers[name] = value;
     stream.respond(headers, { endStream: true });
     // Whatever the client still sends is read and dropped.
     stream.resume();
@@ -294,6 +309,8 @@ class GrpcStream implements StreamWriter<object> {
     private readonly call: LeanCall,
     private readonly stream: http2.ServerHttp2Stream,
     private readonly output: DescMessage,
+    /** The handler's headers, until they are sent (with the first message). */
+    private header: Headers | undefined,
     private readonly trailer: Headers,
   ) {}
 
@@ -303,6 +320,10 @@ class GrpcStream implements StreamWriter<object> {
     if (stream.writableLength > MAX_UNREAD_BYTES) {
       this.call.drop();
       return false;
+    }
+    if (!stream.headersSent) {
+      stream.respond(responseHeaders(this.header ?? new Headers()), { waitForTrailers: true });
+      this.header = undefined;
     }
     this.full = !stream.write(frameOf(0, toBinary(this.output, message as MessageShape<DescMessage>)));
     return true;
@@ -314,7 +335,7 @@ class GrpcStream implements StreamWriter<object> {
 
   close(end: StreamEnd): void {
     try {
-      this.call.endStream(end, this.trailer);
+      this.call.endStream(end, this.header, this.trailer);
     } catch {
       // Nothing above this writer waits for it: a throw here would be an uncaught rejection.
       this.call.reset();
