@@ -1,8 +1,11 @@
+import * as http2 from "node:http2";
 import { credentials, loadPackageDefinition, Metadata, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { GrpcReflection } from "grpc-js-reflection-client";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { ON_CLUSTER, useTestService } from "./helpers/service.js";
+import { ON_CLUSTER, startTestService, useTestService } from "./helpers/service.js";
+import { until } from "./helpers/wait.js";
 
 const env = useTestService({ capacity: 1, commandTimeoutMs: 500 });
 
@@ -74,6 +77,32 @@ describe("grpc.health.v1.Health (a grpc-js client from grpc-health-check's healt
     } finally {
       call.cancel();
       client.close();
+    }
+  });
+});
+
+describe("a client that leaves a reflection stream open and goes", () => {
+  it("is a cancelled call, not an error in the log (buf curl and grpcurl leave theirs so)", async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const svc = await startTestService(env.redis.url, { log });
+    try {
+      const session = http2.connect(svc.baseUrl);
+      const stream = session.request({ ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", ":method": "POST", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      // One request (list_services), the request side left open, the answer read: then the client goes.
+      const message = Buffer.from([0x3a, 0x00]);
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      frame.set(message, 5);
+      stream.write(frame);
+      await new Promise((r) => stream.once("data", r));
+      session.destroy();
+      expect(await until(() => svc.server.openStreams() === 0)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    } finally {
+      await svc.close();
     }
   });
 });

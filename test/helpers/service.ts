@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, inject } from "vitest";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { buildApp, type Limits } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { QueueStore } from "../../src/queue/queue-store.js";
@@ -9,6 +9,7 @@ import type { DurabilityMode } from "../../src/redis/durability.js";
 import type { AdminJwtVerifier } from "../../src/rpc/admin-auth.js";
 import type { JwtVerifier } from "../../src/rpc/jwt-verifier.js";
 import type { RateLimitOptions } from "../../src/rpc/rate-limit.js";
+import type { RpcSurface } from "../../src/rpc/rpc-surface.js";
 import type { TicketQueueServer } from "../../src/server/server.js";
 import type { Tickets } from "../../src/tickets/tickets.js";
 import type { ChangeHub } from "../../src/watch/change-hub.js";
@@ -33,6 +34,8 @@ export interface TestService {
   server: TicketQueueServer;
   tickets: Tickets;
   hub: ChangeHub;
+  /** The RPC surface the transports serve (a test may serve it another way to compare). */
+  rpc: RpcSurface;
   close(): Promise<void>;
 }
 
@@ -53,6 +56,8 @@ export interface TestServiceOptions {
   /** A restarted service passes the port and prefix of the one it replaces. */
   port?: number;
   prefix?: string;
+  /** Where the service logs (default: silent, or TQ_TEST_LOG's level). */
+  log?: Logger;
 }
 
 /**
@@ -79,7 +84,7 @@ export async function startTestService(redisUrl: string, options: TestServiceOpt
     serviceTokens: new Map(options.rateLimit?.serviceTokens ?? []),
   };
   // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
-  const log = pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
+  const log = options.log ?? pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
   const app = await buildApp({ config, redisUrl, log, adminToken: options.adminToken ?? TEST_ADMIN_TOKEN, adminJwt: options.adminJwt, userJwt: options.userJwt, limits: options.limits, holdSweepMs: 100 });
   const { port } = await app.listen(options.port ?? 0, "127.0.0.1");
   return {
@@ -92,6 +97,7 @@ export async function startTestService(redisUrl: string, options: TestServiceOpt
     server: app.server,
     tickets: app.tickets,
     hub: app.hub,
+    rpc: app.rpc,
     close: () => app.stop(1000),
   };
 }
