@@ -19,15 +19,15 @@ const RESERVE = "/ticketqueue.v1.TicketQueueService/Reserve";
 const HELD = 3000;
 const grpcHeaders = { ":path": RESERVE, "content-type": "application/grpc", te: "trailers" };
 
-/** An HTTP/1.1 request announcing 4,000 bytes of body and sending only `HELD` of them; `closed` once the server cuts it. */
-function holdBody(port: number, method: string, path: string, contentType: string): { socket: Socket; closed: Promise<string> } {
+/** An HTTP/1.1 request announcing 4,000 bytes of body and sending only `HELD` of them (starting with `first`); `closed` once the server cuts it. */
+function holdBody(port: number, method: string, path: string, contentType: string, first = Buffer.alloc(0)): { socket: Socket; closed: Promise<string> } {
   const socket = connect(port, "127.0.0.1");
   socket.on("error", () => undefined);
   let answer = "";
   socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
   const closed = new Promise<string>((resolve) => socket.once("close", () => resolve(answer)));
   socket.write(`${method} ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: ${contentType}\r\ncontent-length: 4000\r\n\r\n`);
-  socket.write(Buffer.alloc(HELD, 0x20));
+  socket.write(Buffer.concat([first, Buffer.alloc(HELD - first.length, 0x20)]));
   return { socket, closed };
 }
 
@@ -127,14 +127,16 @@ describe("the budget of unfinished request bodies", () => {
     const { port } = env.svc;
     // Five bodies left unfinished, one on each path that reads bodies, oldest first: 15,000 of the 16,384 bytes.
     const holders = [];
-    for (const [method, path, contentType] of [
+    // A Connect stream's first envelope, announcing the rest of the body: connect-node waits for it.
+    const envelope = Buffer.from([0, 0, 0, 0x0f, 0x80]);
+    for (const [method, path, contentType, first] of [
       ["POST", "/reserve", "application/json"], // the REST gateway
       ["POST", RESERVE, "application/grpc-web+proto"], // the lean gRPC-web path
       ["POST", RESERVE, "application/json"], // Connect unary (the lean Connect path)
-      ["POST", RESERVE, "application/json\r\ncontent-encoding: gzip"], // compressed Connect unary (connect-node)
+      ["POST", RESERVE.replace("Reserve", "WatchStatus"), "application/connect+proto", envelope], // a Connect stream (connect-node)
       ["GET", "/health", "text/plain"], // a body on a method that takes none
     ] as const) {
-      holders.push(holdBody(port, method, path, contentType));
+      holders.push(holdBody(port, method, path, contentType, first));
       await sleep(150);
     }
     try {

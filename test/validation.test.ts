@@ -1,3 +1,4 @@
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -146,6 +147,11 @@ describe("attacks found from outside", () => {
     }
     const get = await fetch(`${path}?connect=v1&encoding=proto&base64=1&message=${truncated.toString("base64url")}`);
     expect(get.status).toBe(400);
+    // Compressed too (gzip, brotli), and compressed data that is not: never connect-node's 500.
+    for (const [compression, bytes] of [["gzip", gzipSync(truncated)], ["br", brotliCompressSync(truncated)], ["gzip", truncated]] as const) {
+      const compressed = await fetch(`${path}?connect=v1&encoding=proto&base64=1&compression=${compression}&message=${bytes.toString("base64url")}`);
+      expect(compressed.status).toBe(400);
+    }
   });
 
   it("a stored time past what a Date holds (opens_at 1e20) neither crashes a refusal nor disagrees between reads and writes", async () => {

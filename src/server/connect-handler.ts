@@ -1,3 +1,4 @@
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -41,7 +42,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
     const handler = handlers.get(path);
     if (!handler) return options.fallback(req, res);
     // (Connect GET is for unary RPCs; a stream's GET goes on to Connect's 405.)
-    if (req.method === "GET" && handler.method.methodKind === "unary" && refuseUndecodableGet(handler, new URLSearchParams(query), res)) return;
+    if (req.method === "GET" && handler.method.methodKind === "unary" && refuseUndecodableGet(handler, new URLSearchParams(query), res, options.maxRequestBytes)) return;
     void serve(handler, req, res, budgetedBody(req, bodyBudget));
   };
 }
@@ -83,11 +84,21 @@ function dropFarDeadline(header: Headers): void {
 }
 
 /** A Connect GET whose binary message does not decode: answered 400 here (true); anything else goes on to Connect. */
-function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams, res: NodeResponse): boolean {
+function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams, res: NodeResponse, maxBytes: number): boolean {
   const message = query.get("message");
   // Only base64 (what Connect clients send for binary); raw percent-encoded bytes go on to Connect.
-  if (query.get("encoding") !== "proto" || query.get("base64") !== "1" || message === null || query.get("compression") !== null) return false;
-  const bytes = Buffer.from(message, "base64url");
+  if (query.get("encoding") !== "proto" || query.get("base64") !== "1" || message === null) return false;
+  let bytes: Buffer = Buffer.from(message, "base64url");
+  try {
+    // (a URL's worth of bytes, inflated synchronously to at most the message limit; past it, or not
+    // what it says it is, Connect answers it)
+    const compression = query.get("compression");
+    if (compression === "gzip") bytes = gunzipSync(bytes, { maxOutputLength: maxBytes });
+    else if (compression === "br") bytes = brotliDecompressSync(bytes, { maxOutputLength: maxBytes });
+    else if (compression !== null && compression !== "identity") return false;
+  } catch {
+    return false;
+  }
   try {
     fromBinary(handler.method.input, bytes);
     return false;

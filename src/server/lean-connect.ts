@@ -1,7 +1,7 @@
 import { fromBinary, fromJsonString, toBinary, toJsonString, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { compressionNegotiate } from "@connectrpc/connect/protocol";
+import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { parseContentType } from "@connectrpc/connect/protocol-connect";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
@@ -28,11 +28,11 @@ const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
 const COMPRESS_MIN_BYTES = 1024;
 
 /**
- * A lean path for Connect unary calls, JSON or binary, POST and uncompressed:
- * what a browser's `fetch` and Connect's clients send. The same interceptors
+ * A lean path for Connect unary calls, JSON or binary, POST, uncompressed or
+ * gzip or brotli: what a browser's `fetch` and Connect's clients send. The same interceptors
  * and handlers as Connect's router, without connect-node's universal adapter
  * (Connect JSON Reserve over HTTP/1.1 ran at 0.51-0.69 × gRPC through it,
- * npm run bench). Anything else (GET, a compressed request, a stream, an
+ * npm run bench). Anything else (GET, an unknown encoding, a stream, an
  * unknown path or content type) answers `false` and goes on to connect-node.
  *
  * The answer is connect-node's: 200 with the message in the request's format,
@@ -54,24 +54,36 @@ export function createLeanConnect(options: LeanConnectOptions): (req: NodeReques
     targets.set(`/${target.service.typeName}/${target.method.name}`, target);
   }
   return (req, res) => {
-    if (req.method !== "POST" || req.headers["content-encoding"] !== undefined) return false;
+    if (req.method !== "POST") return false;
     const type = parseContentType(req.headers["content-type"] ?? null);
     if (type === undefined || type.stream) return false;
+    // An encoding Connect does not take goes on to connect-node, which names the ones it does.
+    const encoding = headerValue(req.headers["content-encoding"]);
+    const compression = encoding === null || encoding === "identity" ? null : ACCEPT_COMPRESSION.find((c) => c.name === encoding);
+    if (compression === undefined) return false;
     // (a POST's query string means nothing to Connect)
     const target = targets.get(pathOf(req));
     if (!target) return false;
-    void serve(target, type.binary, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answerError(res, toConnectError(err)));
+    void serve(target, { binary: type.binary, compression }, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answerError(res, toConnectError(err)));
     return true;
   };
 }
 
-async function serve(target: UnaryTarget, binary: boolean, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
+/** How the request's message comes: binary or JSON, compressed or not. */
+interface Format {
+  binary: boolean;
+  compression: Compression | null;
+}
+
+async function serve(target: UnaryTarget, { binary, compression }: Format, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
   const call = new HttpCall(res, answerError);
   try {
     const timeout = connectDeadline(headerValue(req.headers["connect-timeout-ms"]));
     if (timeout.error) throw timeout.error;
     const deadlineAt = call.deadlineIn(timeout.timeoutMs);
-    const body = await readRpcBody(req, res, maxBytes, budget);
+    const read = await readRpcBody(req, res, maxBytes, budget);
+    // (connect-node's own decompression: at most the message limit, a bomb is RESOURCE_EXHAUSTED)
+    const body = compression ? await compression.decompress(read, maxBytes) : read;
     // The deadline passed while the body came: answered, and nothing is done.
     if (call.expired) return;
     const message = decode(target, binary, body);
@@ -82,10 +94,11 @@ async function serve(target: UnaryTarget, binary: boolean, req: NodeRequest, res
     let answer: Uint8Array = binary ? toBinary(target.method.output, response.message) : Buffer.from(toJsonString(target.method.output, response.message));
     const headers: Record<string, string | number> = headerRecord(response.header, response.trailer);
     headers["content-type"] = binary ? "application/proto" : "application/json";
-    const compression = compressionNegotiate(ACCEPT_COMPRESSION, null, headerValue(req.headers["accept-encoding"]), "accept-encoding").response;
-    if (compression && answer.byteLength >= COMPRESS_MIN_BYTES) {
-      answer = await compression.compress(answer);
-      headers["content-encoding"] = compression.name;
+    // (as connect-node: with no accept-encoding, the request's own encoding)
+    const answerCompression = compressionNegotiate(ACCEPT_COMPRESSION, compression?.name ?? null, headerValue(req.headers["accept-encoding"]), "accept-encoding").response;
+    if (answerCompression && answer.byteLength >= COMPRESS_MIN_BYTES) {
+      answer = await answerCompression.compress(answer);
+      headers["content-encoding"] = answerCompression.name;
     }
     headers["content-length"] = answer.byteLength;
     if (!canAnswer(res)) return;
@@ -97,7 +110,7 @@ async function serve(target: UnaryTarget, binary: boolean, req: NodeRequest, res
   }
 }
 
-function decode(target: UnaryTarget, binary: boolean, body: Buffer): CallRequest["message"] {
+function decode(target: UnaryTarget, binary: boolean, body: Uint8Array): CallRequest["message"] {
   const { input } = target.method;
   try {
     return binary ? fromBinary(input, body) : fromJsonString(input, UTF8.decode(body), JSON_OPTIONS);
