@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { brotliCompressSync, gunzipSync, gzipSync } from "node:zlib";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -135,6 +135,20 @@ describe("the lean Connect unary path", () => {
       env.redis.resume();
     }
     expect((await call("GetStatus", JSON.stringify({ userId: "alice" }))).status).toBe(200);
+  });
+
+  it("a deadline that passes while the body is still coming over HTTP/1.1: 504 with connection: close, and the connection ends at once", async () => {
+    const socket = connect(env.svc.port, "127.0.0.1");
+    let answer = "";
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
+    const started = performance.now();
+    socket.write(`POST ${SERVICE}/GetStatus HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnect-timeout-ms: 300\r\ncontent-length: 100\r\n\r\n{"user`);
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 504 /);
+    expect(answer.toLowerCase()).toContain("connection: close");
+    // Not the request timeout's 408 many seconds later.
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it("a client that leaves mid-call, and hundreds of malformed calls at once, leave the service answering", async () => {

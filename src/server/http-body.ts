@@ -290,6 +290,9 @@ export class HttpCall {
   private expire(): void {
     this.expired = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
     this.signals.abort(this.expired);
+    // Answered before its body was read: an HTTP/1.1 client must not reuse the connection.
+    const { req } = this.res;
+    if (req.httpVersionMajor === 1 && !req.readableEnded && !this.res.headersSent) this.res.setHeader("connection", "close");
     this.answerExpired(this.res, this.expired);
   }
 }
