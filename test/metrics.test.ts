@@ -14,11 +14,17 @@ describe("/metrics (read by a Prometheus text-format parser)", () => {
     for (const userId of ["a", "b", "c"]) await client.reserve({ userId });
     await client.reserve({ userId: "bad\n" }).catch(() => undefined);
     await fetch(`${env.svc.baseUrl}/status/a`);
+    // A watch refused as it opens (a bad ticket) counts with that code, not as OK.
+    await (async () => {
+      for await (const m of client.watchStatus({ userId: "a", ticket: "not-a-ticket" })) if (m) break;
+    })().catch(() => undefined);
 
     const families = await scrape(env.svc.baseUrl);
     expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "OK" })).toBe(3);
     expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "INVALID_ARGUMENT" })).toBe(1);
     expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "GetStatus", code: "OK" })).toBe(1);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "WatchStatus", code: "UNAUTHENTICATED" })).toBe(1);
+    expect(sample(families, "ticketqueue_rpc_requests_total", { rpc: "WatchStatus", code: "OK" })).toBeUndefined();
     // The go-grpc-prometheus names, which stock dashboards read.
     const grpc = { grpc_type: "unary", grpc_service: "ticketqueue.v1.TicketQueueService", grpc_method: "Reserve" };
     expect(sample(families, "grpc_server_started_total", grpc)).toBe(4);

@@ -49,7 +49,7 @@ export function createMetrics(store: QueueStore): Metrics {
   const redisPing = atMostEvery(1000, () => store.ping().then((ms) => ms / 1000, () => -1));
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "ticketqueue_" });
-  const requests = new Counter({ name: "ticketqueue_rpc_requests_total", help: "RPCs by method and final code", labelNames: ["rpc", "code"], registers: [registry] });
+  const requests = new Counter({ name: "ticketqueue_rpc_requests_total", help: "RPCs by method and final code (a stream when it ends)", labelNames: ["rpc", "code"], registers: [registry] });
   // go-grpc-prometheus's names and labels, for every service on every transport.
   const grpcLabels = ["grpc_type", "grpc_service", "grpc_method"] as const;
   const started = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server", labelNames: grpcLabels, registers: [registry] });
@@ -133,18 +133,17 @@ export function createMetrics(store: QueueStore): Metrics {
     started.inc(grpc);
     // A start time, not startTimer's closure: an open stream holds `ended` and what it keeps.
     const startedAt = performance.now();
+    const rpc = req.method.name;
     const ended = (err: unknown): void => {
-      handled.inc({ ...grpc, grpc_code: err === undefined ? "OK" : codeName(err) });
+      const code = err === undefined ? "OK" : codeName(err);
+      handled.inc({ ...grpc, grpc_code: code });
+      requests.inc({ rpc, code });
       handling.observe(grpc, (performance.now() - startedAt) / 1000);
     };
-    // (ticketqueue_rpc_* count and time a stream when its answer starts, as before; grpc_server_* when it ends)
+    // (every count with the call's final code, a stream's when it ends: a watch refused as it opens is
+    // not OK; ticketqueue_rpc_duration_seconds times a stream until its answer starts, as before)
     try {
-      const response = await whenCallEnds(req, next, ended);
-      requests.inc({ rpc: req.method.name, code: "OK" });
-      return response;
-    } catch (err: unknown) {
-      requests.inc({ rpc: req.method.name, code: codeName(err) });
-      throw err;
+      return await whenCallEnds(req, next, ended);
     } finally {
       end();
     }
