@@ -1,3 +1,4 @@
+import * as http2 from "node:http2";
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
@@ -147,10 +148,36 @@ describe("attacks found from outside", () => {
     }
     const get = await fetch(`${path}?connect=v1&encoding=proto&base64=1&message=${truncated.toString("base64url")}`);
     expect(get.status).toBe(400);
-    // Compressed too (gzip, brotli), and compressed data that is not: never connect-node's 500.
-    for (const [compression, bytes] of [["gzip", gzipSync(truncated)], ["br", brotliCompressSync(truncated)], ["gzip", truncated]] as const) {
+    // Compressed too (gzip, brotli), compressed data that is not, or cut short: never connect-node's 500.
+    const cutShort = gzipSync(JSON.stringify({ userId: "a1" })).subarray(0, 20);
+    for (const [compression, bytes] of [["gzip", gzipSync(truncated)], ["br", brotliCompressSync(truncated)], ["gzip", truncated], ["gzip", cutShort]] as const) {
       const compressed = await fetch(`${path}?connect=v1&encoding=proto&base64=1&compression=${compression}&message=${bytes.toString("base64url")}`);
       expect(compressed.status).toBe(400);
+    }
+    // Raw bytes that are no message, JSON whose base64 is not, JSON cut short after gzip.
+    for (const query of ["encoding=proto&message=%FF%FF%FF", "encoding=json&base64=1&message=!!!!", `encoding=json&base64=1&compression=gzip&message=${cutShort.toString("base64url")}`]) {
+      const res = await fetch(`${path}?connect=v1&${query}`);
+      expect(res.status, query).toBe(400);
+    }
+    // A POST whose gzip or brotli body is cut short (the lean path), and gRPC and gRPC-web ones (connect-node): the client's fault.
+    for (const [encoding, body] of [["gzip", cutShort], ["br", brotliCompressSync(JSON.stringify({ userId: "a1" })).subarray(0, 8)]] as const) {
+      const res = await fetch(path, { method: "POST", headers: { "content-type": "application/json", "content-encoding": encoding }, body });
+      expect(res.status, encoding).toBe(400);
+    }
+    const frame = Buffer.concat([Buffer.from([1, 0, 0, 0, cutShort.length]), cutShort]);
+    for (const contentType of ["application/grpc", "application/grpc-web+proto"]) {
+      const session = http2.connect(env.svc.baseUrl);
+      const stream = session.request({ ":method": "POST", ":path": "/ticketqueue.v1.TicketQueueService/GetStatus", "content-type": contentType, "grpc-encoding": "gzip", te: "trailers" });
+      stream.end(frame);
+      let status: string | undefined;
+      stream.on("response", (h) => (status ??= h["grpc-status"] as string | undefined));
+      stream.on("trailers", (h) => (status ??= h["grpc-status"] as string | undefined));
+      let body = "";
+      stream.on("data", (chunk: Buffer) => (body += chunk.toString("latin1")));
+      await new Promise((r) => stream.once("close", r));
+      session.close();
+      // (gRPC-web carries its status in a trailer frame of the body)
+      expect(status ?? /grpc-status: ?(\d+)/.exec(body)?.[1], contentType).toBe(String(Code.InvalidArgument));
     }
   });
 

@@ -1,12 +1,14 @@
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { peerContext } from "../rpc/caller.js";
 import { connectDeadline, grpcDeadline } from "./grpc-framing.js";
 import { budgetedBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
+import { ACCEPT_COMPRESSION } from "./compression.js";
 
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;
@@ -20,18 +22,19 @@ export interface ConnectHandlerOptions {
 
 /**
  * connect-node's handlers (Connect, gRPC and gRPC-web, compressed or not) for
- * what the lean paths leave, as `connectNodeAdapter` serves them, with three
+ * what the lean paths leave, as `connectNodeAdapter` serves them, with these
  * differences:
  * - every request body is read under the process's budget of unfinished
  *   bodies; past it the call fails RESOURCE_EXHAUSTED in its own protocol;
  * - a deadline too far off for a timer is none (`dropFarDeadline`);
- * - a Connect GET whose binary message does not decode gets `invalid_argument`
+ * - a Connect GET whose message does not decode gets `invalid_argument`
  *   (400): connect-node answers it `internal` (500), but it is the client's
- *   fault (a POST's is answered so by the lean path, lean-connect.ts).
+ *   fault (a POST's is answered so by the lean path, lean-connect.ts);
+ * - a body that does not inflate is `invalid_argument` too (compression.ts).
  */
 export function createConnectHandler(options: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
-  // Compression as connectNodeAdapter accepts it by default.
-  const router = createConnectRouter({ interceptors: [...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: [compressionGzip, compressionBrotli] });
+  // Compression as connectNodeAdapter accepts it by default (a body that does not inflate: the client's fault).
+  const router = createConnectRouter({ interceptors: [...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: ACCEPT_COMPRESSION });
   options.routes(router);
   const handlers = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) handlers.set(handler.requestPath, handler);
@@ -83,24 +86,36 @@ function dropFarDeadline(header: Headers): void {
   }
 }
 
-/** A Connect GET whose binary message does not decode: answered 400 here (true); anything else goes on to Connect. */
+/**
+ * A Connect GET whose message does not decode (as Connect reads it: base64 or
+ * the text itself, inflated, then binary or JSON): answered 400 here (true),
+ * where connect-node answers 500; anything else goes on to Connect.
+ */
 function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams, res: NodeResponse, maxBytes: number): boolean {
   const message = query.get("message");
-  // Only base64 (what Connect clients send for binary); raw percent-encoded bytes go on to Connect.
-  if (query.get("encoding") !== "proto" || query.get("base64") !== "1" || message === null) return false;
-  let bytes: Buffer = Buffer.from(message, "base64url");
+  const encoding = query.get("encoding");
+  if (message === null || (encoding !== "proto" && encoding !== "json")) return false;
+  let bytes: Uint8Array;
   try {
-    // (a URL's worth of bytes, inflated synchronously to at most the message limit; past it, or not
-    // what it says it is, Connect answers it)
+    bytes = query.get("base64") === "1" ? base64Decode(message) : new TextEncoder().encode(message);
+  } catch (err: unknown) {
+    sendConnectError(res, new ConnectError(`the message is not base64: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument));
+    return true;
+  }
+  try {
+    // (a URL's worth of bytes, inflated synchronously to at most the message limit; past it Connect answers 429)
     const compression = query.get("compression");
     if (compression === "gzip") bytes = gunzipSync(bytes, { maxOutputLength: maxBytes });
     else if (compression === "br") bytes = brotliDecompressSync(bytes, { maxOutputLength: maxBytes });
     else if (compression !== null && compression !== "identity") return false;
-  } catch {
-    return false;
+  } catch (err: unknown) {
+    if (err instanceof RangeError) return false;
+    sendConnectError(res, new ConnectError(`the ${query.get("compression") ?? ""} message does not inflate`, Code.InvalidArgument));
+    return true;
   }
   try {
-    fromBinary(handler.method.input, bytes);
+    if (encoding === "proto") fromBinary(handler.method.input, bytes);
+    else fromJsonString(handler.method.input, new TextDecoder().decode(bytes), { ignoreUnknownFields: true });
     return false;
   } catch (err: unknown) {
     sendConnectError(res, undecodable(handler, err));

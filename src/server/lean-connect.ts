@@ -1,6 +1,5 @@
 import { fromBinary, fromJsonString, toBinary, toJsonString, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { parseContentType } from "@connectrpc/connect/protocol-connect";
 import { peerContext } from "../rpc/caller.js";
@@ -9,6 +8,7 @@ import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "..
 import { connectDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { canAnswer, headerRecord, HttpCall, pathOf, readRpcBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
+import { ACCEPT_COMPRESSION } from "./compression.js";
 
 export interface LeanConnectOptions {
   services: readonly { service: DescService; impl: object }[];
@@ -23,8 +23,7 @@ export interface LeanConnectOptions {
 const JSON_OPTIONS = { ignoreUnknownFields: true };
 /** As Connect decodes JSON: a byte order mark is dropped, bytes that are not UTF-8 replaced. */
 const UTF8 = new TextDecoder();
-/** As connect-node: gzip and brotli, an answer compressed from 1 KiB on. */
-const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
+/** As connect-node: an answer compressed from 1 KiB on. */
 const COMPRESS_MIN_BYTES = 1024;
 
 /**
