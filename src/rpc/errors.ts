@@ -51,8 +51,8 @@ const ERROR_INFO_REASONS: Partial<Record<StateErrorCode, string>> = {
  * The one place where failures become RPC errors. The RPC layer's own are
  * already ConnectErrors; state errors map by their code (a malformed field
  * with a google.rpc.BadRequest detail naming it); Redis being unreachable is
- * Unavailable (retryable); a request stream its client cut off is Canceled;
- * anything else is a bug and answers Internal without leaking its message.
+ * Unavailable (retryable); anything else is a bug and answers Internal
+ * without leaking its message.
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -67,9 +67,6 @@ export function toConnectError(err: unknown): ConnectError {
     return new ConnectError(err.message, STATE_ERROR_CODES[err.code], undefined, details, err);
   }
   if (err instanceof RedisUnavailableError) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
-  // A client stream's request side cut off (its client went away mid-stream: a reflection
-  // stream that buf curl or grpcurl leaves open): a cancelled call, not a bug.
-  if (err instanceof Error && (err as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") return new ConnectError("the client went away", Code.Canceled, undefined, undefined, err);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 

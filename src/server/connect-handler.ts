@@ -41,7 +41,10 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
   const { bodyBudget } = options;
 
   return (req, res) => {
-    const [path = "", query = ""] = (req.url ?? "").split("?", 2);
+    // (split at the first "?" only: a query may hold more, as a Connect GET's JSON message can)
+    const url = req.url ?? "";
+    const mark = url.indexOf("?");
+    const [path, query] = mark < 0 ? [url, ""] : [url.slice(0, mark), url.slice(mark + 1)];
     const handler = handlers.get(path);
     if (!handler) return options.fallback(req, res);
     // (Connect GET is for unary RPCs; a stream's GET goes on to Connect's 405.)
@@ -105,6 +108,8 @@ function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams,
   try {
     // (a URL's worth of bytes, inflated synchronously to at most the message limit; past it Connect answers 429)
     const compression = query.get("compression");
+    // (nothing inflates to nothing, as Connect takes it)
+    if (bytes.length === 0) return false;
     if (compression === "gzip") bytes = gunzipSync(bytes, { maxOutputLength: maxBytes });
     else if (compression === "br") bytes = brotliDecompressSync(bytes, { maxOutputLength: maxBytes });
     else if (compression !== null && compression !== "identity") return false;

@@ -63,7 +63,11 @@ export async function* budgetedBody(req: Request, budget: BodyBudget): AsyncGene
       yield chunk;
     }
   } catch (err: unknown) {
-    throw wasCut ? serverBusy() : err;
+    if (wasCut) throw serverBusy();
+    // Its client went away mid-body (a reflection stream that buf curl or grpcurl leaves open and
+    // goes): a cancelled call, not a bug of ours to log as one.
+    if (err instanceof Error && (err as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") throw clientLeft();
+    throw err;
   } finally {
     budget.give(holder);
   }
