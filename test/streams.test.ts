@@ -26,11 +26,24 @@ afterAll(async () => {
   await redis.dispose();
 });
 
-/** A gRPC-web call over HTTP/1.1, framed by hand: the messages it answered and its trailer frame's text. */
-function rawGrpcWeb(port: number, path: string, message: Uint8Array, headers: Record<string, string>): Promise<{ messages: number; trailer: string }> {
+/** A WatchStatus request as one uncompressed gRPC (or gRPC-web) frame. */
+function watchFrame(request: { eventId: string; userId: string; ticket: string }): Buffer {
+  const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, request));
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
   frame.set(message, 5);
+  return frame;
+}
+
+/** WatchStatus streams ended with `code` so far (grpc_server_handled_total). */
+async function watchesEnded(baseUrl: string, code: string): Promise<number> {
+  return sample(await scrape(baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: code }) ?? 0;
+}
+
+/** A gRPC-web WatchStatus over HTTP/1.1, framed by hand: the messages it answered and its trailer frame's text. */
+function rawGrpcWeb(port: number, request: { eventId: string; userId: string; ticket: string }, headers: Record<string, string>): Promise<{ messages: number; trailer: string }> {
+  const frame = watchFrame(request);
+  const path = "/ticketqueue.v1.TicketQueueService/WatchStatus";
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: "127.0.0.1", port, path, method: "POST", headers: { "content-type": "application/grpc-web+proto", ...headers } }, (res) => {
       const chunks: Buffer[] = [];
@@ -99,8 +112,8 @@ describe("stream limits", () => {
     await grpc.createEvent({ eventId: "h1", capacity: 1 }, admin);
     const seated = await web.reserve({ eventId: "h1", userId: "h1-seated" });
     const queued = await web.reserve({ eventId: "h1", userId: "h1-queued" });
-    // How WatchStatus streams ended, by code (grpc_server_handled_total): a pushed stream is stopped by its writer with why.
-    const ended = async (code: string): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: code }) ?? 0;
+    // How WatchStatus streams ended, by code: a pushed stream is stopped by its writer with why.
+    const ended = (code: string): Promise<number> => watchesEnded(svc.baseUrl, code);
     const [cancelledBefore, expiredBefore] = [await ended("CANCELLED"), await ended("DEADLINE_EXCEEDED")];
     const leave = new AbortController();
     const stream = web.watchStatus({ eventId: "h1", userId: "h1-queued", ticket: queued.ticket }, { signal: leave.signal })[Symbol.asyncIterator]();
@@ -115,7 +128,7 @@ describe("stream limits", () => {
     expect(await ended("CANCELLED")).toBe(cancelledBefore + 1);
     // grpc-timeout, sent by hand (a client's own timer would end the call by itself): the server ends the stream with DEADLINE_EXCEEDED.
     const started = Date.now();
-    const answer = await rawGrpcWeb(svc.port, "/ticketqueue.v1.TicketQueueService/WatchStatus", toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "h1", userId: "h1-queued", ticket: queued.ticket })), { "grpc-timeout": "500m" });
+    const answer = await rawGrpcWeb(svc.port, { eventId: "h1", userId: "h1-queued", ticket: queued.ticket }, { "grpc-timeout": "500m" });
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     expect(answer.messages).toBeGreaterThanOrEqual(1);
     expect(answer.trailer).toMatch(/^grpc-status: 4\r$/m);
@@ -128,7 +141,7 @@ describe("stream limits", () => {
     await grpc.createEvent({ eventId: "h2grpc", capacity: 1 }, admin);
     const seated = await grpc.reserve({ eventId: "h2grpc", userId: "g-seated" });
     const queued = await grpc.reserve({ eventId: "h2grpc", userId: "g-queued" });
-    const ended = async (code: string): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: code }) ?? 0;
+    const ended = (code: string): Promise<number> => watchesEnded(svc.baseUrl, code);
     const [cancelledBefore, expiredBefore] = [await ended("CANCELLED"), await ended("DEADLINE_EXCEEDED")];
     const leave = new AbortController();
     const stream = grpc.watchStatus({ eventId: "h2grpc", userId: "g-queued", ticket: queued.ticket }, { signal: leave.signal })[Symbol.asyncIterator]();
@@ -140,10 +153,7 @@ describe("stream limits", () => {
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
     expect(await until(async () => (await ended("CANCELLED")) === cancelledBefore + 1)).toBe(true);
     // grpc-timeout by hand: the server ends the stream with DEADLINE_EXCEEDED in its trailers.
-    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "h2grpc", userId: "g-queued", ticket: queued.ticket }));
-    const frame = Buffer.alloc(5 + message.length);
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
+    const frame = watchFrame({ eventId: "h2grpc", userId: "g-queued", ticket: queued.ticket });
     const session = http2.connect(svc.baseUrl);
     const started = Date.now();
     const call = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "500m" });
@@ -160,10 +170,7 @@ describe("stream limits", () => {
   });
 
   it("gRPC over HTTP/2: a WatchStatus refused before its first message is answered trailers-only (a retry policy may retry it)", async () => {
-    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: "default", userId: "nobody", ticket: "not-a-ticket" }));
-    const frame = Buffer.alloc(5 + message.length);
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
+    const frame = watchFrame({ eventId: "default", userId: "nobody", ticket: "not-a-ticket" });
     const session = http2.connect(svc.baseUrl);
     const call = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", "content-type": "application/grpc", te: "trailers" });
     call.end(frame);
@@ -379,13 +386,10 @@ describe("connections and clients that misbehave", () => {
     for (let i = 0; i < 2000; i++) pipeline.zadd(waiting, i + 2, `ahead-${i}`);
     pipeline.hset(meta, "next_seq", 2001);
     await pipeline.exec();
-    const dropped = async (): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_handled_total", { grpc_method: "WatchStatus", grpc_code: "RESOURCE_EXHAUSTED" }) ?? 0;
+    const dropped = (): Promise<number> => watchesEnded(svc.baseUrl, "RESOURCE_EXHAUSTED");
     const droppedBefore = await dropped();
     const reader = await client.reserve({ eventId, userId: "reader" });
-    const message = toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId, userId: "reader", ticket: reader.ticket }));
-    const frame = Buffer.alloc(5 + message.length);
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
+    const frame = watchFrame({ eventId, userId: "reader", ticket: reader.ticket });
     // A tiny window, and a stream never read: everything past 1 KiB stays on the server.
     const session = http2.connect(svc.baseUrl, { settings: { initialWindowSize: 1024 } });
     const stream = session.request({ ":path": "/ticketqueue.v1.TicketQueueService/WatchStatus", ":method": "POST", ...headers });

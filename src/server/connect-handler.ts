@@ -1,5 +1,4 @@
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -9,6 +8,7 @@ import { connectDeadline, grpcDeadline } from "./grpc-framing.js";
 import { budgetedBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 import { ACCEPT_COMPRESSION } from "./compression.js";
+import { decodeConnectMessage } from "./lean-connect.js";
 
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;
@@ -119,15 +119,10 @@ function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams,
     return true;
   }
   try {
-    if (encoding === "proto") fromBinary(handler.method.input, bytes);
-    else fromJsonString(handler.method.input, new TextDecoder().decode(bytes), { ignoreUnknownFields: true });
+    decodeConnectMessage(handler.method.input, encoding === "proto", bytes);
     return false;
   } catch (err: unknown) {
-    sendConnectError(res, undecodable(handler, err));
+    sendConnectError(res, ConnectError.from(err));
     return true;
   }
-}
-
-function undecodable(handler: UniversalHandler, err: unknown): ConnectError {
-  return new ConnectError(`cannot decode ${handler.method.input.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
 }

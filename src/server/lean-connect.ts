@@ -1,4 +1,4 @@
-import { fromBinary, fromJsonString, toBinary, toJsonString, type DescService } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { parseContentType } from "@connectrpc/connect/protocol-connect";
@@ -110,7 +110,11 @@ async function serve(target: UnaryTarget, { binary, compression }: Format, req: 
 }
 
 function decode(target: UnaryTarget, binary: boolean, body: Uint8Array): CallRequest["message"] {
-  const { input } = target.method;
+  return decodeConnectMessage(target.method.input, binary, body);
+}
+
+/** A Connect message as Connect reads it (binary, or JSON with unknown fields ignored); INVALID_ARGUMENT when it is not one. Also what connect-handler.ts checks a GET's message with. */
+export function decodeConnectMessage<D extends DescMessage>(input: D, binary: boolean, body: Uint8Array): MessageShape<D> {
   try {
     return binary ? fromBinary(input, body) : fromJsonString(input, UTF8.decode(body), JSON_OPTIONS);
   } catch (err: unknown) {
