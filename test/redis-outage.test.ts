@@ -49,6 +49,10 @@ async function expectAllUnavailableFast(): Promise<void> {
   expect(body.message).toBe(`redis is unavailable (request id ${res.headers.get("x-request-id") ?? ""})`);
   const reserve = await fetch(`${env.svc.baseUrl}/reserve`, { method: "POST", body: "{}" });
   expect(reserve.status).toBe(503);
+  // Connect JSON (its lean path): 503 and Connect's error, Redis's words not in it.
+  const connectReserve = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  expect(connectReserve.status).toBe(503);
+  expect(((await connectReserve.json()) as { code: string; message: string }).message).toMatch(/^redis is unavailable \(request id [\w.:-]+\)$/);
 }
 
 async function waitForRecovery(): Promise<number> {
