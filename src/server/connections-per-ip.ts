@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { OpenCounts } from "../open-counts.js";
 
 /**
  * MAX_CONNECTIONS_PER_IP: open connections from one address, per process.
@@ -6,7 +7,7 @@ import type { Socket } from "node:net";
  * behind its NAT, so a cap suits deployments that know their clients.
  */
 export class ConnectionsPerIp {
-  private readonly open = new Map<string, number>();
+  private readonly open = new OpenCounts<string>();
 
   constructor(private readonly max: number) {}
 
@@ -14,17 +15,12 @@ export class ConnectionsPerIp {
   admit(socket: Socket): boolean {
     if (this.max <= 0) return true;
     const address = socket.remoteAddress ?? "unknown";
-    const n = this.open.get(address) ?? 0;
-    if (n >= this.max) {
+    if (this.open.get(address) >= this.max) {
       socket.destroy();
       return false;
     }
-    this.open.set(address, n + 1);
-    socket.once("close", () => {
-      const left = (this.open.get(address) ?? 1) - 1;
-      if (left <= 0) this.open.delete(address);
-      else this.open.set(address, left);
-    });
+    this.open.add(address);
+    socket.once("close", () => this.open.remove(address));
     return true;
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { OpenCounts } from "../open-counts.js";
 import type { QueueStore } from "../queue/queue-store.js";
 
 /** Users per touch call: a short script. */
@@ -17,7 +18,7 @@ const MAX_TOUCHED = 100_000;
  */
 export class Presence {
   private readonly touched = new Map<string, Set<string>>();
-  private readonly held = new Map<string, Map<string, number>>();
+  private readonly held = new Map<string, OpenCounts<string>>();
   /** When each event's holders are next sent. */
   private readonly nextRefresh = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
@@ -43,17 +44,15 @@ export class Presence {
   hold(eventId: string, userId: string): void {
     this.touch(eventId, userId);
     let users = this.held.get(eventId);
-    if (!users) this.held.set(eventId, (users = new Map()));
-    users.set(userId, (users.get(userId) ?? 0) + 1);
+    if (!users) this.held.set(eventId, (users = new OpenCounts()));
+    users.add(userId);
   }
 
   /** A stream `hold` counted has ended (a method, not a closure per stream: every open watch would hold one). */
   release(eventId: string, userId: string): void {
     const users = this.held.get(eventId);
     if (!users) return;
-    const left = (users.get(userId) ?? 1) - 1;
-    if (left > 0) users.set(userId, left);
-    else users.delete(userId);
+    users.remove(userId);
     if (users.size === 0) this.held.delete(eventId);
   }
 

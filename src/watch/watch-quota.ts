@@ -1,3 +1,4 @@
+import { OpenCounts } from "../open-counts.js";
 import { StateError, StateErrorCode } from "../queue/state-errors.js";
 
 /**
@@ -5,21 +6,18 @@ import { StateError, StateErrorCode } from "../queue/state-errors.js";
  * process: a few tabs and devices, not the thousands one ticket could open.
  */
 export class WatchQuota {
-  private readonly open = new Map<string, number>();
+  private readonly open = new OpenCounts<string>();
 
   constructor(private readonly max: number) {}
 
   /** Counts one more stream for `key`, or throws TooManyWatches. */
   take(key: string): void {
-    const n = this.open.get(key) ?? 0;
-    if (n >= this.max) throw new StateError(StateErrorCode.TooManyWatches, `${this.max} watch streams are already open for this user: close one first`);
-    this.open.set(key, n + 1);
+    if (this.open.get(key) >= this.max) throw new StateError(StateErrorCode.TooManyWatches, `${this.max} watch streams are already open for this user: close one first`);
+    this.open.add(key);
   }
 
   /** One stream `take` counted has ended (a method, not a closure per stream: every open watch would hold one). */
   give(key: string): void {
-    const left = (this.open.get(key) ?? 1) - 1;
-    if (left <= 0) this.open.delete(key);
-    else this.open.set(key, left);
+    this.open.remove(key);
   }
 }
