@@ -39,6 +39,10 @@ describe("admin JWTs", () => {
   it("accept a JWT for the admin audience beside the static token", async () => {
     expect(await client.processQueue({}, bearer(await jwt({ aud: "ticketqueue:admin", sub: "ops-kim" })))).toMatchObject({ promotedCount: 0 });
     expect(await client.processQueue({}, { headers: { "x-token": TEST_ADMIN_TOKEN } })).toMatchObject({ promotedCount: 0 });
+    // An x-token is what the caller means, whatever Bearer a proxy in front added; a wrong one is not rescued by a good JWT.
+    expect(await client.processQueue({}, { headers: { "x-token": TEST_ADMIN_TOKEN, authorization: "Bearer abc" } })).toMatchObject({ promotedCount: 0 });
+    const good = bearer(await jwt({ aud: "ticketqueue:admin", sub: "ops-kim" })).headers;
+    await expect(client.processQueue({}, { headers: { ...good, "x-token": "wrong" } })).rejects.toSatisfy((e) => code(e) === Code.Unauthenticated);
   });
 
   it("refuse a wrong audience, an expired token, another key, and a ticket", async () => {

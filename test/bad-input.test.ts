@@ -5,7 +5,8 @@ import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { startTestService, useTestService } from "./helpers/service.js";
+import { rawRequest } from "./helpers/raw-http.js";
+import { startTestService, TEST_ADMIN_TOKEN, useTestService } from "./helpers/service.js";
 
 const env = useTestService();
 
@@ -24,6 +25,10 @@ const restCases: [string, string, string, string | undefined, number, string][] 
   ["status of an id with a newline", "GET", "/status/a%0Ab", undefined, 400, "invalid_argument"],
   ["broken percent-encoding", "GET", "/status/%E0%A4%A", undefined, 400, "invalid_argument"],
   ["unknown query parameter", "GET", "/status/a?foo=1", undefined, 400, "invalid_argument"],
+  ["a path field again in the query", "GET", "/status/a?user_id=someone-else", undefined, 400, "invalid_argument"],
+  ["an event path field again in the query", "GET", "/v1/events/default?event_id=other", undefined, 400, "invalid_argument"],
+  ["bytes that are not UTF-8 in a body", "POST", "/reserve", '{"user_id":"bad\ufffdid"}', 400, "invalid_argument"],
+  ["bytes that are not UTF-8 in a query", "GET", "/status/x?user_id=bad%FEid", undefined, 400, "invalid_argument"],
   ["POST on a GET path", "POST", "/health", "{}", 405, "unimplemented"],
   ["wrong method", "GET", "/reserve", undefined, 405, "unimplemented"],
   ["unknown path", "GET", "/nowhere", undefined, 404, "not_found"],
@@ -42,6 +47,28 @@ describe("REST gateway: bad input gets a clear error, never a 500", () => {
       expect(json.code).toBe(code);
       expect(json.message).toBeTruthy();
     }
+  });
+
+  it("routes on the path as sent: a dot segment, even percent-encoded, or a backslash is refused, not resolved into another path", async () => {
+    const admin = { "x-token": TEST_ADMIN_TOKEN, "content-length": "0" };
+    for (const path of ["/v1/events/x/%2E%2E/%2e%2e/%2e%2e/admin/reset", "/v1/events/x/../../../admin/reset", "/x/%2e/process_queue", "/status/a\\b", "/v1/events/default/.%2E/.."]) {
+      const res = await rawRequest(env.svc.port, "POST", path, admin);
+      expect(res.status, path).toBe(400);
+      expect((JSON.parse(res.body.toString()) as { message: string }).message, path).toBe("the request path has a dot segment or a backslash");
+    }
+    // Nothing was reset; a dot inside a segment is an ordinary character.
+    expect((await fetch(`${env.svc.baseUrl}/status/a.b..c`)).status).toBe(200);
+  });
+
+  it("text shown to others (a train's name, an announcement) refuses control and bidi characters", async () => {
+    const create = (name: string) =>
+      fetch(`${env.svc.baseUrl}/v1/events`, { method: "POST", headers: { "content-type": "application/json", "x-token": TEST_ADMIN_TOKEN }, body: JSON.stringify({ event_id: "shown", capacity: 5, name }) });
+    for (const name of ["\u202e evil", "a\u0000b", "two\nlines", "bad\ufffd"]) {
+      const res = await create(name);
+      expect(res.status, name).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toContain("name must be one line of at most 200 characters, without control or bidi characters");
+    }
+    expect((await create("KTX 101 서울→부산 ❤️")).status).toBe(200);
   });
 
   it("a body over 64 KiB sent chunked (no content-length) still gets its answer: 413 for REST, RESOURCE_EXHAUSTED for gRPC-web", async () => {

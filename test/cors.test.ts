@@ -19,6 +19,17 @@ describe("CORS allow-list", () => {
     expect(String(r.headers["access-control-allow-headers"])).toMatch(/x-token/i);
   });
 
+  it("keeps Vary: Origin on the web app's files beside their own Vary (a cache keeps an answer per origin)", async () => {
+    const varies = (headers: Record<string, string | string[] | undefined>): string[] => String(headers["vary"]).toLowerCase().split(/\s*,\s*/).sort();
+    const page = await call("GET", "/", { origin: "https://ktx.example", "accept-encoding": "gzip" });
+    expect(page.status).toBe(200);
+    expect(page.headers["access-control-allow-origin"]).toBe("https://ktx.example");
+    expect(varies(page.headers)).toEqual(["accept-encoding", "origin"]);
+    const again = await call("GET", "/", { origin: "https://ktx.example", "if-none-match": String(page.headers["etag"]) });
+    expect(again.status).toBe(304);
+    expect(varies(again.headers)).toEqual(["accept-encoding", "origin"]);
+  });
+
   it("lets the browser read gRPC-web and REST answers, with grpc-status exposed", async () => {
     const grpcWeb = await call(
       "POST",

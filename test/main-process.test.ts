@@ -216,6 +216,10 @@ describe("npm start (dist/src/main.js)", () => {
     for (let i = 0; i < 3; i++) {
       expect(sample(await scrape(`http://127.0.0.1:${port}`), "ticketqueue_rpc_requests_total", { rpc: "Reserve", code: "OK" })).toBe(20);
     }
+    // Scrapes at once share one listener for the primary's answers (one each warned of a leak past ten).
+    const texts = await Promise.all(Array.from({ length: 30 }, () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())));
+    expect(texts.every((t) => t.includes("ticketqueue_rpc_requests_total"))).toBe(true);
+    expect(proc.stderr()).not.toContain("MaxListenersExceededWarning");
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();

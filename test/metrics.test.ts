@@ -1,3 +1,4 @@
+import * as http2 from "node:http2";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
@@ -63,6 +64,55 @@ describe("grpc_server_handled_total for streams", () => {
     })().catch(() => undefined);
     await Promise.all([ends, cut]);
     expect(await until(async () => (await handledWatches("OK")) === okBefore + 1 && (await handledWatches("CANCELLED")) === cancelledBefore + 1)).toBe(true);
+  });
+});
+
+describe("calls refused before any interceptor", () => {
+  it("are counted with their code on every transport (a flood of malformed calls shows)", async () => {
+    const base = env.svc.baseUrl;
+    const reserve = `${base}/ticketqueue.v1.TicketQueueService/Reserve`;
+    const counted = async (rpc: string, code: string): Promise<number> => sample(await scrape(base), "ticketqueue_rpc_requests_total", { rpc, code }) ?? 0;
+    const handled = async (method: string, code: string): Promise<number> =>
+      sample(await scrape(base), "grpc_server_handled_total", { grpc_type: "unary", grpc_service: "ticketqueue.v1.TicketQueueService", grpc_method: method, grpc_code: code }) ?? 0;
+    const invalidBefore = await counted("Reserve", "INVALID_ARGUMENT");
+    const handledBefore = await handled("Reserve", "INVALID_ARGUMENT");
+    const unimplementedBefore = await counted("Reserve", "UNIMPLEMENTED");
+    const getBefore = await counted("GetStatus", "INVALID_ARGUMENT");
+    // A length-prefixed frame whose message is no ReserveRequest.
+    const badFrame = Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]);
+
+    // gRPC over HTTP/2 (the lean path), uncompressed and with a compression the server does not take (connect-node's own answer).
+    const session = http2.connect(base);
+    const grpcCall = (headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<string | undefined> =>
+      new Promise((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": "/ticketqueue.v1.TicketQueueService/Reserve", "content-type": "application/grpc", te: "trailers", ...headers });
+        let status: string | undefined;
+        stream.on("response", (h) => (status ??= h["grpc-status"] as string | undefined));
+        stream.on("trailers", (t) => (status ??= t["grpc-status"] as string | undefined));
+        stream.on("error", reject);
+        stream.on("close", () => resolve(status));
+        stream.resume();
+        stream.end(body);
+      });
+    try {
+      expect(await grpcCall({}, badFrame)).toBe("3");
+      expect(await grpcCall({ "grpc-encoding": "zstd" }, Buffer.from([1, 0, 0, 0, 1, 0]))).toBe("12");
+    } finally {
+      session.close();
+    }
+    // gRPC-web (lean), Connect JSON (lean), Connect with an unknown encoding (connect-node), a Connect GET that does not decode, REST.
+    const web = await fetch(reserve, { method: "POST", headers: { "content-type": "application/grpc-web+proto" }, body: badFrame });
+    expect(web.status).toBe(200);
+    expect(await web.text()).toMatch(/grpc-status: ?3/);
+    expect((await fetch(reserve, { method: "POST", headers: { "content-type": "application/json" }, body: "{" })).status).toBe(400);
+    expect((await fetch(reserve, { method: "POST", headers: { "content-type": "application/json", "content-encoding": "zstd" }, body: "{}" })).status).toBe(501);
+    expect((await fetch(`${base}/ticketqueue.v1.TicketQueueService/GetStatus?encoding=json&message=%7B`)).status).toBe(400);
+    expect((await fetch(`${base}/reserve`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" })).status).toBe(400);
+
+    expect(await counted("Reserve", "INVALID_ARGUMENT")).toBe(invalidBefore + 4);
+    expect(await handled("Reserve", "INVALID_ARGUMENT")).toBe(handledBefore + 4);
+    expect(await counted("Reserve", "UNIMPLEMENTED")).toBe(unimplementedBefore + 2);
+    expect(await counted("GetStatus", "INVALID_ARGUMENT")).toBe(getBefore + 1);
   });
 });
 

@@ -113,6 +113,12 @@ describe("the opening", () => {
     expect((page.json["values"] as string[]).length).toBe(120);
     expect((await rest("GET", "/v1/events/chuseok/draw/values?page_token=abc")).status).toBe(400);
     expect((await rest("GET", "/v1/events/chuseok/draw/values?page_size=10001")).status).toBe(400);
+    // A number in a URL is written in decimal digits (proto JSON alone would take these).
+    for (const size of ["0x10", "1e2", "%2010", "12.0", ""]) {
+      const odd = await rest("GET", `/v1/events/chuseok/draw/values?page_size=${size}`);
+      expect(odd.status, size).toBe(400);
+      expect(odd.json["message"], size).toBe("page_size must be a whole number in decimal digits");
+    }
     expect((await rest("GET", "/v1/events/nope/draw/values")).status).toBe(404);
 
     // The outside verifier agrees, and finds a traveller's place.

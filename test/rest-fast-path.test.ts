@@ -34,6 +34,7 @@ function gateway(fast: boolean) {
     interceptors: [],
     routes: (router) => void router.service(TicketQueueService, impl),
     openStreams: () => 0,
+    refused: () => undefined,
   };
   return createRestGateway(rpc, { maxBodyBytes: 1024, bodyBudget: new BodyBudget(1 << 20), unaryFastPath: fast });
 }

@@ -281,7 +281,7 @@ describe("connections and clients that misbehave", () => {
     expect((await client.getEvent({ eventId: "burst" })).event?.counts?.joinedTotal).toBe(1500);
   });
 
-  it("SSE answers carry the call's x-request-id; a HEAD gets the stream's headers without a call (no watch, no call counted)", async () => {
+  it("SSE answers carry the call's x-request-id; a HEAD is refused 405 without a call (no watch, no call counted)", async () => {
     const client = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
     const { ticket } = await client.reserve({ userId: "sse-head" });
     const url = `${svc.baseUrl}/v1/events/default/watch?user_id=sse-head&ticket=${encodeURIComponent(ticket)}`;
@@ -290,20 +290,22 @@ describe("connections and clients that misbehave", () => {
     expect(get.headers.get("x-request-id")).toBe("sse-rid-1");
     leave.abort();
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
-    // HEAD over HTTP/1.1 and HTTP/2: the stream's headers, then the end, and nothing opened.
+    // HEAD over HTTP/1.1 and HTTP/2: answering as the GET would (401 for a bad ticket, 404 for
+    // no such event) means opening the watch; a 200 for any URL misled monitors. 405, nothing opened.
     const started = async (): Promise<number> => sample(await scrape(svc.baseUrl), "grpc_server_started_total", { grpc_method: "WatchStatus" }) ?? 0;
     const before = await started();
     expect(before).toBeGreaterThanOrEqual(1); // (the GET's call)
     const head = await fetch(url, { method: "HEAD" });
-    expect(head.status).toBe(200);
-    expect(head.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    expect(head.status).toBe(405);
+    expect(head.headers.get("allow")).toBe("GET");
     expect(await head.text()).toBe("");
+    expect((await fetch(`${svc.baseUrl}/v1/events/nonexistent/watch?user_id=x`, { method: "HEAD" })).status).toBe(405);
     const session = http2.connect(svc.baseUrl);
     const h2 = session.request({ ":method": "HEAD", ":path": url.slice(svc.baseUrl.length) });
     const status = await new Promise<number>((r) => h2.once("response", (h) => r(Number(h[":status"]))));
     await new Promise<void>((r) => h2.once("close", () => r()));
     session.close();
-    expect(status).toBe(200);
+    expect(status).toBe(405);
     expect(await started()).toBe(before);
     // A request that is not one is still refused.
     expect((await fetch(`${url}&unknown_field=1`, { method: "HEAD" })).status).toBe(400);

@@ -13,7 +13,7 @@ import type { RpcSurface } from "../rpc/rpc-surface.js";
 import { createServerStreamCalls, ServerStreamRequest, type ServerStreamTarget } from "../rpc/stream-calls.js";
 import { CallRequest, createUnaryCalls, type UnaryTarget } from "../rpc/unary-calls.js";
 import { matchPath, parsePathTemplate, type PathTemplate } from "./path-template.js";
-import { sendServerSentEvents, SSE_HEADERS } from "./server-sent-events.js";
+import { sendServerSentEvents } from "./server-sent-events.js";
 
 type NodeRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
 type NodeResponse = Parameters<typeof universalResponseToNodeResponse>[1];
@@ -102,23 +102,31 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
         return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound), { json: WRITE_JSON });
       }
       const { route, vars } = match;
-      const message = await requestMessage(route, vars, url.searchParams, (await readBody(req, options.maxBodyBytes, options.bodyBudget)).toString("utf8"));
+      let json: JsonObject;
+      let message: MessageShape<DescMessage> | undefined;
+      try {
+        json = requestMessage(route, vars, url.searchParams, (await readBody(req, options.maxBodyBytes, options.bodyBudget)).toString("utf8"));
+        const target = route.unary ?? route.stream;
+        if (target) message = requestOf(target.method, json);
+      } catch (err: unknown) {
+        // Refused before any interceptor saw the call: counted as they count one.
+        rpc.refused(route.handler.method, err instanceof BodyTooLarge ? new ConnectError(err.message, Code.ResourceExhausted) : toConnectError(err));
+        throw err;
+      }
       const header = forwardedHeaders(req, route.stream ? "application/connect+json" : "application/json");
-      if (route.unary) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
-      if (route.stream) {
-        // A HEAD gets a stream's headers without its call: a watch opened only to be closed
-        // would hold a place and count as a cancelled call. (Its request is still checked.)
-        if (!wasHead(req)) return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
-        requestOf(route.stream.method, message);
-        res.writeHead(200, SSE_HEADERS);
-        return void res.end();
+      if (route.unary && message) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
+      if (route.stream && message) {
+        // A HEAD would have to open the watch to answer as its GET would (its ticket and
+        // event are checked as it opens), only to close it: a live stream takes GET only.
+        if (wasHead(req)) return sendConnectError(res, new ConnectError(`HEAD is not served on a live stream; use GET`, Code.Unimplemented), { status: 405, headers: { allow: "GET" }, json: WRITE_JSON });
+        return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
       }
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
         url: route.rpcUrl,
         header,
-        body: message,
+        body: json,
         signal: new ResponseSignals(res).signal(),
         contextValues: peerContext(req.socket.remoteAddress),
       });
@@ -143,15 +151,18 @@ function matchRoute(routes: readonly Route[], path: string): { route: Route; var
   return undefined;
 }
 
-/** The request target as a URL: prefixed, not resolved ("//x" is a path here, not a host). */
-function requestUrl(target: string | undefined): URL {
+/** The request target's path as sent ("//x" is a path here, not a host) and its query. */
+function requestUrl(target: string | undefined): { pathname: string; searchParams: URLSearchParams } {
   const path = target ?? "/";
   if (!path.startsWith("/")) throw new ConnectError("the request target must be a path", Code.InvalidArgument);
-  try {
-    return new URL(`http://localhost${path}`);
-  } catch {
-    throw new ConnectError("the request target is not a valid path", Code.InvalidArgument);
+  const mark = path.indexOf("?");
+  const pathname = mark < 0 ? path : path.slice(0, mark);
+  // Routed on the path as sent. URL parsing would resolve a dot segment ("..", "%2e%2e") or a
+  // backslash into another path, around a front proxy's rules for the path it saw: refused.
+  if (pathname.includes("\\") || pathname.split("/").some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment))) {
+    throw new ConnectError("the request path has a dot segment or a backslash", Code.InvalidArgument);
   }
+  return { pathname, searchParams: new URLSearchParams(mark < 0 ? "" : path.slice(mark + 1)) };
 }
 
 function routesOf(handler: UniversalHandler, unaryCalls: ReadonlyMap<DescMethod, UnaryTarget>, streamCalls: ReadonlyMap<DescMethod, ServerStreamTarget>): Route[] {
@@ -191,11 +202,17 @@ function requestMessage(route: Route, vars: Map<string, string>, query: URLSearc
   } else if (route.body === "" && text.trim() !== "") {
     throw new ConnectError(`${route.verb.toUpperCase()} ${route.template.source} takes no request body`, Code.InvalidArgument);
   }
-  for (const [field, value] of vars) message[field] = typedValue(route.handler.method, field, value);
+  const { method } = route.handler;
+  for (const [field, value] of vars) message[field] = typedValue(method, field, value);
   if (route.body !== "*") {
+    // A field the path or the body binds is not a query parameter (google.api.http): else
+    // "/v1/events/a?event_id=b" would act on b where logs and proxies see a.
+    const bound = new Set([...vars.keys(), route.body].map((name) => fieldOf(method, name)).filter((f) => f !== undefined));
     for (const key of new Set(query.keys())) {
-      const values = query.getAll(key).map((v) => typedValue(route.handler.method, key, v));
-      message[key] = isRepeated(route.handler.method, key) ? values : (values[values.length - 1] ?? "");
+      const field = fieldOf(method, key);
+      if (field && bound.has(field)) throw new ConnectError(`${key} is given by the ${vars.has(field.name) ? "path" : "body"}; it cannot be a query parameter too`, Code.InvalidArgument);
+      const values = query.getAll(key).map((v) => typedValue(method, key, v));
+      message[key] = isRepeated(method, key) ? values : (values[values.length - 1] ?? "");
     }
   }
   return message;
@@ -213,7 +230,24 @@ function isRepeated(method: DescMethod, name: string): boolean {
   return fieldOf(method, name)?.fieldKind === "list";
 }
 
-/** Path and query values are text; booleans must become JSON booleans (numbers may stay quoted). */
+const INTEGER_TYPES = new Set([
+  ScalarType.INT32,
+  ScalarType.INT64,
+  ScalarType.UINT32,
+  ScalarType.UINT64,
+  ScalarType.SINT32,
+  ScalarType.SINT64,
+  ScalarType.FIXED32,
+  ScalarType.FIXED64,
+  ScalarType.SFIXED32,
+  ScalarType.SFIXED64,
+]);
+
+/**
+ * Path and query values are text; booleans must become JSON booleans (numbers
+ * may stay quoted). An integer is written in decimal digits: proto JSON would
+ * read "0x10", "1e3" or " 7" as numbers too, which no one means in a URL.
+ */
 function typedValue(method: DescMethod, name: string, value: string): JsonValue {
   const field = fieldOf(method, name);
   const scalar = field?.fieldKind === "scalar" || field?.fieldKind === "list" ? field.scalar : undefined;
@@ -221,6 +255,7 @@ function typedValue(method: DescMethod, name: string, value: string): JsonValue 
     if (value === "true" || value === "false") return value === "true";
     throw new ConnectError(`${name} must be true or false`, Code.InvalidArgument);
   }
+  if (scalar !== undefined && INTEGER_TYPES.has(scalar) && !/^-?\d+$/.test(value)) throw new ConnectError(`${name} must be a whole number in decimal digits`, Code.InvalidArgument);
   return value;
 }
 
@@ -250,9 +285,8 @@ function requestOf<I extends DescMessage>(method: { input: I }, json: JsonObject
  * straight (Connect's JSON streaming pipeline held about 39 KB per open stream).
  * Errors before the first message go to the gateway's error answer.
  */
-async function serveStream(target: ServerStreamTarget, url: string, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
+async function serveStream(target: ServerStreamTarget, url: string, message: MessageShape<DescMessage>, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
   const { service, method, call } = target;
-  const message = requestOf(method, json);
   // Before the call: a client that leaves while the interceptors run is seen by the writer too.
   const signals = new ResponseSignals(res);
   const response = await call(new ServerStreamRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, signals));
@@ -267,9 +301,8 @@ async function serveStream(target: ServerStreamTarget, url: string, json: JsonOb
  * the answer is what Connect's unary JSON response would be (response trailers
  * as `trailer-` headers). Errors go to the gateway's error answer.
  */
-async function serveUnary(target: UnaryTarget, url: string, json: JsonObject, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
+async function serveUnary(target: UnaryTarget, url: string, message: MessageShape<DescMessage>, header: Headers, req: NodeRequest, res: NodeResponse): Promise<void> {
   const { service, method, call } = target;
-  const message = requestOf(method, json);
   const response = await call(new CallRequest(service, method, url, header, peerContext(req.socket.remoteAddress), message, new ResponseSignals(res)));
   const body = Buffer.from(toJsonString(method.output, response.message, WRITE_JSON));
   res.writeHead(200, { ...headerRecord(response.header, response.trailer), "content-type": "application/json", "content-length": body.length });

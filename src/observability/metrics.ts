@@ -1,5 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import { randomUUID } from "node:crypto";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueStore } from "../queue/queue-store.js";
@@ -9,6 +10,8 @@ export interface Metrics {
   registry: Registry;
   /** Counts and times every RPC by its final code; the outermost interceptor. */
   interceptor: Interceptor;
+  /** Counts a call answered before the interceptors ran (a message that does not decode, a bad deadline, a body past the limits) as they count one, with its code. */
+  refused(method: DescMethod, err: unknown): void;
   /** The text exposition: this process's, or every worker's combined when run under the cluster primary. */
   exposition(): Promise<string>;
   /** Reports the server's open streams at scrape time (the server calls it once it exists). */
@@ -129,7 +132,7 @@ export function createMetrics(store: QueueStore): Metrics {
 
   const interceptor: Interceptor = (next) => async (req) => {
     const end = duration.startTimer({ rpc: req.method.name });
-    const grpc = { grpc_type: GRPC_TYPES[req.method.methodKind], grpc_service: req.service.typeName, grpc_method: req.method.name };
+    const grpc = grpcLabelsOf(req.method);
     started.inc(grpc);
     // A start time, not startTimer's closure: an open stream holds `ended` and what it keeps.
     const startedAt = performance.now();
@@ -149,9 +152,18 @@ export function createMetrics(store: QueueStore): Metrics {
     }
   };
 
+  const refused = (method: DescMethod, err: unknown): void => {
+    const grpc = grpcLabelsOf(method);
+    const code = codeName(err);
+    started.inc(grpc);
+    handled.inc({ ...grpc, grpc_code: code });
+    requests.inc({ rpc: method.name, code });
+  };
+
   return {
     registry,
     interceptor,
+    refused,
     exposition: () => (cluster.isWorker ? askPrimary() : registry.metrics()),
     observeOpenStreams: (count) => (openStreams = count),
     observeRequestBodies: (read) => (requestBodies = read),
@@ -160,6 +172,10 @@ export function createMetrics(store: QueueStore): Metrics {
 
 /** go-grpc-prometheus's grpc_type values. */
 const GRPC_TYPES = { unary: "unary", server_streaming: "server_stream", client_streaming: "client_stream", bidi_streaming: "bidi_stream" } as const;
+
+function grpcLabelsOf(method: DescMethod): { grpc_type: string; grpc_service: string; grpc_method: string } {
+  return { grpc_type: GRPC_TYPES[method.methodKind], grpc_service: method.parent.typeName, grpc_method: method.name };
+}
 
 /** The canonical gRPC code names, by number (Connect's own names are camel case, and spell Canceled). */
 const CODE_NAMES = [
@@ -202,26 +218,32 @@ interface MetricsReply {
   text: string;
 }
 
+/** Scrapes waiting for the primary's answer, by id: one "message" listener serves them all (one each warned past ten). */
+const pendingScrapes = new Map<string, (text: string) => void>();
+
 function askPrimary(): Promise<string> {
   const id = randomUUID();
-  return new Promise((resolve, reject) => {
+  if (pendingScrapes.size === 0) process.on("message", onPrimaryReply);
+  return new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => done(new Error("the primary did not answer for metrics")), 5000);
-    const onMessage = (message: unknown): void => {
-      const reply = message as Partial<MetricsReply>;
-      if (reply.type === "tq:metrics-reply" && reply.id === id) done(undefined, reply.text ?? "");
-    };
     function done(err?: Error, text?: string): void {
       clearTimeout(timer);
-      process.off("message", onMessage);
+      pendingScrapes.delete(id);
+      if (pendingScrapes.size === 0) process.off("message", onPrimaryReply);
       if (err) reject(err);
       else resolve(text ?? "");
     }
-    process.on("message", onMessage);
+    pendingScrapes.set(id, (text) => done(undefined, text));
     // (the primary gone: the send fails, and this call with it, not the process)
     process.send?.({ type: "tq:metrics", id }, undefined, undefined, (err: Error | null) => {
       if (err) done(err);
     });
   });
+}
+
+function onPrimaryReply(message: unknown): void {
+  const reply = message as Partial<MetricsReply>;
+  if (reply.type === "tq:metrics-reply" && reply.id !== undefined) pendingScrapes.get(reply.id)?.(reply.text ?? "");
 }
 
 /** In the cluster primary: answers workers' metrics requests with every worker's metrics combined. */

@@ -33,7 +33,21 @@ export function checkUserId(userId: string, maxBytes = MAX_USER_ID_BYTES): void 
   if (CONTROL.test(userId)) throw invalidField("user_id", "contains a control character");
   if (INVISIBLE.test(userId)) throw invalidField("user_id", "contains an invisible or look-alike character (a format, separator, non-ASCII space, private or unassigned code point)");
   if (STACKED_MARKS.test(userId)) throw invalidField("user_id", "stacks more than two combining marks on one letter");
+  // Bytes that were not UTF-8 became U+FFFD on the way in: different bytes would be one user.
+  if (userId.includes("\ufffd")) throw invalidField("user_id", "contains U+FFFD (bytes that were not UTF-8)");
   if (userId.trim() !== userId || userId.trim() === "") throw invalidField("user_id", "starts or ends with a space");
+}
+
+// What text shown to others (a train's name, an announcement) must not hold: controls
+// and line breaks, bidi controls that reverse what follows ("\u202e" shows "evil" as
+// "live"), and U+FFFD, which stands for bytes that were not UTF-8. Emoji and their
+// joiners and variation selectors stay.
+// eslint-disable-next-line no-control-regex
+const UNSAFE_IN_TEXT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufffd]/;
+
+/** Throws an InvalidField state error unless `text` is one line of at most `maxChars` characters, safe to show. */
+export function checkShownText(field: string, text: string, maxChars: number): void {
+  if ([...text].length > maxChars || UNSAFE_IN_TEXT.test(text)) throw invalidField(field, `must be one line of at most ${maxChars} characters, without control or bidi characters`);
 }
 
 /** An idempotency key: 22 to 64 printable ASCII characters (no space), or "" for none. */

@@ -41,8 +41,8 @@ export interface AdminFailureLimit {
 
 /**
  * Requires an admin credential on every RPC the proto marks `(ticketqueue.v1.admin)`:
- * `Authorization: Bearer <JWT>` (audience ticketqueue:admin) when a verifier is
- * configured, or the static token in `x-token`, compared in constant time.
+ * the static token in `x-token`, compared in constant time, or (no x-token sent)
+ * `Authorization: Bearer <JWT>` (audience ticketqueue:admin) when a verifier is configured.
  * Records who it was in the call's context values.
  */
 export function adminAuthInterceptor(services: readonly DescService[], authenticate: AdminAuthenticator): Interceptor {
@@ -68,7 +68,9 @@ export function adminAuthenticator(adminToken: string, jwt: AdminJwtVerifier | u
     // at once all passed one reading of Redis. Good credentials count nothing, so a burst
     // of them (after a Redis pause) is never refused.
     if (!local.has(caller)) throw tooManyFailures(local.retryAfterMs(caller));
-    const bearer = /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
+    // An x-token, when sent, is what the caller means: a proxy in front may add its own
+    // Authorization: Bearer, which must not stand in the way of the static token.
+    const bearer = req.header.has(ADMIN_TOKEN_HEADER) ? undefined : /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
     try {
       // A JWT cannot be guessed: its (asynchronous) check may overlap others.
       return bearer !== undefined && jwt ? `jwt:${await jwt(bearer)}` : staticToken(req.header, req.method.name, adminToken, jwt !== undefined);

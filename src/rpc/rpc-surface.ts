@@ -1,4 +1,4 @@
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -75,7 +75,15 @@ export interface RpcSurface {
   routes(router: ConnectRouter): void;
   /** Streaming calls open now. */
   openStreams(): number;
+  /**
+   * A call its transport answered before the interceptors ran (a message that
+   * does not decode, a bad deadline, a body past the limits): counted in the
+   * metrics as the interceptors count a call, so that a flood of them shows.
+   */
+  refused: Refused;
 }
+
+export type Refused = (method: DescMethod, err: unknown) => void;
 
 export function createRpcSurface(options: RpcOptions): RpcSurface {
   const { store, log } = options;
@@ -115,5 +123,6 @@ export function createRpcSurface(options: RpcOptions): RpcSurface {
       router.service(ReflectionV1Alpha, reflection.v1alpha);
     },
     openStreams: streams.open,
+    refused: options.metrics?.refused ?? (() => undefined),
   };
 }

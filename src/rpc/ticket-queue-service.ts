@@ -11,7 +11,7 @@ import {
   type TicketQueueService,
   type WatchStatusResponseSchema,
 } from "../../gen/ticketqueue/v1/ticket_queue_pb.js";
-import { checkIdempotencyKey, checkUserId, eventIdOf } from "../queue/ids.js";
+import { checkIdempotencyKey, checkShownText, checkUserId, eventIdOf } from "../queue/ids.js";
 import { invalidField, StateError, StateErrorCode } from "../queue/state-errors.js";
 import { MAX_TIME_MS, MIN_TIME_MS, type Announcement, type EntryState, type EventInfo, type QueueStore } from "../queue/queue-store.js";
 import { drawValueHex } from "../queue/draw.js";
@@ -182,7 +182,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const closesAt = ms(req.closesAt, "closes_at");
       const prequeueOpensAt = ms(req.prequeueOpensAt, "prequeue_opens_at");
       checkSettings({ capacity: req.capacity, holdSeconds: req.holdSeconds, name: req.name, opensAt, closesAt, maxWaiting: req.maxWaiting ?? 0, powDifficulty: req.powDifficulty, prequeueOpensAt, admitPerMinute: req.admitPerMinute, presenceTimeoutSeconds: req.presenceTimeoutSeconds, maxPartySize: req.maxPartySize || 1 });
-      checkBeaconSource(req.drawBeaconSource);
+      checkShownText("draw_beacon_source", req.drawBeaconSource, 200);
       if (prequeueOpensAt && !opensAt) throw new ConnectError("prequeue_opens_at needs an opens_at: the pre-queue is drawn then", Code.InvalidArgument);
       await store.createEvent(eventId, {
         name: req.name || eventId,
@@ -208,7 +208,7 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
       const opensAt = req.clearOpensAt ? 0 : req.opensAt ? ms(req.opensAt, "opens_at") : undefined;
       const closesAt = req.clearClosesAt ? 0 : req.closesAt ? ms(req.closesAt, "closes_at") : undefined;
       const prequeueOpensAt = req.prequeueOpensAt ? ms(req.prequeueOpensAt, "prequeue_opens_at") : undefined;
-      if (req.drawBeaconSource !== undefined) checkBeaconSource(req.drawBeaconSource);
+      if (req.drawBeaconSource !== undefined) checkShownText("draw_beacon_source", req.drawBeaconSource, 200);
       if (req.drawBeacon !== undefined && !/^[0-9a-f]{2,256}$/.test(req.drawBeacon)) {
         throw invalidField("draw_beacon", "must be the announced round's value: 2 to 256 lowercase hex digits");
       }
@@ -294,8 +294,9 @@ export function ticketQueueService(store: QueueStore, tickets: Tickets, challeng
 
     async announce(req) {
       const eventId = eventIdOf(req.eventId);
-      checkAnnouncement("message_ko", req.messageKo);
-      checkAnnouncement("message_en", req.messageEn);
+      // One line a phone shows in a banner.
+      checkShownText("message_ko", req.messageKo, 280);
+      checkShownText("message_en", req.messageEn, 280);
       await store.announce(eventId, req.messageKo, req.messageEn);
       return { event: toEvent(await store.getEvent(eventId)) };
     },
@@ -367,26 +368,18 @@ function checkSettings(s: {
   if (s.prequeueOpensAt && s.opensAt && s.prequeueOpensAt >= s.opensAt) throw new ConnectError("prequeue_opens_at must be before opens_at", Code.InvalidArgument);
   if (s.capacity < 1 || s.capacity > MAX_CAPACITY) throw new ConnectError(`capacity must be 1 to ${MAX_CAPACITY}`, Code.InvalidArgument);
   if (s.holdSeconds > MAX_HOLD_SECONDS) throw new ConnectError(`hold_seconds must be at most ${MAX_HOLD_SECONDS}`, Code.InvalidArgument);
-  if (s.name.length > 200) throw new ConnectError("name must be at most 200 characters", Code.InvalidArgument);
+  checkShownText("name", s.name, 200);
   if (s.opensAt && s.closesAt && s.closesAt <= s.opensAt) throw new ConnectError("closes_at must be after opens_at", Code.InvalidArgument);
   if (s.powDifficulty > MAX_POW_DIFFICULTY) throw new ConnectError(`pow_difficulty must be at most ${MAX_POW_DIFFICULTY} (0: none)`, Code.InvalidArgument);
   if (s.maxWaiting > MAX_WAITING) throw new ConnectError(`max_waiting must be at most ${MAX_WAITING} (0: no limit)`, Code.InvalidArgument);
   if (s.maxPartySize < 1 || s.maxPartySize > s.capacity) throw new ConnectError(`max_party_size must be 1 to the capacity (${s.capacity})`, Code.InvalidArgument);
 }
 
-/** An announcement: one line a phone shows in a banner. */
-function checkAnnouncement(field: string, message: string): void {
-  if ([...message].length > 280 || /[\u0000-\u001f\u007f]/.test(message)) throw invalidField(field, "must be one line of at most 280 characters");
-}
 
 function announcementOf(a: Announcement | undefined): MessageInitShape<typeof AnnouncementSchema> | undefined {
   return a && { messageKo: a.ko, messageEn: a.en, at: timestamp(a.at) };
 }
 
-function checkBeaconSource(source: string): void {
-  // Shown to travellers and operators: one line of text.
-  if (source.length > 200 || /[\u0000-\u001f\u007f]/.test(source)) throw invalidField("draw_beacon_source", "must be one line of at most 200 characters");
-}
 
 /**
  * A request's Timestamp as epoch ms (0 when absent), checked before anything is

@@ -1,9 +1,11 @@
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { base64Decode } from "@bufbuild/protobuf/wire";
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextKey, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { peerContext } from "../rpc/caller.js";
+import type { Refused } from "../rpc/rpc-surface.js";
 import { connectDeadline, grpcDeadline } from "./grpc-framing.js";
 import { budgetedBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
@@ -18,7 +20,17 @@ export interface ConnectHandlerOptions {
   bodyBudget: BodyBudget;
   /** Serves what no RPC path matches (the REST gateway). */
   fallback: (req: NodeRequest, res: NodeResponse) => void;
+  /** A call answered before the interceptors ran (connect-node's own refusals, and ours here): counted here. */
+  refused?: Refused;
 }
+
+/** Set by the first interceptor: connect-node ran the chain, whose interceptors count the call. */
+const interceptedKey = createContextKey<{ yes: boolean } | undefined>(undefined, { description: "the interceptors ran" });
+const markIntercepted: Interceptor = (next) => (req) => {
+  const intercepted = req.contextValues.get(interceptedKey);
+  if (intercepted) intercepted.yes = true;
+  return next(req);
+};
 
 /**
  * connect-node's handlers (Connect, gRPC and gRPC-web, compressed or not) for
@@ -34,11 +46,12 @@ export interface ConnectHandlerOptions {
  */
 export function createConnectHandler(options: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
   // Compression as connectNodeAdapter accepts it by default (a body that does not inflate: the client's fault).
-  const router = createConnectRouter({ interceptors: [...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: ACCEPT_COMPRESSION });
+  const router = createConnectRouter({ interceptors: [markIntercepted, ...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: ACCEPT_COMPRESSION });
   options.routes(router);
   const handlers = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) handlers.set(handler.requestPath, handler);
   const { bodyBudget } = options;
+  const refused = options.refused ?? (() => undefined);
 
   return (req, res) => {
     // (split at the first "?" only: a query may hold more, as a Connect GET's JSON message can)
@@ -47,14 +60,18 @@ export function createConnectHandler(options: ConnectHandlerOptions): (req: Node
     const [path, query] = mark < 0 ? [url, ""] : [url.slice(0, mark), url.slice(mark + 1)];
     const handler = handlers.get(path);
     if (!handler) return options.fallback(req, res);
+    const refuse = (err: ConnectError): void => {
+      refused(handler.method, err);
+      sendConnectError(res, err);
+    };
     // (Connect GET is for unary RPCs; a stream's GET goes on to Connect's 405.)
-    if (req.method === "GET" && handler.method.methodKind === "unary" && refuseUndecodableGet(handler, new URLSearchParams(query), res, options.maxRequestBytes)) return;
-    void serve(handler, req, res, budgetedBody(req, bodyBudget));
+    if (req.method === "GET" && handler.method.methodKind === "unary" && refuseUndecodableGet(handler, new URLSearchParams(query), refuse, options.maxRequestBytes)) return;
+    void serve(handler, req, res, budgetedBody(req, bodyBudget), refuse, refused);
   };
 }
 
 /** One call through connect-node's handler, its body as given. */
-async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeResponse, body: AsyncGenerator<Uint8Array>): Promise<void> {
+async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeResponse, body: AsyncGenerator<Uint8Array>, refuse: (err: ConnectError) => void, refused: Refused): Promise<void> {
   // Connect may stop reading a body without ending it (a second message where one was
   // due: "extra input message"), and its answer never settles the promise below
   // (it waits for an "end" node's responses do not emit): the body is ended when the
@@ -62,16 +79,49 @@ async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeRespo
   res.once("close", () => void body.return(undefined));
   // HTTP/1.0 may come without Host; connect-node then throws (a 500 at best).
   if (req.headers.host === undefined && !("authority" in req)) {
-    return sendConnectError(res, new ConnectError("the request has no Host header", Code.InvalidArgument));
+    return refuse(new ConnectError("the request has no Host header", Code.InvalidArgument));
   }
+  const intercepted = { yes: false };
+  let response: UniversalServerResponse;
   try {
     // The TCP peer, as every entry point gives it: per-caller limits key on it.
-    const universal = universalRequestFromNodeRequest(req, res, undefined, peerContext(req.socket.remoteAddress));
+    const universal = universalRequestFromNodeRequest(req, res, undefined, peerContext(req.socket.remoteAddress).set(interceptedKey, intercepted));
     dropFarDeadline(universal.header);
-    await universalResponseToNodeResponse(await handler({ ...universal, body }), res);
+    response = await handler({ ...universal, body });
+  } catch (err: unknown) {
+    return refuse(ConnectError.from(err));
+  }
+  try {
+    // connect-node answered on its own (a protocol error before any interceptor): counted by its code.
+    if (!intercepted.yes) response = await countRefusal(handler, response, refused);
+    await universalResponseToNodeResponse(response, res);
   } catch (err: unknown) {
     sendConnectError(res, ConnectError.from(err));
   }
+}
+
+/**
+ * Counts an answer connect-node made before any interceptor by the code it
+ * carries: gRPC's and gRPC-web's grpc-status (the body has ended by then, the
+ * status set), or a Connect unary error's JSON (read, and given back as it
+ * was). Answers with no code (405, 415, a Connect stream's end message) are not counted.
+ */
+async function countRefusal(handler: UniversalHandler, response: UniversalServerResponse, refused: Refused): Promise<UniversalServerResponse> {
+  const status = response.header?.get("grpc-status") ?? response.trailer?.get("grpc-status");
+  if (status !== null && status !== undefined) {
+    refused(handler.method, new ConnectError("", Number(status) as Code));
+    return response;
+  }
+  if (response.status === 200 || response.body === undefined || response.header?.get("content-type") !== "application/json") return response;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of response.body) chunks.push(chunk);
+  const bytes = Buffer.concat(chunks);
+  try {
+    refused(handler.method, errorFromJsonBytes(bytes, undefined, new ConnectError("", Code.Unknown)));
+  } catch {
+    // (no error JSON: not counted)
+  }
+  return { ...response, body: createAsyncIterable([bytes]) };
 }
 
 /**
@@ -94,7 +144,7 @@ function dropFarDeadline(header: Headers): void {
  * the text itself, inflated, then binary or JSON): answered 400 here (true),
  * where connect-node answers 500; anything else goes on to Connect.
  */
-function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams, res: NodeResponse, maxBytes: number): boolean {
+function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams, refuse: (err: ConnectError) => void, maxBytes: number): boolean {
   const message = query.get("message");
   const encoding = query.get("encoding");
   if (message === null || (encoding !== "proto" && encoding !== "json")) return false;
@@ -102,7 +152,7 @@ function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams,
   try {
     bytes = query.get("base64") === "1" ? base64Decode(message) : new TextEncoder().encode(message);
   } catch (err: unknown) {
-    sendConnectError(res, new ConnectError(`the message is not base64: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument));
+    refuse(new ConnectError(`the message is not base64: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument));
     return true;
   }
   try {
@@ -115,14 +165,14 @@ function refuseUndecodableGet(handler: UniversalHandler, query: URLSearchParams,
     else if (compression !== null && compression !== "identity") return false;
   } catch (err: unknown) {
     if (err instanceof RangeError) return false;
-    sendConnectError(res, new ConnectError(`the ${query.get("compression") ?? ""} message does not inflate`, Code.InvalidArgument));
+    refuse(new ConnectError(`the ${query.get("compression") ?? ""} message does not inflate`, Code.InvalidArgument));
     return true;
   }
   try {
     decodeConnectMessage(handler.method.input, encoding === "proto", bytes);
     return false;
   } catch (err: unknown) {
-    sendConnectError(res, ConnectError.from(err));
+    refuse(ConnectError.from(err));
     return true;
   }
 }

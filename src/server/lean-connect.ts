@@ -1,5 +1,5 @@
-import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { parseContentType } from "@connectrpc/connect/protocol-connect";
 import { peerContext } from "../rpc/caller.js";
@@ -7,17 +7,9 @@ import { toConnectError } from "../rpc/errors.js";
 import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "../rpc/unary-calls.js";
 import { connectDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { canAnswer, headerRecord, HttpCall, pathOf, readRpcBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
-import type { BodyBudget } from "./body-budget.js";
 import { ACCEPT_COMPRESSION } from "./compression.js";
+import type { LeanPathOptions } from "./lean-path-options.js";
 
-export interface LeanConnectOptions {
-  services: readonly { service: DescService; impl: object }[];
-  /** The same interceptors the Connect router runs. */
-  interceptors: readonly Interceptor[];
-  maxRequestBytes: number;
-  /** What unfinished request bodies may hold together (past it: RESOURCE_EXHAUSTED). */
-  bodyBudget: BodyBudget;
-}
 
 /** Connect's JSON reading as its router does it by default: unknown fields are ignored. */
 const JSON_OPTIONS = { ignoreUnknownFields: true };
@@ -47,7 +39,7 @@ const COMPRESS_MIN_BYTES = 1024;
  * where connect-node runs it; an error's body is not compressed, and headers a
  * handler set before it failed are not sent (none of ours does).
  */
-export function createLeanConnect(options: LeanConnectOptions): (req: NodeRequest, res: NodeResponse) => boolean {
+export function createLeanConnect(options: LeanPathOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const targets = new Map<string, UnaryTarget>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "connect").values()) {
     targets.set(`/${target.service.typeName}/${target.method.name}`, target);
@@ -63,7 +55,7 @@ export function createLeanConnect(options: LeanConnectOptions): (req: NodeReques
     // (a POST's query string means nothing to Connect)
     const target = targets.get(pathOf(req));
     if (!target) return false;
-    void serve(target, { binary: type.binary, compression }, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answerError(res, toConnectError(err)));
+    void serve(target, { binary: type.binary, compression }, req, res, options).catch((err: unknown) => answerError(res, toConnectError(err)));
     return true;
   };
 }
@@ -74,19 +66,21 @@ interface Format {
   compression: Compression | null;
 }
 
-async function serve(target: UnaryTarget, { binary, compression }: Format, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
+async function serve(target: UnaryTarget, { binary, compression }: Format, req: NodeRequest, res: NodeResponse, { maxRequestBytes, bodyBudget, refused }: LeanPathOptions): Promise<void> {
   const call = new HttpCall(res, answerError);
+  let called = false;
   try {
     const timeout = connectDeadline(headerValue(req.headers["connect-timeout-ms"]));
     if (timeout.error) throw timeout.error;
     const deadlineAt = call.deadlineIn(timeout.timeoutMs);
-    const read = await readRpcBody(req, res, maxBytes, budget);
+    const read = await readRpcBody(req, res, maxRequestBytes, bodyBudget);
     // (connect-node's own decompression: at most the message limit, a bomb is RESOURCE_EXHAUSTED)
-    const body = compression ? await compression.decompress(read, maxBytes) : read;
+    const body = compression ? await compression.decompress(read, maxRequestBytes) : read;
     // The deadline passed while the body came: answered, and nothing is done.
-    if (call.expired) return;
+    if (call.expired) return refused?.(target.method, call.expired);
     const message = decode(target, binary, body);
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
+    called = true;
     const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
     call.finish();
     if (call.expired || res.headersSent) return;
@@ -105,7 +99,9 @@ async function serve(target: UnaryTarget, { binary, compression }: Format, req: 
     res.end(answer);
   } catch (err: unknown) {
     call.finish();
-    answerError(res, toConnectError(err));
+    const error = toConnectError(err);
+    if (!called) refused?.(target.method, call.expired ?? error);
+    answerError(res, error);
   }
 }
 

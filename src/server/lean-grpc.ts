@@ -1,7 +1,7 @@
 import { constants as http2Constants } from "node:http2";
 import type * as http2 from "node:http2";
-import { toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
@@ -11,15 +11,9 @@ import { CallRequest, createUnaryCalls, deadlineKey, type SignalSource, type Una
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { serverBusy, type BodyBudget, type BodyHolder } from "./body-budget.js";
 import { drained, MAX_UNREAD_BYTES, notRead } from "./http-body.js";
+import type { LeanPathOptions } from "./lean-path-options.js";
+import type { Refused } from "../rpc/rpc-surface.js";
 
-export interface LeanGrpcOptions {
-  services: readonly { service: DescService; impl: object }[];
-  /** The same interceptors the Connect router runs. */
-  interceptors: readonly Interceptor[];
-  maxRequestBytes: number;
-  /** What unfinished request bodies may hold together (past it: RESOURCE_EXHAUSTED). */
-  bodyBudget: BodyBudget;
-}
 
 /** Takes an HTTP/2 stream it serves (true) or leaves it alone (false). */
 export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
@@ -42,7 +36,7 @@ const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"
  * trailers set by handlers, client cancellation (the handler's signal aborts),
  * and the 64 KiB limit (RESOURCE_EXHAUSTED).
  */
-export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
+export function createLeanGrpc(options: LeanPathOptions): StreamTaker {
   const targets = new Map<string, Target>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc").values()) {
     targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "unary", ...target });
@@ -58,7 +52,7 @@ export function createLeanGrpc(options: LeanGrpcOptions): StreamTaker {
     if (headers.origin !== undefined) return false; // a browser: CORS is answered on the general path
     const target = targets.get(headers[":path"] ?? "");
     if (!target) return false;
-    new LeanCall(stream, headers, target, options.maxRequestBytes, options.bodyBudget).start();
+    new LeanCall(stream, headers, target, options.maxRequestBytes, options.bodyBudget, options.refused).start();
     return true;
   };
 }
@@ -83,6 +77,8 @@ class LeanCall implements SignalSource, BodyHolder {
   private size = 0;
   /** A pushed server stream being written: stopped when the call ends early. */
   private written: WrittenStream | undefined;
+  /** The interceptors have the call: they count how it ends. */
+  private called = false;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -90,6 +86,7 @@ class LeanCall implements SignalSource, BodyHolder {
     private readonly target: Target,
     private readonly maxBytes: number,
     private readonly budget: BodyBudget,
+    private readonly refused: Refused | undefined,
   ) {}
 
   start(): void {
@@ -130,6 +127,7 @@ class LeanCall implements SignalSource, BodyHolder {
       const message = decodeRequestFrame(method.input, frame, "gRPC");
       const contextValues = peerContext(stream.session?.socket?.remoteAddress).set(deadlineKey, deadlineAt);
       const path = this.headers[":path"] ?? "";
+      this.called = true;
       if (target.kind === "unary") {
         const response = await target.call(new CallRequest(target.service, target.method, path, requestHeader(this.headers), contextValues, message, this));
         if (this.finished || stream.closed) return this.finish("the client cancelled");
@@ -199,6 +197,7 @@ class LeanCall implements SignalSource, BodyHolder {
   private fail(err: unknown): void {
     if (this.finished) return;
     const error = toConnectError(err);
+    if (!this.called) this.refused?.(this.target.method, error);
     // Mid-stream (headers sent): the stream's writer ends it with this status in its trailers.
     this.failure = error;
     this.finish(error.rawMessage, error.code);

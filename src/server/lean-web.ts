@@ -1,5 +1,5 @@
-import { toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { peerContext } from "../rpc/caller.js";
 import { toConnectError } from "../rpc/errors.js";
@@ -9,15 +9,8 @@ import { CallRequest, createUnaryCalls, deadlineKey, type UnaryTarget } from "..
 import { decodeRequestFrame, frameOf, grpcDeadline, headerValue, requestHeader } from "./grpc-framing.js";
 import { canAnswer, drained, headerRecord, HttpCall, notRead, pathOf, readRpcBody, writeOrDrop, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
+import type { LeanPathOptions } from "./lean-path-options.js";
 
-export interface LeanWebOptions {
-  services: readonly { service: DescService; impl: object }[];
-  /** The same interceptors the Connect router runs. */
-  interceptors: readonly Interceptor[];
-  maxRequestBytes: number;
-  /** What unfinished request bodies may hold together (past it: RESOURCE_EXHAUSTED). */
-  bodyBudget: BodyBudget;
-}
 
 const GRPC_WEB_CONTENT_TYPES = new Set(["application/grpc-web", "application/grpc-web+proto"]);
 const CONTENT_TYPE = "application/grpc-web+proto";
@@ -43,7 +36,7 @@ const TRAILER_FLAG = 0x80;
  * client leaving (the handler's signal aborts) and the 64 KiB limit
  * (RESOURCE_EXHAUSTED) hold here too, and the process's budget of unfinished bodies.
  */
-export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: NodeResponse) => boolean {
+export function createLeanWeb(options: LeanPathOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const targets = new Map<string, Target>();
   for (const target of createUnaryCalls(options.services, options.interceptors, "grpc-web").values()) {
     targets.set(`/${target.service.typeName}/${target.method.name}`, { kind: "unary", ...target });
@@ -59,24 +52,26 @@ export function createLeanWeb(options: LeanWebOptions): (req: NodeRequest, res: 
     if (encoding !== undefined && encoding !== "identity") return false;
     const target = targets.get(pathOf(req));
     if (!target) return false;
-    void serve(target, req, res, options.maxRequestBytes, options.bodyBudget).catch((err: unknown) => answer(res, undefined, toConnectError(err)));
+    void serve(target, req, res, options).catch((err: unknown) => answer(res, undefined, toConnectError(err)));
     return true;
   };
 }
 
 type Target = ({ kind: "unary" } & UnaryTarget) | ({ kind: "server_streaming" } & ServerStreamTarget);
 
-async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxBytes: number, budget: BodyBudget): Promise<void> {
+async function serve(target: Target, req: NodeRequest, res: NodeResponse, { maxRequestBytes, bodyBudget, refused }: LeanPathOptions): Promise<void> {
   const call = new HttpCall(res, answerExpired);
+  let called = false;
   try {
     const timeout = grpcDeadline(headerValue(req.headers["grpc-timeout"]));
     if (timeout.error) throw timeout.error;
     const deadlineAt = call.deadlineIn(timeout.timeoutMs);
     // Read in its own function: the body and the message are let go once the call has them.
-    const message = await readMessage(target, req, res, maxBytes, budget);
+    const message = await readMessage(target, req, res, maxRequestBytes, bodyBudget);
     // The deadline passed while the body came: answered, and nothing is done.
-    if (call.expired) return;
+    if (call.expired) return refused?.(target.method, call.expired);
     const contextValues = peerContext(req.socket.remoteAddress).set(deadlineKey, deadlineAt);
+    called = true;
     if (target.kind === "unary") {
       const response = await target.call(new CallRequest(target.service, target.method, req.url ?? "", requestHeader(req.headers), contextValues, message, call.signals));
       call.finish();
@@ -89,7 +84,9 @@ async function serve(target: Target, req: NodeRequest, res: NodeResponse, maxByt
     call.signals.follow(writeStream(response.message, new WebStream(call, target.method.output, response.header, response.trailer)));
   } catch (err: unknown) {
     call.finish();
-    answer(res, undefined, toConnectError(err));
+    const error = toConnectError(err);
+    if (!called) refused?.(target.method, call.expired ?? error);
+    answer(res, undefined, error);
   }
 }
 

@@ -113,13 +113,14 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const { rpc } = deps;
   const bodyBudget = deps.bodyBudget ?? new BodyBudget(limits.maxBufferedRequestBytes);
-  const leanGrpc = createLeanGrpc({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
-  const leanWeb = createLeanWeb({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
-  const leanConnect = createLeanConnect({ services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget });
+  const lean = { services: rpc.entries, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget, refused: rpc.refused };
+  const leanGrpc = createLeanGrpc(lean);
+  const leanWeb = createLeanWeb(lean);
+  const leanConnect = createLeanConnect(lean);
   const cors = createCors(deps.corsOrigins ?? []);
   const web = createWebApp(deps.webDir);
   if (!web.built) deps.log.warn({ dir: web.dir }, "the web app is not built (npm run build): / and /admin answer 404");
-  const connect = createConnectHandler({ routes: rpc.routes, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget, fallback: deps.fallback });
+  const connect = createConnectHandler({ routes: rpc.routes, interceptors: rpc.interceptors, maxRequestBytes: MAX_REQUEST_BYTES, bodyBudget, fallback: deps.fallback, refused: rpc.refused });
   let closing = false;
   const dispatch = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     // While draining, HTTP/1.1 connections close after their current response.

@@ -88,18 +88,24 @@ export function createWebApp(dir = BUILT_WEB_DIR): { handle: (req: Request, res:
       return true;
     }
     if (req.headers["if-none-match"] === file.headers["etag"]) {
-      res.writeHead(304, file.headers);
+      res.writeHead(304, withVary(res, file.headers));
       res.end();
       return true;
     }
     const accepted = String(req.headers["accept-encoding"] ?? "");
     const [encoding, body] = /\bbr\b/.test(accepted) ? ["br", file.br] : /\bgzip\b/.test(accepted) ? ["gzip", file.gzip] : ["identity", file.body];
     const headers = { ...file.headers, "content-length": String(body.length), ...(encoding === "identity" ? {} : { "content-encoding": encoding }) };
-    res.writeHead(200, headers);
+    res.writeHead(200, withVary(res, headers));
     res.end(body);
     return true;
   };
   return { handle, built, dir };
+}
+
+/** The file's headers, its Vary added to what CORS set (Origin): a cache must keep an answer per origin and encoding. */
+function withVary(res: Response, headers: Record<string, string>): Record<string, string> {
+  const set = res.getHeader("vary");
+  return set === undefined ? headers : { ...headers, vary: [String(set), headers["vary"]].filter(Boolean).join(", ") };
 }
 
 function* walk(dir: string): Generator<string> {

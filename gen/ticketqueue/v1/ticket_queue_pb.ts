@@ -1265,7 +1265,9 @@ export type ListSeatHoldersRequest = Message<"ticketqueue.v1.ListSeatHoldersRequ
   eventId: string;
 
   /**
-   * At most this many per page (1 to 1000; 0 means 500). A page may hold fewer.
+   * About this many per page (1 to 1000; 0 means 500): a hint, as Redis's HSCAN
+   * takes it. A page may hold fewer or more; a small event (up to 128 seats
+   * with Redis's defaults) comes whole in one page.
    *
    * @generated from field: uint32 page_size = 2;
    */
