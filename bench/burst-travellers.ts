@@ -26,7 +26,7 @@ export interface ClientStart {
 export type ToClient = { kind: "start"; start: ClientStart } | { kind: "mark"; round: number } | { kind: "report"; round: number } | { kind: "close" };
 export type FromClient =
   | { kind: "joined"; sentAt: number; answeredAt: number[]; answered: number[]; failed: string[] }
-  | { kind: "watching"; grpcWeb: number; sse: number; failed: string[] }
+  | { kind: "watching"; grpcWeb: number; sse: number; failed: string[]; reconnected: number }
   | { kind: "round"; round: number; toldAt: number[]; toldAtSse: number[]; silent: number }
   | { kind: "closed" };
 
@@ -66,6 +66,9 @@ const GIVE_UP_MS = 60_000;
 const CONNECTS_PER_TURN = 100;
 const send = (message: FromClient): void => void process.send?.(message);
 const travellers: Traveller[] = [];
+const ownerOf = new WeakMap<Socket, Traveller>();
+/** Watches sent again on a new connection (see watch). */
+let reconnected = 0;
 let round = -1;
 
 process.on("message", (message: ToClient) => {
@@ -126,16 +129,14 @@ async function start(s: ClientStart): Promise<void> {
   await Promise.all(joins);
   send({ kind: "joined", sentAt, answeredAt, answered, failed });
   await Promise.all(watches);
-  const open = travellers.filter((t) => !t.socket.destroyed);
-  send({ kind: "watching", grpcWeb: open.filter((t) => !t.sse).length, sse: open.filter((t) => t.sse).length, failed: watchFailed });
+  const live = travellers.filter((t) => !t.socket.destroyed);
+  send({ kind: "watching", grpcWeb: live.filter((t) => !t.sse).length, sse: live.filter((t) => t.sse).length, failed: watchFailed, reconnected });
 }
 
 /** Connects and Reserves over gRPC-web; resolves with the traveller (its connection kept alive) and its ticket. */
 function join(s: ClientStart, index: number): Promise<{ traveller: Traveller; ticket: string }> {
   return new Promise((resolve, reject) => {
-    // A source address only when one is not enough: binding first makes the kernel search for a free port on each connect.
-    const socket = connect({ port: s.port, host: "127.0.0.1", ...(s.sourceAddresses > 1 ? { localAddress: `127.0.0.${2 + (index % s.sourceAddresses)}` } : {}) });
-    socket.setNoDelay(true);
+    const socket = open(s, index);
     const t: Traveller = {
       index,
       socket,
@@ -158,26 +159,46 @@ function join(s: ClientStart, index: number): Promise<{ traveller: Traveller; ti
       seated: false,
       toldAt: undefined,
     };
+    ownerOf.set(socket, t);
     const calledAt = now();
     let connectedAt = 0;
     socket.once("connect", () => (connectedAt = now()));
     socket.on("error", (err) => reject(new Error(`${err.message} (${connectedAt ? `connected after ${Math.round(connectedAt - calledAt)} ms, failed ${Math.round(now() - connectedAt)} ms later` : `not connected after ${Math.round(now() - calledAt)} ms`})`)));
     socket.once("close", () => reject(new Error(`traveller ${index}: closed before the Reserve answer`)));
     const timer = setTimeout(() => socket.destroy(new Error(`traveller ${index}: no Reserve answer within ${GIVE_UP_MS} ms`)), GIVE_UP_MS);
-    socket.on("data", (chunk: Buffer) => onData(t, chunk));
     post(socket, "Reserve", toBinary(ReserveRequestSchema, create(ReserveRequestSchema, { eventId: s.eventId, userId: `t${index}` })));
   });
 }
 
+/** A traveller's connection. A source address only when one is not enough: binding first makes the kernel search for a free port on each connect. */
+function open(s: ClientStart, index: number): Socket {
+  const socket = connect({ port: s.port, host: "127.0.0.1", ...(s.sourceAddresses > 1 ? { localAddress: `127.0.0.${2 + (index % s.sourceAddresses)}` } : {}) });
+  socket.setNoDelay(true);
+  socket.on("data", (chunk: Buffer) => {
+    const t = ownerOf.get(socket);
+    if (t) onData(t, chunk);
+  });
+  return socket;
+}
+
 /** Opens the traveller's live status on its connection; resolves at the first message. */
-function watch(s: ClientStart, t: Traveller, ticket: string): Promise<void> {
-  travellers.push(t);
+function watch(s: ClientStart, t: Traveller, ticket: string, again = false): Promise<void> {
+  if (!again) travellers.push(t);
+  if (!again && t.socket.destroyed) return watchAgain(s, t, ticket);
   t.watching = true;
   return new Promise((resolve, reject) => {
     const askedAt = now();
+    const readBefore = t.socket.bytesRead;
     let gaveUp = "";
     t.socket.once("error", (err) => (gaveUp = `: ${err.message.replace(/traveller \d+: /, "")}`));
     t.socket.once("close", () => {
+      // The server closed the kept-alive connection before the watch reached it (idle
+      // past its keep-alive while this process lagged): a browser opens a new one, once.
+      if (!again && t.socket.bytesRead === readBefore && !t.endedWith) {
+        clearTimeout(timer);
+        watchAgain(s, t, ticket).then(resolve, reject);
+        return;
+      }
       // How soon: a connection the server had already closed (idle past its keep-alive) closes at once.
       const after = now() - askedAt;
       const when = after < 10 ? "within 10 ms" : after < 1000 ? "within 1 s" : "after 1 s or more";
@@ -205,6 +226,14 @@ function watch(s: ClientStart, t: Traveller, ticket: string): Promise<void> {
       post(t.socket, "WatchStatus", toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, { eventId: s.eventId, userId: `t${t.index}`, ticket })));
     }
   });
+}
+
+/** The watch on a new connection: the kept-alive one was closed. */
+function watchAgain(s: ClientStart, t: Traveller, ticket: string): Promise<void> {
+  Object.assign(t, { socket: open(s, t.index), buffer: Buffer.alloc(0), body: Buffer.alloc(0), headersDone: false });
+  ownerOf.set(t.socket, t);
+  reconnected++;
+  return watch(s, t, ticket, true);
 }
 
 function post(socket: Socket, method: string, message: Uint8Array): void {

@@ -117,7 +117,7 @@ if (process.env["BURST_SHOW_FAILURES"]) for (const f of joinFailures.slice(0, Nu
 const joinSeconds = ((answered.at(-1) ?? sentAt) - sentAt) / 1000;
 const joinedBy = (q: number): string => (((answered[Math.min(answered.length - 1, Math.floor(answered.length * q))] ?? sentAt) - sentAt) / 1000).toFixed(2);
 const watching = await collect("watching");
-console.log(`watching: ${watching.reduce((n, w) => n + w.grpcWeb + w.sse, 0)} open; promotions`);
+console.log(`watching: ${watching.reduce((n, w) => n + w.grpcWeb + w.sse, 0)} open (${watching.reduce((n, w) => n + w.reconnected, 0)} asked for again on a new connection, the kept-alive one closed); promotions`);
 const grpcWeb = watching.reduce((n, w) => n + w.grpcWeb, 0);
 const sse = watching.reduce((n, w) => n + w.sse, 0);
 const watchFailures = watching.flatMap((w) => w.failed);
