@@ -43,6 +43,8 @@ describe("admin JWTs", () => {
     expect(await client.processQueue({}, { headers: { "x-token": TEST_ADMIN_TOKEN, authorization: "Bearer abc" } })).toMatchObject({ promotedCount: 0 });
     const good = bearer(await jwt({ aud: "ticketqueue:admin", sub: "ops-kim" })).headers;
     await expect(client.processQueue({}, { headers: { ...good, "x-token": "wrong" } })).rejects.toSatisfy((e) => code(e) === Code.Unauthenticated);
+    // An empty x-token (a template whose variable was unset) is none: the JWT decides.
+    expect(await client.processQueue({}, { headers: { ...good, "x-token": "" } })).toMatchObject({ promotedCount: 0 });
   });
 
   it("refuse a wrong audience, an expired token, another key, and a ticket", async () => {

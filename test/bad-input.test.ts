@@ -28,7 +28,7 @@ const restCases: [string, string, string, string | undefined, number, string][] 
   ["a path field again in the query", "GET", "/status/a?user_id=someone-else", undefined, 400, "invalid_argument"],
   ["an event path field again in the query", "GET", "/v1/events/default?event_id=other", undefined, 400, "invalid_argument"],
   ["bytes that are not UTF-8 in a body", "POST", "/reserve", '{"user_id":"bad\ufffdid"}', 400, "invalid_argument"],
-  ["bytes that are not UTF-8 in a query", "GET", "/status/x?user_id=bad%FEid", undefined, 400, "invalid_argument"],
+  ["bytes that are not UTF-8 in a query", "GET", "/v1/events/default/watch?user_id=bad%FEid", undefined, 400, "invalid_argument"],
   ["POST on a GET path", "POST", "/health", "{}", 405, "unimplemented"],
   ["wrong method", "GET", "/reserve", undefined, 405, "unimplemented"],
   ["unknown path", "GET", "/nowhere", undefined, 404, "not_found"],
@@ -47,14 +47,15 @@ describe("REST gateway: bad input gets a clear error, never a 500", () => {
       expect(json.code).toBe(code);
       expect(json.message).toBeTruthy();
     }
+    if (_what.startsWith("bytes that are not UTF-8")) expect(json.message).toContain("contains U+FFFD");
   });
 
   it("routes on the path as sent: a dot segment, even percent-encoded, or a backslash is refused, not resolved into another path", async () => {
     const admin = { "x-token": TEST_ADMIN_TOKEN, "content-length": "0" };
-    for (const path of ["/v1/events/x/%2E%2E/%2e%2e/%2e%2e/admin/reset", "/v1/events/x/../../../admin/reset", "/x/%2e/process_queue", "/status/a\\b", "/v1/events/default/.%2E/.."]) {
+    for (const path of ["/v1/events/x/%2E%2E/%2e%2e/%2e%2e/admin/reset", "/v1/events/x/../../../admin/reset", "/x/%2e/process_queue", "/status/a\\b", "/v1/events/default/.%2E/..", "/process_queue#x"]) {
       const res = await rawRequest(env.svc.port, "POST", path, admin);
       expect(res.status, path).toBe(400);
-      expect((JSON.parse(res.body.toString()) as { message: string }).message, path).toBe("the request path has a dot segment or a backslash");
+      expect((JSON.parse(res.body.toString()) as { message: string }).message, path).toBe("the request path has a dot segment, a backslash or a fragment");
     }
     // Nothing was reset; a dot inside a segment is an ordinary character.
     expect((await fetch(`${env.svc.baseUrl}/status/a.b..c`)).status).toBe(200);

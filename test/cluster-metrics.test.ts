@@ -7,6 +7,20 @@ import { expect, it } from "vitest";
 
 // The built module (pretest built it), in a real node:cluster primary and worker.
 const METRICS = pathToFileURL(resolve("dist/src/observability/metrics.js")).href;
+const PROM_CLIENT = pathToFileURL(resolve("node_modules/prom-client/index.js")).href;
+
+/** Runs `script` as a node:cluster primary (from a file: cluster.fork starts the worker from it); its output and exit code. */
+async function runPrimary(script: string): Promise<{ out: string; code: number | null }> {
+  const dir = mkdtempSync(join(tmpdir(), "tq-cluster-metrics-"));
+  const file = join(dir, "primary.mjs");
+  writeFileSync(file, script);
+  const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((done) => child.on("exit", done)).finally(() => rmSync(dir, { recursive: true, force: true }));
+  return { out, code };
+}
 
 it("a worker that dies while the primary gathers its /metrics answer does not take the primary down", async () => {
   const script = `
@@ -20,16 +34,37 @@ it("a worker that dies while the primary gathers its /metrics answer does not ta
       // Asks for the combined metrics, then dies before the answer.
       process.send({ type: "tq:metrics", id: "gone" }, () => process.exit(0));
     }`;
-  // A file, not -e: cluster.fork starts the worker from the primary's script.
-  const dir = mkdtempSync(join(tmpdir(), "tq-cluster-metrics-"));
-  const file = join(dir, "primary.mjs");
-  writeFileSync(file, script);
-  const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  const code = await new Promise<number | null>((done) => child.on("exit", done)).finally(() => rmSync(dir, { recursive: true, force: true }));
+  const { out, code } = await runPrimary(script);
   expect(out).toContain("primary alive");
   expect(out).not.toContain("ERR_IPC_CHANNEL_CLOSED");
+  expect(code).toBe(0);
+}, 20_000);
+
+it("scrapes at once are answered from one gathering of the workers' metrics (at most one a second)", async () => {
+  const script = `
+    import cluster from "node:cluster";
+    import { Gauge, Registry } from ${JSON.stringify(PROM_CLIENT)};
+    import { serveClusterMetrics, shareWithPrimary } from ${JSON.stringify(METRICS)};
+    if (cluster.isPrimary) {
+      serveClusterMetrics();
+      cluster.fork().on("exit", (code) => process.exit(code ?? 1));
+    } else {
+      let gathered = 0;
+      const registry = new Registry();
+      new Gauge({ name: "gathered", help: "times this worker was gathered", registers: [registry], collect() { this.set(++gathered); } });
+      shareWithPrimary(registry);
+      const texts = [];
+      process.on("message", (m) => {
+        if (m.type !== "tq:metrics-reply") return;
+        texts.push(m.text);
+        if (texts.length === 50) {
+          console.log("gathered " + gathered + ", answers " + new Set(texts).size);
+          process.exit(0);
+        }
+      });
+      for (let i = 0; i < 50; i++) process.send({ type: "tq:metrics", id: String(i) });
+    }`;
+  const { out, code } = await runPrimary(script);
+  expect(out).toContain("gathered 1, answers 1");
   expect(code).toBe(0);
 }, 20_000);

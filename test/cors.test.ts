@@ -28,6 +28,10 @@ describe("CORS allow-list", () => {
     const again = await call("GET", "/", { origin: "https://ktx.example", "if-none-match": String(page.headers["etag"]) });
     expect(again.status).toBe(304);
     expect(varies(again.headers)).toEqual(["accept-encoding", "origin"]);
+    // Asked for with no Origin (no CORS headers): it still varies by origin, or a cache would give it to an allowed one.
+    const plain = await call("GET", "/", { "accept-encoding": "gzip" });
+    expect(plain.headers["access-control-allow-origin"]).toBeUndefined();
+    expect(varies(plain.headers)).toEqual(["accept-encoding", "origin"]);
   });
 
   it("lets the browser read gRPC-web and REST answers, with grpc-status exposed", async () => {

@@ -102,6 +102,12 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
         return sendConnectError(res, new ConnectError(`no route for ${verb.toUpperCase()} ${url.pathname}`, Code.NotFound), { json: WRITE_JSON });
       }
       const { route, vars } = match;
+      // A HEAD would have to open the watch to answer as its GET would (its ticket and
+      // event are checked as it opens), only to close it: a live stream takes GET only.
+      if (route.stream && wasHead(req)) {
+        await readBody(req, options.maxBodyBytes, options.bodyBudget);
+        return sendConnectError(res, new ConnectError("HEAD is not served on a live stream; use GET", Code.Unimplemented), { status: 405, headers: { allow: "GET" }, json: WRITE_JSON });
+      }
       let json: JsonObject;
       let message: MessageShape<DescMessage> | undefined;
       try {
@@ -115,12 +121,7 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
       }
       const header = forwardedHeaders(req, route.stream ? "application/connect+json" : "application/json");
       if (route.unary && message) return await serveUnary(route.unary, route.rpcUrl, message, header, req, res);
-      if (route.stream && message) {
-        // A HEAD would have to open the watch to answer as its GET would (its ticket and
-        // event are checked as it opens), only to close it: a live stream takes GET only.
-        if (wasHead(req)) return sendConnectError(res, new ConnectError(`HEAD is not served on a live stream; use GET`, Code.Unimplemented), { status: 405, headers: { allow: "GET" }, json: WRITE_JSON });
-        return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
-      }
+      if (route.stream && message) return await serveStream(route.stream, route.rpcUrl, message, header, req, res);
       const response = await route.handler({
         httpVersion: req.httpVersion,
         method: "POST",
@@ -158,9 +159,10 @@ function requestUrl(target: string | undefined): { pathname: string; searchParam
   const mark = path.indexOf("?");
   const pathname = mark < 0 ? path : path.slice(0, mark);
   // Routed on the path as sent. URL parsing would resolve a dot segment ("..", "%2e%2e") or a
-  // backslash into another path, around a front proxy's rules for the path it saw: refused.
-  if (pathname.includes("\\") || pathname.split("/").some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment))) {
-    throw new ConnectError("the request path has a dot segment or a backslash", Code.InvalidArgument);
+  // backslash into another path, around a front proxy's rules for the path it saw, and drop a
+  // fragment (no client sends one): refused.
+  if (/[\\#]/.test(pathname) || pathname.split("/").some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment))) {
+    throw new ConnectError("the request path has a dot segment, a backslash or a fragment", Code.InvalidArgument);
   }
   return { pathname, searchParams: new URLSearchParams(mark < 0 ? "" : path.slice(mark + 1)) };
 }

@@ -70,7 +70,7 @@ export function adminAuthenticator(adminToken: string, jwt: AdminJwtVerifier | u
     if (!local.has(caller)) throw tooManyFailures(local.retryAfterMs(caller));
     // An x-token, when sent, is what the caller means: a proxy in front may add its own
     // Authorization: Bearer, which must not stand in the way of the static token.
-    const bearer = req.header.has(ADMIN_TOKEN_HEADER) ? undefined : /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
+    const bearer = req.header.get(ADMIN_TOKEN_HEADER) ? undefined : /^Bearer\s+(\S+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
     try {
       // A JWT cannot be guessed: its (asynchronous) check may overlap others.
       return bearer !== undefined && jwt ? `jwt:${await jwt(bearer)}` : staticToken(req.header, req.method.name, adminToken, jwt !== undefined);

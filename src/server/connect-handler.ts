@@ -2,14 +2,14 @@ import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createConnectRouter, createContextKey, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { peerContext } from "../rpc/caller.js";
 import type { Refused } from "../rpc/rpc-surface.js";
 import { connectDeadline, grpcDeadline } from "./grpc-framing.js";
 import { budgetedBody, sendConnectError, type NodeRequest, type NodeResponse } from "./http-body.js";
 import type { BodyBudget } from "./body-budget.js";
 import { ACCEPT_COMPRESSION } from "./compression.js";
+import { countRefusal } from "./connect-node-refusals.js";
 import { decodeConnectMessage } from "./lean-connect.js";
 
 export interface ConnectHandlerOptions {
@@ -100,29 +100,6 @@ async function serve(handler: UniversalHandler, req: NodeRequest, res: NodeRespo
   }
 }
 
-/**
- * Counts an answer connect-node made before any interceptor by the code it
- * carries: gRPC's and gRPC-web's grpc-status (the body has ended by then, the
- * status set), or a Connect unary error's JSON (read, and given back as it
- * was). Answers with no code (405, 415, a Connect stream's end message) are not counted.
- */
-async function countRefusal(handler: UniversalHandler, response: UniversalServerResponse, refused: Refused): Promise<UniversalServerResponse> {
-  const status = response.header?.get("grpc-status") ?? response.trailer?.get("grpc-status");
-  if (status !== null && status !== undefined) {
-    refused(handler.method, new ConnectError("", Number(status) as Code));
-    return response;
-  }
-  if (response.status === 200 || response.body === undefined || response.header?.get("content-type") !== "application/json") return response;
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of response.body) chunks.push(chunk);
-  const bytes = Buffer.concat(chunks);
-  try {
-    refused(handler.method, errorFromJsonBytes(bytes, undefined, new ConnectError("", Code.Unknown)));
-  } catch {
-    // (no error JSON: not counted)
-  }
-  return { ...response, body: createAsyncIterable([bytes]) };
-}
 
 /**
  * A deadline past what a timer can wait (2^31-1 ms, about 24.8 days) is none,

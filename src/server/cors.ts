@@ -23,10 +23,12 @@ export function createCors(allowedOrigins: readonly string[]): (req: Request, re
   const exposeHeaders = connectCors.exposedHeaders.join(", ");
 
   return (req, res) => {
+    // Every answer varies by origin once there is a list, those without one too: a cache that
+    // kept an answer asked for with no Origin (no CORS headers) must not give it to an allowed one.
+    if (allowedOrigins.length > 0) res.setHeader("vary", "Origin");
     const origin = req.headers.origin;
     if (origin === undefined || (!any && !origins.has(origin))) return false;
     res.setHeader("access-control-allow-origin", any ? "*" : origin);
-    res.setHeader("vary", "Origin");
     if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
       res.writeHead(204, {
         "access-control-allow-methods": allowMethods,
