@@ -32,3 +32,19 @@ export async function startOwnRedisProcess(scratch: Scratch): Promise<{ port: nu
   await waitListening(port);
   return { port, child };
 }
+
+/** The service's environment for a bench: on 127.0.0.1:`port` against the bench's Redis, quiet, unthrottled, one worker unless `more` says otherwise. */
+export function serviceEnv(port: number, redisPort: number, adminToken: string, more: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    WORKERS: "1",
+    ADMIN_TOKEN: adminToken,
+    LOG_LEVEL: "warn",
+    RATE_LIMIT_PER_MINUTE: "0",
+    REDIS_COMMAND_TIMEOUT_MS: "10000",
+    ...more,
+  };
+}

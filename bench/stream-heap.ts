@@ -12,7 +12,7 @@ import * as http2 from "node:http2";
 import { Health } from "../gen/health/v1/health_pb.js";
 import { TicketQueueService } from "../gen/ticketqueue/v1/ticket_queue_pb.js";
 import { freePort, waitListening } from "./ports.js";
-import { benchScratch, startOwnRedis } from "./scratch.js";
+import { benchScratch, serviceEnv, startOwnRedis } from "./scratch.js";
 
 const STREAMS = Number(process.argv[2] ?? 10_000);
 const PER_CONNECTION = 500;
@@ -25,19 +25,7 @@ const probeFile = join(dir, "heap.json");
 const redisPort = await startOwnRedis(scratch);
 const port = await freePort();
 const service = spawn(process.execPath, ["--expose-gc", "--import", "./dist/bench/heap-probe.js", "dist/src/main.js"], {
-  env: {
-    ...process.env,
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    WORKERS: "1",
-    ADMIN_TOKEN: "heap-token",
-    LOG_LEVEL: "warn",
-    RATE_LIMIT_PER_MINUTE: "0",
-    REDIS_COMMAND_TIMEOUT_MS: "10000",
-    MAX_STREAMS: String(STREAMS * 2 + 100),
-    HEAP_PROBE_FILE: probeFile,
-  },
+  env: serviceEnv(port, redisPort, "heap-token", { MAX_STREAMS: String(STREAMS * 2 + 100), HEAP_PROBE_FILE: probeFile }),
   stdio: ["ignore", "ignore", "inherit"],
 });
 children.push(service);

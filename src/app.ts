@@ -74,7 +74,7 @@ export async function buildState({ config, redisUrl, log, holdSweepMs }: StateOp
   const tickets = new Tickets(redis, { configuredKey: config.ticketKey, redisKey: ticketKeyKey(config.keyPrefix), ttlSeconds: config.ticketTtlSeconds });
   const challenges = new Challenges(redis, challengeKeyKey(config.keyPrefix));
   const sweeper = startHoldSweeper(store, log, holdSweepMs);
-  const hub = await connectChangeHub(redisOptions, store, log);
+  const hub = await connectChangeHub(redisOptions, store, log, config.watchUpdateMs);
   return {
     redis,
     store,

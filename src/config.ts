@@ -65,6 +65,8 @@ export interface Config {
   maxStreamsPerConnection: number;
   /** WatchStatus streams per user of an event, per process. */
   maxWatchesPerUser: number;
+  /** Changes that move everyone in an event's line reach its watchers at most once per this (ms); 0: each at once. */
+  watchUpdateMs: number;
   /** Failed admin authentications per caller per minute (always on). */
   adminFailuresPerMinute: number;
   /** CORS_ORIGINS: browser origins allowed to call the service ("*" for any). */
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxStreams: integer(env, "MAX_STREAMS", defaultMaxStreams(), 1, 10_000_000),
     maxStreamsPerConnection: integer(env, "MAX_STREAMS_PER_CONNECTION", 2048, 1, 2 ** 31 - 1),
     maxWatchesPerUser: integer(env, "MAX_WATCHES_PER_USER", 4, 1, 1000),
+    watchUpdateMs: integer(env, "WATCH_UPDATE_MS", 200, 0, 10_000),
     adminFailuresPerMinute: integer(env, "ADMIN_AUTH_FAILURES_PER_MINUTE", 30, 1, 100_000),
     adminJwtPublicKey: nonEmpty(env["ADMIN_JWT_PUBLIC_KEY"]),
     adminJwksUrl: nonEmpty(env["ADMIN_JWKS_URL"]),

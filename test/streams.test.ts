@@ -267,7 +267,10 @@ describe("Health.Watch", () => {
 describe("connections and clients that misbehave", () => {
   let svc: TestService;
   beforeAll(async () => {
-    svc = await startTestService(redis.url);
+    // Each change told at once (WATCH_UPDATE_MS=0): a watcher that does not read is sent enough
+    // to pass its 64 KiB in seconds. (By default the service sends a watch at most five updates a
+    // second, which keeps such a reader within it for long; the bound is for every other source.)
+    svc = await startTestService(redis.url, { watchUpdateMs: 0 });
   });
   afterAll(async () => {
     await svc.close();

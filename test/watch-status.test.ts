@@ -85,6 +85,28 @@ describe("WatchStatus", () => {
     abort.abort();
   });
 
+  it("a storm of cancels ahead reaches a watcher as a few updates (WATCH_UPDATE_MS), its last position exact", async () => {
+    const ahead = Array.from({ length: 60 }, (_, i) => `leaves-${i}`);
+    const { eventId, tickets } = await setup(1, ["seated", ...ahead, "w"]);
+    const abort = new AbortController();
+    const w = reader(client.watchStatus({ eventId, userId: "w", ticket: tickets.get("w") }, { signal: abort.signal }));
+    expect(await w.next()).toMatchObject({ change: StatusChange.INITIAL, position: 61 });
+    // One after another, each moving everyone behind: each would be its own write to every watcher.
+    for (const userId of ahead) await client.adminCancel({ eventId, userId }, admin);
+    let messages = 0;
+    let last = 61;
+    while (last > 1) {
+      const m = await w.next();
+      messages++;
+      expect(m.change).toBe(StatusChange.POSITION);
+      expect(m.position).toBeLessThan(last);
+      last = m.position;
+    }
+    expect(last).toBe(1);
+    expect(messages).toBeLessThan(ahead.length / 2);
+    abort.abort();
+  });
+
   it.each<[string, () => Transport, Record<string, string>]>([
     ["Connect", () => createConnectTransport({ baseUrl: env.svc.baseUrl, httpVersion: "1.1" }), { "connect-timeout-ms": "9999999999" }],
     ["gRPC, compressed (connect-node's path)", () => createGrpcTransport({ baseUrl: env.svc.baseUrl, sendCompression: compressionGzip, compressMinBytes: 0 }), { "grpc-timeout": "99999999H" }],

@@ -33,13 +33,20 @@ type Mine = Listener | Set<Listener>;
 interface Watched {
   /** By the user whose entry they follow. */
   listeners: Map<string, Mine>;
-  /** The last version of an unbroken run of messages, and where that run began (undefined: none yet). */
+  /** The last version of an unbroken run of messages told, and where that run began (undefined: none yet). */
   last: number | undefined;
   since: number;
   subscribed: Promise<unknown>;
   info: Promise<EventInfo> | undefined;
   closeTimer: NodeJS.Timeout | undefined;
+  /** Messages that came within `tellEveryMs` of a change told to everyone: told together when it ends. */
+  held: Received[] | undefined;
+  holdTimer: NodeJS.Timeout | undefined;
 }
+
+/** A message from the event's channel: a change as the scripts publish it, or anything else (its watchers re-read). */
+type Received = { v: number; ops: ChangeOp[] } | "unreadable";
+
 
 /**
  * One Redis subscription per process per watched event, fanned out in memory to
@@ -64,6 +71,15 @@ export class ChangeHub {
     private readonly store: QueueStore,
     private readonly log: Logger,
     private readonly timeoutMs: number,
+    /**
+     * WATCH_UPDATE_MS. Changes that may move every watcher of an event (someone
+     * ahead left, seats were given) are told at once, then at most once per this:
+     * those that come meanwhile are told together at its end, each watcher applying
+     * them in one update. Without it every cancel wrote to every watcher (2,000
+     * watchers held sequential cancels to 8 a second: node dist/bench/cancel-storm.js).
+     * 0: each at once.
+     */
+    private readonly tellEveryMs: number,
   ) {
     this.presence = new Presence(store, log);
     subscriber.on("message", (channel: string, text: string) => this.onMessage(channel, text));
@@ -87,7 +103,7 @@ export class ChangeHub {
     if (!watched) {
       const channel = this.store.channel(eventId);
       this.byChannel.set(channel, eventId);
-      watched = { listeners: new Map(), last: undefined, since: 0, subscribed: this.subscribe(channel), info: undefined, closeTimer: undefined };
+      watched = { listeners: new Map(), last: undefined, since: 0, subscribed: this.subscribe(channel), info: undefined, closeTimer: undefined, held: undefined, holdTimer: undefined };
       this.events.set(eventId, watched);
       this.scheduleClose(eventId, watched);
     }
@@ -141,7 +157,10 @@ export class ChangeHub {
     this.presence.stop();
     this.closingController.abort();
     this.broadcast({ kind: "shutdown" });
-    for (const watched of this.events.values()) clearTimeout(watched.closeTimer);
+    for (const watched of this.events.values()) {
+      clearTimeout(watched.closeTimer);
+      clearTimeout(watched.holdTimer);
+    }
     this.events.clear();
     this.subscriber.disconnect();
   }
@@ -158,6 +177,7 @@ export class ChangeHub {
     }
     if (watched.listeners.size > 0) return;
     clearTimeout(watched.closeTimer);
+    clearTimeout(watched.holdTimer);
     this.events.delete(eventId);
     const channel = this.store.channel(eventId);
     this.byChannel.delete(channel);
@@ -192,19 +212,49 @@ export class ChangeHub {
     const watched = eventId === undefined ? undefined : this.events.get(eventId);
     if (!watched || eventId === undefined) return;
     // Anything else on the channel (anyone with access to Redis may publish there) makes watchers re-read, never throws.
-    let message: HubMessage = { kind: "resync" };
+    let received: Received = "unreadable";
     try {
       const parsed: unknown = JSON.parse(text);
-      if (isChange(parsed)) {
-        // A run of versions goes on only with the next one; a later one starts a new run. An
-        // earlier one (the same message by both subscriptions) leaves the run as it is: its
-        // listeners have it already, or it was not theirs.
-        if (watched.last === undefined || parsed.v > watched.last + 1) watched.since = parsed.v;
-        if (watched.last === undefined || parsed.v > watched.last) watched.last = parsed.v;
-        message = { kind: "change", version: parsed.v, since: watched.since, ops: parsed.ops };
-      }
+      if (isChange(parsed)) received = parsed;
     } catch {
       // not JSON: re-read
+    }
+    if (watched.held) return void watched.held.push(received);
+    if (this.tell(eventId, watched, received) && this.tellEveryMs > 0) this.hold(eventId, watched);
+  }
+
+  /** Holds the event's messages for `tellEveryMs`; then tells them, and holds again if one went to everyone. */
+  private hold(eventId: string, watched: Watched): void {
+    watched.held = [];
+    watched.holdTimer = setTimeout(() => {
+      const held = this.release(watched);
+      if (this.events.get(eventId) !== watched) return;
+      let everyone = false;
+      for (const received of held) everyone = this.tell(eventId, watched, received) || everyone;
+      if (everyone) this.hold(eventId, watched);
+    }, this.tellEveryMs);
+    watched.holdTimer.unref();
+  }
+
+  /** Ends the hold: what it held, in order. */
+  private release(watched: Watched): Received[] {
+    clearTimeout(watched.holdTimer);
+    const held = watched.held ?? [];
+    watched.held = undefined;
+    watched.holdTimer = undefined;
+    return held;
+  }
+
+  /** Tells one message to the watchers it concerns, the run of versions kept as they are told; true when that was everyone. */
+  private tell(eventId: string, watched: Watched, received: Received): boolean {
+    let message: HubMessage = { kind: "resync" };
+    if (received !== "unreadable") {
+      // A run of versions goes on only with the next one; a later one starts a new run. An
+      // earlier one (the same message by both subscriptions) leaves the run as it is: its
+      // listeners have it already, or it was not theirs.
+      if (watched.last === undefined || received.v > watched.last + 1) watched.since = received.v;
+      if (watched.last === undefined || received.v > watched.last) watched.last = received.v;
+      message = { kind: "change", version: received.v, since: watched.since, ops: received.ops };
     }
     if (message.kind === "resync") this.forgetRun(eventId, watched);
     if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
@@ -214,8 +264,15 @@ export class ChangeHub {
     const users = message.kind === "change" ? usersOnly(message.ops) : undefined;
     if (users) {
       for (const user of users) tell(watched.listeners.get(user), message);
-      return;
+      return false;
     }
+    deliver(watched, message);
+    return true;
+  }
+
+  /** Tells what the event holds, then `message` to all its watchers, at once (a resync, the close, the shutdown). */
+  private tellAllNow(eventId: string, watched: Watched, message: HubMessage): void {
+    for (const received of this.release(watched)) this.tell(eventId, watched, received);
     deliver(watched, message);
   }
 
@@ -228,7 +285,7 @@ export class ChangeHub {
         const delay = Math.min(info.closesAt - info.now, 2 ** 31 - 1);
         watched.closeTimer = setTimeout(() => {
           if (info.closesAt - info.now > delay) return this.scheduleClose(eventId, watched);
-          deliver(watched, { kind: "closed" });
+          this.tellAllNow(eventId, watched, { kind: "closed" });
         }, delay);
         watched.closeTimer.unref();
       },
@@ -238,8 +295,12 @@ export class ChangeHub {
 
   private broadcast(message: HubMessage): void {
     for (const [eventId, watched] of this.events) {
-      if (message.kind === "resync") this.forgetRun(eventId, watched);
-      deliver(watched, message);
+      if (message.kind === "resync") {
+        // (what was held came before the break: it is no help to anyone now)
+        this.release(watched);
+        this.forgetRun(eventId, watched);
+        deliver(watched, message);
+      } else this.tellAllNow(eventId, watched, message);
     }
   }
 
@@ -311,9 +372,9 @@ function unlessUnknownCommand(err: unknown): undefined {
 }
 
 /** A hub on its own subscriber connection (a subscribed connection can run no other command). */
-export async function connectChangeHub(options: RedisClientOptions, store: QueueStore, log: Logger): Promise<ChangeHub> {
+export async function connectChangeHub(options: RedisClientOptions, store: QueueStore, log: Logger, tellEveryMs: number): Promise<ChangeHub> {
   const subscriber = createRedisClient({ ...options, shardedSubscribers: true });
-  const hub = new ChangeHub(subscriber, store, log, options.commandTimeoutMs);
+  const hub = new ChangeHub(subscriber, store, log, options.commandTimeoutMs, tellEveryMs);
   await subscriber.connect().catch((err: unknown) => log.warn({ err: String(err) }, "change subscriber not connected at start; retrying"));
   return hub;
 }

@@ -58,6 +58,8 @@ export interface TestServiceOptions {
   prefix?: string;
   /** Where the service logs (default: silent, or TQ_TEST_LOG's level). */
   log?: Logger;
+  /** WATCH_UPDATE_MS (default the service's). */
+  watchUpdateMs?: number;
 }
 
 /**
@@ -82,6 +84,7 @@ export async function startTestService(redisUrl: string, options: TestServiceOpt
     rateLimitPerMinute: options.rateLimit?.perMinute ?? 0,
     trustedProxies: [...(options.rateLimit?.trustedProxies ?? [])],
     serviceTokens: new Map(options.rateLimit?.serviceTokens ?? []),
+    ...(options.watchUpdateMs === undefined ? {} : { watchUpdateMs: options.watchUpdateMs }),
   };
   // Silent unless TQ_TEST_LOG names a level (e.g. TQ_TEST_LOG=error to see what a failing test hit).
   const log = options.log ?? pino({ level: process.env["TQ_TEST_LOG"] ?? "silent" });
