@@ -107,6 +107,42 @@ describe("WatchStatus", () => {
     abort.abort();
   });
 
+  it("a storm of 300 cancels makes no watcher re-read Redis: held changes are told before a watcher's inbox would overflow", async () => {
+    const ahead = Array.from({ length: 300 }, (_, i) => `gone-${i}`);
+    const { eventId, tickets } = await setup(1, ["seated", ...ahead, "w"]);
+    const abort = new AbortController();
+    const w = reader(client.watchStatus({ eventId, userId: "w", ticket: tickets.get("w") }, { signal: abort.signal }));
+    expect(await w.next()).toMatchObject({ change: StatusChange.INITIAL, position: 301 });
+    // Every status read goes through the store: counted from here.
+    let reads = 0;
+    const { status } = env.svc.store;
+    env.svc.store.status = (...args) => (reads++, status.apply(env.svc.store, args));
+    try {
+      await Promise.all(ahead.map((userId) => client.adminCancel({ eventId, userId }, admin)));
+      let last = 301;
+      while (last > 1) last = (await w.next()).position;
+      expect(reads).toBe(0);
+    } finally {
+      env.svc.store.status = status;
+      abort.abort();
+    }
+  });
+
+  it("a watch that opens while changes are held reads the event's settings anew (a pause made meanwhile)", async () => {
+    const { eventId, tickets } = await setup(1, ["seated", "a", "b", "c"]);
+    const abort = new AbortController();
+    // b's watch reads (and so caches) the event's settings; a cancel told to everyone starts a hold.
+    const b = reader(client.watchStatus({ eventId, userId: "b", ticket: tickets.get("b") }, { signal: abort.signal }));
+    expect(await b.next()).toMatchObject({ change: StatusChange.INITIAL, eventState: EventState.OPEN });
+    await client.adminCancel({ eventId, userId: "a" }, admin);
+    expect(await b.next()).toMatchObject({ change: StatusChange.POSITION, position: 1 });
+    // Within the hold: the pause is held, and c's watch reads Redis (paused) and the settings.
+    await client.updateEvent({ eventId, paused: true }, admin);
+    const c = reader(client.watchStatus({ eventId, userId: "c", ticket: tickets.get("c") }, { signal: abort.signal }));
+    expect(await c.next()).toMatchObject({ change: StatusChange.INITIAL, eventState: EventState.PAUSED });
+    abort.abort();
+  });
+
   it.each<[string, () => Transport, Record<string, string>]>([
     ["Connect", () => createConnectTransport({ baseUrl: env.svc.baseUrl, httpVersion: "1.1" }), { "connect-timeout-ms": "9999999999" }],
     ["gRPC, compressed (connect-node's path)", () => createGrpcTransport({ baseUrl: env.svc.baseUrl, sendCompression: compressionGzip, compressMinBytes: 0 }), { "grpc-timeout": "99999999H" }],

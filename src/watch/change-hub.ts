@@ -47,6 +47,9 @@ interface Watched {
 /** A message from the event's channel: a change as the scripts publish it, or anything else (its watchers re-read). */
 type Received = { v: number; ops: ChangeOp[] } | "unreadable";
 
+/** Held messages are told early at this many: half what a watcher keeps of its unread changes (MAX_INBOX). */
+const MAX_HELD = 128;
+
 
 /**
  * One Redis subscription per process per watched event, fanned out in memory to
@@ -76,7 +79,8 @@ export class ChangeHub {
      * ahead left, seats were given) are told at once, then at most once per this:
      * those that come meanwhile are told together at its end, each watcher applying
      * them in one update. Without it every cancel wrote to every watcher (2,000
-     * watchers held sequential cancels to 8 a second: node dist/bench/cancel-storm.js).
+     * watchers held sequential cancels to 8 a second, against 169 with it:
+     * node dist/bench/cancel-storm.js 2000 200).
      * 0: each at once.
      */
     private readonly tellEveryMs: number,
@@ -219,21 +223,35 @@ export class ChangeHub {
     } catch {
       // not JSON: re-read
     }
-    if (watched.held) return void watched.held.push(received);
+    // The event's cached settings go as the message comes, held or not: a watch that opens
+    // (or re-reads) meanwhile reads Redis, which has the change already, and must read them anew too.
+    if (received !== "unreadable" && received.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
+      if (received.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
+      this.rereadEvent(eventId, watched);
+    }
+    if (watched.held) {
+      watched.held.push(received);
+      // Told now rather than past what a watcher keeps of its unread changes (its inbox: 256), where it would re-read Redis instead.
+      if (watched.held.length >= MAX_HELD) this.tellHeld(eventId, watched);
+      return;
+    }
     if (this.tell(eventId, watched, received) && this.tellEveryMs > 0) this.hold(eventId, watched);
   }
 
-  /** Holds the event's messages for `tellEveryMs`; then tells them, and holds again if one went to everyone. */
+  /** Holds the event's messages for `tellEveryMs`; then tells them. */
   private hold(eventId: string, watched: Watched): void {
     watched.held = [];
-    watched.holdTimer = setTimeout(() => {
-      const held = this.release(watched);
-      if (this.events.get(eventId) !== watched) return;
-      let everyone = false;
-      for (const received of held) everyone = this.tell(eventId, watched, received) || everyone;
-      if (everyone) this.hold(eventId, watched);
-    }, this.tellEveryMs);
+    watched.holdTimer = setTimeout(() => this.tellHeld(eventId, watched), this.tellEveryMs);
     watched.holdTimer.unref();
+  }
+
+  /** Tells what the event held, in order, and holds again if one of them went to everyone. */
+  private tellHeld(eventId: string, watched: Watched): void {
+    const held = this.release(watched);
+    if (this.events.get(eventId) !== watched) return;
+    let everyone = false;
+    for (const received of held) everyone = this.tell(eventId, watched, received) || everyone;
+    if (everyone) this.hold(eventId, watched);
   }
 
   /** Ends the hold: what it held, in order. */
@@ -257,10 +275,6 @@ export class ChangeHub {
       message = { kind: "change", version: received.v, since: watched.since, ops: received.ops };
     }
     if (message.kind === "resync") this.forgetRun(eventId, watched);
-    if (message.kind === "change" && message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.RESET || op[0] === ChangeOpCode.DRAWN || op[0] === ChangeOpCode.ANNOUNCED)) {
-      if (message.ops.some((op) => op[0] === ChangeOpCode.RESET)) this.store.drawn.forget(eventId);
-      this.rereadEvent(eventId, watched);
-    }
     const users = message.kind === "change" ? usersOnly(message.ops) : undefined;
     if (users) {
       for (const user of users) tell(watched.listeners.get(user), message);

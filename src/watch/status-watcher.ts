@@ -122,6 +122,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     if (this.draining || !sink) return;
     this.draining = true;
     try {
+      // What the hub tells in one go (a held run of changes) lands in the inbox first: one update for all of it.
+      await undefined;
       while (!this.closed) {
         if (this.inbox.length === 0) return;
         const update = await this.drain();
