@@ -272,6 +272,8 @@ export class StatusWatch implements PushStream<StatusUpdate> {
     let holdExpiring = false;
     let drawnPlace = 0;
     let announced = false;
+    /** A change of settings this watch's state already holds (read from Redis), maybe not its settings (the hub's, read before it). */
+    let settingsBehind = false;
     const before = this.state;
     let next = { ...before };
     for (const message of this.inbox.splice(0)) {
@@ -288,7 +290,11 @@ export class StatusWatch implements PushStream<StatusUpdate> {
           holdExpiring = true;
           break;
         case "change":
-          if (message.version <= next.version) break; // already part of the state
+          if (message.version <= next.version) {
+            // Already part of the state; the settings read with it may be older (the hub dropped them only as this came).
+            if (message.ops.some((op) => op[0] === ChangeOpCode.SETTINGS || op[0] === ChangeOpCode.ANNOUNCED)) settingsBehind = true;
+            break;
+          }
           if (message.since > next.version + 1 || reread) {
             reread = true; // a gap: only Redis knows what happened in it
             break;
@@ -317,15 +323,22 @@ export class StatusWatch implements PushStream<StatusUpdate> {
       }
     }
     if (this.signal?.aborted || this.closed) return undefined;
+    if (settingsBehind || reread) {
+      // (an announcement made in a gap, or one the settings read with the state did not have yet, is told)
+      const told = this.info.announcement;
+      this.info = await this.hub.eventInfo(eventId);
+      if (!sameAnnouncement(told, this.info.announcement)) announced = true;
+    }
     if (reread) {
       next = await store.status(eventId, userId);
-      this.info = await this.hub.eventInfo(eventId);
       // Drawn and seated at once: the place is still worth telling.
       if (drawnPlace > 0 && next.drawnPlace === 0) next.drawnPlace = drawnPlace;
     }
     this.state = next;
     const eventState = closed ? EventState.CLOSED : eventStateOf(this.info, Date.now());
-    const change = changeOf(before, next, eventState !== this.eventState && eventState === EventState.CLOSED, holdExpiring) ?? (announced ? StatusChange.ANNOUNCEMENT : undefined);
+    const change =
+      changeOf(before, next, eventState !== this.eventState && eventState === EventState.CLOSED, holdExpiring) ??
+      (announced ? StatusChange.ANNOUNCEMENT : eventState !== this.eventState ? StatusChange.EVENT_STATE : undefined);
     this.eventState = eventState;
     if (FINAL.has(next.status)) this.finished = true;
     else if (before.status !== next.status || before.holdExpiresAt !== next.holdExpiresAt) this.armHoldWarning();
@@ -388,6 +401,10 @@ function changeOf(before: StatusResult, after: StatusResult, eventClosed: boolea
   if (eventClosed) return StatusChange.EVENT_CLOSED;
   if (holdExpiring && after.status === ReservationStatus.RESERVED && after.holdExpiresAt > 0) return StatusChange.HOLD_EXPIRING;
   return undefined;
+}
+
+function sameAnnouncement(a: Announcement | undefined, b: Announcement | undefined): boolean {
+  return a?.at === b?.at && a?.ko === b?.ko && a?.en === b?.en;
 }
 
 function waitOf(state: StatusResult): number | undefined {
