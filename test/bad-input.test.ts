@@ -24,6 +24,7 @@ const restCases: [string, string, string, string | undefined, number, string][] 
   ["status of an over-long id", "GET", `/status/${"y".repeat(129)}`, undefined, 400, "invalid_argument"],
   ["status of an id with a newline", "GET", "/status/a%0Ab", undefined, 400, "invalid_argument"],
   ["broken percent-encoding", "GET", "/status/%E0%A4%A", undefined, 400, "invalid_argument"],
+  ["no route, a broken segment in it", "GET", "/v1/events/%ZZ/nonexistent", undefined, 404, "not_found"],
   ["unknown query parameter", "GET", "/status/a?foo=1", undefined, 400, "invalid_argument"],
   ["a path field again in the query", "GET", "/status/a?user_id=someone-else", undefined, 400, "invalid_argument"],
   ["an event path field again in the query", "GET", "/v1/events/default?event_id=other", undefined, 400, "invalid_argument"],

@@ -25,11 +25,15 @@ export function parsePathTemplate(source: string): PathTemplate {
   return { source, segments };
 }
 
-/** The variables' values when `path` matches, else undefined. */
-export function matchPath(template: PathTemplate, path: string): Map<string, string> | undefined {
+/**
+ * The variables' values when `path` matches, else undefined. A variable whose
+ * segment is not valid percent-encoding matches, its value the error: the route
+ * is found (and the call refused as that RPC's), where another path is a 404.
+ */
+export function matchPath(template: PathTemplate, path: string): Map<string, string | ConnectError> | undefined {
   const parts = path.slice(1).split("/");
   if (parts.length !== template.segments.length) return undefined;
-  const values = new Map<string, string>();
+  const values = new Map<string, string | ConnectError>();
   for (const [i, segment] of template.segments.entries()) {
     const part = parts[i] ?? "";
     if ("literal" in segment) {
@@ -40,7 +44,7 @@ export function matchPath(template: PathTemplate, path: string): Map<string, str
     try {
       values.set(segment.field, decodeURIComponent(part));
     } catch {
-      throw new ConnectError(`path segment ${part} is not valid percent-encoding`, Code.InvalidArgument);
+      values.set(segment.field, new ConnectError(`path segment ${part} is not valid percent-encoding`, Code.InvalidArgument));
     }
   }
   return values;

@@ -144,7 +144,7 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
   };
 }
 
-function matchRoute(routes: readonly Route[], path: string): { route: Route; vars: Map<string, string> } | undefined {
+function matchRoute(routes: readonly Route[], path: string): { route: Route; vars: Map<string, string | ConnectError> } | undefined {
   for (const route of routes) {
     const vars = matchPath(route.template, path);
     if (vars) return { route, vars };
@@ -186,7 +186,7 @@ function routeOf(handler: UniversalHandler, rule: HttpRule, rpcUrl: string, call
 }
 
 /** The request message as proto JSON: the body's text, then path variables, then query parameters. */
-function requestMessage(route: Route, vars: Map<string, string>, query: URLSearchParams, text: string): JsonObject {
+function requestMessage(route: Route, vars: Map<string, string | ConnectError>, query: URLSearchParams, text: string): JsonObject {
   let message: JsonObject = {};
   if (route.body !== "" && text.trim() !== "") {
     let parsed: unknown;
@@ -205,7 +205,10 @@ function requestMessage(route: Route, vars: Map<string, string>, query: URLSearc
     throw new ConnectError(`${route.verb.toUpperCase()} ${route.template.source} takes no request body`, Code.InvalidArgument);
   }
   const { method } = route.handler;
-  for (const [field, value] of vars) message[field] = typedValue(method, field, value);
+  for (const [field, value] of vars) {
+    if (value instanceof ConnectError) throw value;
+    message[field] = typedValue(method, field, value);
+  }
   if (route.body !== "*") {
     // A field the path or the body binds is not a query parameter (google.api.http): else
     // "/v1/events/a?event_id=b" would act on b where logs and proxies see a.
