@@ -116,7 +116,7 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
         if (target) message = requestOf(target.method, json);
       } catch (err: unknown) {
         // Refused before any interceptor saw the call: counted as they count one.
-        rpc.refused(route.handler.method, err instanceof BodyTooLarge ? new ConnectError(err.message, Code.ResourceExhausted) : toConnectError(err));
+        rpc.refused(route.handler.method, restError(err));
         throw err;
       }
       const header = forwardedHeaders(req, route.stream ? "application/connect+json" : "application/json");
@@ -135,13 +135,18 @@ export function createRestGateway(rpc: RpcSurface, options: RestGatewayOptions) 
     } catch (err: unknown) {
       if (err instanceof BodyTooLarge) {
         // The rest of the body is not read: tell HTTP/1.1 clients not to reuse the connection.
-        sendConnectError(res, new ConnectError(err.message, Code.ResourceExhausted), { status: 413, headers: req.httpVersionMajor === 1 ? { connection: "close" } : {}, json: WRITE_JSON });
+        sendConnectError(res, restError(err), { status: 413, headers: req.httpVersionMajor === 1 ? { connection: "close" } : {}, json: WRITE_JSON });
       } else {
         // An error before the body was read: HTTP/1.1 clients must not reuse the connection.
-        sendConnectError(res, toConnectError(err), { headers: req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {}, json: WRITE_JSON });
+        sendConnectError(res, restError(err), { headers: req.httpVersionMajor === 1 && !req.readableEnded ? { connection: "close" } : {}, json: WRITE_JSON });
       }
     }
   };
+}
+
+/** What a REST request failed with, as the RPCs' errors: a body over the limit is RESOURCE_EXHAUSTED (answered 413). */
+function restError(err: unknown): ConnectError {
+  return err instanceof BodyTooLarge ? new ConnectError(err.message, Code.ResourceExhausted) : toConnectError(err);
 }
 
 function matchRoute(routes: readonly Route[], path: string): { route: Route; vars: Map<string, string | ConnectError> } | undefined {
