@@ -28,6 +28,8 @@ const restCases: [string, string, string, string | undefined, number, string][] 
   ["unknown query parameter", "GET", "/status/a?foo=1", undefined, 400, "invalid_argument"],
   ["a path field again in the query", "GET", "/status/a?user_id=someone-else", undefined, 400, "invalid_argument"],
   ["an event path field again in the query", "GET", "/v1/events/default?event_id=other", undefined, 400, "invalid_argument"],
+  ["a user id no URL can name (\"..\")", "POST", "/reserve", '{"user_id":".."}', 400, "invalid_argument"],
+  ["a user id no URL can name (\".\")", "POST", "/v1/events/default/reserve", '{"user_id":"."}', 400, "invalid_argument"],
   ["bytes that are not UTF-8 in a body", "POST", "/reserve", '{"user_id":"bad\ufffdid"}', 400, "invalid_argument"],
   ["bytes that are not UTF-8 in a query", "GET", "/v1/events/default/watch?user_id=bad%FEid", undefined, 400, "invalid_argument"],
   ["POST on a GET path", "POST", "/health", "{}", 405, "unimplemented"],
@@ -49,6 +51,7 @@ describe("REST gateway: bad input gets a clear error, never a 500", () => {
       expect(json.message).toBeTruthy();
     }
     if (_what.startsWith("bytes that are not UTF-8")) expect(json.message).toContain("contains U+FFFD");
+    if (_what.startsWith("a user id no URL can name")) expect(json.message).toContain('cannot be "." or ".."');
   });
 
   it("routes on the path as sent: a dot segment, even percent-encoded, or a backslash is refused, not resolved into another path", async () => {

@@ -163,11 +163,13 @@ describe("the opening", () => {
     // Paused before the opening: the draw still happens, nobody is seated yet.
     await api.updateEvent({ eventId: "seollal-1", paused: true }, admin);
     await expect.poll(() => page.textContent("#position"), { timeout: 15_000 }).toMatch(/^You are number [12] in line\. Your place was drawn: number [12] of the early arrivals\.$/);
+    await expect.poll(() => page.textContent("#sale-state")).toBe("The operator has paused the sale. Your place is kept.");
     await api.announce({ eventId: "seollal-1", messageKo: "곧 매진됩니다", messageEn: "Almost sold out" }, admin);
     await expect.poll(() => page.textContent("#announcement")).toBe("Almost sold out");
 
     // Resumed: the first drawn is seated; if that was the other traveller, they leave.
     await api.updateEvent({ eventId: "seollal-1", paused: false }, admin);
+    await expect.poll(() => page.textContent("#sale-state")).toBe("");
     if ((await api.getStatus({ eventId: "seollal-1", userId: "other" })).drawnPlace === 0) await api.adminCancel({ eventId: "seollal-1", userId: "other" }, admin);
     await expect.poll(() => page.textContent("#promotion"), { timeout: 5000 }).toBe("Your turn came: you have a seat on Seollal 1!");
     expect(await page.evaluate(() => (globalThis as { shownNotifications?: string[] }).shownNotifications)).toEqual(["Your turn came!"]);

@@ -36,6 +36,8 @@ export function checkUserId(userId: string, maxBytes = MAX_USER_ID_BYTES): void 
   // Bytes that were not UTF-8 became U+FFFD on the way in: different bytes would be one user.
   if (userId.includes("\ufffd")) throw invalidField("user_id", "contains U+FFFD (bytes that were not UTF-8)");
   if (userId.trim() !== userId || userId.trim() === "") throw invalidField("user_id", "starts or ends with a space");
+  // A URL resolves "." and ".." away: /status/{user_id} could never reach such a user.
+  if (userId === "." || userId === "..") throw invalidField("user_id", 'cannot be "." or ".." (no URL path can name them)');
 }
 
 // What text shown to others (a train's name, an announcement) must not hold: controls

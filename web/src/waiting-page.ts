@@ -26,6 +26,7 @@ const el = {
   notify: byId<HTMLButtonElement>("notify"),
   position: byId("position"),
   wait: byId("wait"),
+  saleState: byId("sale-state"),
   promotion: byId("promotion"),
   hold: byId("hold"),
   connection: byId("connection"),
@@ -273,6 +274,8 @@ function drawStatus(): void {
   el.position.textContent = "";
   el.wait.textContent = "";
   el.hold.textContent = "";
+  // Pushed live (STATUS_CHANGE_EVENT_STATE): a paused sale keeps everyone's place.
+  el.saleState.textContent = s?.eventState === EventState.PAUSED && !isFinal(status) ? t("status.salePaused") : "";
   window.clearInterval(holdTimer);
   if (s && status === ReservationStatus.PREQUEUED) {
     el.position.textContent = t("status.prequeued", { time: timeText(s.opensAt) });
