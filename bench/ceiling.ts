@@ -38,7 +38,7 @@ export async function redisCeiling(redisUrl: string, calls: number, capacity = 5
  * random number in place of each __rand_int__.
  */
 function reserveArgs(capacity: number): string[] {
-  return ["u:__rand_int__", String(capacity), "0", "d:__rand_int__", "", "", "0", "0123456789abcdef0123456789abcdef", "1"];
+  return ["u:__rand_int__", String(capacity), "0", "0000__rand_int__", "", "", "0", "0123456789abcdef0123456789abcdef", "1"];
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -10,8 +10,8 @@
   ARGV[1] user id
   ARGV[2] capacity to create the default event with ('' for any other event)
   ARGV[3] max_waiting of an event without its own (0: no limit)
-  ARGV[4] digest of the user (the field in K_RETRIES), 8 bytes
-  ARGV[5] digest of the call's idempotency key ('' for none), 8 bytes
+  ARGV[4] digest of the user (the field in K_RETRIES): 8 bytes as 16 hex digits
+  ARGV[5] digest of the call's idempotency key ('' for none): 8 bytes as 16 hex digits
   ARGV[6] '1' when the Reserve carries a verified solution of a challenge, else ''
   ARGV[7] ms until that challenge expires
   ARGV[8] a fresh random entry secret (32 hex digits), kept if the user enters a pre-queue
@@ -34,17 +34,29 @@ local user = ARGV[1]
 local ev, refused = load_event(ARGV[2], false)
 if not ev then return refused end
 
+-- The digests come as hex and are stored as their 8 bytes. Hex because one binary
+-- argument makes the client copy every argument of the call into a buffer (4 µs
+-- of its CPU per Reserve); decoded only on the paths that use them.
+local function from_hex(h)
+  return (string.gsub(h, '%x%x', function(c) return string.char(tonumber(c, 16)) end))
+end
+local user_digest_bytes
+local function user_digest()
+  user_digest_bytes = user_digest_bytes or from_hex(ARGV[4])
+  return user_digest_bytes
+end
+
 -- Proof of work: a solution is good for one user; that user may send it again (a retry).
 if ev.pow_difficulty > 0 then
   if ARGV[6] ~= '1' then return {ERR_CHALLENGE_REQUIRED, ev.pow_difficulty} end
   local used_by = redis.call('GET', KEYS[15])
-  if used_by and used_by ~= ARGV[4] then return {ERR_CHALLENGE_USED} end
-  if not used_by then redis.call('SET', KEYS[15], ARGV[4], 'PX', math.max(1, tonumber(ARGV[7]))) end
+  if used_by and used_by ~= user_digest() then return {ERR_CHALLENGE_USED} end
+  if not used_by then redis.call('SET', KEYS[15], user_digest(), 'PX', math.max(1, tonumber(ARGV[7]))) end
 end
 
 local state = user_state(user, ev)
-local key = ARGV[5]
-local same_key = key ~= '' and state[1] ~= ST_NOT_FOUND and redis.call('HGET', K_RETRIES, ARGV[4]) == key
+local key = from_hex(ARGV[5])
+local same_key = key ~= '' and state[1] ~= ST_NOT_FOUND and redis.call('HGET', K_RETRIES, user_digest()) == key
 if state[1] == ST_RESERVED or state[1] == ST_QUEUED or state[1] == ST_PREQUEUED or same_key then
   -- Seated or waiting: the state as it is. Ended, and this is a retry of the call
   -- that made the entry: the ended state, without joining again.
@@ -71,9 +83,9 @@ if not seat_free and max_waiting > 0 and waiting >= max_waiting then return {ERR
 redis.call('HDEL', K_GONE, user)
 -- The new entry's key replaces an ended entry's (a brand-new user has none to clear).
 if key ~= '' then
-  redis.call('HSET', K_RETRIES, ARGV[4], key)
+  redis.call('HSET', K_RETRIES, user_digest(), key)
 elseif state[1] ~= ST_NOT_FOUND then
-  redis.call('HDEL', K_RETRIES, ARGV[4])
+  redis.call('HDEL', K_RETRIES, user_digest())
 end
 local seq = add_to(K_META, 'next_seq', 1)
 if size > 1 then redis.call('HSET', K_PARTIES, user, size) else redis.call('HDEL', K_PARTIES, user) end
@@ -102,7 +114,7 @@ if not prequeue then return {0, ST_QUEUED, waiting + 1, 0, 0, seq, 0, 0, '', ev.
 local secret = ARGV[8]
 redis.call('HSET', K_ENTRANTS, user, seq .. ':' .. secret)
 local chain = redis.call('HGET', K_META, 'draw_chain') or ''
-redis.call('HSET', K_META, 'draw_chain', redis.sha1hex(chain .. ARGV[4] .. redis.sha1hex(secret)))
+redis.call('HSET', K_META, 'draw_chain', redis.sha1hex(chain .. user_digest() .. redis.sha1hex(secret)))
 add_to(K_META, 'draw_entrants', 1)
 add_to(K_META, 'draw_undrawn', 1)
 return {0, ST_PREQUEUED, 0, 0, 0, seq, 0, 0, secret, ev.opens_at, '', size}

@@ -512,8 +512,9 @@ function inRange(value: unknown, min: number, max: number, field: string, invali
 }
 
 /** The first 8 bytes of SHA-256 over the parts (NUL-separated): short, and nothing of the input readable. */
-function digest(...parts: string[]): Buffer {
-  return createHash("sha256").update(parts.join("\0")).digest().subarray(0, 8);
+/** The first 8 bytes of SHA-256 as 16 hex digits (reserve-15.lua stores the bytes). */
+function digest(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 16);
 }
 
 function num(value: unknown): number {
