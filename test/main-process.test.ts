@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as http2 from "node:http2";
 import { Agent, request } from "node:http";
-import { createServer, type AddressInfo } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -224,6 +224,34 @@ describe("npm start (dist/src/main.js)", () => {
     expect(await proc.exited).toBe(0);
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
   });
+
+  it("WORKERS=2: a client that never finishes its headers, or its body, is answered 408 and cut at the request timeout, as with one process", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `slow-${port}`, REQUEST_TIMEOUT_SECONDS: "2" });
+    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForHealth(port);
+    const unfinished = ["GET /health HTTP/1.1\r\nHost: x\r\nX-a: ", 'POST /reserve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user_id"'];
+    // Eight of each: the primary hands connections to both workers.
+    const cut = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        new Promise<{ answer: string; ms: number }>((done) => {
+          const started = Date.now();
+          let answer = "";
+          const socket = connect(port, "127.0.0.1", () => socket.write(unfinished[i % 2] ?? ""));
+          socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+          socket.on("error", () => undefined);
+          socket.on("close", () => done({ answer: answer.split("\r\n")[0] ?? "", ms: Date.now() - started }));
+          setTimeout(() => socket.destroy(), 15_000);
+        }),
+      ),
+    );
+    for (const { answer, ms } of cut) {
+      expect(answer).toBe("HTTP/1.1 408 Request Timeout");
+      expect(ms).toBeLessThan(8_000);
+    }
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 30_000);
 
   it.each([
     { workers: "1", signal: "SIGTERM" as const },

@@ -166,6 +166,7 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     sockets.add(socket);
     socket.on("close", forget);
   });
+  let timingHandedOver = false;
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
@@ -186,6 +187,13 @@ export function createTicketQueueServer(deps: ServerDeps): TicketQueueServer {
     openStreams: rpc.openStreams,
 
     accept(socket) {
+      // node times HTTP/1.1 headers and requests (headersTimeout, requestTimeout) from a
+      // check it starts on 'listening': a worker's server never listens, so without this
+      // a client that never finishes its headers or body held its connection for good.
+      if (!timingHandedOver) {
+        timingHandedOver = true;
+        http1.emit("listening");
+      }
       // What net.Server does for the connections it accepts itself (small gRPC frames must not wait for Nagle).
       socket.setNoDelay(true);
       http1.emit("connection", socket);
