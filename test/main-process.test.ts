@@ -225,6 +225,44 @@ describe("npm start (dist/src/main.js)", () => {
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
   });
 
+  it("WORKERS=2: a worker killed -9 leaves no connection hanging (each is answered or closed) and no socket held in the primary", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `kill-${port}` });
+    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForHealth(port);
+    const primaryFds = (): number => readdirSync(`/proc/${proc.child.pid}/fd`).length;
+    const fdsBefore = primaryFds();
+    const [victim] = listeningPidsOf(proc);
+    // 64 clients each opening a new connection per request, around the kill.
+    const startedAt = Date.now();
+    let hung = 0;
+    const one = (): Promise<void> =>
+      new Promise((done) => {
+        const req = request({ host: "127.0.0.1", port, path: "/health", agent: false, timeout: 5_000 }, (res) => {
+          res.resume();
+          res.on("end", done);
+          res.on("error", () => done());
+        });
+        req.on("timeout", () => {
+          hung++;
+          req.destroy();
+        });
+        req.on("error", () => done());
+        req.end();
+      });
+    const clients = Array.from({ length: 64 }, async () => {
+      while (Date.now() - startedAt < 2_500) await one();
+    });
+    setTimeout(() => process.kill(victim ?? 0, "SIGKILL"), 1_000);
+    await Promise.all(clients);
+    expect(hung).toBe(0);
+    await waitForHealth(port);
+    // (the replacement worker's channel adds a few)
+    expect(primaryFds()).toBeLessThan(fdsBefore + 8);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 30_000);
+
   it("WORKERS=2: a client that never finishes its headers, or its body, is answered 408 and cut at the request timeout, as with one process", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `slow-${port}`, REQUEST_TIMEOUT_SECONDS: "2" });

@@ -151,6 +151,8 @@ describe("a change subscription Redis does not answer in time", () => {
     const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
     try {
+      // Connected first: a connect slowed by a busy machine sent the sleep after the subscription.
+      await admin.ping();
       const sleeping = admin.call("DEBUG", "SLEEP", "1.5");
       await new Promise((r) => setTimeout(r, 30));
       // A new event's channel, subscribed while Redis sleeps, by two watchers at once: the
