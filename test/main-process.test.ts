@@ -463,13 +463,13 @@ describe("npm start (dist/src/main.js)", () => {
     }
   });
 
-  it("a port already taken: one line saying so, exit 1, and the dev redis-server it started is stopped", async () => {
+  it.each(["1", "2"])("a port already taken, WORKERS=%s: one line saying so, exit 1, and the dev redis-server it started is stopped", async (workers) => {
     const taken = createServer();
     const port = await new Promise<number>((r) => taken.listen(0, "127.0.0.1", () => r((taken.address() as AddressInfo).port)));
     const devRedisPort = await freePort();
     const cwd = mkdtempSync(join(tmpdir(), "tq-start-"));
     try {
-      const proc = run({ PORT: String(port), DEV_REDIS_PORT: String(devRedisPort), ADMIN_TOKEN: "t", WORKERS: "1" }, cwd);
+      const proc = run({ PORT: String(port), DEV_REDIS_PORT: String(devRedisPort), ADMIN_TOKEN: "t", WORKERS: workers }, cwd);
       expect(await proc.exited).toBe(1);
       expect(proc.stderr()).toContain(`ticket-queue: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
       expect(proc.stderr()).not.toMatch(/^\s+at /m);
@@ -478,6 +478,28 @@ describe("npm start (dist/src/main.js)", () => {
       taken.close();
       rmSync(cwd, { recursive: true, force: true });
     }
+  });
+
+  it("WORKERS=2, workers that cannot start (a bad ADMIN_JWT_PUBLIC_KEY): a few tries with pauses, then exit 1, not a restart loop", async () => {
+    const port = await freePort();
+    const startedAt = Date.now();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `broken-${port}`, ADMIN_JWT_PUBLIC_KEY: "garbage" });
+    expect(await proc.exited).toBe(1);
+    expect(Date.now() - startedAt).toBeLessThan(20_000);
+    expect(proc.stderr()).toContain("ticket-queue: 3 workers died before serving (their errors are above): stopping");
+    expect(proc.stdout().match(/worker died before serving/g)).toHaveLength(2);
+  }, 30_000);
+
+  it("WORKERS=1: SIGHUP (which rolls workers) leaves the one process serving, where node's default ended it at once", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "1", KEY_PREFIX: `hup-${port}` });
+    await waitForHealth(port);
+    proc.child.kill("SIGHUP");
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    expect(proc.stdout()).toContain("with one process there is nothing to roll: ignored");
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
   });
 
   it("without redis-server installed, says how to get one", async () => {

@@ -2,7 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { serveClusterMetrics } from "../observability/metrics.js";
-import { ConnectionBalancer, whenReady } from "./connection-balancer.js";
+import { ConnectionBalancer, READY, whenReady } from "./connection-balancer.js";
 import type { RedisTarget } from "./redis-target.js";
 import { onStopSignal } from "./signals.js";
 
@@ -38,21 +38,46 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
   };
   let stopping = false;
   const retiring = new Set<number>();
+  // Workers that said they serve, and how many died in a row before they did.
+  const served = new Set<number>();
+  let servedOnce = false;
+  let diedBeforeServing = 0;
+  cluster.on("message", (worker, message: { type?: string }) => {
+    if (message.type !== READY) return;
+    served.add(worker.id);
+    servedOnce = true;
+    diedBeforeServing = 0;
+  });
   for (let i = 0; i < config.workers; i++) fork();
+  // Forks one if fewer than WORKERS serve or start (a roll's new worker that died leaves the old one in place).
+  const refill = (): void => {
+    const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead() && !retiring.has(w.id)).length;
+    if (!stopping && live < config.workers) fork();
+  };
   cluster.on("exit", (worker, code, signal) => {
+    const hadServed = served.delete(worker.id);
     if (stopping || retiring.delete(worker.id)) return;
-    log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
-    fork();
+    if (hadServed) {
+      log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
+      refill();
+      return;
+    }
+    // A worker that cannot start (its error is on stderr) would die again at once, forever.
+    diedBeforeServing++;
+    if (!servedOnce && diedBeforeServing > config.workers) {
+      failed(`${diedBeforeServing} workers died before serving (their errors are above): stopping`);
+      return;
+    }
+    const delayMs = Math.min(10_000, 100 * 2 ** diedBeforeServing);
+    log.warn({ pid: worker.process.pid, code, signal, delayMs }, "worker died before serving; starting another after a pause");
+    setTimeout(refill, delayMs);
   });
   log.info({ workers: config.workers }, "primary started its workers");
   // The port opens once a worker can take what arrives on it.
   void balancer.firstReady.then(() =>
     balancer.listen(config.port, config.host).then(
       (address) => log.info({ port: address.port, workers: config.workers }, "primary hands each new connection to the worker with the fewest"),
-      (err: unknown) => {
-        log.error({ err }, "cannot listen");
-        process.kill(process.pid, "SIGTERM");
-      },
+      (err: unknown) => failed(`cannot listen on ${config.host}:${config.port}: ${err instanceof Error ? err.message : String(err)}`),
     ),
   );
 
@@ -69,8 +94,9 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
           log.warn({ pid: old.process.pid }, "the new worker died before it was ready; keeping the old one");
           continue;
         }
-        // An old worker that died meanwhile was replaced then (the exit handler): the new one is one too many.
-        const leaving = old.isDead() ? fresh : old;
+        // An old worker that died meanwhile is replaced by the new one (refill counted it).
+        if (old.isDead()) continue;
+        const leaving = old;
         retiring.add(leaving.id);
         balancer.retire(leaving);
         // It sends GOAWAY, finishes its calls and exits.
@@ -83,7 +109,7 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
       rolling = false;
     })();
   });
-  onStopSignal(log, async () => {
+  const failed = onStopSignal(log, async () => {
     stopping = true;
     void balancer.close(); // no new connections; the open ones drain in their workers
     const exits = Object.values(cluster.workers ?? {}).map(

@@ -56,6 +56,9 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
     (library) => log.info({ library }, "ticket signing key loaded"),
     () => undefined,
   );
+  // SIGHUP rolls the workers, in the primary. Here it must not do node's default (exit at once,
+  // dropping every call): with WORKERS=1 there is nothing to roll, and SIGTERM stops.
+  process.on("SIGHUP", () => log.warn(cluster.isWorker ? "SIGHUP is the primary's (it rolls the workers): ignored by a worker" : "SIGHUP rolls the workers when WORKERS > 1; with one process there is nothing to roll: ignored (SIGTERM stops it)"));
   onStopSignal(log, async () => {
     // However the stop came (the primary, or a signal to this worker alone), no new connections come here.
     if (cluster.isWorker) process.send?.({ type: DRAINING });

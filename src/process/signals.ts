@@ -3,10 +3,12 @@ import { flushLog } from "../log.js";
 
 /**
  * SIGTERM or SIGINT: `stop`, then exit 0 (1 if the stop failed), once the log
- * lines still queued are written.
+ * lines still queued are written. Answers the same stop for a failure found
+ * while running (`why` is written to stderr and logged; the exit code is 1).
  */
-export function onStopSignal(log: Logger, stop: () => Promise<void>): void {
+export function onStopSignal(log: Logger, stop: () => Promise<void>): (why: string) => void {
   let stopping = false;
+  let exitCode = 0;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
@@ -14,7 +16,7 @@ export function onStopSignal(log: Logger, stop: () => Promise<void>): void {
     stop().then(
       () => {
         log.info("stopped");
-        void flushLog(log, 1000).then(() => process.exit(0));
+        void flushLog(log, 1000).then(() => process.exit(exitCode));
       },
       (err: unknown) => {
         log.error({ err }, "unclean stop");
@@ -24,6 +26,13 @@ export function onStopSignal(log: Logger, stop: () => Promise<void>): void {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  return (why) => {
+    // One line on stderr, as a failed start of a single process says it.
+    process.stderr.write(`ticket-queue: ${why}\n`);
+    log.error(why);
+    exitCode = 1;
+    shutdown("failure");
+  };
 }
 
 /**
