@@ -35,6 +35,8 @@ export interface Config {
    * the worker's thread (V8's --single-threaded-gc). "parallel": V8's default.
    */
   workerGc: "serial" | "single-threaded" | "parallel";
+  /** WORKERS > 1: a worker whose event loop has not answered the primary for this long is killed and replaced. */
+  workerWatchdogMs: number;
   logLevel: string;
   /** Admin JWTs: a public key (JWK, JWKS JSON or SPKI PEM) or a JWKS URL, and an optional issuer. */
   adminJwtPublicKey: string | undefined;
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production,
     workers,
     workerGc: oneOf(env, "WORKER_GC", ["serial", "single-threaded", "parallel"], workers >= cpus ? "serial" : "parallel"),
+    workerWatchdogMs: integer(env, "WORKER_WATCHDOG_SECONDS", 15, 2, 3600) * 1000,
     logLevel: nonEmpty(env["LOG_LEVEL"]) ?? "info",
     corsOrigins: list(env["CORS_ORIGINS"]),
     metricsToken: nonEmpty(env["METRICS_TOKEN"]),

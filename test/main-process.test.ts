@@ -225,6 +225,33 @@ describe("npm start (dist/src/main.js)", () => {
     for (const pid of listeningPids().slice(1)) expect(() => process.kill(pid, 0)).toThrow();
   });
 
+  it("WORKERS=2: a worker whose event loop stops (SIGSTOP) is killed and replaced within WORKER_WATCHDOG_SECONDS, and /metrics still answers meanwhile", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `stuck-${port}`, WORKER_WATCHDOG_SECONDS: "2" });
+    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForHealth(port);
+    const [stuck] = listeningPidsOf(proc);
+    process.kill(stuck ?? 0, "SIGSTOP");
+    const stoppedAt = Date.now();
+    // Late for a round of pings (a third of the limit), it gets no new connection; a scrape then
+    // gathers every worker: the stuck one counts with what it last answered, within seconds.
+    await new Promise((r) => setTimeout(r, 1_500));
+    // (each on a new connection: one kept alive from before may be the stuck worker's, which hangs until it is killed)
+    const statusOf = (path: string): Promise<number> =>
+      new Promise((done, fail) => request({ host: "127.0.0.1", port, path, agent: false }, (res) => done(res.resume().statusCode ?? 0)).on("error", fail).end());
+    for (let i = 0; i < 10; i++) expect(await statusOf("/health")).toBe(200);
+    expect(await statusOf("/metrics")).toBe(200);
+    expect(Date.now() - stoppedAt).toBeLessThan(4_500);
+    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(listeningPidsOf(proc)).toHaveLength(3);
+    expect(Date.now() - stoppedAt).toBeLessThan(8_000);
+    expect(isAlive(stuck ?? 0)).toBe(false);
+    expect(proc.stdout()).toContain("worker stopped answering: killing it");
+    await waitForHealth(port);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 30_000);
+
   it("WORKERS=2: a worker killed -9 leaves no connection hanging (each is answered or closed) and no socket held in the primary", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `kill-${port}` });

@@ -1,10 +1,10 @@
-import cluster, { type Worker } from "node:cluster";
-import { randomUUID } from "node:crypto";
+import cluster from "node:cluster";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueStore } from "../queue/queue-store.js";
 import { whenCallEnds } from "./call-end.js";
+import { askPrimary, atMostEvery } from "./cluster-metrics.js";
 
 export interface Metrics {
   registry: Registry;
@@ -27,7 +27,7 @@ export interface Metrics {
  * scrape time; Redis's ping. Codes are the canonical gRPC names (OK,
  * INVALID_ARGUMENT, ...), the one casing of every label.
  * Under WORKERS > 1, a scrape of any worker answers for all of them (the
- * primary combines them with prom-client's AggregatorRegistry).
+ * primary combines them: cluster-metrics.ts).
  */
 export function createMetrics(store: QueueStore): Metrics {
   // What costs Redis work is read at most once a second, whatever the scrape rate.
@@ -202,80 +202,4 @@ const CODE_NAMES = [
 
 function codeName(err: unknown): string {
   return CODE_NAMES[ConnectError.from(err).code] ?? "UNKNOWN";
-}
-
-/** `read`'s answer, read again only once it is `ms` old; concurrent callers share one reading. */
-function atMostEvery<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
-  return () => {
-    const now = performance.now();
-    if (!last || now - last.at >= ms) last = { at: now, value: read() };
-    return last.value;
-  };
-}
-
-interface MetricsReply {
-  type: "tq:metrics-reply";
-  id: string;
-  text: string;
-}
-
-/** Scrapes waiting for the primary's answer, by id: one "message" listener serves them all (one each warned past ten). */
-const pendingScrapes = new Map<string, (text: string) => void>();
-
-function askPrimary(): Promise<string> {
-  const id = randomUUID();
-  if (pendingScrapes.size === 0) process.on("message", onPrimaryReply);
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error("the primary did not answer for metrics")), 5000);
-    function done(err?: Error, text?: string): void {
-      clearTimeout(timer);
-      pendingScrapes.delete(id);
-      if (pendingScrapes.size === 0) process.off("message", onPrimaryReply);
-      if (err) reject(err);
-      else resolve(text ?? "");
-    }
-    pendingScrapes.set(id, (text) => done(undefined, text));
-    // (the primary gone: the send fails, and this call with it, not the process)
-    process.send?.({ type: "tq:metrics", id }, undefined, undefined, (err: Error | null) => {
-      if (err) done(err);
-    });
-  });
-}
-
-function onPrimaryReply(message: unknown): void {
-  const reply = message as Partial<MetricsReply>;
-  if (reply.type === "tq:metrics-reply" && reply.id !== undefined) pendingScrapes.get(reply.id)?.(reply.text ?? "");
-}
-
-/** In the cluster primary: answers workers' metrics requests with every worker's metrics combined. */
-export function serveClusterMetrics(): void {
-  const aggregator = new AggregatorRegistry();
-  // Gathered from every worker at most once a second, whatever the scrape rate: /metrics is
-  // open by default, and each gathering costs every worker (400 scrapes at once took 3 s).
-  const combined = atMostEvery(1000, () => aggregator.clusterMetrics());
-  cluster.on("message", (worker, message: { type?: string; id?: string }) => {
-    if (message.type !== "tq:metrics") return;
-    combined().then(
-      (text) => reply(worker, message.id, text),
-      (err: unknown) => reply(worker, message.id, `# metrics unavailable: ${String(err)}\n`),
-    );
-  });
-}
-
-/**
- * With a callback: a worker that died while its metrics were gathered (up to
- * prom-client's 5 s) makes `send` fail, and without one the failure is an
- * 'error' event nobody listens to on the primary, which it would end (every worker with it).
- */
-function reply(worker: Worker, id: string | undefined, text: string): void {
-  if (!worker.isConnected()) return;
-  worker.send({ type: "tq:metrics-reply", id, text }, undefined, undefined, () => undefined);
-}
-
-/** In a cluster worker: the registry the primary's aggregator reads. */
-export function shareWithPrimary(registry: Registry): void {
-  // prom-client installs a worker's reply listener when an AggregatorRegistry is constructed.
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([registry]);
 }

@@ -12,6 +12,8 @@ interface Entry {
   worker: Worker;
   open: number;
   accepting: boolean;
+  /** It left a ping unanswered for a while (worker-watchdog.ts): no new connections until it answers. */
+  late: boolean;
   /** Sockets handed to it that node has not written to its channel yet (it sends one at a time). */
   queued: Set<Socket>;
 }
@@ -47,7 +49,7 @@ export class ConnectionBalancer {
 
   /** Follows a worker: it takes connections once it says it is ready. */
   add(worker: Worker): void {
-    const entry: Entry = { worker, open: 0, accepting: false, queued: new Set() };
+    const entry: Entry = { worker, open: 0, accepting: false, late: false, queued: new Set() };
     this.workers.set(worker.id, entry);
     worker.on("message", (message: { type?: string }) => {
       if (message.type === READY) {
@@ -68,6 +70,12 @@ export class ConnectionBalancer {
     });
   }
 
+  /** A worker whose event loop is late gets no new connections until it answers again. */
+  setLate(worker: Worker, late: boolean): void {
+    const entry = this.workers.get(worker.id);
+    if (entry) entry.late = late;
+  }
+
   /** Sends the worker no new connections (it is about to drain). */
   retire(worker: Worker): void {
     const entry = this.workers.get(worker.id);
@@ -84,7 +92,7 @@ export class ConnectionBalancer {
     socket.on("error", () => socket.destroy());
     let chosen: Entry | undefined;
     for (const entry of this.workers.values()) {
-      if (entry.accepting && entry.worker.isConnected() && (!chosen || entry.open < chosen.open)) chosen = entry;
+      if (entry.accepting && !entry.late && entry.worker.isConnected() && (!chosen || entry.open < chosen.open)) chosen = entry;
     }
     if (!chosen || chosen.open >= this.maxConnectionsPerWorker) {
       socket.destroy();

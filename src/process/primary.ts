@@ -1,10 +1,11 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import { serveClusterMetrics } from "../observability/metrics.js";
+import { serveClusterMetrics } from "../observability/cluster-metrics.js";
 import { ConnectionBalancer, READY, whenReady } from "./connection-balancer.js";
 import type { RedisTarget } from "./redis-target.js";
 import { onStopSignal } from "./signals.js";
+import { watchWorkers } from "./worker-watchdog.js";
 
 /**
  * V8 flags for each WORKER_GC. With a worker per core, V8's parallel GC helpers take
@@ -26,7 +27,6 @@ const WORKER_GC_FLAGS: Record<Config["workerGc"], string[]> = {
  * (a new one listens before the old one drains), and on SIGTERM stops them all.
  */
 export function runPrimary(config: Config, redis: RedisTarget, adminToken: string, log: Logger): void {
-  serveClusterMetrics();
   // Workers read the resolved Redis and the token from their environment.
   const env = { REDIS_URL: redis.url, ADMIN_TOKEN: adminToken };
   const balancer = new ConnectionBalancer(config.maxConnections);
@@ -42,6 +42,9 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
   const served = new Set<number>();
   let servedOnce = false;
   let diedBeforeServing = 0;
+  const serving = (): Worker[] => [...served].flatMap((id) => cluster.workers?.[id] ?? []).filter((worker) => worker.isConnected());
+  serveClusterMetrics(serving);
+  watchWorkers(serving, config.workerWatchdogMs, log, (worker, late) => balancer.setLate(worker, late));
   cluster.on("message", (worker, message: { type?: string }) => {
     if (message.type !== READY) return;
     served.add(worker.id);

@@ -3,13 +3,14 @@ import { Socket } from "node:net";
 import type { Logger } from "pino";
 import { buildApp, type App } from "../app.js";
 import type { Config } from "../config.js";
-import { shareWithPrimary } from "../observability/metrics.js";
+import { shareWithPrimary } from "../observability/cluster-metrics.js";
 import { startTracing } from "../observability/tracing.js";
 import { DurabilityError } from "../redis/durability.js";
 import { RedisUnavailableError } from "../redis/redis-errors.js";
 import { CLOSED, CONNECTION, DRAINING, READY } from "./connection-balancer.js";
 import type { RedisTarget } from "./redis-target.js";
 import { onStopSignal } from "./signals.js";
+import { answerPings } from "./worker-watchdog.js";
 
 /**
  * One process serving the port: the only one (it listens itself), or a cluster
@@ -33,6 +34,7 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
   let port = config.port;
   if (cluster.isWorker) {
     shareWithPrimary(app.metrics.registry);
+    answerPings();
     process.on("message", (message: { type?: string }, handle: unknown) => {
       if (message.type !== CONNECTION || !(handle instanceof Socket)) return;
       handle.on("close", tellPrimaryClosed);
