@@ -69,7 +69,7 @@ it("scrapes at once are answered from one gathering of the workers' metrics (at 
   expect(code).toBe(0);
 }, 20_000);
 
-it("a worker that does not answer (wedged, or still starting) does not fail the scrape, and the counters of a worker that exited stay in the sums", async () => {
+it("a worker that stops answering (wedged) counts with its last answer, and the counters of a worker that exited stay in the sums", async () => {
   const script = `
     import cluster from "node:cluster";
     import { Counter, Registry } from ${JSON.stringify(PROM_CLIENT)};
@@ -90,13 +90,15 @@ it("a worker that does not answer (wedged, or still starting) does not fail the 
         process.on("message", (m) => m.type === "tq:metrics-reply" && m.id === id && resolve({ text: m.text, ms: Date.now() - startedAt }));
         process.send({ type: "tq:metrics", id });
       });
+      const registry = new Registry();
+      const calls = new Counter({ name: "calls_total", help: "calls", registers: [registry] });
+      calls.inc({ first: 5, silent: 10, next: 2 }[role]);
+      shareWithPrimary(registry);
       if (role === "silent") {
-        process.send({ type: "ready", role }); // and never answers the primary
+        // Answers the first gathering, then never again.
+        process.on("message", (m) => m.type === "tq:metrics-get" && setImmediate(() => process.removeAllListeners("message")));
+        process.send({ type: "ready", role });
       } else {
-        const registry = new Registry();
-        const calls = new Counter({ name: "calls_total", help: "calls", registers: [registry] });
-        calls.inc(role === "first" ? 5 : 2);
-        shareWithPrimary(registry);
         process.send({ type: "ready", role });
         if (role === "first") {
           process.on("message", async (m) => {
@@ -116,7 +118,53 @@ it("a worker that does not answer (wedged, or still starting) does not fail the 
       }
     }`;
   const { out, code } = await runPrimary(script);
-  expect(out).toContain("first: calls_total 5 in under 3 s");
-  expect(out).toContain("next: calls_total 7");
+  expect(out).toContain("first: calls_total 15 in under 3 s");
+  // next's 2, the silent worker's last 10, and the 5 of the first, which exited
+  expect(out).toContain("next: calls_total 17");
+  expect(code).toBe(0);
+}, 30_000);
+
+const PROCESS = pathToFileURL(resolve("dist/src/process")).href;
+
+it("the watchdog keeps a busy worker that is handed many connections at once (what the primary sends waits behind them) and kills a stuck one", async () => {
+  const script = `
+    import cluster from "node:cluster";
+    import net from "node:net";
+    const { ConnectionBalancer, READY } = await import(${JSON.stringify(PROCESS)} + "/connection-balancer.js");
+    const { watchWorkers, sayAlive } = await import(${JSON.stringify(PROCESS)} + "/worker-watchdog.js");
+    const LIMIT_MS = 2000;
+    if (cluster.isPrimary) {
+      const balancer = new ConnectionBalancer(50_000);
+      const worker = cluster.fork();
+      balancer.add(worker);
+      let serving = false;
+      worker.on("message", (m) => m.type === READY && (serving = true));
+      const log = { error: (_o, m) => console.log(m), warn() {}, info() {} };
+      watchWorkers(() => (serving && !worker.isDead() ? [worker] : []), LIMIT_MS, log, (_w, late) => console.log("late " + late));
+      await balancer.firstReady;
+      const { port } = await balancer.listen(0, "127.0.0.1");
+      // 600 connections at once: each hand-over waits for the busy worker's acknowledgement.
+      for (let i = 0; i < 600; i++) net.connect(port, "127.0.0.1").on("error", () => undefined);
+      setTimeout(() => { console.log("busy worker kept"); worker.send({ type: "stop" }); }, 3 * LIMIT_MS);
+      worker.on("exit", (_c, signal) => { console.log("worker ended by " + signal); process.exit(0); });
+    } else {
+      sayAlive(LIMIT_MS);
+      // Busy but healthy: each turn of its event loop takes 10 ms; it takes and answers every connection.
+      const cell = new Int32Array(new SharedArrayBuffer(4));
+      let spinning = true;
+      const spin = () => { if (!spinning) return; Atomics.wait(cell, 0, 0, 10); setImmediate(spin); };
+      spin();
+      process.on("message", (m, socket) => {
+        if (m.type === "tq:connection" && socket) socket.end("hi\\n");
+        // Then stuck for good: the watchdog must kill it.
+        if (m.type === "stop") { spinning = false; setImmediate(() => Atomics.wait(cell, 0, 0)); }
+      });
+      process.send({ type: READY });
+    }`;
+  const { out, code } = await runPrimary(script);
+  expect(out).toContain("busy worker kept");
+  expect(out.indexOf("late true")).toBeGreaterThan(out.indexOf("busy worker kept"));
+  expect(out.indexOf("worker stopped answering")).toBeGreaterThan(out.indexOf("busy worker kept"));
+  expect(out).toContain("worker ended by SIGKILL");
   expect(code).toBe(0);
 }, 30_000);

@@ -79,14 +79,16 @@ export function serveClusterMetrics(serving: () => Worker[]): void {
   cluster.on("message", (_worker, message: { type?: string; id?: string; metrics?: MetricsJson }) => {
     if (message.type === "tq:metrics-json" && message.id !== undefined) answers.get(message.id)?.(message.metrics ?? []);
   });
-  const ask = (worker: Worker): Promise<MetricsJson | undefined> =>
+  // True when the worker answered in time; its answer is then its `last`.
+  const ask = (worker: Worker): Promise<boolean> =>
     new Promise((resolve) => {
       const id = randomUUID();
       const done = (metrics: MetricsJson | undefined): void => {
         clearTimeout(timer);
         answers.delete(id);
-        if (metrics) last.set(worker.id, metrics);
-        resolve(metrics ?? last.get(worker.id));
+        // (an answer can come after its worker's exit, which moved its `last` to `gone`)
+        if (metrics && !worker.isDead()) last.set(worker.id, metrics);
+        resolve(metrics !== undefined);
       };
       const timer = setTimeout(() => done(undefined), WORKER_ANSWER_MS);
       answers.set(id, done);
@@ -95,10 +97,13 @@ export function serveClusterMetrics(serving: () => Worker[]): void {
   // Gathered at most once a second, whatever the scrape rate: /metrics is open by default,
   // and each gathering costs every worker (400 scrapes at once took 3 s).
   const combined = atMostEvery(1000, async () => {
-    const each = await Promise.all(serving().map(async (worker) => ({ worker, metrics: await ask(worker) })));
-    // (one that exited meanwhile is in `gone` now: counted there, not twice)
-    const metrics = [...each.flatMap(({ worker, metrics }) => (metrics && last.has(worker.id) ? [metrics] : [])), await gone];
-    return AggregatorRegistry.aggregate(metrics).metrics();
+    const workers = serving();
+    const answered = await Promise.all(workers.map(ask));
+    // Every worker not exited, with what it answered last (`gone` has the exited ones'): fresh
+    // answers first, since a gauge combined by "first" takes the first.
+    const fresh = new Set(workers.filter((_, i) => answered[i]).map((worker) => worker.id));
+    const byFreshness = [...last].sort(([a], [b]) => Number(fresh.has(b)) - Number(fresh.has(a)));
+    return AggregatorRegistry.aggregate([...byFreshness.map(([, metrics]) => metrics), await gone]).metrics();
   });
   cluster.on("message", (worker, message: { type?: string; id?: string }) => {
     if (message.type !== "tq:metrics") return;

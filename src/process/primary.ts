@@ -46,22 +46,30 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
   serveClusterMetrics(serving);
   watchWorkers(serving, config.workerWatchdogMs, log, (worker, late) => balancer.setLate(worker, late));
   cluster.on("message", (worker, message: { type?: string }) => {
-    if (message.type !== READY) return;
+    // (a message can come after its worker's exit)
+    if (message.type !== READY || worker.isDead()) return;
     served.add(worker.id);
     servedOnce = true;
     diedBeforeServing = 0;
   });
   for (let i = 0; i < config.workers; i++) fork();
-  // Forks one if fewer than WORKERS serve or start (a roll's new worker that died leaves the old one in place).
+  // Forks one if fewer than WORKERS serve or start, not counting those retiring (a roll forks
+  // the new one first: a worker that dies then is replaced once the old one has left).
   const refill = (): void => {
     const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead() && !retiring.has(w.id)).length;
-    if (!stopping && live < config.workers) fork();
+    if (stopping || live >= config.workers) return;
+    const worker = fork();
+    log.info({ pid: worker.process.pid }, "started a worker in place of one that died");
   };
   cluster.on("exit", (worker, code, signal) => {
     const hadServed = served.delete(worker.id);
-    if (stopping || retiring.delete(worker.id)) return;
+    if (stopping) return;
+    if (retiring.delete(worker.id)) {
+      refill();
+      return;
+    }
     if (hadServed) {
-      log.warn({ pid: worker.process.pid, code, signal }, "worker died; starting another");
+      log.warn({ pid: worker.process.pid, code, signal }, "worker died");
       refill();
       return;
     }
@@ -72,7 +80,7 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
       return;
     }
     const delayMs = Math.min(10_000, 100 * 2 ** diedBeforeServing);
-    log.warn({ pid: worker.process.pid, code, signal, delayMs }, "worker died before serving; starting another after a pause");
+    log.warn({ pid: worker.process.pid, code, signal, delayMs }, "worker died before serving; another after a pause");
     setTimeout(refill, delayMs);
   });
   log.info({ workers: config.workers }, "primary started its workers");
@@ -94,7 +102,7 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
         if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
         const fresh = fork();
         if (!(await whenReady(fresh))) {
-          log.warn({ pid: old.process.pid }, "the new worker died before it was ready; keeping the old one");
+          log.warn({ pid: fresh.process.pid }, "the new worker died before it was ready: the old one stays");
           continue;
         }
         // An old worker that died meanwhile is replaced by the new one (refill counted it).

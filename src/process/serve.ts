@@ -10,7 +10,7 @@ import { RedisUnavailableError } from "../redis/redis-errors.js";
 import { CLOSED, CONNECTION, DRAINING, READY } from "./connection-balancer.js";
 import type { RedisTarget } from "./redis-target.js";
 import { onStopSignal } from "./signals.js";
-import { answerPings } from "./worker-watchdog.js";
+import { sayAlive } from "./worker-watchdog.js";
 
 /**
  * One process serving the port: the only one (it listens itself), or a cluster
@@ -34,7 +34,7 @@ export async function serve(config: Config, redis: RedisTarget, adminToken: stri
   let port = config.port;
   if (cluster.isWorker) {
     shareWithPrimary(app.metrics.registry);
-    answerPings();
+    sayAlive(config.workerWatchdogMs);
     process.on("message", (message: { type?: string }, handle: unknown) => {
       if (message.type !== CONNECTION || !(handle instanceof Socket)) return;
       handle.on("close", tellPrimaryClosed);

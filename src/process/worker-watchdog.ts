@@ -1,46 +1,49 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
 
-export const PING = "tq:ping";
-export const PONG = "tq:pong";
+export const ALIVE = "tq:alive";
 
 /**
- * WORKERS > 1: the primary asks each serving worker for a sign of life three
- * times per `limitMs`; one that answered none of the last three (its event loop
- * is stuck: an endless loop, a SIGSTOP) is killed, and replaced as any dead
- * worker is. Without it the primary routed new connections around a stuck
- * worker (its open count never fell), so /health kept answering 200 while that
- * worker's clients waited for good and no liveness probe could see it. `late`
- * hears when a worker has let a ping go unanswered for a whole round (it should
- * get no new connections meanwhile), and when it answers again.
+ * WORKERS > 1, in the primary: each serving worker says it is alive three times
+ * per `limitMs`, from a timer on its own event loop (`sayAlive`). One silent for
+ * half of `limitMs` gets no new connections until it speaks again (`late`); one
+ * silent for all of it (its event loop is stuck: an endless loop, a SIGSTOP) is
+ * killed, and replaced as any dead worker is. Without it the primary routed new
+ * connections around a stuck worker (its open count never fell), so /health kept
+ * answering 200 while that worker's clients waited for good. The worker speaks,
+ * rather than answering the primary: what the primary sends a worker waits behind
+ * every connection it hands that worker (one at a time, each acknowledged from the
+ * worker's event loop), so a busy, healthy worker would have seemed silent.
  */
 export function watchWorkers(serving: () => Worker[], limitMs: number, log: Logger, late: (worker: Worker, isLate: boolean) => void): void {
-  const unanswered = new Map<number, number>();
+  const heard = new Map<number, number>();
+  const lateOnes = new Set<number>();
   cluster.on("message", (worker, message: { type?: string }) => {
-    if (message.type !== PONG) return;
-    if ((unanswered.get(worker.id) ?? 0) >= 2) late(worker, false);
-    unanswered.delete(worker.id);
+    if (message.type !== ALIVE) return;
+    heard.set(worker.id, Date.now());
+    if (lateOnes.delete(worker.id)) late(worker, false);
   });
-  cluster.on("exit", (worker) => unanswered.delete(worker.id));
+  cluster.on("exit", (worker) => {
+    heard.delete(worker.id);
+    lateOnes.delete(worker.id);
+  });
   setInterval(() => {
+    const now = Date.now();
     for (const worker of serving()) {
-      const missed = unanswered.get(worker.id) ?? 0;
-      if (missed >= 3) {
-        log.error({ pid: worker.process.pid, silentMs: limitMs }, "worker stopped answering: killing it (it is replaced)");
-        unanswered.delete(worker.id);
+      // (a worker that just started serving is heard from now on)
+      const silentMs = now - (heard.get(worker.id) ?? (heard.set(worker.id, now), now));
+      if (silentMs >= limitMs) {
+        log.error({ pid: worker.process.pid, silentMs }, "worker stopped answering: killing it (it is replaced)");
         worker.process.kill("SIGKILL");
-        continue;
+      } else if (silentMs >= limitMs / 2 && !lateOnes.has(worker.id)) {
+        lateOnes.add(worker.id);
+        late(worker, true);
       }
-      unanswered.set(worker.id, missed + 1);
-      if (missed + 1 === 2) late(worker, true);
-      worker.send({ type: PING }, undefined, undefined, () => undefined);
     }
-  }, limitMs / 3).unref();
+  }, limitMs / 6).unref();
 }
 
-/** In a worker: answers the primary's pings from the event loop. */
-export function answerPings(): void {
-  process.on("message", (message: { type?: string }) => {
-    if (message.type === PING) process.send?.({ type: PONG }, undefined, undefined, () => undefined);
-  });
+/** In a worker: tells the primary it is alive, three times per `limitMs`. */
+export function sayAlive(limitMs: number): void {
+  setInterval(() => process.send?.({ type: ALIVE }, undefined, undefined, () => undefined), limitMs / 3).unref();
 }
