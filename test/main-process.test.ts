@@ -598,14 +598,38 @@ describe("a rolling restart when workers die during it", () => {
     proc.child.kill("SIGHUP");
     // The roll forks a third worker, then retires the first old one; the second dies meanwhile.
     for (let i = 0; i < 200 && workers().length < 3; i++) await new Promise((r) => setTimeout(r, 10));
-    const second = listeningPidsOf(proc).find((pid) => pid !== before[0] && before.includes(pid)) ?? before[1];
-    process.kill(second ?? 0, "SIGKILL");
+    const second = before[1];
+    if (second === undefined) throw new Error("no second worker");
+    process.kill(second, "SIGKILL");
     for (let i = 0; i < 300 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
     expect(proc.stdout()).toContain("rolling restart done");
     for (let i = 0; i < 200 && listeningPidsOf(proc).filter((pid) => !before.includes(pid) && isAlive(pid)).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     const serving = listeningPidsOf(proc).filter((pid) => isAlive(pid));
     expect(serving).toHaveLength(2);
     expect(serving.some((pid) => before.includes(pid))).toBe(false);
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 60_000);
+
+  it("SIGHUP whose new worker is stuck before it serves (SIGSTOP): it is killed after four watchdog spans, the old one stays, and the roll ends", async () => {
+    const port = await freePort();
+    const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-stuck-${port}`, WORKER_WATCHDOG_SECONDS: "2" });
+    const workers = (): number[] => childrenOf(proc.child.pid ?? 0);
+    for (let i = 0; i < 200 && workers().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForHealth(port);
+    const before = workers();
+    proc.child.kill("SIGHUP");
+    for (let i = 0; i < 2000 && workers().length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    const fresh = workers().find((pid) => !before.includes(pid));
+    if (fresh === undefined) throw new Error("the roll forked no new worker");
+    process.kill(fresh, "SIGSTOP");
+    for (let i = 0; i < 400 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(proc.stdout()).toContain("the new worker died before it was ready: the old one stays");
+    expect(proc.stdout()).toContain("rolling restart done");
+    expect(isAlive(fresh ?? 0)).toBe(false);
+    for (let i = 0; i < 100 && workers().length !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(workers()).toHaveLength(2);
+    await waitForHealth(port);
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
   }, 60_000);

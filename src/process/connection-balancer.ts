@@ -126,16 +126,23 @@ function closeSocketAwaitingAck(worker: Worker): void {
   Reflect.set(worker.process, "_pendingMessage", null);
 }
 
-/** True when the worker says it serves; false if it exits first. */
-export function whenReady(worker: Worker): Promise<boolean> {
+/**
+ * True when the worker says it serves; false if it exits first, or has not said
+ * so within `timeoutMs` (it is killed then: a worker stuck while starting is not
+ * covered by the watchdog, which follows serving workers, and would hold a roll forever).
+ */
+export function whenReady(worker: Worker, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
+    const timer = setTimeout(() => worker.process.kill("SIGKILL"), timeoutMs);
     const onMessage = (message: { type?: string }): void => {
       if (message.type !== READY) return;
+      clearTimeout(timer);
       worker.off("message", onMessage);
       worker.off("exit", onExit);
       resolve(true);
     };
     const onExit = (): void => {
+      clearTimeout(timer);
       worker.off("message", onMessage);
       resolve(false);
     };

@@ -101,7 +101,8 @@ export function runPrimary(config: Config, redis: RedisTarget, adminToken: strin
       for (const old of Object.values(cluster.workers ?? {})) {
         if (!old || old.isDead() || stopping || retiring.has(old.id)) continue;
         const fresh = fork();
-        if (!(await whenReady(fresh))) {
+        // (four watchdog spans to start: Redis may be slow to answer a new worker)
+        if (!(await whenReady(fresh, 4 * config.workerWatchdogMs))) {
           log.warn({ pid: fresh.process.pid }, "the new worker died before it was ready: the old one stays");
           continue;
         }
