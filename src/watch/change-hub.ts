@@ -231,8 +231,8 @@ export class ChangeHub {
     }
     if (watched.held) {
       watched.held.push(received);
-      // Told now rather than past what a watcher keeps of its unread changes (its inbox: 256), where it would re-read Redis instead.
-      if (watched.held.length >= MAX_HELD) this.tellHeld(eventId, watched);
+      // Told early rather than past what a watcher keeps of its unread changes (its inbox: 256), where it would re-read Redis instead.
+      if (watched.held.length === MAX_HELD) this.tellSoon(eventId, watched);
       return;
     }
     if (this.tell(eventId, watched, received) && this.tellEveryMs > 0) this.hold(eventId, watched);
@@ -245,13 +245,32 @@ export class ChangeHub {
     watched.holdTimer.unref();
   }
 
-  /** Tells what the event held, in order, and holds again if one of them went to everyone. */
+  /**
+   * Tells what the event holds on the next turn of the event loop, not now: one
+   * read from the subscriber's socket can bring hundreds of messages, handled
+   * in one go, and the watchers apply what they were told only after it.
+   */
+  private tellSoon(eventId: string, watched: Watched): void {
+    clearTimeout(watched.holdTimer);
+    watched.holdTimer = setTimeout(() => this.tellHeld(eventId, watched), 0);
+    watched.holdTimer.unref();
+  }
+
+  /**
+   * Tells what the event held, in order, at most MAX_HELD at a time (the rest
+   * soon, once the watchers have applied these), and holds again if one of the
+   * last ones went to everyone.
+   */
   private tellHeld(eventId: string, watched: Watched): void {
     const held = this.release(watched);
     if (this.events.get(eventId) !== watched) return;
+    const rest = held.splice(MAX_HELD);
     let everyone = false;
     for (const received of held) everyone = this.tell(eventId, watched, received) || everyone;
-    if (everyone) this.hold(eventId, watched);
+    if (rest.length > 0) {
+      watched.held = rest;
+      this.tellSoon(eventId, watched);
+    } else if (everyone) this.hold(eventId, watched);
   }
 
   /** Ends the hold: what it held, in order. */
