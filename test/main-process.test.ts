@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isListening } from "../src/redis/local-redis.js";
 import { sample, scrape } from "./helpers/metrics.js";
 import { freePort, startTestRedis, type TestRedis } from "./helpers/redis-server.js";
-import { isAlive } from "./helpers/wait.js";
+import { isAlive, until } from "./helpers/wait.js";
 
 // `npm test` builds first (pretest); these tests run the real entry point, as `npm start` does.
 const MAIN = resolve("dist/src/main.js");
@@ -49,15 +49,8 @@ function listeningPidsOf(proc: Proc): number[] {
 }
 
 async function waitForHealth(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("service did not become healthy");
+  const healthy = (): Promise<boolean> => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+  if (!(await until(healthy, 10_000))) throw new Error("service did not become healthy");
 }
 
 let redis: TestRedis;
@@ -193,10 +186,7 @@ describe("npm start (dist/src/main.js)", () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `workers-${port}` });
     const listeningPids = (): number[] => listeningPidsOf(proc);
-    const waitFor = async (ok: () => boolean): Promise<void> => {
-      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
-    };
-    await waitFor(() => listeningPids().length === 2);
+    await until(() => listeningPids().length === 2, 10_000);
     const [first, second] = listeningPids();
     expect(first).not.toBe(second);
     expect(first).not.toBe(proc.child.pid);
@@ -208,7 +198,7 @@ describe("npm start (dist/src/main.js)", () => {
     }
     await waitForHealth(port);
     process.kill(first ?? 0, "SIGKILL");
-    await waitFor(() => listeningPids().length === 3);
+    await until(() => listeningPids().length === 3, 10_000);
     expect(listeningPids()).toHaveLength(3);
     expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
     // Every scrape answers for all workers combined.
@@ -228,7 +218,7 @@ describe("npm start (dist/src/main.js)", () => {
   it("WORKERS=2: a worker whose event loop stops (SIGSTOP) is killed and replaced within WORKER_WATCHDOG_SECONDS, and /metrics still answers meanwhile", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `stuck-${port}`, WORKER_WATCHDOG_SECONDS: "3" });
-    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listeningPidsOf(proc).length >= 2, 10_000);
     await waitForHealth(port);
     const [stuck] = listeningPidsOf(proc);
     process.kill(stuck ?? 0, "SIGSTOP");
@@ -242,7 +232,7 @@ describe("npm start (dist/src/main.js)", () => {
     for (let i = 0; i < 10; i++) expect(await statusOf("/health")).toBe(200);
     expect(await statusOf("/metrics")).toBe(200);
     expect(Date.now() - stoppedAt).toBeLessThan(5_500);
-    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listeningPidsOf(proc).length >= 3, 10_000);
     expect(listeningPidsOf(proc)).toHaveLength(3);
     expect(Date.now() - stoppedAt).toBeLessThan(9_000);
     expect(isAlive(stuck ?? 0)).toBe(false);
@@ -255,7 +245,7 @@ describe("npm start (dist/src/main.js)", () => {
   it("WORKERS=2: a worker killed -9 leaves no connection hanging (each is answered or closed) and no socket held in the primary", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `kill-${port}` });
-    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listeningPidsOf(proc).length >= 2, 10_000);
     await waitForHealth(port);
     const primaryFds = (): number => readdirSync(`/proc/${proc.child.pid}/fd`).length;
     const fdsBefore = primaryFds();
@@ -293,7 +283,7 @@ describe("npm start (dist/src/main.js)", () => {
   it("WORKERS=2: a client that never finishes its headers, or its body, is answered 408 and cut at the request timeout, as with one process", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `slow-${port}`, REQUEST_TIMEOUT_SECONDS: "2" });
-    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listeningPidsOf(proc).length >= 2, 10_000);
     await waitForHealth(port);
     const unfinished = ["GET /health HTTP/1.1\r\nHost: x\r\nX-a: ", 'POST /reserve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user_id"'];
     // Eight of each: the primary hands connections to both workers.
@@ -334,7 +324,7 @@ describe("npm start (dist/src/main.js)", () => {
     try {
       await waitForHealth(port);
       const pids = (): number[] => [...new Set([...out.matchAll(/"pid":(\d+)/g)].map((m) => Number(m[1])))];
-      for (let i = 0; i < 100 && pids().length < Number(workers) + (workers === "1" ? 0 : 1); i++) await new Promise((r) => setTimeout(r, 50));
+      await until(() => pids().length >= Number(workers) + (workers === "1" ? 0 : 1), 5_000);
       const service = pids();
       expect(service.length).toBe(Number(workers) + (workers === "1" ? 0 : 1));
       expect(service).not.toContain(npm.pid);
@@ -417,7 +407,7 @@ describe("npm start (dist/src/main.js)", () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `spread-${port}` });
     try {
-      for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      await until(() => listeningPidsOf(proc).length >= 2, 10_000);
       await waitForHealth(port);
       const workers = listeningPidsOf(proc);
       // Eight HTTP/2 connections at once, as a load generator or a client pool opens them.
@@ -456,14 +446,14 @@ describe("npm start (dist/src/main.js)", () => {
   it("workers whose primary was killed (-9) exit instead of holding the port, without a crash report", async () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `orphans-${port}` });
-    for (let i = 0; i < 200 && listeningPidsOf(proc).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listeningPidsOf(proc).length >= 2, 10_000);
     const workers = listeningPidsOf(proc);
     expect(workers).toHaveLength(2);
     // Mid-drain, as when a supervisor gives up waiting: SIGTERM, then SIGKILL.
     proc.child.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 5));
     proc.child.kill("SIGKILL");
-    for (let i = 0; i < 100 && workers.some(isAlive); i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => !workers.some(isAlive), 5_000);
     expect(workers.filter(isAlive)).toEqual([]);
     expect(proc.stderr()).not.toMatch(/EPIPE|Unhandled/);
   });
@@ -552,7 +542,7 @@ describe("rolling restart", () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-${port}`, RATE_LIMIT_PER_MINUTE: "0" });
     const listening = (): number[] => listeningPidsOf(proc);
-    for (let i = 0; i < 200 && listening().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listening().length >= 2, 10_000);
     await waitForHealth(port);
     const before = listening();
     const client = createGrpcJsClient(TicketQueueService, `127.0.0.1:${port}`);
@@ -571,7 +561,7 @@ describe("rolling restart", () => {
     });
     await new Promise((r) => setTimeout(r, 300));
     proc.child.kill("SIGHUP");
-    for (let i = 0; i < 300 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => proc.stdout().includes("rolling restart done"), 15_000);
     await new Promise((r) => setTimeout(r, 300));
     stop = true;
     await Promise.all(loops);
@@ -592,18 +582,18 @@ describe("a rolling restart when workers die during it", () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-one-dies-${port}` });
     const workers = (): number[] => childrenOf(proc.child.pid ?? 0);
-    for (let i = 0; i < 200 && workers().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => workers().length >= 2, 10_000);
     await waitForHealth(port);
     const before = workers();
     proc.child.kill("SIGHUP");
     // The roll forks a third worker, then retires the first old one; the second dies meanwhile.
-    for (let i = 0; i < 200 && workers().length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => workers().length >= 3, 2_000, 10);
     const second = before[1];
     if (second === undefined) throw new Error("no second worker");
     process.kill(second, "SIGKILL");
-    for (let i = 0; i < 300 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => proc.stdout().includes("rolling restart done"), 15_000);
     expect(proc.stdout()).toContain("rolling restart done");
-    for (let i = 0; i < 200 && listeningPidsOf(proc).filter((pid) => !before.includes(pid) && isAlive(pid)).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => listeningPidsOf(proc).filter((pid) => !before.includes(pid) && isAlive(pid)).length >= 2, 10_000);
     const serving = listeningPidsOf(proc).filter((pid) => isAlive(pid));
     expect(serving).toHaveLength(2);
     expect(serving.some((pid) => before.includes(pid))).toBe(false);
@@ -615,19 +605,19 @@ describe("a rolling restart when workers die during it", () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-stuck-${port}`, WORKER_WATCHDOG_SECONDS: "2" });
     const workers = (): number[] => childrenOf(proc.child.pid ?? 0);
-    for (let i = 0; i < 200 && workers().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => workers().length >= 2, 10_000);
     await waitForHealth(port);
     const before = workers();
     proc.child.kill("SIGHUP");
-    for (let i = 0; i < 2000 && workers().length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    await until(() => workers().length >= 3, 10_000, 5);
     const fresh = workers().find((pid) => !before.includes(pid));
     if (fresh === undefined) throw new Error("the roll forked no new worker");
     process.kill(fresh, "SIGSTOP");
-    for (let i = 0; i < 400 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => proc.stdout().includes("rolling restart done"), 20_000);
     expect(proc.stdout()).toContain("the new worker died before it was ready: the old one stays");
     expect(proc.stdout()).toContain("rolling restart done");
     expect(isAlive(fresh ?? 0)).toBe(false);
-    for (let i = 0; i < 100 && workers().length !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => workers().length === 2, 5_000);
     expect(workers()).toHaveLength(2);
     await waitForHealth(port);
     proc.child.kill("SIGTERM");
@@ -638,7 +628,7 @@ describe("a rolling restart when workers die during it", () => {
     const port = await freePort();
     const proc = run({ REDIS_URL: redis.url, PORT: String(port), ADMIN_TOKEN: "t", WORKERS: "2", KEY_PREFIX: `roll-dies-${port}` });
     const workers = (): number[] => childrenOf(proc.child.pid ?? 0);
-    for (let i = 0; i < 200 && workers().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => workers().length >= 2, 10_000);
     await waitForHealth(port);
     const before = workers();
     expect(before).toHaveLength(2);
@@ -646,14 +636,14 @@ describe("a rolling restart when workers die during it", () => {
     // Both die while the first new worker starts: its old one is dead by the time it is ready.
     await new Promise((r) => setTimeout(r, 50));
     for (const pid of before) process.kill(pid, "SIGKILL");
-    for (let i = 0; i < 300 && !proc.stdout().includes("rolling restart done"); i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => proc.stdout().includes("rolling restart done"), 15_000);
     expect(proc.stdout()).toContain("rolling restart done");
-    for (let i = 0; i < 100 && workers().length !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => workers().length === 2, 5_000);
     expect(workers()).toHaveLength(2);
     await waitForHealth(port);
     // Not stuck "rolling": a second SIGHUP is a roll of its own.
     proc.child.kill("SIGHUP");
-    for (let i = 0; i < 300 && proc.stdout().split("rolling restart done").length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => proc.stdout().split("rolling restart done").length >= 3, 15_000);
     expect(proc.stdout().split("rolling restart done")).toHaveLength(3);
     proc.child.kill("SIGTERM");
     expect(await proc.exited).toBe(0);

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { randomUUID } from "node:crypto";
 import { AggregatorRegistry, type Registry } from "prom-client";
+import { sendQuietly } from "../process/send-quietly.js";
 
 /** One process's metrics as prom-client exports them for combining. */
 type MetricsJson = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
@@ -51,7 +52,7 @@ function onPrimaryReply(message: unknown): void {
 export function shareWithPrimary(registry: Registry): void {
   process.on("message", (message: { type?: string; id?: string }) => {
     if (message.type !== "tq:metrics-get") return;
-    void registry.getMetricsAsJSON().then((metrics) => process.send?.({ type: "tq:metrics-json", id: message.id, metrics }, undefined, undefined, () => undefined));
+    void registry.getMetricsAsJSON().then((metrics) => sendQuietly(process, { type: "tq:metrics-json", id: message.id, metrics }));
   });
 }
 
@@ -92,7 +93,7 @@ export function serveClusterMetrics(serving: () => Worker[]): void {
       };
       const timer = setTimeout(() => done(undefined), WORKER_ANSWER_MS);
       answers.set(id, done);
-      worker.send({ type: "tq:metrics-get", id }, undefined, undefined, () => undefined);
+      sendQuietly(worker, { type: "tq:metrics-get", id });
     });
   // Gathered at most once a second, whatever the scrape rate: /metrics is open by default,
   // and each gathering costs every worker (400 scrapes at once took 3 s).
@@ -108,18 +109,8 @@ export function serveClusterMetrics(serving: () => Worker[]): void {
   cluster.on("message", (worker, message: { type?: string; id?: string }) => {
     if (message.type !== "tq:metrics") return;
     combined().then(
-      (text) => reply(worker, message.id, text),
-      (err: unknown) => reply(worker, message.id, `# metrics unavailable: ${String(err)}\n`),
+      (text) => sendQuietly(worker, { type: "tq:metrics-reply", id: message.id, text }),
+      (err: unknown) => sendQuietly(worker, { type: "tq:metrics-reply", id: message.id, text: `# metrics unavailable: ${String(err)}\n` }),
     );
   });
-}
-
-/**
- * With a callback: a worker that died while the metrics were gathered makes
- * `send` fail, and without one the failure is an 'error' event nobody listens
- * to on the primary, which it would end (every worker with it).
- */
-function reply(worker: Worker, id: string | undefined, text: string): void {
-  if (!worker.isConnected()) return;
-  worker.send({ type: "tq:metrics-reply", id, text }, undefined, undefined, () => undefined);
 }

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
+import { sendQuietly } from "./send-quietly.js";
 
 export const ALIVE = "tq:alive";
 
@@ -45,5 +46,5 @@ export function watchWorkers(serving: () => Worker[], limitMs: number, log: Logg
 
 /** In a worker: tells the primary it is alive, three times per `limitMs`. */
 export function sayAlive(limitMs: number): void {
-  setInterval(() => process.send?.({ type: ALIVE }, undefined, undefined, () => undefined), limitMs / 3).unref();
+  setInterval(() => sendQuietly(process, { type: ALIVE }), limitMs / 3).unref();
 }

@@ -511,8 +511,7 @@ function inRange(value: unknown, min: number, max: number, field: string, invali
   return 0;
 }
 
-/** The first 8 bytes of SHA-256 over the parts (NUL-separated): short, and nothing of the input readable. */
-/** The first 8 bytes of SHA-256 as 16 hex digits (reserve-15.lua stores the bytes). */
+/** The first 8 bytes of SHA-256 over the parts (NUL-separated), as 16 hex digits (reserve-15.lua stores the bytes): short, and nothing of the input readable. */
 function digest(...parts: string[]): string {
   return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 16);
 }

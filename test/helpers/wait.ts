@@ -1,9 +1,9 @@
-/** Polls `check` every 25 ms until it holds or `ms` pass; answers whether it held. */
-export async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
+/** Polls `check` every `everyMs` until it holds or `ms` pass; answers whether it held. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 5000, everyMs = 25): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   return check();
 }
