@@ -106,6 +106,46 @@ describe("stream limits", () => {
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
   });
 
+  it.each([
+    ["Connect over HTTP/1.1", () => createConnectTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" })],
+    ["gRPC, JSON", () => createGrpcTransport({ baseUrl: svc.baseUrl, useBinaryFormat: false })],
+  ])("over %s (connect-node's path), a watch whose client leaves while it opens gives back its place in MAX_WATCHES_PER_USER and its watcher", async (_name, transport) => {
+    const client = createClient(TicketQueueService, transport());
+    const { userId, ticket } = await client.reserve({ userId: `early-leaver-${_name}` });
+    // The watch's first read of Redis waits until the client has left.
+    const { store } = svc;
+    const { status } = store;
+    let reading: () => void = () => undefined;
+    const read = new Promise<void>((resolve) => (reading = resolve));
+    let letRead: () => void = () => undefined;
+    const left = new Promise<void>((resolve) => (letRead = resolve));
+    store.status = async (...args) => {
+      reading();
+      await left;
+      return status.apply(store, args);
+    };
+    try {
+      for (let i = 0; i < 3; i++) {
+        const leave = new AbortController();
+        const watch = follow(client.watchStatus({ userId, ticket }, { signal: leave.signal }));
+        await read;
+        leave.abort();
+        await watch.done;
+        // (time for the server to see the client go)
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      letRead();
+      store.status = status;
+    }
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+    const abort = [new AbortController(), new AbortController()];
+    const open = abort.map((a) => follow(client.watchStatus({ userId, ticket }, { signal: a.signal })));
+    expect(await Promise.all(open.map((o) => o.first))).toEqual(["message", "message"]);
+    for (const a of abort) a.abort();
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
+  });
+
   it("gRPC-web over HTTP/1.1: WatchStatus pushes changes, frees its watcher when the page leaves, and ends at its deadline", async () => {
     const web = createClient(TicketQueueService, createGrpcWebTransport({ baseUrl: svc.baseUrl, httpVersion: "1.1" }));
     const grpc = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
@@ -134,6 +174,33 @@ describe("stream limits", () => {
     expect(answer.trailer).toMatch(/^grpc-status: 4\r$/m);
     expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
     expect(await ended("DEADLINE_EXCEEDED")).toBe(expiredBefore + 1);
+  });
+
+  it.each([
+    ["Connect, JSON, over HTTP/1.1", "application/connect+json", { "connect-timeout-ms": "500" }],
+    ["Connect, binary, over HTTP/1.1", "application/connect+proto", { "connect-timeout-ms": "500" }],
+    ["gRPC-web, JSON, over HTTP/1.1", "application/grpc-web+json", { "grpc-timeout": "500m" }],
+  ])("over %s (connect-node's path), a WatchStatus whose deadline passes ends with DEADLINE_EXCEEDED, not as a clean end", async (_name, contentType, headers) => {
+    const grpc = createClient(TicketQueueService, createGrpcTransport({ baseUrl: svc.baseUrl }));
+    const { userId, ticket } = await grpc.reserve({ userId: `deadline-${contentType}` });
+    const request = { userId, ticket };
+    const message = contentType.endsWith("json") ? Buffer.from(JSON.stringify(request)) : Buffer.from(toBinary(WatchStatusRequestSchema, create(WatchStatusRequestSchema, request)));
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+    envelope.writeUInt32BE(message.length, 1);
+    const started = Date.now();
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({ host: "127.0.0.1", port: svc.port, path: "/ticketqueue.v1.TicketQueueService/WatchStatus", method: "POST", headers: { "content-type": contentType, ...headers } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+      });
+      req.on("error", reject);
+      req.end(envelope);
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    // The end: Connect's end-stream message with the error, or gRPC-web's trailer frame.
+    expect(body).toMatch(contentType.startsWith("application/connect") ? /"code":"deadline_exceeded"/ : /grpc-status: ?4\r/);
+    expect(await until(() => svc.hub.watcherCount() === 0 && svc.server.openStreams() === 0)).toBe(true);
   });
 
   it("gRPC over HTTP/2: WatchStatus pushes changes, frees its watcher when the client cancels, and ends at its deadline (each counted by its code)", async () => {

@@ -51,8 +51,9 @@ const ERROR_INFO_REASONS: Partial<Record<StateErrorCode, string>> = {
  * The one place where failures become RPC errors. The RPC layer's own are
  * already ConnectErrors; state errors map by their code (a malformed field
  * with a google.rpc.BadRequest detail naming it); Redis being unreachable is
- * Unavailable (retryable); anything else is a bug and answers Internal
- * without leaking its message.
+ * Unavailable (retryable); an abort's own reason (the client left) is
+ * Canceled; anything else is a bug and answers Internal without leaking its
+ * message.
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -67,6 +68,8 @@ export function toConnectError(err: unknown): ConnectError {
     return new ConnectError(err.message, STATE_ERROR_CODES[err.code], undefined, details, err);
   }
   if (err instanceof RedisUnavailableError) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
+  // An aborted signal's own reason (the client left): not a failure of ours.
+  if (err instanceof Error && err.name === "AbortError") return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, err);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 

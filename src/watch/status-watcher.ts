@@ -164,9 +164,11 @@ export class StatusWatch implements PushStream<StatusUpdate> {
         this.signal = this.signals.signal();
         this.signal.addEventListener("abort", this);
       }
-      if (!this.opened) {
+      // A client that left before or while the watch opened is done with it: its reader
+      // (connect-node's) may never read again, or say it stopped, to end it otherwise.
+      if (!this.opened && !this.signal.aborted) {
         const initial = await this.open();
-        if (initial) return { done: false, value: initial };
+        if (initial && !this.signal.aborted) return { done: false, value: initial };
       }
       while (!this.finished && !this.closed && !this.signal.aborted) {
         if (this.inbox.length === 0) await new Promise<void>((resolve) => (this.waiting = resolve));
@@ -175,6 +177,9 @@ export class StatusWatch implements PushStream<StatusUpdate> {
         if (update) return { done: false, value: update };
       }
       this.close();
+      // Cut by its call's signal (the deadline passed, the client left) before a final state: it
+      // fails with why, as a handler's call would, so a passed deadline is not told as a clean end.
+      if (!this.finished) this.signal.throwIfAborted();
       return { done: true, value: undefined };
     } catch (err: unknown) {
       this.close();
