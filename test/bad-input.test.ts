@@ -143,6 +143,18 @@ describe("RPC transports", () => {
     expect(streamGet.status).toBe(405);
   });
 
+  it.each([
+    ["a truncated field", [0x0a, 0xff]],
+    ["an illegal wire type", [0x57]],
+  ])("a Connect stream's request message that does not decode (%s) is InvalidArgument, named as over gRPC, not Internal with the decoder's words", async (_what, bytes) => {
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, bytes.length]), Buffer.from(bytes)]);
+    const res = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/WatchStatus`, { method: "POST", headers: { "content-type": "application/connect+proto" }, body: envelope });
+    // A stream's error comes in its end-stream message (flag 2), JSON after the 5-byte prefix.
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(body[0]).toBe(2);
+    expect(JSON.parse(body.subarray(5).toString())).toMatchObject({ error: { code: "invalid_argument", message: expect.stringMatching(/^cannot decode ticketqueue\.v1\.WatchStatusRequest: /) } });
+  });
+
   it("malformed Connect JSON is InvalidArgument (400)", async () => {
     const res = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/Reserve`, {
       method: "POST",

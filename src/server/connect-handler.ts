@@ -33,6 +33,26 @@ const markIntercepted: Interceptor = (next) => (req) => {
 };
 
 /**
+ * A stream's request message that does not decode (binary) is the client's
+ * fault: `invalid_argument`, as the lean paths answer it. connect-node answers
+ * it `internal`, its code for a client that cannot parse a server's answer.
+ */
+const undecodableIsInvalid: Interceptor = (next) => (req) => (req.stream ? next({ ...req, message: decodedOrInvalid(req.message, req.method.input.typeName) }) : next(req));
+
+const PARSE_BINARY = "parse binary: ";
+
+async function* decodedOrInvalid<T>(messages: AsyncIterable<T>, typeName: string): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (err: unknown) {
+    if (err instanceof ConnectError && err.code === Code.Internal && err.rawMessage.startsWith(PARSE_BINARY)) {
+      throw new ConnectError(`cannot decode ${typeName}: ${err.rawMessage.slice(PARSE_BINARY.length)}`, Code.InvalidArgument);
+    }
+    throw err;
+  }
+}
+
+/**
  * connect-node's handlers (Connect, gRPC and gRPC-web, compressed or not) for
  * what the lean paths leave, as `connectNodeAdapter` serves them, with these
  * differences:
@@ -42,11 +62,12 @@ const markIntercepted: Interceptor = (next) => (req) => {
  * - a Connect GET whose message does not decode gets `invalid_argument`
  *   (400): connect-node answers it `internal` (500), but it is the client's
  *   fault (a POST's is answered so by the lean path, lean-connect.ts);
- * - a body that does not inflate is `invalid_argument` too (compression.ts).
+ * - a body that does not inflate is `invalid_argument` too (compression.ts),
+ *   and so is a stream's request message that does not decode.
  */
 export function createConnectHandler(options: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
   // Compression as connectNodeAdapter accepts it by default (a body that does not inflate: the client's fault).
-  const router = createConnectRouter({ interceptors: [markIntercepted, ...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: ACCEPT_COMPRESSION });
+  const router = createConnectRouter({ interceptors: [markIntercepted, undecodableIsInvalid, ...options.interceptors], readMaxBytes: options.maxRequestBytes, acceptCompression: ACCEPT_COMPRESSION });
   options.routes(router);
   const handlers = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) handlers.set(handler.requestPath, handler);
