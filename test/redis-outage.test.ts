@@ -83,6 +83,16 @@ describe("Redis outages", () => {
     expect((await client.reserve({ userId: "after-restart" })).status).toBeGreaterThan(0);
   });
 
+  it("a process too busy to read Redis's answer before the command timeout passes still takes the answer (no UNAVAILABLE with Redis idle)", async () => {
+    await client.reserve({ userId: "busy" });
+    // The script goes out, then this process is busy past the timeout: the answer waits in the socket while the timer is due.
+    const status = env.svc.store.status("default", "busy");
+    await new Promise((resolve) => setImmediate(resolve));
+    const busyUntil = Date.now() + COMMAND_TIMEOUT_MS + 300;
+    while (Date.now() < busyUntil);
+    expect((await status).status).toBe(1);
+  });
+
   it("hung Redis (SIGSTOP): Unavailable within the command timeout, then recovery on SIGCONT", async () => {
     await client.reserve({ userId: "before" });
     env.redis.pause();

@@ -173,6 +173,18 @@ describe("WatchStatus", () => {
     }
   });
 
+  it.skipIf(ON_CLUSTER)("a process too busy to read Redis's answer before its timeout passes still takes the event's subscription (no UNAVAILABLE for a burst of new watches)", async () => {
+    const { eventId } = await setup(1, ["a"]);
+    // The subscription goes out, then this process is busy past the timeout (1 s here): the
+    // answer waits in the socket while the timer is already due.
+    const watching = env.svc.hub.watch(eventId, "a", () => undefined);
+    const busyUntil = Date.now() + 1_300;
+    while (Date.now() < busyUntil);
+    const stop = await watching;
+    expect(env.svc.hub.watcherCount()).toBe(1);
+    stop();
+  });
+
   it("a watch that opens while changes are held reads the event's settings anew (a pause made meanwhile)", async () => {
     const { eventId, tickets } = await setup(1, ["seated", "a", "b", "c"]);
     const abort = new AbortController();

@@ -375,7 +375,10 @@ function usersOnly(ops: ChangeOp[]): Set<string> | undefined {
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RedisUnavailableError("redis is unavailable", { cause: new Error(`no answer within ${ms} ms`) })), ms);
+    // A timer that fires late (this process was busy: a burst of new watches) first lets the
+    // I/O that waited behind it run (setImmediate comes after it): the answer may be there.
+    const fail = (): void => reject(new RedisUnavailableError("redis is unavailable", { cause: new Error(`no answer within ${ms} ms`) }));
+    const timer = setTimeout(() => setImmediate(fail), ms);
     promise.then(
       (value) => {
         clearTimeout(timer);
