@@ -47,7 +47,7 @@ interface Watched {
 /** A message from the event's channel: a change as the scripts publish it, or anything else (its watchers re-read). */
 type Received = { v: number; ops: ChangeOp[] } | "unreadable";
 
-/** Held messages are told early at this many: half what a watcher keeps of its unread changes (MAX_INBOX). */
+/** Held messages are told early at this many: half what a read watcher keeps of its unread changes (MAX_INBOX). */
 const MAX_HELD = 128;
 
 
@@ -231,8 +231,8 @@ export class ChangeHub {
     }
     if (watched.held) {
       watched.held.push(received);
-      // Told early rather than past what a watcher keeps of its unread changes (its inbox: 256), where it would re-read Redis instead.
-      if (watched.held.length === MAX_HELD) this.tellSoon(eventId, watched);
+      // Told now rather than past what a read watcher keeps of its unread changes (its inbox: 256), where it would re-read Redis instead.
+      if (watched.held.length >= MAX_HELD) this.tellHeld(eventId, watched);
       return;
     }
     if (this.tell(eventId, watched, received) && this.tellEveryMs > 0) this.hold(eventId, watched);
@@ -245,32 +245,13 @@ export class ChangeHub {
     watched.holdTimer.unref();
   }
 
-  /**
-   * Tells what the event holds on the next turn of the event loop, not now: one
-   * read from the subscriber's socket can bring hundreds of messages, handled
-   * in one go, and the watchers apply what they were told only after it.
-   */
-  private tellSoon(eventId: string, watched: Watched): void {
-    clearTimeout(watched.holdTimer);
-    watched.holdTimer = setTimeout(() => this.tellHeld(eventId, watched), 0);
-    watched.holdTimer.unref();
-  }
-
-  /**
-   * Tells what the event held, in order, at most MAX_HELD at a time (the rest
-   * soon, once the watchers have applied these), and holds again if one of the
-   * last ones went to everyone.
-   */
+  /** Tells what the event held, in order, and holds again if one of them went to everyone. */
   private tellHeld(eventId: string, watched: Watched): void {
     const held = this.release(watched);
     if (this.events.get(eventId) !== watched) return;
-    const rest = held.splice(MAX_HELD);
     let everyone = false;
     for (const received of held) everyone = this.tell(eventId, watched, received) || everyone;
-    if (rest.length > 0) {
-      watched.held = rest;
-      this.tellSoon(eventId, watched);
-    } else if (everyone) this.hold(eventId, watched);
+    if (everyone) this.hold(eventId, watched);
   }
 
   /** Ends the hold: what it held, in order. */

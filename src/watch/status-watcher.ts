@@ -23,6 +23,14 @@ export interface StatusUpdate {
 
 /** Changes kept for a watcher that is not read; past it they collapse into one re-read. */
 const MAX_INBOX = 256;
+/**
+ * The same for a pushed watcher. Its drain never waits on its client (the writer
+ * drops one that leaves too much unread), only on Redis now and then, so its
+ * inbox fills only for that long, or within one read of the hub's socket, which
+ * can bring hundreds of changes handled in one go (a storm): kept, not collapsed
+ * into a status read per watcher. Each is a reference to the hub's one message.
+ */
+const MAX_PUSHED_INBOX = 4096;
 
 /** Warn this long (at most) before a hold runs out. */
 const HOLD_WARNING_MS = 30_000;
@@ -189,7 +197,7 @@ export class StatusWatch implements PushStream<StatusUpdate> {
 
   private readonly deliver = (message: InboxMessage): void => {
     if (this.closed) return;
-    if (this.inbox.length >= MAX_INBOX) {
+    if (this.inbox.length >= (this.sink ? MAX_PUSHED_INBOX : MAX_INBOX)) {
       // Not read for a while (a client that does not read its stream): keep no
       // change at all, only a note to re-read Redis once it is read again.
       const kept = this.inbox.filter((m) => m.kind !== "change" && m.kind !== "resync");
