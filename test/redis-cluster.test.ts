@@ -136,6 +136,34 @@ describe("on a Redis Cluster", () => {
     expect(await Promise.all(calls)).toHaveLength(5);
   });
 
+  it("a hung master (SIGSTOP) fails its events' calls UNAVAILABLE within the command timeout, and they are served again once it resumes", async () => {
+    const own = await startTestService("", { clusterNodes: cluster.nodes, commandTimeoutMs: 400, capacity: 2 });
+    try {
+      const ownClient = createClient(TicketQueueService, createGrpcTransport({ baseUrl: own.baseUrl }));
+      const eventId = "hung-master";
+      await ownClient.createEvent({ eventId, capacity: 2 }, admin);
+      const port = await ownerOf(eventId, own);
+      // Shorter than the cluster's node timeout (2 s): no failover, the master only hangs.
+      cluster.kill(port, "SIGSTOP");
+      let took: number;
+      let code: Code | undefined;
+      try {
+        const started = Date.now();
+        code = await ownClient.getStatus({ eventId, userId: "x" }).then(() => undefined, (err: unknown) => ConnectError.from(err).code);
+        took = Date.now() - started;
+      } finally {
+        cluster.kill(port, "SIGCONT");
+      }
+      expect(code).toBe(Code.Unavailable);
+      expect(took).toBeLessThan(1_500);
+      let served = false;
+      for (let i = 0; i < 50 && !served; i++) served = await ownClient.getStatus({ eventId, userId: "x" }).then(() => true, () => false);
+      expect(served).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+
   it("keeps serving after a master is killed and its replica takes over, and its watchers keep hearing changes", async () => {
     const eventId = EVENTS[0] ?? "";
     // A watcher behind "d" (seats b and c, d waiting, from the first test).

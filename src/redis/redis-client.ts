@@ -53,7 +53,9 @@ export function createRedisClient(options: RedisClientOptions): Redis {
         shardedSubscribers: options.shardedSubscribers ?? false,
       },
     );
-    timeCommands(cluster, options.commandTimeoutMs);
+    // Each master's and replica's connection, as the cluster makes it: what the cluster routes
+    // there and what goes to a node directly (durability's WAIT, CONFIG GET) alike.
+    cluster.on("+node", (node: Redis) => timeCommands(node, options.commandTimeoutMs));
     return cluster as unknown as Redis;
   }
   const redis = new Redis(options.url, {
@@ -66,7 +68,7 @@ export function createRedisClient(options: RedisClientOptions): Redis {
   return redis;
 }
 
-/** Commands already timed (a Cluster sends a redirected command again, a client one unanswered at a reconnect). */
+/** Commands already timed (a cluster sends a redirected one to another node; a client, one unanswered at a reconnect again). */
 const timed = new WeakSet<Command>();
 
 /**
@@ -77,7 +79,7 @@ const timed = new WeakSet<Command>();
  * in the socket: a burst of 2,000 watches failed a tenth of them UNAVAILABLE
  * with Redis idle.
  */
-function timeCommands(client: Redis | Cluster, ms: number): void {
+function timeCommands(client: Redis, ms: number): void {
   const send = client.sendCommand.bind(client) as (command: Command, ...rest: unknown[]) => unknown;
   client.sendCommand = ((command: Command, ...rest: unknown[]) => {
     if (!timed.has(command)) {

@@ -15,8 +15,8 @@ export interface TestCluster {
    * refuses to fail over at all.
    */
   replicasInSync(): Promise<void>;
-  /** Kills (SIGKILL) the node on `port`. */
-  kill(port: number): void;
+  /** Kills (SIGKILL) the node on `port`, or sends it another signal (SIGSTOP: hung). */
+  kill(port: number, signal?: NodeJS.Signals): void;
   dispose(): Promise<void>;
 }
 
@@ -69,8 +69,8 @@ export async function startTestCluster(extraArgs: string[] = []): Promise<TestCl
   return {
     nodes: ports.map((p) => `127.0.0.1:${p}`),
     replicasInSync: () => replicasInSync(ports.filter((p) => children.get(p)?.exitCode === null && children.get(p)?.signalCode === null)),
-    kill(port) {
-      children.get(port)?.kill("SIGKILL");
+    kill(port, signal = "SIGKILL") {
+      children.get(port)?.kill(signal);
     },
     async dispose() {
       await Promise.all(
