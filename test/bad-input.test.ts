@@ -143,6 +143,14 @@ describe("RPC transports", () => {
     expect(streamGet.status).toBe(405);
   });
 
+  it("a Connect stream's request message flagged compressed with no compression named is InvalidArgument, not Internal (logged as a server fault)", async () => {
+    const envelope = Buffer.from([1, 0, 0, 0, 1, 0]);
+    const res = await fetch(`${env.svc.baseUrl}/ticketqueue.v1.TicketQueueService/WatchStatus`, { method: "POST", headers: { "content-type": "application/connect+proto" }, body: envelope });
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(body[0]).toBe(2);
+    expect(JSON.parse(body.subarray(5).toString())).toMatchObject({ error: { code: "invalid_argument" } });
+  });
+
   it.each([
     ["a truncated field", [0x0a, 0xff]],
     ["an illegal wire type", [0x57]],

@@ -33,13 +33,17 @@ const markIntercepted: Interceptor = (next) => (req) => {
 };
 
 /**
- * A stream's request message that does not decode (binary) is the client's
- * fault: `invalid_argument`, as the lean paths answer it. connect-node answers
- * it `internal`, its code for a client that cannot parse a server's answer.
+ * A stream's request message that does not decode (binary), or is flagged
+ * compressed with no compression named, is the client's fault:
+ * `invalid_argument`, as the lean paths answer an undecodable one. connect-node
+ * answers both `internal`, its code for a client that cannot read a server's
+ * answer, which the error interceptor logs as a server fault (a stack trace per
+ * request: any client could flood the log).
  */
 const undecodableIsInvalid: Interceptor = (next) => (req) => (req.stream ? next({ ...req, message: decodedOrInvalid(req.message, req.method.input.typeName) }) : next(req));
 
 const PARSE_BINARY = "parse binary: ";
+const COMPRESSED_UNNAMED = "received compressed envelope, but do not know how to decompress";
 
 async function* decodedOrInvalid<T>(messages: AsyncIterable<T>, typeName: string): AsyncGenerator<T> {
   try {
@@ -47,6 +51,9 @@ async function* decodedOrInvalid<T>(messages: AsyncIterable<T>, typeName: string
   } catch (err: unknown) {
     if (err instanceof ConnectError && err.code === Code.Internal && err.rawMessage.startsWith(PARSE_BINARY)) {
       throw new ConnectError(`cannot decode ${typeName}: ${err.rawMessage.slice(PARSE_BINARY.length)}`, Code.InvalidArgument);
+    }
+    if (err instanceof ConnectError && err.code === Code.Internal && err.rawMessage === COMPRESSED_UNNAMED) {
+      throw new ConnectError("a message is flagged compressed but the request names no compression", Code.InvalidArgument);
     }
     throw err;
   }
