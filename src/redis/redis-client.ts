@@ -1,4 +1,5 @@
 import { Cluster, Redis, type Command } from "ioredis";
+import { lateTimeout } from "./late-timeout.js";
 
 export interface RedisClientOptions {
   url: string;
@@ -71,20 +72,13 @@ export function createRedisClient(options: RedisClientOptions): Redis {
 /** Commands already timed (a cluster sends a redirected one to another node; a client, one unanswered at a reconnect again). */
 const timed = new WeakSet<Command>();
 
-/**
- * Fails every command not answered within `ms`, as ioredis's `commandTimeout`
- * does, but a timer that fires late (this process was busy: a burst of calls)
- * first lets the I/O that waited behind it run (setImmediate comes after it),
- * the answer maybe among it. ioredis's own timer failed answers that were already
- * in the socket: a burst of 2,000 watches failed a tenth of them UNAVAILABLE
- * with Redis idle.
- */
+/** Fails every command not answered within `ms`, as ioredis's `commandTimeout` does, but on a lateTimeout. */
 function timeCommands(client: Redis, ms: number): void {
   const send = client.sendCommand.bind(client) as (command: Command, ...rest: unknown[]) => unknown;
   client.sendCommand = ((command: Command, ...rest: unknown[]) => {
     if (!timed.has(command)) {
       timed.add(command);
-      const timer = setTimeout(() => setImmediate(timeOut, command), ms);
+      const timer = lateTimeout(() => timeOut(command), ms);
       const done = (): void => clearTimeout(timer);
       command.promise.then(done, done);
     }

@@ -49,12 +49,9 @@ async function* decodedOrInvalid<T>(messages: AsyncIterable<T>, typeName: string
   try {
     yield* messages;
   } catch (err: unknown) {
-    if (err instanceof ConnectError && err.code === Code.Internal && err.rawMessage.startsWith(PARSE_BINARY)) {
-      throw new ConnectError(`cannot decode ${typeName}: ${err.rawMessage.slice(PARSE_BINARY.length)}`, Code.InvalidArgument);
-    }
-    if (err instanceof ConnectError && err.code === Code.Internal && err.rawMessage === COMPRESSED_UNNAMED) {
-      throw new ConnectError("a message is flagged compressed but the request names no compression", Code.InvalidArgument);
-    }
+    if (!(err instanceof ConnectError) || err.code !== Code.Internal) throw err;
+    if (err.rawMessage.startsWith(PARSE_BINARY)) throw new ConnectError(`cannot decode ${typeName}: ${err.rawMessage.slice(PARSE_BINARY.length)}`, Code.InvalidArgument);
+    if (err.rawMessage === COMPRESSED_UNNAMED) throw new ConnectError("a message is flagged compressed but the request names no compression", Code.InvalidArgument);
     throw err;
   }
 }

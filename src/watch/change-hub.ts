@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createRedisClient, type RedisClientOptions } from "../redis/redis-client.js";
 import { callRedis, RedisUnavailableError } from "../redis/redis-errors.js";
+import { lateTimeout } from "../redis/late-timeout.js";
 import type { EventInfo, QueueStore } from "../queue/queue-store.js";
 import { ChangeOpCode } from "../queue/script-codes.js";
 import { Presence } from "./presence.js";
@@ -356,10 +357,7 @@ function usersOnly(ops: ChangeOp[]): Set<string> | undefined {
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    // A timer that fires late (this process was busy: a burst of new watches) first lets the
-    // I/O that waited behind it run (setImmediate comes after it): the answer may be there.
-    const fail = (): void => reject(new RedisUnavailableError("redis is unavailable", { cause: new Error(`no answer within ${ms} ms`) }));
-    const timer = setTimeout(() => setImmediate(fail), ms);
+    const timer = lateTimeout(() => reject(new RedisUnavailableError("redis is unavailable", { cause: new Error(`no answer within ${ms} ms`) })), ms);
     promise.then(
       (value) => {
         clearTimeout(timer);
